@@ -1,0 +1,27 @@
+# kl-bench: `make bench` and `make test` are all a newcomer needs; both create .venv on demand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+CONFIG ?= default
+
+.PHONY: bench test bench-quick ci-bench bench-pytest report clean-venv
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kl-bench needs Python >= 3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+bench: $(INSTALLED)
+	$(PY) -m bench run --config $(CONFIG)
+
+bench-quick: $(INSTALLED)
+	$(PY) -m bench run --quick
+
+test: $(INSTALLED)
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

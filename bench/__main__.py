@@ -1,0 +1,32 @@
+"""``python -m bench <verb> ...``: dispatch to ``bench.commands.<verb>``."""
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from bench.commands import VERBS
+from bench.errors import UsageError
+
+
+def _parser(verbs: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="kl-bench: the cost of each KL-loss recipe")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    for verb, module in verbs.items():
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        module.add_arguments(sub.add_parser(verb, help=summary, description=module.__doc__))
+    return parser
+
+
+def main(argv=None) -> int:
+    verbs = {verb: importlib.import_module(f"bench.commands.{verb}") for verb in VERBS
+             if importlib.util.find_spec(f"bench.commands.{verb}")}
+    args = _parser(verbs).parse_args(argv)
+    try:
+        return verbs[args.verb].run(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

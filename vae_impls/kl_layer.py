@@ -1,0 +1,59 @@
+"""KL loss from a custom encoder layer (post V, ``My_KL_Layer``, solution_type 0).
+
+A layer placed after the ``mu`` and ``log_var`` heads computes the KL term, hands it to Keras
+with ``self.add_loss(kl, inputs=inputs)``, reports it with ``self.add_metric(kl, name="kl")`` and
+returns its inputs unchanged for the sampling layer. The reconstruction term comes from
+``compile(loss="binary_crossentropy")`` and ``fit(x, x)``.
+
+Differences from the post: the sampling is a small ``Sampling`` layer shared by all recipes
+instead of a ``Lambda`` (so the noise can be fixed in tests); ``fact`` is the shared one instead
+of the layer's default argument; the KL uses ``tf`` ops instead of ``keras.backend``.
+
+On Keras 3, ``add_loss`` has no ``inputs=`` argument and ``Layer.add_metric`` is gone, so the
+recipe as written raises. ``build_keras3_port`` drops ``inputs=`` and reports the KL through a
+``keras.metrics.Mean`` tracker owned by the layer.
+"""
+from vae_impls import network
+from vae_impls.common import Built
+from vae_impls.objective import kl_loss
+
+
+def _kl_layer(keras, net, port):
+    class KLLayer(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            if port:
+                self.kl_tracker = keras.metrics.Mean(name="kl")
+
+        def call(self, inputs):
+            mu, log_var = inputs
+            kl = kl_loss(mu, log_var, net.fact)
+            if port:
+                self.add_loss(kl)
+                self.kl_tracker.update_state(kl)
+            else:
+                self.add_loss(kl, inputs=inputs)
+                self.add_metric(kl, name="kl", aggregation="mean")
+            return inputs
+
+    return KLLayer(name="kl_layer")
+
+
+def _build(keras, net, port):
+    images = network.encoder_input(keras, net)
+    mu, log_var = network.encoder_body(keras, net, images)
+    mu, log_var = _kl_layer(keras, net, port)([mu, log_var])
+    z = network.sampling_layer(keras, net)([mu, log_var])
+    decoder = network.decoder_model(keras, net)
+    vae = keras.Model(images, decoder(z), name="vae")
+    vae.compile(loss="binary_crossentropy", metrics=[keras.metrics.BinaryCrossentropy(name="bce")],
+                **network.compile_options(keras, net))
+    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder)
+
+
+def build(keras, net):
+    return _build(keras, net, port=False)
+
+
+def build_keras3_port(keras, net):
+    return _build(keras, net, port=True)

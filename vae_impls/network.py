@@ -1,0 +1,217 @@
+"""The posts' convolutional VAE, defined once for every recipe and both Keras APIs.
+
+``NetworkSpec`` carries every parameter of the posts' ``MyVariationalAutoencoder`` class.
+The builders below create layers with fixed names, so that a weight is called the same in every
+recipe and ``set_seeded_weights`` can give all recipes, under either API, identical initial
+weights drawn with numpy.
+"""
+import hashlib
+from dataclasses import dataclass, fields
+
+import numpy as np
+import tensorflow as tf
+
+SEEDED_VARIABLES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
+ACTIVATIONS = ("leaky_relu", "relu", "selu")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    input_shape: tuple = (28, 28, 1)
+    encoder_filters: tuple = (32, 64, 128)
+    encoder_kernel_sizes: tuple = (3, 3, 3)
+    encoder_strides: tuple = (1, 2, 2)
+    decoder_filters: tuple = (64, 32, 1)
+    decoder_kernel_sizes: tuple = (3, 3, 3)
+    decoder_strides: tuple = (2, 2, 1)
+    z_dim: int = 2
+    activation: str = "leaky_relu"
+    batch_norm: bool = False
+    dropout: bool = False
+    fact: float = 6.5e-4
+    learning_rate: float = 5e-4
+    optimizer: str = "adam"
+    jit_compile: bool = False
+    # Fixed sampling noise (one value per latent dimension) makes a step deterministic for tests.
+    sampling_noise: tuple | None = None
+
+    def __post_init__(self):
+        for name in ("encoder_kernel_sizes", "encoder_strides", "decoder_kernel_sizes", "decoder_strides"):
+            value = getattr(self, name)
+            n_layers = len(self.encoder_filters if name.startswith("encoder") else self.decoder_filters)
+            if isinstance(value, int):
+                object.__setattr__(self, name, (value,) * n_layers)
+            elif len(value) != n_layers:
+                raise ValueError(f"{name} has {len(value)} entries but there are {n_layers} layers")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.z_dim < 1:
+            raise ValueError(f"z_dim must be positive, got {self.z_dim}")
+        if self.decoder_filters[-1] != self.input_shape[-1]:
+            raise ValueError("the last decoder filter count must equal the image channels")
+        if self.sampling_noise is not None and len(self.sampling_noise) != self.z_dim:
+            raise ValueError(f"sampling_noise needs {self.z_dim} values, got {len(self.sampling_noise)}")
+
+    @classmethod
+    def field_names(cls) -> tuple:
+        return tuple(f.name for f in fields(cls))
+
+
+def make_optimizer(keras, net: NetworkSpec):
+    if net.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=net.learning_rate)
+    return keras.optimizers.Adam(learning_rate=net.learning_rate)
+
+
+def compile_options(keras, net: NetworkSpec) -> dict:
+    """Optimizer and XLA switch, identical for every recipe's ``compile()``."""
+    return {"optimizer": make_optimizer(keras, net), "jit_compile": net.jit_compile}
+
+
+def _activation(keras, net, name):
+    if net.activation == "leaky_relu":
+        return keras.layers.LeakyReLU(name=name)
+    if net.activation == "relu":
+        return keras.layers.ReLU(name=name)
+    return keras.layers.Activation("selu", name=name)
+
+
+def _regularize(keras, net, x, prefix, i):
+    """BatchNormalization before the activation, dropout after it, as in the posts."""
+    if net.batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{prefix}_bn_{i}")(x)
+    x = _activation(keras, net, f"{prefix}_act_{i}")(x)
+    if net.dropout:
+        dropout = keras.layers.AlphaDropout if net.activation == "selu" else keras.layers.Dropout
+        x = dropout(0.25, name=f"{prefix}_dropout_{i}")(x)
+    return x
+
+
+def _kernel_initializer(net):
+    # SELU self-normalizes only with LeCun-normal weights.
+    return "lecun_normal" if net.activation == "selu" else "glorot_uniform"
+
+
+def encoder_body(keras, net: NetworkSpec, x):
+    """Conv2D stack, flatten, and the two Dense heads: returns (mu, log_var)."""
+    layers = keras.layers
+    specs = zip(net.encoder_filters, net.encoder_kernel_sizes, net.encoder_strides)
+    for i, (filters, kernel, stride) in enumerate(specs):
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", name=f"encoder_conv_{i}",
+                          kernel_initializer=_kernel_initializer(net))(x)
+        x = _regularize(keras, net, x, "encoder", i)
+    x = layers.Flatten(name="encoder_flatten")(x)
+    mu = layers.Dense(net.z_dim, name="mu")(x)
+    log_var = layers.Dense(net.z_dim, name="log_var")(x)
+    return mu, log_var
+
+
+def shape_before_flattening(net: NetworkSpec) -> tuple:
+    height, width = net.input_shape[:2]
+    for stride in net.encoder_strides:
+        height, width = -(-height // stride), -(-width // stride)
+    return height, width, net.encoder_filters[-1]
+
+
+def decoder_body(keras, net: NetworkSpec, z):
+    """Dense, reshape, Conv2DTranspose stack, sigmoid output."""
+    layers = keras.layers
+    shape = shape_before_flattening(net)
+    x = layers.Dense(int(np.prod(shape)), name="decoder_dense")(z)
+    x = layers.Reshape(shape, name="decoder_reshape")(x)
+    specs = list(zip(net.decoder_filters, net.decoder_kernel_sizes, net.decoder_strides))
+    for i, (filters, kernel, stride) in enumerate(specs):
+        x = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same",
+                                   name=f"decoder_conv_t_{i}", kernel_initializer=_kernel_initializer(net))(x)
+        if i < len(specs) - 1:
+            x = _regularize(keras, net, x, "decoder", i)
+    return layers.Activation("sigmoid", name="decoder_output")(x)
+
+
+def encoder_input(keras, net: NetworkSpec):
+    return keras.Input(shape=net.input_shape, name="encoder_input")
+
+
+def decoder_model(keras, net: NetworkSpec):
+    z = keras.Input(shape=(net.z_dim,), name="decoder_input")
+    return keras.Model(z, decoder_body(keras, net, z), name="decoder")
+
+
+def sampling_layer(keras, net: NetworkSpec):
+    """z = mu + exp(log_var / 2) * epsilon, with epsilon fixed when the spec says so."""
+
+    class Sampling(keras.layers.Layer):
+        def call(self, inputs):
+            mu, log_var = inputs
+            if net.sampling_noise is None:
+                epsilon = tf.random.normal(tf.shape(mu))
+            else:
+                epsilon = tf.broadcast_to(tf.constant(net.sampling_noise, mu.dtype), tf.shape(mu))
+            return mu + tf.exp(log_var / 2) * epsilon
+
+    return Sampling(name="z_sampling")
+
+
+def weight_key(variable) -> str:
+    """``layer/variable`` under both APIs (Keras 2 names end in ``:0``; Keras 3 has ``.path``)."""
+    name = getattr(variable, "path", None) or variable.name
+    return "/".join(name.split(":")[0].split("/")[-2:])
+
+
+def _fans(shape):
+    receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def _seeded_value(key, shape, net, seed):
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([seed, digest])
+    variable = key.split("/")[-1]
+    if variable not in SEEDED_VARIABLES:
+        return None
+    if variable in ("bias", "beta", "moving_mean"):
+        return np.zeros(shape, np.float32)
+    if variable in ("gamma", "moving_variance"):
+        return np.ones(shape, np.float32)
+    fan_in, fan_out = _fans(shape)
+    if net.activation == "selu" and "conv" in key:
+        # Keras' lecun_normal: a normal truncated at 2 sigma, rescaled to keep variance 1/fan_in.
+        values = rng.standard_normal(shape)
+        while (outside := np.abs(values) > 2).any():
+            values[outside] = rng.standard_normal(int(outside.sum()))
+        return (values * np.sqrt(1.0 / fan_in) / 0.87962566103423978).astype(np.float32)
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+def _network_weights(model) -> dict:
+    """Layer weights by key; RNG state variables (Keras 3 dropout, optimizers) are left alone."""
+    weights = {}
+    for variable in model.weights:
+        key = weight_key(variable)
+        if key.split("/")[-1] in SEEDED_VARIABLES:
+            if key in weights and weights[key] is not variable:
+                raise ValueError(f"two weights are called {key!r}; every weighted layer needs a fixed name")
+            weights[key] = variable
+    return weights
+
+
+def seeded_weights(model, net: NetworkSpec, seed: int) -> dict:
+    """Initial weights keyed by ``weight_key``: the same arrays for every recipe and API."""
+    return {key: _seeded_value(key, tuple(v.shape), net, seed) for key, v in _network_weights(model).items()}
+
+
+def get_weights(model) -> dict:
+    return {key: np.array(v.numpy()) for key, v in _network_weights(model).items()}
+
+
+def assign_weights(model, values: dict) -> None:
+    for key, variable in _network_weights(model).items():
+        variable.assign(values[key])
+
+
+def set_seeded_weights(model, net: NetworkSpec, seed: int) -> None:
+    assign_weights(model, seeded_weights(model, net, seed))
