@@ -20,8 +20,15 @@ bench: $(INSTALLED)
 bench-quick: $(INSTALLED)
 	$(PY) -m bench run --quick
 
+# The main suite runs the step benchmarks once under Keras 3; Keras 2 needs its own process.
 test: $(INSTALLED)
 	$(PY) -m pytest
+	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
+
+# Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
+bench-pytest: $(INSTALLED)
+	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras2
+	KLBENCH_API=keras3 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras3
 
 clean-venv:
 	rm -rf $(VENV)

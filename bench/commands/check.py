@@ -1,0 +1,68 @@
+"""CI regression gate: run the ci config and compare each recipe's ratio to plain_ae with a baseline.
+
+Ratios to plain_ae measured in the same run cancel most of the machine's speed, so the committed
+baseline (bench/baseline.json) works across machines. Exit status 1 on any regression, new
+failure, moved final loss or missing baseline entry; 0 otherwise. --update-baseline rewrites
+the baseline from this run (a deliberate step, never taken by CI).
+"""
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench import config as config_module
+from bench import gate, records, runner
+from bench.commands.run import command_line
+from bench.errors import UsageError
+
+BASELINE = Path(__file__).resolve().parent.parent / "baseline.json"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default="ci", metavar="FILE", help="config to run (default: ci)")
+    parser.add_argument("--baseline", type=Path, default=BASELINE, metavar="FILE",
+                        help="baseline JSON (default: bench/baseline.json)")
+    parser.add_argument("--tolerance", type=float, default=gate.DEFAULT_TOLERANCE,
+                        help="allowed ratio increase before a regression (default: %(default)s)")
+    parser.add_argument("--results", type=Path, metavar="FOLDER",
+                        help="judge an existing results folder instead of running the config")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run")
+
+
+def _load_baseline(path: Path) -> dict:
+    try:
+        return gate.check_baseline(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except FileNotFoundError:
+        raise UsageError(f"no baseline at {path}; write one with: python -m bench check --update-baseline") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path} is not valid JSON ({error})") from None
+
+
+def _measure(args) -> Path:
+    if args.results:
+        return args.results
+    config = config_module.load(args.config)
+    folder, runs = runner.create(config, args.results_dir, command_line())
+    status = runner.execute(folder, config, runs, set(), sys.stdout)
+    if status:
+        raise SystemExit(status)
+    return folder
+
+
+def run(args) -> int:
+    baseline = None if args.update_baseline else _load_baseline(args.baseline)
+    folder = _measure(args)
+    runs = pd.read_csv(folder / records.RUNS_CSV)
+    if args.update_baseline:
+        env = records.read_json(folder / records.ENV_JSON)
+        records.write_json(args.baseline, gate.make_baseline(runs, env))
+        print(f"baseline written: {args.baseline}")
+        return 0
+    decisions = gate.compare(runs, baseline, args.tolerance)
+    print(f"\ngate: {folder} against {args.baseline} (tolerance {args.tolerance:.0%})\n")
+    print(gate.format_table(decisions))
+    failed = [d for d in decisions if not d.passed]
+    print(f"\n{len(failed)} of {len(decisions)} recipe x API checks failed" if failed else "\ngate passed")
+    return 1 if failed else 0

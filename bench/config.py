@@ -1,0 +1,289 @@
+"""The settings profile of a benchmark: one TOML file, validated before anything runs.
+
+A config has a top-level ``name`` and four tables. ``[device]`` and ``[training]`` and
+``[network]`` are the settings every run of a benchmark shares (their hash is the
+``settings_hash``); ``[matrix]`` says which recipes, APIs and how many repeats run.
+Every problem is a ``UsageError`` with one line that names the key and what is valid.
+
+Importing this module does not import TensorFlow: the manager process never does.
+``[network]`` keys are the ``vae_impls.network.NetworkSpec`` field names; their types are
+checked here, and the preflight subprocess (``bench.environment``) constructs the spec itself,
+because ``vae_impls.network`` imports TensorFlow.
+"""
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import datasets, plan
+from bench.errors import UsageError
+from vae_impls import registry
+from vae_impls.keras_api import APIS
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+DEVICES = ("auto", "cpu", "gpu")
+XLA_MODES = ("off", "autojit", "jit_compile")
+PRECISIONS = ("float32", "mixed_float16")
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    device: str = "auto"
+    gpu_memory_limit_mb: int = 0        # 0 = no limit
+    memory_growth: bool = False
+    xla: str = "off"
+    intra_op_threads: int = 0           # 0 = TensorFlow's default
+    inter_op_threads: int = 0
+    precision: str = "float32"
+    deterministic_ops: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    dataset: str = "auto"
+    mnist_path: str = ""                # "" = where Keras caches mnist.npz
+    batch_size: int = 128
+    epochs: int = 4
+    warmup_epochs: int = 1              # timed, but left out of the run's ms/step
+    steps_per_epoch: int = 0            # 0 = full passes over the training set
+    seed: int = 0
+    timeout_seconds: int = 600          # per run, worker start-up included
+
+
+@dataclass(frozen=True)
+class MatrixSettings:
+    recipes: tuple = tuple(registry.RECIPES)
+    apis: tuple = APIS
+    repeats: int = 5
+    # Pairs the registry marks "fails" raise the same error every time, yet each run costs a
+    # worker start-up: by default they run in the first round only.
+    repeat_expected_failures: bool = False
+    save_artifacts: bool = False
+
+
+# NetworkSpec fields a config may not set, and why.
+NETWORK_FIXED = {
+    "input_shape": "it is fixed by the data (28x28x1 digits)",
+    "jit_compile": "it is set by [device] xla = \"jit_compile\"",
+    "sampling_noise": "the benchmark draws the sampling noise from the seed",
+}
+# Tuple fields NetworkSpec also accepts as one int for every layer.
+NETWORK_INT_OR_TUPLE = ("encoder_kernel_sizes", "encoder_strides", "decoder_kernel_sizes", "decoder_strides")
+
+
+def _network_spec_defaults() -> dict:
+    """NetworkSpec's fields and their defaults, read from its source.
+
+    Importing ``vae_impls.network`` imports TensorFlow, which the manager must not do; the
+    defaults give each key's type, and the preflight constructs the real NetworkSpec.
+    """
+    source = Path(importlib.util.find_spec("vae_impls.network").origin).read_text(encoding="utf-8")
+    spec = next(node for node in ast.parse(source).body
+                if isinstance(node, ast.ClassDef) and node.name == "NetworkSpec")
+    return {node.target.id: ast.literal_eval(node.value) for node in spec.body
+            if isinstance(node, ast.AnnAssign) and node.target.id not in NETWORK_FIXED}
+
+
+NETWORK_DEFAULTS = _network_spec_defaults()
+
+CHOICES = {
+    ("device", "device"): DEVICES,
+    ("device", "xla"): XLA_MODES,
+    ("device", "precision"): PRECISIONS,
+    ("training", "dataset"): datasets.SOURCES,
+}
+POSITIVE = {("training", "batch_size"), ("training", "epochs"), ("training", "timeout_seconds"),
+            ("matrix", "repeats"), ("network", "z_dim"), ("network", "learning_rate")}
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    device: DeviceSettings = DeviceSettings()
+    training: TrainingSettings = TrainingSettings()
+    network: dict = field(default_factory=lambda: dict(NETWORK_DEFAULTS))  # NetworkSpec keyword arguments
+    matrix: MatrixSettings = MatrixSettings()
+
+    def to_dict(self) -> dict:
+        """JSON-ready: what env.json and plan.json store, and what ``from_dict`` reads back."""
+        return {"name": self.name, "device": dataclasses.asdict(self.device),
+                "training": dataclasses.asdict(self.training), "network": _jsonable(self.network),
+                "matrix": _jsonable(dataclasses.asdict(self.matrix))}
+
+    @property
+    def settings_hash(self) -> str:
+        """Hash of everything a run measures under; a benchmark's runs all share it."""
+        settings = {key: value for key, value in self.to_dict().items() if key in ("device", "training", "network")}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+TABLES = {"device": DeviceSettings, "training": TrainingSettings, "matrix": MatrixSettings}
+
+
+def available_names() -> list:
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A path to a TOML file, or the stem of a file in bench/configs."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    builtin = CONFIG_DIR / f"{name_or_path}.toml"
+    if builtin.is_file():
+        return builtin
+    raise UsageError(f"no config {name_or_path!r}: not a file, and not one of {', '.join(available_names())}")
+
+
+def load(name_or_path: str) -> Config:
+    path = resolve(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"cannot read config {path}: {' '.join(str(error).split())}") from None
+    return from_dict(data, default_name=path.stem)
+
+
+def from_dict(data: dict, default_name: str = "custom") -> Config:
+    unknown = sorted(set(data) - {"name", "network", *TABLES})
+    if unknown:
+        raise UsageError(f"unknown config entry {unknown[0]!r}; valid: name and the tables "
+                         f"[{'], ['.join(('device', 'training', 'network', 'matrix'))}]")
+    tables = {key: data.get(key, {}) for key in (*TABLES, "network")}
+    for key, table in tables.items():
+        if not isinstance(table, dict):
+            raise UsageError(f"config entry {key!r} must be a table [{key}], got {_type_name(table)}")
+    config = Config(
+        name=_name(data.get("name", default_name)),
+        device=_settings("device", tables["device"]),
+        training=_settings("training", tables["training"]),
+        network=_network(tables["network"]),
+        matrix=_settings("matrix", tables["matrix"]),
+    )
+    _check_consistency(config)
+    return config
+
+
+def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Config:
+    """The command line's --recipes/--apis/--repeats on top of a loaded config."""
+    changes = {key: value for key, value in (("recipes", recipes), ("apis", apis), ("repeats", repeats))
+               if value is not None}
+    if not changes:
+        return config
+    matrix = _settings("matrix", {**_jsonable(dataclasses.asdict(config.matrix)), **changes})
+    updated = dataclasses.replace(config, matrix=matrix)
+    _check_consistency(updated)
+    return updated
+
+
+def _name(name) -> str:
+    # The name becomes part of the results folder's name.
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"config name {name!r} must be letters, digits, '_', '.' or '-'")
+    return name
+
+
+def _settings(table: str, values: dict):
+    cls = TABLES[table]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise UsageError(f"unknown key {unknown[0]!r} in [{table}]; valid keys: {', '.join(defaults)}")
+    checked = {key: _checked(table, key, value, defaults[key]) for key, value in values.items()}
+    return cls(**checked)
+
+
+def _checked(table: str, key: str, value, default):
+    """``value`` converted to the type of ``default``, or a UsageError naming ``[table] key``."""
+    where = f"[{table}] {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UsageError(f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        if not _is_number(value, integer=isinstance(default, int)):
+            kind = "an integer" if isinstance(default, int) else "a number"
+            raise UsageError(f"{where} must be {kind}, got {_type_name(value)} {value!r}")
+        value = type(default)(value)
+        if (table, key) in POSITIVE and value <= 0:
+            raise UsageError(f"{where} must be positive, got {value}")
+        if value < 0:
+            raise UsageError(f"{where} must not be negative, got {value}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise UsageError(f"{where} must be a string, got {_type_name(value)} {value!r}")
+        choices = CHOICES.get((table, key))
+        if choices and value not in choices:
+            raise UsageError(f"{where} = {value!r} is not valid; choose one of {', '.join(choices)}")
+    elif isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or not value:
+            raise UsageError(f"{where} must be a non-empty list of strings, got {value!r}")
+        value = tuple(dict.fromkeys(value))  # repeated names would run twice per round
+    return value
+
+
+def _network(values: dict) -> dict:
+    checked = {}
+    for key, value in values.items():
+        if key in NETWORK_FIXED:
+            raise UsageError(f"[network] {key} cannot be set: {NETWORK_FIXED[key]}")
+        if key not in NETWORK_DEFAULTS:
+            raise UsageError(f"unknown key {key!r} in [network]; valid keys: {', '.join(NETWORK_DEFAULTS)}")
+        default = NETWORK_DEFAULTS[key]
+        if isinstance(default, tuple):
+            checked[key] = _layer_sizes(key, value)
+        else:
+            checked[key] = _checked("network", key, value, default)
+    return {**NETWORK_DEFAULTS, **checked}  # complete, so that equal networks hash equally
+
+
+def _layer_sizes(key: str, value):
+    single = key in NETWORK_INT_OR_TUPLE and _is_number(value, integer=True)
+    items = [value] if single else value
+    if not isinstance(items, list) or not items or not all(_is_number(item, integer=True) for item in items):
+        kind = "a list of integers or one integer" if key in NETWORK_INT_OR_TUPLE else "a list of integers"
+        raise UsageError(f"[network] {key} must be {kind}, got {value!r}")
+    if any(item <= 0 for item in items):
+        raise UsageError(f"[network] {key} must be positive sizes, got {value!r}")
+    return value if single else tuple(items)
+
+
+def _check_consistency(config: Config) -> None:
+    training, matrix = config.training, config.matrix
+    if training.warmup_epochs >= training.epochs:
+        raise UsageError(f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
+                         f"({training.epochs}): at least one epoch has to be timed")
+    known = plan.known_recipes()
+    for recipe in matrix.recipes:
+        if recipe not in known:
+            raise UsageError(f"unknown recipe {recipe!r} in [matrix] recipes; valid recipes: {', '.join(known)}")
+    for api in matrix.apis:
+        if api not in APIS:
+            raise UsageError(f"unknown API {api!r} in [matrix] apis; valid APIs: {', '.join(APIS)}")
+    if not plan.combinations(matrix.recipes, matrix.apis):
+        raise UsageError(f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: nothing to run")
+    z_dim = config.network["z_dim"]
+    if matrix.save_artifacts and z_dim != 2:
+        raise UsageError(f"[matrix] save_artifacts needs [network] z_dim = 2 (the pictures are of a 2-D latent "
+                         f"space), got z_dim = {z_dim}")
+
+
+def _is_number(value, integer: bool) -> bool:
+    # TOML booleans are Python bools, which are ints: ``true`` is not a batch size.
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (not integer and isinstance(value, float))
+
+
+def _type_name(value) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+def _jsonable(values: dict) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}

@@ -1,0 +1,140 @@
+"""What a benchmark ran on, for env.json, and the preflight that checks a config against TensorFlow.
+
+The manager process never imports TensorFlow (it would take seconds and memory away from the
+runs it times). It reads package versions from their installed metadata; everything that needs
+TensorFlow itself (its version, the GPUs, CUDA/cuDNN) comes from one preflight subprocess,
+``python -m bench.environment REQUEST.json ANSWER.json``, which also constructs the config's
+``NetworkSpec`` so that a bad [network] table is rejected before anything runs.
+"""
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.errors import UsageError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PREFLIGHT_TIMEOUT_SECONDS = 300
+
+
+def machine_facts(config, command: str) -> dict:
+    """env.json without the TensorFlow facts: no TensorFlow import needed."""
+    return {"python": platform.python_version(), "tensorflow": _version("tensorflow"),
+            "keras": _version("keras"), "tf_keras": _version("tf_keras"), "numpy": _version("numpy"),
+            "cpu": {"model": _cpu_model(), "cores": os.cpu_count()}, "gpu": None,
+            "git": _git_state(), "config": config.to_dict(), "command": command}
+
+
+def _version(package: str):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model():
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+
+
+def _git_state() -> dict:
+    def git(*args):
+        try:
+            done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("--no-optional-locks", "status", "--porcelain")  # never rewrites the index
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def preflight(config) -> dict:
+    """TensorFlow's facts for env.json; a UsageError when the config cannot run on this machine."""
+    with tempfile.TemporaryDirectory(prefix="klbench-preflight-") as scratch:
+        request, answer = Path(scratch, "request.json"), Path(scratch, "answer.json")
+        request.write_text(json.dumps({"network": config.to_dict()["network"]}), encoding="utf-8")
+        try:
+            done = subprocess.run([sys.executable, "-m", "bench.environment", str(request), str(answer)],
+                                  env=worker_environment(), capture_output=True, text=True,
+                                  timeout=PREFLIGHT_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise UsageError(f"the TensorFlow preflight took over {PREFLIGHT_TIMEOUT_SECONDS} s") from None
+        if not answer.is_file():
+            why = last_line(done.stderr) or f"exit status {done.returncode}"
+            raise UsageError(f"the TensorFlow preflight failed: {why}")
+        facts = json.loads(answer.read_text(encoding="utf-8"))
+    problem = facts.pop("network_problem")
+    if problem:
+        raise UsageError(f"[network] is not a valid NetworkSpec: {problem}")
+    if config.device.device == "gpu" and not facts["gpu"]:
+        raise UsageError("[device] device = \"gpu\" but TensorFlow sees no GPU on this machine; "
+                         "use \"auto\" or \"cpu\"")
+    return facts
+
+
+def worker_environment() -> dict:
+    """The environment of a subprocess: this project importable wherever it is started from."""
+    paths = [str(PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# --- inside the preflight subprocess --------------------------------------------------------
+
+def tensorflow_facts(tf) -> dict:
+    return {"tensorflow": tf.__version__, "gpu": _gpu_facts(tf)}
+
+
+def _gpu_facts(tf):
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    build = tf.sysconfig.get_build_info()
+    return {"count": len(gpus),
+            "names": [tf.config.experimental.get_device_details(gpu).get("device_name") for gpu in gpus],
+            **_nvidia_smi(), "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version")}
+
+
+def _nvidia_smi() -> dict:
+    """Memory and driver version, which TensorFlow does not report."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=memory.total,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {"memory": None, "driver": None}
+    rows = [line.split(", ") for line in done.stdout.strip().splitlines() if done.returncode == 0]
+    return {"memory": [row[0] for row in rows] or None, "driver": rows[0][1] if rows else None}
+
+
+def _preflight_main(request_path: str, answer_path: str) -> int:
+    import tensorflow as tf
+    from vae_impls import network
+
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in request["network"].items()}
+    try:
+        network.NetworkSpec(**values)
+        problem = None
+    except (TypeError, ValueError) as error:
+        problem = str(error)
+    answer = {**tensorflow_facts(tf), "network_problem": problem}
+    Path(answer_path).write_text(json.dumps(answer), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    from bench.worker import exit_now
+
+    exit_now(_preflight_main(*sys.argv[1:]))

@@ -1,0 +1,162 @@
+"""The CI regression gate's decisions: a run's ratios to plain_ae against a committed baseline.
+
+A ratio to the floor measured within one run cancels most of a machine's speed, so baselines
+travel between machines; absolute ms/step is shown for information only. A recipe x API fails
+the gate when the lower bound of its ratio's 95% CI lies above baseline x (1 + tolerance), when
+it fails where the baseline says it works, when its final loss leaves the baseline's band, or
+when the baseline has no entry for it.
+"""
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench import stats
+from bench.errors import UsageError
+
+DEFAULT_TOLERANCE = 0.15
+# Final losses may move by this much relative to the baseline's band before the gate objects.
+LOSS_BAND_TOLERANCE = 0.05
+BASELINE_VERSION = 1
+
+PASS_VERDICTS = ("ok", "faster", "fails as before", "now works")
+
+
+@dataclass(frozen=True)
+class Decision:
+    recipe: str
+    api: str
+    baseline_ratio: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    ms_per_step: float
+    baseline_ms_per_step: float
+    verdict: str
+    why: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict in PASS_VERDICTS
+
+    @property
+    def change(self) -> float:
+        return self.ratio / self.baseline_ratio - 1 if self.baseline_ratio and math.isfinite(self.ratio) else math.nan
+
+
+def _floor_ratios(runs: pd.DataFrame) -> dict:
+    table = stats.ratio_table(runs)
+    floor = table[table["reference"] == "floor"]
+    return {(row.recipe, row.api): row for row in floor.itertuples(index=False)}
+
+
+def _summaries(runs: pd.DataFrame) -> dict:
+    """(recipe, api) -> status ("works"/"fails"), median ms/step and final-loss band of a run."""
+    summaries = {}
+    for (recipe, api), group in runs.groupby(["recipe", "api"], sort=False):
+        ok = group[group["status"] == "ok"]
+        summaries[recipe, api] = {
+            "status": "works" if len(ok) else "fails",
+            "error": "" if len(ok) else str(group["error"].iloc[0]),
+            "ms_per_step": float(ok["ms_per_step"].median()) if len(ok) else math.nan,
+            "final_loss": [float(ok["final_loss"].min()), float(ok["final_loss"].max())] if len(ok) else None,
+            "median_final_loss": float(ok["final_loss"].median()) if len(ok) else math.nan,
+        }
+    return summaries
+
+
+def _json_number(value):
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def make_baseline(runs: pd.DataFrame, env: dict) -> dict:
+    """The baseline file's content from one run of the CI config."""
+    ratios = _floor_ratios(runs)
+    entries = {}
+    for (recipe, api), summary in _summaries(runs).items():
+        ratio = ratios.get((recipe, api))
+        entries[f"{recipe}/{api}"] = {
+            **summary,
+            "ms_per_step": _json_number(summary["ms_per_step"]),
+            "median_final_loss": _json_number(summary["median_final_loss"]),
+            "ratio": None if ratio is None else _json_number(ratio.ratio),
+            "ci": None if ratio is None else [_json_number(ratio.ci_low), _json_number(ratio.ci_high)],
+        }
+    machine = {key: env.get(key) for key in ("python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu")}
+    return {"version": BASELINE_VERSION, "machine": machine, "config": env.get("config", {}).get("name"),
+            "git": env.get("git"), "entries": entries}
+
+
+def check_baseline(baseline: dict, source: str) -> dict:
+    if not isinstance(baseline, dict) or baseline.get("version") != BASELINE_VERSION or "entries" not in baseline:
+        raise UsageError(f"{source} is not a kl-bench baseline (version {BASELINE_VERSION}); "
+                         "write one with: python -m bench check --update-baseline")
+    return baseline
+
+
+def _loss_outside(band, final_loss: float) -> bool:
+    low, high = band
+    margin = LOSS_BAND_TOLERANCE * abs(high)
+    return not (low - margin <= final_loss <= high + margin)
+
+
+def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
+    if entry is None:
+        return "no baseline", "no baseline entry: review, then python -m bench check --update-baseline"
+    if summary["status"] == "fails":
+        if entry["status"] == "fails":
+            return "fails as before", summary["error"]
+        return "new failure", summary["error"]
+    if entry["status"] == "fails":
+        return "now works", "failed in the baseline; update the baseline once reviewed"
+    if ratio is not None and entry["ratio"] is not None and ratio.ci_low > entry["ratio"] * (1 + tolerance):
+        return "regression", f"CI lower bound {ratio.ci_low:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}"
+    if entry.get("final_loss") and math.isfinite(final_loss) and _loss_outside(entry["final_loss"], final_loss):
+        low, high = entry["final_loss"]
+        return "loss moved", f"final loss {final_loss:.4f} outside baseline band [{low:.4f}, {high:.4f}] +-5%"
+    if ratio is not None and entry["ratio"] is not None and ratio.ci_high < entry["ratio"] * (1 - tolerance):
+        return "faster", "CI upper bound below baseline: consider updating the baseline"
+    return "ok", ""
+
+
+def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) -> list:
+    """One ``Decision`` per recipe x API of the run, plus one per baseline entry the run lacks."""
+    if not tolerance > 0:
+        raise UsageError(f"tolerance must be positive, got {tolerance}")
+    entries, ratios, summaries = baseline["entries"], _floor_ratios(runs), _summaries(runs)
+    decisions = []
+    for (recipe, api), summary in summaries.items():
+        entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))
+        verdict, why = _decide(entry, summary, ratio, summary["median_final_loss"], tolerance)
+        decisions.append(Decision(
+            recipe, api, baseline_ratio=(entry or {}).get("ratio") or math.nan,
+            ratio=ratio.ratio if ratio is not None else math.nan,
+            ci_low=ratio.ci_low if ratio is not None else math.nan,
+            ci_high=ratio.ci_high if ratio is not None else math.nan,
+            ms_per_step=summary["ms_per_step"], baseline_ms_per_step=(entry or {}).get("ms_per_step") or math.nan,
+            verdict=verdict, why=why))
+    for key, entry in entries.items():
+        recipe, api = key.split("/")
+        if (recipe, api) not in summaries:
+            decisions.append(Decision(recipe, api, entry.get("ratio") or math.nan, math.nan, math.nan, math.nan,
+                                      math.nan, entry.get("ms_per_step") or math.nan, "not run",
+                                      "in the baseline but not in this run"))
+    return decisions
+
+
+def _number(value, digits=3) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def format_table(decisions: list) -> str:
+    header = ("recipe", "API", "baseline ratio", "current ratio [95% CI]", "change", "ms/step (baseline)", "verdict")
+    rows = [header]
+    for d in decisions:
+        current = f"{_number(d.ratio)} [{_number(d.ci_low)}, {_number(d.ci_high)}]" if math.isfinite(d.ratio) else "-"
+        change = f"{d.change:+.1%}" if math.isfinite(d.change) else "-"
+        ms = f"{_number(d.ms_per_step, 1)} ({_number(d.baseline_ms_per_step, 1)})"
+        verdict = d.verdict + (f": {d.why}" if d.why and not d.passed else "")
+        rows.append((d.recipe, d.api, _number(d.baseline_ratio), current, change, ms, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+                     for row in rows)

@@ -1,0 +1,91 @@
+"""The run plan: which recipe x API x repeat runs, in what order, under which seed.
+
+Rounds are interleaved (repeat 1 of every recipe x API, then repeat 2, ...) and each round's
+order is shuffled by a seeded RNG, so slow drifts of the machine (thermal, other load) spread
+over all recipes instead of piling onto whichever ran last. Pairs the registry marks "fails"
+run in the first round only unless ``[matrix] repeat_expected_failures`` asks for every round.
+The plan is fixed before the first run and stored with the results, which is what makes a
+benchmark resumable.
+
+Recipes come from ``vae_impls.registry``. For tests only, the environment variable
+``KLBENCH_EXTRA_RECIPES`` may name modules (comma-separated) with the registry's interface
+(``RECIPES``, ``status(name, api)``, ``build(name, api, keras, net)``) whose recipes are
+added; it is unset in normal use.
+"""
+import importlib
+import os
+import random
+from dataclasses import dataclass
+
+from bench.errors import UsageError
+from vae_impls import registry
+
+EXTRA_RECIPES_ENV = "KLBENCH_EXTRA_RECIPES"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    recipe: str
+    api: str
+    repeat: int
+    seed: int
+
+
+def _recipe_sources() -> list:
+    names = [name.strip() for name in os.environ.get(EXTRA_RECIPES_ENV, "").split(",") if name.strip()]
+    try:
+        return [registry, *(importlib.import_module(name) for name in names)]
+    except ImportError as error:
+        raise UsageError(f"{EXTRA_RECIPES_ENV}: cannot import {error.name!r}") from None
+
+
+def _source_of(recipe: str):
+    for source in _recipe_sources():
+        if recipe in source.RECIPES:
+            return source
+    raise registry.UnknownRecipe(f"unknown recipe {recipe!r}; valid recipes: {', '.join(known_recipes())}")
+
+
+def known_recipes() -> dict:
+    """Recipe name -> ``registry.Recipe``, the registry's first."""
+    return {name: recipe for source in _recipe_sources() for name, recipe in source.RECIPES.items()}
+
+
+def status(recipe: str, api: str) -> str:
+    return _source_of(recipe).status(recipe, api)
+
+
+def build(recipe: str, api: str, keras, net):
+    return _source_of(recipe).build(recipe, api, keras, net)
+
+
+def combinations(recipes, apis) -> list:
+    """(recipe, API) pairs to run: those with no variant for an API (n/a) are left out, while
+    those that fail as written stay in, since their failure is a result."""
+    return [(recipe, api) for recipe in recipes for api in apis if status(recipe, api) != registry.NOT_APPLICABLE]
+
+
+def repeat_seed(base_seed: int, repeat: int) -> int:
+    """The seed every recipe of one round shares: same initial weights, data order and noise."""
+    return base_seed * 1000 + repeat
+
+
+def round_order(pairs: list, base_seed: int, repeat: int) -> list:
+    # A string seed makes random.Random reproducible across processes and Python versions.
+    return random.Random(f"round-{base_seed}-{repeat}").sample(pairs, len(pairs))
+
+
+def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> list:
+    """The pairs of one round: after the first, those that fail as written only if asked for."""
+    if repeat == 1 or repeat_expected_failures:
+        return pairs
+    return [(recipe, api) for recipe, api in pairs if status(recipe, api) != registry.FAILS]
+
+
+def make_plan(config) -> list:
+    matrix, seed = config.matrix, config.training.seed
+    pairs = combinations(matrix.recipes, matrix.apis)
+    return [PlannedRun(f"{recipe}-{api}-r{repeat}", recipe, api, repeat, repeat_seed(seed, repeat))
+            for repeat in range(1, matrix.repeats + 1)
+            for recipe, api in round_order(round_pairs(pairs, repeat, matrix.repeat_expected_failures), seed, repeat)]

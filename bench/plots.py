@@ -1,0 +1,211 @@
+"""The report's figures, one PNG each in the results folder; every function returns the path written.
+
+Each figure is meant to be read without the report: title, axis labels with units, legend.
+"""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: the report runs on machines without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from vae_impls import registry  # noqa: E402
+from vae_impls.keras_api import APIS  # noqa: E402
+
+API_MARKERS = {"keras2": "o", "keras3": "s", "keras3-port": "D"}
+API_LINESTYLES = {"keras2": "-", "keras3": "--", "keras3-port": ":"}
+COMPAT_COLOURS = {"works": "#7fc97f", "port": "#80b1d3", "fails": "#f4746b", "n/a": "#d9d9d9", "unknown": "#ffffff"}
+POSTS_BAND = (1.3, 1.5)  # post VII: notebook globals 1.3-1.5x slower
+
+
+def recipe_colour(recipe: str):
+    """The same colour for a recipe in every figure."""
+    names = list(registry.RECIPES)
+    index = names.index(recipe) if recipe in names else len(names)
+    return plt.get_cmap("tab10")(index % 10)
+
+
+def _save(fig, folder, name: str) -> Path:
+    path = Path(folder) / name
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _legend(ax, **options) -> None:
+    if ax.get_legend_handles_labels()[0]:  # a folder without epochs leaves a panel empty
+        ax.legend(**options)
+
+
+def _short(text: str, width: int = 34) -> str:
+    text = str(text).splitlines()[0] if str(text) else ""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def plot_gap(ratios, compat, folder) -> Path:
+    """ms/step of each recipe x API relative to plain_ae, with CIs; recipes that did not run are marked."""
+    floor_ratios = ratios[ratios.reference == "floor"]
+    shown = compat[compat.observed != ""]
+    recipes = list(dict.fromkeys(shown.recipe))
+    apis = list(dict.fromkeys(shown.api))
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(recipes)), 5))
+    ax.axhspan(*POSTS_BAND, color="orange", alpha=0.25, label="posts: 1.3-1.5x (post VII, notebook globals)")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
+    # x in data units, y as a fraction of the axes: markers for missing runs sit at the bottom edge
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    width = 0.8 / max(len(apis), 1)
+    for offset, api in enumerate(apis):
+        x_of = {recipe: i - 0.4 + width * (offset + 0.5) for i, recipe in enumerate(recipes)}
+        rows = floor_ratios[floor_ratios.api == api]
+        errors = np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio])
+        ax.errorbar([x_of[r] for r in rows.recipe], rows.ratio, yerr=errors, fmt=API_MARKERS.get(api, "o"),
+                    capsize=4, label=f"{api} (median ratio, 95% CI)")
+        for row in shown[(shown.api == api) & (shown.observed != "ok")].itertuples():
+            ax.plot(x_of[row.recipe], 0.04, "x", color="red", markersize=8, mew=2, transform=bottom)
+            label = "fails" if row.observed == "failed" else row.observed
+            ax.text(x_of[row.recipe], 0.08, f"{api}: {label}", transform=bottom, ha="center", va="bottom",
+                    rotation=90, fontsize=7, color="red")
+    ax.set_ylim(bottom=min(0.8, ax.get_ylim()[0]))  # room below the floor line for the red markers
+    ax.set_xticks(range(len(recipes)), recipes, rotation=20, ha="right")
+    ax.set_ylabel(f"ms/step relative to {registry.FLOOR} (same API; ports: keras3)")
+    ax.set_title("Cost of each KL recipe: ms/step ratio to the plain autoencoder")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, folder, "gap.png")
+
+
+def _median_over_repeats(epochs, column):
+    """Per recipe x API x epoch: median of ``column`` over repeats, warm-up flag kept."""
+    return epochs.groupby(["recipe", "api", "epoch"], sort=False).agg(
+        value=(column, "median"), warmup=("warmup", "any")).reset_index()
+
+
+def plot_epoch_times(epochs, folder) -> Path:
+    """Seconds per epoch per recipe (median over repeats), one panel per API, warm-up epochs marked."""
+    medians = _median_over_repeats(epochs, "seconds")
+    apis = [api for api in APIS if api in set(medians.api)] or ["(no epochs)"]
+    fig, axes = plt.subplots(1, len(apis), figsize=(5.5 * len(apis), 4.5), sharey=True, squeeze=False)
+    for ax, api in zip(axes[0], apis):
+        panel = medians[medians.api == api]
+        warmup_epochs = panel.epoch[panel.warmup]
+        if len(warmup_epochs):
+            ax.axvspan(warmup_epochs.min() - 0.5, warmup_epochs.max() + 0.5, color="grey", alpha=0.2,
+                       label="warm-up (not timed)")
+        for recipe, curve in panel.groupby("recipe", sort=False):
+            ax.plot(curve.epoch, curve.value, marker="o", color=recipe_colour(recipe), label=recipe)
+        ax.set_title(api)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _legend(ax, fontsize=7)
+    axes[0][0].set_ylabel("seconds per epoch (median over repeats)")
+    fig.suptitle("Epoch times")
+    return _save(fig, folder, "epoch_times.png")
+
+
+def plot_loss_curves(epochs, folder) -> Path:
+    """Total loss, BCE and KL per recipe x API across epochs (median over repeats)."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for ax, column, title in zip(axes, ("loss", "bce", "kl"), ("total loss", "reconstruction (BCE)", "KL")):
+        medians = _median_over_repeats(epochs, column)
+        for (recipe, api), curve in medians.groupby(["recipe", "api"], sort=False):
+            ax.plot(curve.epoch, curve.value, color=recipe_colour(recipe),
+                    linestyle=API_LINESTYLES.get(api, "-"), label=f"{recipe} ({api})")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"{title}, epoch mean (per image)")
+    _legend(axes[0], fontsize=7)
+    fig.suptitle("Training curves (median over repeats; plain_ae has no KL term)")
+    return _save(fig, folder, "loss_curves.png")
+
+
+def plot_compat(compat, folder) -> Path:
+    """Recipe x API matrix: works / fails (with the error) / port / n/a."""
+    recipes = list(dict.fromkeys(compat.recipe))
+    apis = list(dict.fromkeys(compat.api))
+    kinds = list(COMPAT_COLOURS)
+    codes = np.zeros((len(recipes), len(apis)))
+    fig, ax = plt.subplots(figsize=(3.2 * len(apis) + 2.5, 0.6 * len(recipes) + 1.8))
+    for row in compat.itertuples():
+        i, j = recipes.index(row.recipe), apis.index(row.api)
+        codes[i, j] = kinds.index(row.cell) if row.cell in kinds else kinds.index("unknown")
+        text = row.cell + (f"\n{_short(row.error)}" if row.error else "")
+        if row.observed not in ("", "ok", "failed"):
+            text += f"\n({row.observed})"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7)
+    ax.imshow(codes, cmap=ListedColormap(list(COMPAT_COLOURS.values())), vmin=0, vmax=len(kinds) - 1,
+              aspect="auto")
+    ax.set_xticks(range(len(apis)), apis)
+    ax.set_yticks(range(len(recipes)), recipes)
+    ax.set_xlabel("Keras API")
+    ax.legend(handles=[Patch(color=colour, label=kind) for kind, colour in COMPAT_COLOURS.items()
+                       if kind != "unknown"], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title("Which recipe runs on which Keras API (registry, overridden by observed failures)")
+    return _save(fig, folder, "compat.png")
+
+
+def _panels(count: int, size: float):
+    """A figure with ``count`` panels, at most 4 a row; returns (figure, the used axes)."""
+    columns = min(count, 4)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:count]
+
+
+def plot_latent(artifacts, folder):
+    """Latent means of test digits coloured by label, one panel per artifact run; None without artifacts."""
+    if not artifacts:
+        return None
+    fig, axes = _panels(len(artifacts), 4.5)
+    for ax, (label, data) in zip(axes, artifacts):
+        points = ax.scatter(data["latent_mu"][:, 0], data["latent_mu"][:, 1], c=data["latent_labels"],
+                            cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
+        fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("z[0] (latent mean)")
+        ax.set_ylabel("z[1] (latent mean)")
+    fig.suptitle("Latent space of test digits (z_dim = 2)")
+    return _save(fig, folder, "latent.png")
+
+
+def plot_reconstructions(artifacts, folder):
+    """Originals above their reconstructions, per artifact run; None without artifacts."""
+    if not artifacts:
+        return None
+    fig, axes = plt.subplots(2 * len(artifacts), 1, figsize=(10, 1.6 * 2 * len(artifacts)), squeeze=False)
+    for index, (label, data) in enumerate(artifacts):
+        for ax, key in zip(axes[2 * index:2 * index + 2, 0], ("originals", "reconstructions")):
+            ax.imshow(np.hstack(list(data[key][:10])), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{label}: {key}", fontsize=9)
+            ax.axis("off")
+    fig.suptitle("Test digits and their reconstructions")
+    return _save(fig, folder, "reconstructions.png")
+
+
+def _tile(images: np.ndarray) -> np.ndarray:
+    """g*g images in row-major order -> one (g*28, g*28) image, the first row at the top."""
+    side = int(round(np.sqrt(len(images))))
+    rows = [np.hstack(list(images[r * side:(r + 1) * side])) for r in range(side)]
+    return np.vstack(rows)
+
+
+def plot_latent_grid(artifacts, folder):
+    """Digits decoded from a grid of latent points, per artifact run; None without artifacts."""
+    if not artifacts:
+        return None
+    fig, axes = _panels(len(artifacts), 4.5)
+    for ax, (label, data) in zip(axes, artifacts):
+        xmin, xmax, ymin, ymax = data["grid_extent"]
+        ax.imshow(_tile(data["grid_images"]), cmap="gray", extent=(xmin, xmax, ymin, ymax))
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("z[0]")
+        ax.set_ylabel("z[1]")
+    fig.suptitle("Decoder output over a grid of latent points")
+    return _save(fig, folder, "latent_grid.png")

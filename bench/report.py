@@ -1,0 +1,475 @@
+"""The report of one results folder: ``report.md`` and a self-contained ``report.html``.
+
+Both are rendered from one list of blocks, so they always say the same thing:
+``("h1" | "h2" | "p" | "pre", text)``, ``("ul", [text, ...])``, ``("table", DataFrame)`` and
+``("img", caption, path)``. The folder's CSV files are only read, never written.
+"""
+import base64
+import html
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import plots, stats
+from bench.errors import UsageError
+from vae_impls import registry
+
+RUN_TEXT = ("run_id", "recipe", "api", "status", "error", "settings_hash", "dataset", "artifacts")
+RUN_NUMBERS = ("repeat", "ms_per_step", "first_epoch_seconds", "trace_count", "graph_ops", "final_loss",
+               "final_bce", "final_kl", "wall_seconds")
+RUN_REQUIRED = ("run_id", "recipe", "api", "status")
+EPOCH_TEXT = ("run_id", "recipe", "api")
+EPOCH_NUMBERS = ("repeat", "epoch", "seconds", "steps", "ms_per_step", "loss", "bce", "kl")
+ARTIFACT_ARRAYS = ("latent_mu", "latent_labels", "originals", "reconstructions", "grid_images", "grid_extent")
+UNKNOWN = "unknown"
+ALL_FINISHED = "No run failed, timed out, diverged or is missing."
+
+
+@dataclass(frozen=True)
+class Results:
+    folder: Path
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    env: dict
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _read_csv(path: Path, text_columns, number_columns, required=()) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={column: str for column in text_columns})
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise UsageError(f"cannot read {path}: {_first_line(error)}") from None
+    missing = [column for column in required if column not in frame]
+    if missing:
+        raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}")
+    for column in text_columns:
+        frame[column] = frame[column].fillna("") if column in frame else ""
+    for column in number_columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
+    return frame
+
+
+def _read_epochs(folder: Path) -> pd.DataFrame:
+    path = folder / "epochs.csv"
+    if not path.is_file():
+        return pd.DataFrame({column: pd.Series(dtype=str if column in EPOCH_TEXT else float)
+                             for column in (*EPOCH_TEXT, *EPOCH_NUMBERS, "warmup")}).astype({"warmup": bool})
+    epochs = _read_csv(path, EPOCH_TEXT, EPOCH_NUMBERS)
+    # "True"/"False" in the CSV; astype(str) also covers a column pandas already parsed as bool
+    epochs["warmup"] = epochs["warmup"].astype(str).str.lower().eq("true") if "warmup" in epochs else False
+    return epochs
+
+
+def _read_env(folder: Path) -> dict:
+    try:
+        env = json.loads((folder / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}  # every environment entry then reads "unknown"
+    return env if isinstance(env, dict) else {}
+
+
+def load_results(folder) -> Results:
+    """Read a results folder; a missing folder or an unreadable ``runs.csv`` is a UsageError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"results folder not found: {folder}")
+    if not (folder / "runs.csv").is_file():
+        raise UsageError(f"{folder} has no runs.csv: not a results folder")
+    runs = _read_csv(folder / "runs.csv", RUN_TEXT, RUN_NUMBERS, RUN_REQUIRED)
+    return Results(folder, runs, _read_epochs(folder), _read_env(folder))
+
+
+def load_artifacts(results: Results) -> list:
+    """(label, arrays) for each run whose artifacts file exists and holds every expected array."""
+    artifacts = []
+    for run in results.runs[results.runs.artifacts != ""].itertuples():
+        try:
+            with np.load(results.folder / run.artifacts) as npz:
+                arrays = {key: npz[key] for key in ARTIFACT_ARRAYS}
+        except (OSError, KeyError, ValueError):
+            continue  # an unreadable artifact costs its pictures, not the report
+        artifacts.append((f"{run.recipe} ({run.api}, {run.run_id})", arrays))
+    return artifacts
+
+
+# --- numbers with units and uncertainty -------------------------------------------------------
+
+def _number(value, digits: int) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+
+def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
+    """'74.1 ms/step [72.9, 75.0]'; a single run has no CI and says so."""
+    if not math.isfinite(value):
+        return "n/a"
+    interval = (f"[{_number(low, digits)}, {_number(high, digits)}]" if math.isfinite(low)
+                else "[no CI: 1 run]")
+    return f"{_number(value, digits)}{unit} {interval}"
+
+
+def ratio_text(row) -> str:
+    return with_ci(row.ratio, row.ci_low, row.ci_high, "x", 2)
+
+
+def percent(value) -> str:
+    return f"±{100 * value:.1f}%" if math.isfinite(value) else "n/a"
+
+
+def p_text(value) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "n/a"
+
+
+def claimed_range(claim: stats.Claim) -> str:
+    return f">= {claim.low:g}x" if math.isinf(claim.high) else f"{claim.low:g}-{claim.high:g}x"
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tables:
+    speed: pd.DataFrame
+    ratios: pd.DataFrame
+    claims: pd.DataFrame
+    quality: pd.DataFrame
+    time_to_quality: pd.DataFrame
+    compat: pd.DataFrame
+    unfinished: pd.DataFrame
+
+
+def _config(env: dict) -> dict:
+    config = env.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _matrix(env: dict):
+    """env.json's config [matrix] (recipes, apis, repeats), or None."""
+    matrix = _config(env).get("matrix")
+    return matrix if isinstance(matrix, dict) else None
+
+
+def compute_tables(results: Results) -> Tables:
+    runs, matrix = results.runs, _matrix(results.env)
+    return Tables(stats.speed_table(runs), stats.ratio_table(runs), stats.claim_table(runs),
+                  stats.quality_table(runs), stats.time_to_quality_table(runs, results.epochs),
+                  stats.compatibility(runs, matrix), stats.unfinished_runs(runs, matrix))
+
+
+def _ms_text(row) -> str:
+    return with_ci(row.ms_per_step, row.ms_low, row.ms_high, " ms/step")
+
+
+def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
+    """Per API: its fastest KL recipe, and what that costs over the floor."""
+    sentences = []
+    for api in dict.fromkeys(speed.api):
+        kl_rows = speed[(speed.api == api) & (speed.recipe != registry.FLOOR)].dropna(subset=["ms_per_step"])
+        floor = stats.floor_reference(speed, api)
+        floor_text = (f"the floor {floor[0]} ({floor[1]}) runs at "
+                      f"{_ms_text(speed[(speed.recipe == floor[0]) & (speed.api == floor[1])].iloc[0])}"
+                      if floor else f"the floor {registry.FLOOR} has no ok runs")
+        if kl_rows.empty:
+            sentences.append(f"{api}: no KL recipe finished ok; {floor_text}.")
+            continue
+        fastest = kl_rows.loc[kl_rows.ms_per_step.idxmin()]
+        to_floor = ratios[(ratios.recipe == fastest.recipe) & (ratios.api == api) & (ratios.reference == "floor")]
+        cost = f" ({ratio_text(to_floor.iloc[0])} the floor)" if len(to_floor) else ""
+        sentences.append(f"{api}: the fastest KL recipe is {fastest.recipe} at {_ms_text(fastest)}{cost}; "
+                         f"{floor_text}.")
+    return sentences or ["No run finished ok: there are no timings."]
+
+
+def _claim_sentence(claim: stats.Claim, claims: pd.DataFrame) -> str:
+    rows = claims[claims.claim == claim]
+    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claimed_range(claim)})"
+    if rows.empty:
+        return f"{head}: not evaluated, the two recipes have no ok runs on a common API."
+    found = "; ".join(f"{row.api} {row.verdict} ({ratio_text(row)})" for row in rows.itertuples())
+    return f"{head}: {found}."
+
+
+def _widest_ratio(ratios: pd.DataFrame):
+    finite = ratios.dropna(subset=["half_width"])
+    return None if finite.empty else finite.loc[finite.half_width.idxmax()]
+
+
+def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
+    widest = _widest_ratio(ratios)
+    if widest is None:
+        return "No ratio has a CI (it takes 2 or more ok runs a side)."
+    head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.reference_recipe}, "
+            f"{widest.api}) against the ±{100 * stats.PRECISION_TARGET:g}% target")
+    if widest.half_width <= stats.PRECISION_TARGET:
+        return head + ": within target."
+    runs_a_side = int(min(widest.n, widest.n_reference))
+    needed = stats.repeats_needed(widest.half_width, runs_a_side)
+    hours = results.runs.wall_seconds.sum() / 3600 * needed / max(results.runs.repeat.max(), 1)
+    cost = f", about {hours:.1f} h of runs for this matrix" if hours > 0 else ""
+    return (f"{head}: over. The half-width shrinks ~1/sqrt(repeats), so {runs_a_side} runs a side would have to "
+            f"become about {needed}{cost}.")
+
+
+def summary_blocks(results: Results, tables: Tables) -> list:
+    flagged = tables.quality[tables.quality.flagged]
+    quality = ("Quality guard: the final loss of " + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
+               + " differs from the other KL recipes' beyond run-to-run noise." if len(flagged)
+               else "Quality guard: no KL recipe's final loss differs from the others' beyond run-to-run noise.")
+    counts = tables.unfinished.status.value_counts(sort=False)
+    unfinished = (f"{len(tables.unfinished)} run(s) did not finish ("
+                  + ", ".join(f"{count} {status}" for status, count in counts.items())
+                  + "): see 'Runs that did not finish'." if len(counts) else ALL_FINISHED)
+    return [("h2", "Summary"),
+            ("ul", [*_fastest_sentences(tables.speed, tables.ratios),
+                    *(_claim_sentence(claim, tables.claims) for claim in stats.CLAIMS),
+                    _precision_sentence(results, tables.ratios), quality, unfinished])]
+
+
+def _table(frame: pd.DataFrame, columns: dict, empty: str) -> tuple:
+    """A table block with ``columns``: header -> function(row) -> cell text; ``empty`` if no rows."""
+    if frame.empty:
+        return ("p", empty)
+    return ("table", pd.DataFrame({header: [cell(row) for row in frame.itertuples()]
+                                   for header, cell in columns.items()}))
+
+
+NO_OK_RUNS = "No ok runs."
+RECIPE_API = {"recipe": lambda row: row.recipe, "API": lambda row: row.api}
+
+
+def _speed_blocks(tables: Tables) -> list:
+    return [("h2", "Speed"),
+            _table(tables.speed, {**RECIPE_API, "ok runs": lambda row: str(row.n),
+                                  "ms/step, median over runs [95% CI]": _ms_text}, NO_OK_RUNS)]
+
+
+def _reference_text(row) -> str:
+    return f"{row.reference} = {row.reference_recipe} ({row.reference_api})"
+
+
+def _ratio_blocks(results: Results, tables: Tables) -> list:
+    columns = {**RECIPE_API, "compared with": _reference_text, "ratio [95% CI]": ratio_text,
+               "CI half-width": lambda row: percent(row.half_width), "p": lambda row: p_text(row.p_value)}
+    return [("h2", "Ratios"),
+            ("p", "Ratio of median ms/step to the floor (plain_ae of the same API; ports use Keras 3's) and to the "
+                  "fastest KL recipe of the API (ports: of Keras 3 too), with 95% bootstrap CIs over runs. "
+                  "p: Mann-Whitney U, two-sided; with 3 runs a side it cannot go below 0.1."),
+            _table(tables.ratios, columns, NO_OK_RUNS),
+            ("p", _precision_sentence(results, tables.ratios))]
+
+
+def _posts_numbers(row) -> str:
+    claim = row.claim
+    return f"{claim.recipe}: {claim.posts_recipe_figure}; {claim.baseline}: {claim.posts_baseline_figure}"
+
+
+def _claim_blocks(tables: Tables) -> list:
+    columns = {"claim": lambda row: f"{row.claim.recipe} / {row.claim.baseline} (post {row.claim.post})",
+               "API": lambda row: row.api, "claimed": lambda row: claimed_range(row.claim),
+               "ours: ratio [95% CI]": ratio_text, "verdict": lambda row: row.verdict,
+               "p": lambda row: p_text(row.p_value),
+               "ours: ms/step": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f} ms/step",
+               "posts' numbers (GTX 960)": _posts_numbers}
+    return [("h2", "The posts' claims"),
+            ("p", "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not reproduced when "
+                  "it lies entirely outside, else inconclusive. The posts' numbers are theirs, on a GTX 960."),
+            _table(tables.claims, columns, "No claim could be evaluated: no API has ok runs of both its recipes.")]
+
+
+def _tracing_blocks(tables: Tables) -> list:
+    columns = {**RECIPE_API,
+               "first epoch, median [95% CI]": lambda row: with_ci(row.first_epoch_s, row.first_epoch_low,
+                                                                   row.first_epoch_high, " s"),
+               "traces (median)": lambda row: _number(row.trace_count, 0),
+               "graph ops (median)": lambda row: _number(row.graph_ops, 0)}
+    return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
+
+
+def _median_iqr_cell(column: str):
+    return lambda row: with_ci(*(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3")), digits=2)
+
+
+def _quality_blocks(tables: Tables) -> list:
+    columns = {**RECIPE_API, "ok runs": lambda row: str(row.n),
+               "final loss": _median_iqr_cell("final_loss"), "final BCE": _median_iqr_cell("final_bce"),
+               "final KL": _median_iqr_cell("final_kl"),
+               "others: median ± tolerance": lambda row: (f"{row.reference:.2f} ± {row.tolerance:.2f}"
+                                                          if math.isfinite(row.reference) else "n/a"),
+               "flag": lambda row: "FLAGGED" if row.flagged else ""}
+    return [("h2", "Quality guard"),
+            ("p", f"Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss differs "
+                  f"from the median of the other KL recipes' runs of its API (for a port: and of Keras 3) by more "
+                  f"than max({stats.QUALITY_IQR_FACTOR:g} x their IQR, "
+                  f"{100 * stats.QUALITY_RELATIVE_TOLERANCE:g}% of that median). "
+                  f"{registry.FLOOR} is not flagged: it minimizes BCE alone."),
+            _table(tables.quality, columns, NO_OK_RUNS)]
+
+
+def _time_to_quality_blocks(tables: Tables) -> list:
+    columns = {**RECIPE_API, "level": lambda row: _number(row.level, 2),
+               "epoch (median)": lambda row: _number(row.epoch, 0),
+               "seconds [95% CI]": lambda row: with_ci(row.seconds, row.seconds_low, row.seconds_high, " s"),
+               "runs reaching it": lambda row: f"{row.n_reached}/{row.n}"}
+    return [("h2", "Time to quality"),
+            ("p", "Seconds of training, warm-up included, until the epoch-mean loss first reaches the API's common "
+                  "level: the highest last-epoch loss of any ok KL run of that API. Median over runs [95% CI]."),
+            _table(tables.time_to_quality, columns, "No epoch curves of ok KL runs.")]
+
+
+def _repeats_text(repeats) -> str:
+    return ", ".join(_number(repeat, 0) for repeat in sorted(repeats))
+
+
+def _unfinished_blocks(tables: Tables) -> list:
+    # one row per recipe x API x outcome: a pair that never ran would otherwise fill a row per repeat
+    grouped = tables.unfinished.groupby(["recipe", "api", "status", "error"], sort=False).repeat.agg(
+        _repeats_text).reset_index()
+    columns = {**RECIPE_API, "repeats": lambda row: row.repeat, "status": lambda row: row.status,
+               "error": lambda row: row.error}
+    return [("h2", "Runs that did not finish"), _table(grouped, columns, ALL_FINISHED)]
+
+
+def table_blocks(results: Results, tables: Tables) -> list:
+    return [*_speed_blocks(tables), *_ratio_blocks(results, tables), *_claim_blocks(tables),
+            *_tracing_blocks(tables), *_quality_blocks(tables), *_time_to_quality_blocks(tables),
+            *_unfinished_blocks(tables)]
+
+
+def plot_blocks(results: Results, tables: Tables) -> list:
+    folder, epochs = results.folder, results.epochs
+    figures = [("ms/step relative to plain_ae", plots.plot_gap(tables.ratios, tables.compat, folder)),
+               ("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
+               ("Training curves", plots.plot_loss_curves(epochs, folder)),
+               ("Compatibility", plots.plot_compat(tables.compat, folder))]
+    artifacts = load_artifacts(results)
+    pictures = [("Latent space", plots.plot_latent(artifacts, folder)),
+                ("Reconstructions", plots.plot_reconstructions(artifacts, folder)),
+                ("Decoded latent grid", plots.plot_latent_grid(artifacts, folder))]
+    blocks = [("h2", "Plots"), *(("img", caption, path) for caption, path in figures)]
+    if not artifacts:
+        return blocks + [("p", "No artifacts (z_dim = 2 pictures) in this folder: latent, reconstruction and "
+                               "latent-grid plots skipped.")]
+    return blocks + [("img", caption, path) for caption, path in pictures]
+
+
+def _lookup(mapping, *keys):
+    """mapping[k1][k2]...; 'unknown' where a key is missing, 'none' where it is null."""
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            return UNKNOWN
+        mapping = mapping[key]
+    if mapping is None:
+        return "none"
+    if isinstance(mapping, dict):
+        return ", ".join(f"{key}: {value}" for key, value in mapping.items()) or "none"
+    return str(mapping)
+
+
+def environment_blocks(env: dict) -> list:
+    settings = env.get("device_settings")
+    setting_items = ([f"device setting {key}: {value}" for key, value in settings.items()]
+                     if isinstance(settings, dict) else [f"device settings: {_lookup(env, 'device_settings')}"])
+    return [("h2", "Environment"),
+            ("ul", [*(f"{label}: {_lookup(env, key)}" for label, key in (
+                        ("Python", "python"), ("TensorFlow", "tensorflow"), ("Keras", "keras"),
+                        ("tf_keras", "tf_keras"), ("NumPy", "numpy"))),
+                    f"CPU: {_lookup(env, 'cpu', 'model')} ({_lookup(env, 'cpu', 'cores')} cores)",
+                    f"GPU: {_lookup(env, 'gpu')}",
+                    *setting_items,
+                    f"git commit: {_lookup(env, 'git', 'commit')} (dirty: {_lookup(env, 'git', 'dirty')})",
+                    f"config: {_lookup(env, 'config', 'name')}; "
+                    f"batch size {_lookup(env, 'config', 'training', 'batch_size')}, "
+                    f"{_lookup(env, 'config', 'training', 'epochs')} epochs of which "
+                    f"{_lookup(env, 'config', 'training', 'warmup_epochs')} warm-up, "
+                    f"z_dim {_lookup(env, 'config', 'network', 'z_dim')}"])]
+
+
+def reproduce_command(results: Results) -> str:
+    """env.json's command, else the run command for the config the folder is named after."""
+    command = results.env.get("command")
+    if command:
+        return str(command)
+    name = _config(results.env).get("name")
+    # the folder is <UTC timestamp>-<config name>: drop the leading run of timestamp characters
+    return f"python -m bench run --config {name or re.sub(r'^[0-9TZ_:.-]+-', '', results.folder.name)}"
+
+
+def report_blocks(results: Results) -> list:
+    tables = compute_tables(results)
+    return [("h1", f"kl-bench report: {results.folder.name}"),
+            *summary_blocks(results, tables), *table_blocks(results, tables), *plot_blocks(results, tables),
+            *environment_blocks(results.env),
+            ("h2", "Reproduce"), ("pre", reproduce_command(results))]
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+def _markdown_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: list) -> str:
+    out = []
+    for kind, *content in blocks:
+        if kind in ("h1", "h2"):
+            out.append(f"{'#' * int(kind[1])} {content[0]}")
+        elif kind == "p":
+            out.append(content[0])
+        elif kind == "pre":
+            out.append(f"```\n{content[0]}\n```")
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in content[0]))
+        elif kind == "table":
+            frame = content[0]
+            lines = [list(frame.columns), ["---"] * len(frame.columns), *frame.itertuples(index=False)]
+            out.append("\n".join("| " + " | ".join(_markdown_cell(cell) for cell in line) + " |" for line in lines))
+        elif kind == "img":
+            out.append(f"![{content[0]}]({content[1].name})")
+    return "\n\n".join(out) + "\n"
+
+
+STYLE = ("body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
+         "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
+         "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}pre{background:#f4f4f4;padding:1em}")
+
+
+def _html_image(caption: str, path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = html.escape(caption)
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def render_html(blocks: list, title: str) -> str:
+    out = []
+    for kind, *content in blocks:
+        if kind in ("h1", "h2", "p", "pre"):
+            out.append(f"<{kind}>{html.escape(str(content[0]))}</{kind}>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in content[0]) + "</ul>")
+        elif kind == "table":
+            out.append(content[0].to_html(index=False, escape=True, border=0))
+        elif kind == "img":
+            out.append(_html_image(*content))
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+
+
+def write_report(folder) -> tuple:
+    """Write report.md and report.html (plots embedded) into ``folder``; return their paths."""
+    results = load_results(folder)
+    blocks = report_blocks(results)
+    md_path, html_path = results.folder / "report.md", results.folder / "report.html"
+    md_path.write_text(render_markdown(blocks), encoding="utf-8")
+    html_path.write_text(render_html(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
+    return md_path, html_path

@@ -1,0 +1,254 @@
+"""One benchmark run in a fresh process: ``python -m bench.worker SPEC.json RESULT.json``.
+
+The run spec (written by ``bench.runner``) names the recipe, API, repeat and seed and carries
+the [device], [training] and [network] settings. The worker applies the device settings before
+TensorFlow starts, trains with ``fit(verbose=0)`` while a callback times each epoch with
+``time.perf_counter`` at epoch boundaries only, and writes one JSON result. A recipe that raises
+or diverges is a result too (``failed`` / ``diverged``); only a crash of the process itself
+leaves no result, which the runner then records from the worker's stderr.
+
+Nothing TensorFlow-related is imported at module level, so the runner and the tests can use
+``summarize_exception`` without starting TensorFlow.
+"""
+import ctypes
+import json
+import math
+import os
+import re
+import signal
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+# Lines Keras 3 wraps around a layer's real error message.
+_WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# tf.function re-raises errors from converted code with the traced frames before the message.
+_AUTOGRAPH_HEADER = "in user code:"
+_EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
+
+ARTIFACT_SAMPLES = 2000     # test digits whose latent means are pictured
+ARTIFACT_DIGITS = 10        # originals shown beside their reconstructions
+GRID_SIZE = 15              # decoded images per side of the latent-space grid
+
+
+def summarize_exception(error: BaseException) -> str:
+    """``ExceptionType: first meaningful line`` of an error, on one line."""
+    lines = [_ANSI_ESCAPE.sub("", line).strip() for line in str(error).splitlines()]
+    if lines and lines[0] == _AUTOGRAPH_HEADER:
+        lines = _after_traced_frames(lines)
+    meaningful = [line for line in lines if line and not line.startswith(_WRAPPER_LINES)]
+    if meaningful:
+        return f"{type(error).__name__}: {meaningful[0]}"
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" in {frames[-1].name}()" if frames else ""
+    return f"{type(error).__name__}: (no message){where}"
+
+
+def _after_traced_frames(lines: list) -> list:
+    """The original error of an autograph-converted function: after its frames, as "Type: message".
+
+    Each frame is a ``File ...`` line followed by one line of code.
+    """
+    frames = [index for index, line in enumerate(lines) if line.startswith("File ")]
+    rest = lines[frames[-1] + 2:] if frames else lines[1:]
+    return [_EXCEPTION_PREFIX.sub("", line, count=1) for line in rest]
+
+
+def run(spec: dict) -> dict:
+    """Train one recipe as ``spec`` says; never raises for a problem of the recipe."""
+    from bench import datasets, device
+    from bench.config import DeviceSettings, TrainingSettings
+    from vae_impls import keras_api
+
+    settings, training = DeviceSettings(**spec["device"]), TrainingSettings(**spec["training"])
+    device.prepare_process(settings)
+    _prepare_keras(keras_api.package_for(spec["api"]))
+    notes, result = [], {"status": "failed", "error": "", "epochs": [], "device_settings": None}
+    keras = built = data = None
+    try:
+        import tensorflow as tf
+
+        device.apply_runtime(tf, settings, notes)
+        keras = keras_api.load(spec["api"])
+        device.apply_precision(tf, keras, settings, notes)
+        data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
+        result.update(dataset=data.name, dataset_origin=data.origin)
+        built = _build(keras, spec, settings)
+        result.update(_train(tf, keras, built, data, spec, training))
+    except Exception as error:  # a recipe's failure is a result; the matrix goes on
+        result["error"] = summarize_exception(error)
+    if keras is not None:
+        result["device_settings"] = device.read_back(tf, keras, built.model if built else None, settings, notes)
+    if result["status"] == "ok" and spec.get("artifacts_path"):
+        _save_artifacts_or_say_why(result, built, data, spec["artifacts_path"])
+    return result
+
+
+def _prepare_keras(package: str) -> None:
+    """Under Keras 2, ``tf.keras`` is tf_keras, as in the TensorFlow the posts used; TensorFlow
+    then also skips importing Keras 3 at start-up, ~2.5 s of every keras2 run."""
+    if package == "tf_keras":
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+def _build(keras, spec, settings):
+    from bench import plan
+    from vae_impls import network
+
+    keras.utils.set_random_seed(spec["seed"])  # the sampling noise and dropout are seeded too
+    net = network.NetworkSpec(**_as_tuples(spec["network"]), jit_compile=settings.xla == "jit_compile")
+    built = plan.build(spec["recipe"], spec["api"], keras, net)
+    network.set_seeded_weights(built.model, net, spec["seed"])
+    return built
+
+
+def _as_tuples(values: dict) -> dict:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+
+
+def _train(tf, keras, built, data, spec, training) -> dict:
+    tracer = _TraceCounter(tf, built.model)
+    timer = _epoch_timer(keras, built)
+    steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
+    try:
+        built.model.fit(_pipeline(tf, built, data, spec["seed"], training), epochs=training.epochs,
+                        steps_per_epoch=training.steps_per_epoch or None, callbacks=[timer], verbose=0)
+        error = ""
+    except Exception as exc:
+        error = summarize_exception(exc)
+    epochs = [_epoch_row(index, seconds, steps, metrics, training.warmup_epochs)
+              for index, (seconds, metrics) in enumerate(timer.epochs, start=1)]
+    return {"status": "failed" if error else "diverged" if timer.diverged else "ok", "error": error,
+            "epochs": epochs, **_summary(epochs), "trace_count": tracer.traces, "graph_ops": tracer.graph_ops}
+
+
+def _pipeline(tf, built, data, seed, training):
+    """The same batches in the same order for every recipe of a round: the round's seed shuffles."""
+    x = data.x_train
+    targets = built.fit_targets(x)
+    dataset = tf.data.Dataset.from_tensor_slices(x if targets is None else (x, targets))
+    dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(training.batch_size)
+    if training.steps_per_epoch:
+        dataset = dataset.repeat()  # a capped epoch must never run out of batches
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class _TraceCounter:
+    """Counts traces of the train step and the op count of its traced graph.
+
+    Wrapping ``train_step`` on the instance works under both Keras APIs, which look the method
+    up when their ``tf.function`` traces. The wrapper's Python body runs only while tracing, so
+    it costs nothing per step, and the default graph at that point is the FuncGraph being built.
+    A first call that creates variables (the optimizer's) is traced twice by ``tf.function``;
+    the op count kept is the latest trace's, the graph the steps then run.
+    """
+
+    def __init__(self, tf, model):
+        self.traces, self.graph_ops = 0, None
+        original = model.train_step
+
+        def counted_train_step(*args, **kwargs):
+            outputs = original(*args, **kwargs)
+            self.traces += 1
+            self.graph_ops = len(tf.compat.v1.get_default_graph().get_operations())
+            return outputs
+
+        model.train_step = counted_train_step
+
+
+def _epoch_timer(keras, built):
+    class EpochTimer(keras.callbacks.Callback):
+        """Wall time per epoch, taken at epoch boundaries only: no per-batch hooks."""
+
+        def __init__(self):
+            super().__init__()
+            self.epochs, self.diverged, self._start = [], False, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self._start
+            metrics = built.epoch_metrics(logs or {})
+            self.epochs.append((seconds, metrics))
+            if not math.isfinite(metrics["loss"]):
+                self.diverged = True
+                self.model.stop_training = True
+
+    return EpochTimer()
+
+
+def _epoch_row(epoch, seconds, steps, metrics, warmup_epochs) -> dict:
+    return {"epoch": epoch, "seconds": seconds, "steps": steps, "ms_per_step": seconds / steps * 1000,
+            "warmup": epoch <= warmup_epochs, **metrics}
+
+
+def _summary(epochs: list) -> dict:
+    timed = [row["ms_per_step"] for row in epochs if not row["warmup"]]
+    last = epochs[-1] if epochs else {}
+    return {"ms_per_step": statistics.median(timed) if timed else None,
+            "first_epoch_seconds": epochs[0]["seconds"] if epochs else None,
+            **{f"final_{name}": last.get(name) for name in ("loss", "bce", "kl")}}
+
+
+def _save_artifacts_or_say_why(result, built, data, path) -> None:
+    """Pictures are taken after the timed part; a problem there leaves the timing valid."""
+    try:
+        _save_artifacts(built, data, Path(path))
+        result["artifacts"] = path
+    except Exception as error:
+        result["error"] = f"artifacts not saved: {summarize_exception(error)}"
+
+
+def _save_artifacts(built, data, path: Path) -> None:
+    import numpy as np
+
+    def predict(model, inputs):
+        return np.asarray(model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
+
+    images, labels = data.x_test[:ARTIFACT_SAMPLES], data.y_test[:ARTIFACT_SAMPLES]
+    latent = predict(built.mean_encoder, images)
+    originals = data.x_test[:ARTIFACT_DIGITS]
+    reconstructions = predict(built.decoder, predict(built.mean_encoder, originals))
+    extent = np.array([latent[:, 0].min(), latent[:, 0].max(), latent[:, 1].min(), latent[:, 1].max()], np.float32)
+    xs = np.linspace(extent[0], extent[1], GRID_SIZE)
+    ys = np.linspace(extent[3], extent[2], GRID_SIZE)  # top row of the picture = largest y
+    grid = np.array([(x, y) for y in ys for x in xs], np.float32)
+    grid_images = predict(built.decoder, grid)[..., 0]  # GRID_SIZE**2 digits in row-major order
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    np.savez_compressed(partial, latent_mu=latent, latent_labels=labels, originals=originals[..., 0],
+                        reconstructions=reconstructions[..., 0], grid_images=grid_images, grid_extent=extent)
+    partial.replace(path)
+
+
+def _die_with_manager() -> None:
+    """Ask Linux to kill this worker when the runner dies (e.g. its process group is SIGKILLed):
+    the worker has its own process group, so it would otherwise live on and skew other work."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def main(argv=None) -> int:
+    spec_path, result_path = argv or sys.argv[1:]
+    _die_with_manager()
+    result = run(json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    partial = Path(f"{result_path}.partial")
+    partial.write_text(json.dumps(result), encoding="utf-8")
+    os.replace(partial, result_path)  # the runner never reads half a result
+    return 0
+
+
+def exit_now(status: int) -> None:
+    """Leave without interpreter teardown: TensorFlow's takes ~3 s, a cost paid by every run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    exit_now(main())

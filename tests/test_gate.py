@@ -1,0 +1,103 @@
+"""The gate's decisions on synthetic records with known answers."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import gate
+from bench.records import RUN_COLUMNS
+from bench.errors import UsageError
+
+REPEATS = 8
+
+
+def runs_frame(ms_by_pair, failures=(), loss_by_pair=None, seed=0):
+    """Runs with per-run ms/step = value x (1 +- 1% noise); failures are failed pairs."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (recipe, api), ms in ms_by_pair.items():
+        for repeat in range(1, REPEATS + 1):
+            loss = (loss_by_pair or {}).get((recipe, api), 0.2) * (1 + rng.normal(0, 0.002))
+            rows.append({"recipe": recipe, "api": api, "repeat": repeat, "status": "ok", "error": "",
+                         "ms_per_step": ms * (1 + rng.normal(0, 0.01)), "final_loss": loss})
+    for recipe, api in failures:
+        rows.append({"recipe": recipe, "api": api, "repeat": 1, "status": "failed",
+                     "error": "TypeError: boom", "ms_per_step": math.nan, "final_loss": math.nan})
+    return pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+
+
+BASE = {("plain_ae", "keras2"): 70.0, ("kl_layer", "keras2"): 77.0, ("gradient_tape", "keras2"): 74.0}
+
+
+@pytest.fixture
+def baseline():
+    return gate.make_baseline(runs_frame(BASE, failures=[("closure_loss", "keras2")]), {"config": {"name": "ci"}})
+
+
+def verdicts(decisions):
+    return {(d.recipe, d.api): d.verdict for d in decisions}
+
+
+def test_baseline_records_ratios_and_failures(baseline):
+    entry = baseline["entries"]["kl_layer/keras2"]
+    assert entry["ratio"] == pytest.approx(1.1, rel=0.02)
+    assert entry["ci"][0] < entry["ratio"] < entry["ci"][1]
+    assert baseline["entries"]["closure_loss/keras2"]["status"] == "fails"
+
+
+def test_unchanged_run_passes(baseline):
+    decisions = gate.compare(runs_frame(BASE, failures=[("closure_loss", "keras2")], seed=1), baseline)
+    assert all(d.passed for d in decisions), gate.format_table(decisions)
+    assert verdicts(decisions)["closure_loss", "keras2"] == "fails as before"
+
+
+def test_machine_speed_cancels_out(baseline):
+    slower_machine = {pair: ms * 1.6 for pair, ms in BASE.items()}
+    decisions = gate.compare(runs_frame(slower_machine, failures=[("closure_loss", "keras2")], seed=2), baseline)
+    assert all(d.passed for d in decisions), gate.format_table(decisions)
+
+
+def test_regression_beyond_tolerance_fails_and_names_the_recipe(baseline):
+    slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.25}
+    decisions = gate.compare(runs_frame(slowed, seed=3), baseline)
+    assert verdicts(decisions) == {("plain_ae", "keras2"): "ok", ("kl_layer", "keras2"): "regression",
+                                   ("gradient_tape", "keras2"): "ok", ("closure_loss", "keras2"): "not run"}
+    assert "kl_layer" in gate.format_table(decisions)
+
+
+def test_regression_within_tolerance_passes(baseline):
+    slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.05}
+    assert verdicts(gate.compare(runs_frame(slowed, seed=4), baseline))["kl_layer", "keras2"] == "ok"
+
+
+def test_improvement_passes(baseline):
+    faster = {**BASE, ("kl_layer", "keras2"): 77.0 * 0.7}
+    decision = {d.recipe: d for d in gate.compare(runs_frame(faster, seed=5), baseline)}["kl_layer"]
+    assert decision.verdict == "faster" and decision.passed
+
+
+def test_new_failure_fails(baseline):
+    decisions = gate.compare(runs_frame({k: v for k, v in BASE.items() if k[0] != "kl_layer"},
+                                        failures=[("kl_layer", "keras2")], seed=6), baseline)
+    assert verdicts(decisions)["kl_layer", "keras2"] == "new failure"
+    assert not all(d.passed for d in decisions)
+
+
+def test_loss_leaving_its_band_fails(baseline):
+    decisions = gate.compare(runs_frame(BASE, loss_by_pair={("gradient_tape", "keras2"): 0.3}, seed=7), baseline)
+    assert verdicts(decisions)["gradient_tape", "keras2"] == "loss moved"
+
+
+def test_missing_baseline_entry_is_named(baseline):
+    extra = {**BASE, ("tensor_transfer", "keras2"): 75.0}
+    decision = {d.recipe: d for d in gate.compare(runs_frame(extra, seed=8), baseline)}["tensor_transfer"]
+    assert decision.verdict == "no baseline" and not decision.passed
+    assert "--update-baseline" in decision.why
+
+
+def test_invalid_baseline_and_tolerance_are_rejected(baseline):
+    with pytest.raises(UsageError, match="not a kl-bench baseline"):
+        gate.check_baseline({"entries": {}}, "bench/baseline.json")
+    with pytest.raises(UsageError, match="tolerance"):
+        gate.compare(runs_frame(BASE), baseline, tolerance=0)

@@ -1,0 +1,299 @@
+"""The runner: run order, error summaries, records, containment of bad runs, interruption and resume.
+
+The slow tests start real benchmarks (``python -m bench run``) in subprocesses with the tiny
+recipes of ``tests/fake_recipes.py`` and the synthetic data; every worker still pays
+TensorFlow's import, so they keep the number of runs small. Timing values are never asserted.
+"""
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import config, plan, records, runner
+from bench.__main__ import main
+from bench.worker import summarize_exception
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+name = "{name}"
+
+[device]
+device = "cpu"
+
+[training]
+dataset = "synthetic"
+batch_size = 16
+epochs = {epochs}
+warmup_epochs = 1
+steps_per_epoch = 2
+timeout_seconds = {timeout}
+
+[network]
+encoder_filters = [4, 8, 8]
+decoder_filters = [8, 4, 1]
+
+[matrix]
+recipes = {recipes}
+apis = ["keras3"]
+repeats = {repeats}
+save_artifacts = {artifacts}
+"""
+
+
+def tiny_config(tmp_path, recipes, repeats=1, epochs=2, timeout=120, artifacts=False, name="tiny"):
+    text = TINY.format(name=name, recipes=json.dumps(recipes), repeats=repeats, epochs=epochs, timeout=timeout,
+                       artifacts=str(artifacts).lower())
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def bench_command(*args):
+    return [sys.executable, "-m", "bench", "run", *map(str, args)]
+
+
+def bench_environment(scratch=None):
+    """With the fake recipes; ``scratch`` takes the temporary files a killed runner cannot remove."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), plan.EXTRA_RECIPES_ENV: "tests.fake_recipes",
+            **({"TMPDIR": str(scratch)} if scratch else {})}
+
+
+def run_bench(*args, timeout=400):
+    return subprocess.run(bench_command(*args), cwd=ROOT, env=bench_environment(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def only_folder(results_dir: Path) -> Path:
+    (folder,) = results_dir.iterdir()
+    return folder
+
+
+def read_runs(folder):
+    return pd.read_csv(folder / "runs.csv")
+
+
+def read_epochs(folder):
+    return pd.read_csv(folder / "epochs.csv")
+
+
+# --- run order ------------------------------------------------------------------------------
+
+def plan_of(recipes, apis, repeats, seed=0, repeat_expected_failures=False):
+    return plan.make_plan(config.from_dict({
+        "training": {"seed": seed},
+        "matrix": {"recipes": recipes, "apis": apis, "repeats": repeats,
+                   "repeat_expected_failures": repeat_expected_failures}}))
+
+
+def test_every_pair_runs_once_per_round_in_round_order():
+    runs = plan_of(["plain_ae", "tensor_transfer", "gradient_tape"], ["keras2", "keras3"], 4)
+    rounds = [[(run.recipe, run.api) for run in runs if run.repeat == repeat] for repeat in range(1, 5)]
+    assert [run.repeat for run in runs] == sorted(run.repeat for run in runs)  # round 1 first, then 2, ...
+    for pairs in rounds:
+        assert sorted(pairs) == sorted(rounds[0]) and len(set(pairs)) == 6
+    assert len({tuple(pairs) for pairs in rounds}) > 1, "each round has its own shuffled order"
+    assert len({run.run_id for run in runs}) == len(runs)
+    for repeat in range(1, 5):
+        assert len({run.seed for run in runs if run.repeat == repeat}) == 1  # one seed per round
+
+
+def test_shuffled_order_is_reproducible_and_follows_the_seed():
+    args = (["plain_ae", "tensor_transfer", "gradient_tape", "kl_layer"], ["keras2", "keras3"], 3)
+    assert plan_of(*args) == plan_of(*args)
+    assert [r.run_id for r in plan_of(*args)] != [r.run_id for r in plan_of(*args, seed=1)]
+
+
+def test_pairs_that_fail_as_written_run_in_round_one_unless_asked():
+    runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3)
+    assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 1}
+    runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3, repeat_expected_failures=True)
+    assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 3}
+
+
+# --- error summaries ------------------------------------------------------------------------
+
+def test_keras3_wrapped_error_gives_its_first_meaningful_line():
+    message = ("Exception encountered when calling KLLayer.call().\n\n"
+               "\x1b[1mLayer.add_loss() got an unexpected keyword argument 'inputs'\x1b[0m\n\n"
+               "Arguments received by KLLayer.call():\n  • inputs=['tf.Tensor(shape=(None, 2))']")
+    assert summarize_exception(TypeError(message)) == \
+        "TypeError: Layer.add_loss() got an unexpected keyword argument 'inputs'"
+    shape_error = "Could not automatically infer the output shape / dtype of 'vae' (of type Functional).\n\nboom"
+    assert summarize_exception(ValueError(shape_error)) == "ValueError: boom"
+
+
+def test_autograph_error_gives_the_original_message():
+    message = ("in user code:\n\n"
+               '    File "/x/training.py", line 1398, in train_function  *\n'
+               "        return step_function(self, iterator)\n"
+               '    File "/x/keras_tensor.py", line 290, in __array__\n'
+               "        raise TypeError(\n\n"
+               "    TypeError: You are passing KerasTensor(...), an intermediate symbolic input\n")
+    assert summarize_exception(TypeError(message)) == \
+        "TypeError: You are passing KerasTensor(...), an intermediate symbolic input"
+
+
+def test_error_without_message_names_where_it_was_raised():
+    def fit_the_model():
+        raise NotImplementedError
+
+    assert summarize_exception(raised_from(fit_the_model)) == "NotImplementedError: (no message) in fit_the_model()"
+    assert summarize_exception(RuntimeError("\n  \n")) == "RuntimeError: (no message)"
+
+
+def raised_from(function):
+    try:
+        function()
+    except Exception as caught:
+        return caught
+
+
+# --- records --------------------------------------------------------------------------------
+
+def test_two_benchmarks_started_together_get_their_own_folders(tmp_path):
+    from datetime import datetime, timezone
+
+    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    first, second = (records.create_folder(tmp_path, "tiny", now) for _ in range(2))
+    assert first.name == "20300102T030405Z-tiny" and second.name == "20300102T030405Z-tiny-2"
+
+
+def test_a_cut_off_last_row_and_an_unfinished_runs_epochs_are_dropped_on_resume(tmp_path):
+    folder = records.create_folder(tmp_path, "tiny")
+    finished = plan.PlannedRun("a-keras3-r1", "a", "keras3", 1, 1)
+    epoch = {"epoch": 1, "seconds": 1.0, "steps": 2, "ms_per_step": 500.0, "warmup": True, "loss": 1.0,
+             "bce": 1.0, "kl": float("nan")}
+    records.append_run(folder, records.run_row(finished, "ok", "", {"ms_per_step": 1.5}, "h", 3.0, ""),
+                       records.epoch_rows(finished, [epoch]))
+    with open(folder / "epochs.csv", "a") as file:  # a kill between a run's epoch rows and its run row
+        file.write("b-keras3-r1,b,keras3,1,1,1.0,2,500.0,True,1.0,1.0,\n")
+    with open(folder / "runs.csv", "a") as file:
+        file.write("c-keras3-r1,c,keras3,1,o")  # a kill in the middle of a row
+    assert records.drop_unfinished(folder) == {"a-keras3-r1"}
+    assert list(read_epochs(folder).run_id) == ["a-keras3-r1"]
+    assert list(read_runs(folder).run_id) == ["a-keras3-r1"]
+
+
+def test_summary_table_gives_medians_and_ratios_to_plain_ae():
+    rows = [{"recipe": recipe, "api": api, "status": status, "ms_per_step": ms}
+            for recipe, api, status, ms in (
+                ("plain_ae", "keras3", "ok", "100"), ("plain_ae", "keras3", "ok", "300"),
+                ("kl_layer", "keras3-port", "ok", "250"), ("kl_layer", "keras3", "failed", ""),
+                ("closure_loss", "keras3", "timeout", ""))]
+    table = runner.summary_table(rows)
+    lines = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:-1]}
+    assert lines["plain_ae"] == ["200.0", "(1.00x)", "-"]
+    assert lines["kl_layer"] == ["failed", "250.0", "(1.25x)"]
+    assert lines["closure_loss"] == ["timeout", "-"]
+
+
+def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
+    tiny = config.load(str(tiny_config(tmp_path, ["plain_ae"])))
+    folder = records.create_folder(tmp_path / "results", tiny.name)
+    records.save_plan(folder, tiny, plan.make_plan(tiny))
+    other = tiny_config(tmp_path, ["plain_ae"], epochs=3, name="other")
+    assert main(["run", "--resume", str(folder), "--config", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and tiny.settings_hash in err and "resume without --config" in err
+
+
+# --- real benchmarks in subprocesses (slow) -------------------------------------------------
+
+def test_bad_runs_are_contained_and_the_matrix_goes_on(tmp_path):
+    recipes = ["fake_ok", "fake_error", "fake_nan", "fake_crash", "fake_hang"]
+    done = run_bench("--config", tiny_config(tmp_path, recipes, timeout=30), "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    folder = only_folder(tmp_path / "results")
+    runs = read_runs(folder).set_index("recipe")
+    assert runs.status.to_dict() == {"fake_ok": "ok", "fake_error": "failed", "fake_nan": "diverged",
+                                     "fake_crash": "failed", "fake_hang": "timeout"}
+    assert runs.error["fake_error"] == "ValueError: fake_error: this recipe fails on its first step"
+    assert runs.error["fake_crash"] == "worker exited with status 3: fake_crash: the worker dies here"
+    assert "30 s time limit" in runs.error["fake_hang"]
+    assert len(done.stdout.splitlines()) > 5 and "[5/5]" in done.stdout
+    check_csv_schema(folder)
+
+
+def check_csv_schema(folder):
+    runs, epochs = read_runs(folder), read_epochs(folder)
+    assert tuple(runs.columns) == records.RUN_COLUMNS and tuple(epochs.columns) == records.EPOCH_COLUMNS
+    for column in ("repeat", "wall_seconds"):
+        assert pd.api.types.is_numeric_dtype(runs[column])
+    for column in ("ms_per_step", "first_epoch_seconds", "final_loss", "final_bce", "final_kl"):
+        assert pd.api.types.is_float_dtype(runs[column])
+    for column in ("epoch", "steps", "seconds", "ms_per_step", "loss", "bce", "kl"):
+        assert pd.api.types.is_numeric_dtype(epochs[column])
+    assert epochs.warmup.dtype == bool and epochs.groupby("run_id").warmup.sum().eq(1).all()
+    assert set(runs.status) <= set(records.STATUSES) and runs.settings_hash.nunique() == 1
+    env = json.loads((folder / "env.json").read_text())
+    assert {"python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu", "git", "config", "command",
+            "device_settings"} <= set(env)
+    assert env["device_settings"]["device"] == "cpu" and "notes" in env["device_settings"]
+
+
+def wait_for_runs(results: Path, count: int, process, timeout=300):
+    """The results folder, once ``count`` runs are recorded in it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs_csvs = list(results.glob("*/runs.csv"))
+        if runs_csvs and runs_csvs[0].read_text().count("\n") - 1 >= count:
+            return runs_csvs[0].parent
+        assert process.poll() is None, "the benchmark ended before it was interrupted"
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} finished runs within {timeout} s")
+
+
+def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
+    results = tmp_path / "results"
+    command = bench_command("--config", tiny_config(tmp_path, ["fake_ok"], repeats=3), "--results-dir", results)
+    benchmark = subprocess.Popen(command, cwd=ROOT, env=bench_environment(tmp_path), start_new_session=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = wait_for_runs(results, 1, benchmark)
+    os.killpg(benchmark.pid, signal.SIGKILL)  # like `kill -9` on the whole benchmark
+    benchmark.communicate()
+    assert len(read_runs(folder)) == 1 and set(read_epochs(folder).run_id) == set(read_runs(folder).run_id)
+
+    # Ctrl-C: the runner stops the current worker, keeps the finished rows and says how to resume.
+    resumed = subprocess.Popen(bench_command("--resume", folder), cwd=ROOT, env=bench_environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_runs(results, 2, resumed)
+    resumed.send_signal(signal.SIGINT)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 130, err
+    assert f"resume with: python -m bench run --resume {folder}" in out
+    assert len(read_runs(folder)) == 2
+
+    done = run_bench("--resume", folder)
+    assert done.returncode == 0, done.stderr
+    runs, epochs = read_runs(folder), read_epochs(folder)
+    assert sorted(runs.run_id) == [f"fake_ok-keras3-r{repeat}" for repeat in (1, 2, 3)]
+    assert (runs.status == "ok").all()
+    assert epochs.groupby("run_id").size().to_dict() == {run_id: 2 for run_id in runs.run_id}
+    assert len(json.loads((folder / "env.json").read_text())["resumed_by"]) == 2
+
+
+def test_end_to_end_with_two_real_recipes(tmp_path):
+    done = run_bench("--config", tiny_config(tmp_path, ["plain_ae", "kl_layer"], artifacts=True),
+                     "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    folder = only_folder(tmp_path / "results")
+    runs = read_runs(folder).set_index("recipe")
+    assert runs.status.to_dict() == {"plain_ae": "ok", "kl_layer": "failed"}  # kl_layer fails as written on Keras 3
+    assert "unexpected keyword argument 'inputs'" in runs.error["kl_layer"]
+    plain = runs.loc["plain_ae"]
+    assert plain.trace_count >= 1 and plain.graph_ops > 0 and np.isnan(plain.final_kl) and plain.dataset == "synthetic"
+    with np.load(folder / plain.artifacts) as pictures:
+        assert pictures["latent_mu"].shape[1] == 2 and pictures["originals"].shape == (10, 28, 28)
+        assert pictures["reconstructions"].shape == (10, 28, 28) and pictures["grid_images"].shape == (225, 28, 28)
+        assert len(pictures["grid_extent"]) == 4 and len(pictures["latent_labels"]) == len(pictures["latent_mu"])
+    assert len(read_epochs(folder)) == 2
+    assert "plain_ae" in done.stdout and "(1.00x)" in done.stdout and str(folder) in done.stdout
+    check_csv_schema(folder)

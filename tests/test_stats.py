@@ -1,0 +1,172 @@
+"""bench.stats on constructed samples: ratios and their CIs, claim verdicts, quality guard, time to quality."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import stats
+
+
+def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
+    """One runs.csv row per sample: {(recipe, api): [ms/step of each run]}; final losses likewise."""
+    rows = []
+    for (recipe, api), samples in ms_per_step.items():
+        losses = (final_loss or {}).get((recipe, api), [150.0] * len(samples))
+        for repeat, (ms, loss) in enumerate(zip(samples, losses), start=1):
+            rows.append({"run_id": f"r{len(rows):03d}", "recipe": recipe, "api": api, "repeat": repeat,
+                         "status": status, "error": "", "ms_per_step": ms, "first_epoch_seconds": 3.0,
+                         "trace_count": 2, "graph_ops": 400, "final_loss": loss, "final_bce": 0.9 * loss,
+                         "final_kl": 0.1 * loss})
+    return pd.DataFrame(rows)
+
+
+def noisy(center: float, n: int = 10, spread: float = 0.01, seed: int = 0) -> list:
+    return list(center * (1 + np.random.default_rng(seed).normal(0, spread, n)))
+
+
+def floor_ratio(runs: pd.DataFrame, recipe: str, api: str = "keras2"):
+    ratios = stats.ratio_table(runs)
+    return ratios[(ratios.recipe == recipe) & (ratios.api == api) & (ratios.reference == "floor")].iloc[0]
+
+
+def test_ratio_ci_contains_true_ratio_and_excludes_one():
+    floor = noisy(50.0, seed=1)
+    runs = runs_frame({("plain_ae", "keras2"): floor,
+                       ("kl_layer", "keras2"): [1.4 * value for value in noisy(50.0, seed=2)]})
+    row = floor_ratio(runs, "kl_layer")
+    assert row.ci_low < 1.4 < row.ci_high
+    assert row.ci_low > 1.0
+    assert row.p_value < 0.05
+    assert row.half_width == pytest.approx((row.ci_high - row.ci_low) / 2 / row.ratio)
+
+
+def test_identical_samples_give_ratio_one_and_no_significance():
+    samples = noisy(50.0)
+    row = floor_ratio(runs_frame({("plain_ae", "keras2"): samples, ("kl_layer", "keras2"): samples}), "kl_layer")
+    assert row.ratio == pytest.approx(1.0)
+    assert row.ci_low <= 1.0 <= row.ci_high
+    assert row.p_value > 0.05
+
+
+def test_port_is_compared_with_keras3_references():
+    runs = runs_frame({("plain_ae", "keras3"): noisy(40.0), ("kl_layer", "keras3-port"): noisy(60.0),
+                       ("tensor_transfer", "keras3"): noisy(50.0)})
+    ratios = stats.ratio_table(runs)
+    port = ratios[ratios.api == "keras3-port"].set_index("reference")
+    assert (port.loc["floor", "reference_recipe"], port.loc["floor", "reference_api"]) == ("plain_ae", "keras3")
+    assert port.loc["floor", "ratio"] == pytest.approx(1.5, rel=0.05)
+    assert (port.loc["fastest", "reference_recipe"], port.loc["fastest", "reference_api"]) == (
+        "tensor_transfer", "keras3")
+
+
+def test_median_ci_degenerate_samples_do_not_crash():
+    median, low, high = stats.median_ci([42.0])
+    assert median == 42.0 and math.isnan(low) and math.isnan(high)
+    assert stats.median_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
+    assert all(math.isnan(value) for value in stats.median_ci([]))
+
+
+@pytest.mark.parametrize("ci, expected", [((1.35, 1.45), "reproduced"), ((1.6, 1.8), "not reproduced"),
+                                          ((0.9, 1.2), "not reproduced"), ((1.2, 1.4), "inconclusive"),
+                                          ((math.nan, math.nan), "inconclusive")])
+def test_verdict_rule(ci, expected):
+    assert stats.verdict(*ci, 1.3, 1.5) == expected
+
+
+def test_verdict_with_a_claimed_minimum_only():
+    assert stats.verdict(1.6, 2.0, 1.3, math.inf) == "reproduced"
+
+
+@pytest.mark.parametrize("factor, spread, expected", [(1.4, 0.01, "reproduced"), (2.0, 0.01, "not reproduced"),
+                                                      (1.45, 0.3, "inconclusive")])
+def test_claim_verdict_from_constructed_runs(factor, spread, expected):
+    runs = runs_frame({("model_add_loss", "keras2"): noisy(44.0, spread=spread, seed=3),
+                       ("notebook_globals", "keras2"): [factor * v for v in noisy(44.0, spread=spread, seed=4)]})
+    claims = stats.claim_table(runs)
+    assert len(claims) == 1  # only the notebook-globals claim has both recipes
+    row = claims.iloc[0]
+    assert (row.claim.recipe, row.api, row.verdict) == ("notebook_globals", "keras2", expected)
+
+
+def test_claims_are_evaluated_on_every_api_with_both_recipes():
+    samples = {(recipe, api): noisy(44.0) for recipe in ("kl_layer", "vae_loss_layer")
+               for api in ("keras2", "keras3-port")}
+    claims = stats.claim_table(runs_frame(samples))
+    assert list(claims.api) == ["keras2", "keras3-port"]
+
+
+def quality_runs(worst_factor: float) -> pd.DataFrame:
+    recipes = ("kl_layer", "tensor_transfer", "gradient_tape", "model_add_loss")
+    ms = {(recipe, "keras2"): [50.0] * 5 for recipe in (*recipes, "plain_ae")}
+    losses = {(recipe, "keras2"): noisy(150.0, n=5, seed=i) for i, recipe in enumerate(recipes)}
+    losses[("model_add_loss", "keras2")] = [worst_factor * v for v in losses[("model_add_loss", "keras2")]]
+    losses[("plain_ae", "keras2")] = noisy(120.0, n=5)  # a different objective: never flagged
+    return runs_frame(ms, losses)
+
+
+def test_quality_flag_fires_for_a_20_percent_higher_loss_only():
+    quality = stats.quality_table(quality_runs(1.2)).set_index("recipe")
+    assert quality.flagged.to_dict() == {"kl_layer": False, "tensor_transfer": False, "gradient_tape": False,
+                                         "model_add_loss": True, "plain_ae": False}
+
+
+def test_quality_flag_ignores_run_to_run_noise():
+    assert not stats.quality_table(quality_runs(1.0)).flagged.any()
+
+
+def curve(run_id: str, recipe: str, losses: list, seconds: list) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": run_id, "recipe": recipe, "api": "keras2", "epoch": range(1, len(losses) + 1),
+                         "loss": losses, "seconds": seconds})
+
+
+def test_time_to_level_picks_the_first_epoch_at_or_below_the_level():
+    run = curve("r1", "kl_layer", [10.0, 8.0, 6.0, 5.0, 4.5], [5.0, 2.0, 2.0, 2.0, 2.0])
+    assert stats.time_to_level(run, 6.0) == (3.0, 9.0)  # warm-up epoch 1 counts
+    assert all(math.isnan(value) for value in stats.time_to_level(run, 1.0))
+
+
+def test_time_to_quality_uses_the_worst_final_loss_of_the_api():
+    runs = runs_frame({("kl_layer", "keras2"): [50.0], ("tensor_transfer", "keras2"): [50.0],
+                       ("plain_ae", "keras2"): [40.0]})
+    epochs = pd.concat([curve("r000", "kl_layer", [10.0, 7.0, 5.0, 4.0], [3.0, 1.0, 1.0, 1.0]),
+                        curve("r001", "tensor_transfer", [10.0, 8.0, 6.0, 5.0], [3.0, 2.0, 2.0, 2.0]),
+                        curve("r002", "plain_ae", [3.0, 2.0, 1.0, 0.5], [1.0, 1.0, 1.0, 1.0])])
+    table = stats.time_to_quality_table(runs, epochs).set_index("recipe")
+    assert list(table.index) == ["kl_layer", "tensor_transfer"]  # the floor has another objective
+    assert (table.level == 5.0).all()
+    assert table.loc["kl_layer", ["epoch", "seconds"]].tolist() == [3.0, 5.0]
+    assert table.loc["tensor_transfer", ["epoch", "seconds"]].tolist() == [4.0, 9.0]
+
+
+def test_repeats_needed_scales_with_the_square_of_the_half_width():
+    assert stats.repeats_needed(0.04, 5) == 20
+    assert stats.repeats_needed(0.01, 5) == 2
+
+
+def test_compatibility_observed_failure_overrides_registry():
+    runs = pd.concat([runs_frame({("plain_ae", "keras2"): [40.0], ("kl_layer", "keras3-port"): [50.0]}),
+                      runs_frame({("tensor_transfer", "keras2"): [math.nan]}, status="failed").assign(
+                          error="ValueError: boom", run_id="r100")])
+    compat = stats.compatibility(runs).set_index(["recipe", "api"])
+    assert compat.loc[("tensor_transfer", "keras2"), ["cell", "error"]].tolist() == ["fails", "ValueError: boom"]
+    assert compat.loc[("kl_layer", "keras3-port"), "cell"] == "port"
+    assert compat.loc[("closure_loss", "keras3-port"), ["cell", "observed"]].tolist() == ["n/a", ""]
+    assert compat.loc[("closure_loss", "keras2"), "cell"] == "fails"  # the registry's word, not run here
+
+
+def test_unfinished_runs_lists_problems_and_runs_missing_from_the_matrix():
+    runs = pd.concat([runs_frame({("plain_ae", "keras2"): [40.0, 41.0], ("kl_layer", "keras2"): [50.0]}),
+                      runs_frame({("tensor_transfer", "keras2"): [math.nan]}, status="timeout").assign(run_id="r9")])
+    matrix = {"recipes": ["plain_ae", "kl_layer", "tensor_transfer"], "apis": ["keras2", "keras3-port"],
+              "repeats": 2}
+    unfinished = stats.unfinished_runs(runs, matrix)
+    assert set(zip(unfinished.recipe, unfinished.api, unfinished.repeat, unfinished.status)) == {
+        ("tensor_transfer", "keras2", 1, "timeout"), ("tensor_transfer", "keras2", 2, "not run"),
+        ("kl_layer", "keras2", 2, "not run"), ("kl_layer", "keras3-port", 1, "not run"),
+        ("kl_layer", "keras3-port", 2, "not run")}  # plain_ae and tensor_transfer have no port: n/a
+    assert stats.compatibility(runs, matrix).set_index(["recipe", "api"]).loc[
+        ("kl_layer", "keras3-port"), "observed"] == "not run"
+    without_matrix = stats.unfinished_runs(runs)  # then: the folder's pairs and highest repeat
+    assert set(zip(without_matrix.recipe, without_matrix.repeat, without_matrix.status)) == {
+        ("tensor_transfer", 1, "timeout"), ("tensor_transfer", 2, "not run"), ("kl_layer", 2, "not run")}
