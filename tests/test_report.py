@@ -94,7 +94,8 @@ def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(markdown, "Speed")
     unfinished = section(markdown, "Runs that did not finish")
     assert "timeout" in unfinished and "Cannot convert a symbolic KerasTensor" in unfinished
-    assert "| kl_layer | keras3 | 1, 2, 3 | not run |" in unfinished  # in the matrix, absent from runs.csv
+    # in the matrix, absent from runs.csv; it fails as written, so only round 1 was due
+    assert "| kl_layer | keras3 | 1 | not run |" in unfinished
     assert page.count("data:image/png;base64,") == len(PLOTS) + len(PICTURES)
     assert "<table" in page and "reproduced" in page
     for name in PLOTS + PICTURES:
