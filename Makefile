@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CONFIG ?= default
 
-.PHONY: bench test bench-quick ci-bench bench-pytest report clean-venv
+.PHONY: bench test bench-quick ci-bench bench-pytest clean-venv
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kl-bench needs Python >= 3.11")'
@@ -24,6 +24,10 @@ bench-quick: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
+
+# The step-time regression gate against bench/baseline.json (not yet part of .ci/run).
+ci-bench: $(INSTALLED)
+	$(PY) -m bench check
 
 # Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
 bench-pytest: $(INSTALLED)
