@@ -59,6 +59,8 @@ def read_back(tf, keras, model, settings, notes: list) -> dict:
     from tensorflow.python.framework import config as tf_config  # the only getter for op determinism
 
     gpus = tf.config.list_physical_devices("GPU")
+    if not gpus and settings.device == "auto":
+        notes.append("no GPU present: device auto ran on the CPU")
     if settings.xla == "jit_compile" and model is not None and not model.jit_compile:
         notes.append("jit_compile requested but Keras compiled without XLA (Keras 3 turns it off under "
                      "op determinism or for a layer without XLA support)")
