@@ -13,6 +13,8 @@ import pandas as pd
 
 from bench import stats
 from bench.errors import UsageError
+from vae_impls import registry
+from vae_impls.keras_api import APIS
 
 DEFAULT_TOLERANCE = 0.15
 # Final losses may move by this much relative to the baseline's band before the gate objects.
@@ -141,7 +143,13 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
             decisions.append(Decision(recipe, api, entry.get("ratio") or math.nan, math.nan, math.nan, math.nan,
                                       math.nan, entry.get("ms_per_step") or math.nan, "not run",
                                       "in the baseline but not in this run"))
-    return decisions
+    return sorted(decisions, key=_registry_order)
+
+
+def _registry_order(decision: Decision) -> tuple:
+    recipes, apis = list(registry.RECIPES), list(APIS)
+    return (recipes.index(decision.recipe) if decision.recipe in recipes else len(recipes),
+            apis.index(decision.api) if decision.api in apis else len(apis))
 
 
 def _number(value, digits=3) -> str:
