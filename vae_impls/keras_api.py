@@ -38,7 +38,3 @@ def load(api: str):
     if package == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     return importlib.import_module(package)
-
-
-def is_keras3(keras) -> bool:
-    return keras.__name__ == "keras"

@@ -6,7 +6,7 @@ recipe and ``set_seeded_weights`` can give all recipes, under either API, identi
 weights drawn with numpy.
 """
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -54,10 +54,6 @@ class NetworkSpec:
             raise ValueError("the last decoder filter count must equal the image channels")
         if self.sampling_noise is not None and len(self.sampling_noise) != self.z_dim:
             raise ValueError(f"sampling_noise needs {self.z_dim} values, got {len(self.sampling_noise)}")
-
-    @classmethod
-    def field_names(cls) -> tuple:
-        return tuple(f.name for f in fields(cls))
 
 
 def make_optimizer(keras, net: NetworkSpec):
