@@ -25,7 +25,7 @@ test: $(INSTALLED)
 	$(PY) -m pytest
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
 
-# The step-time regression gate against bench/baseline.json (not yet part of .ci/run).
+# The step-time regression gate against bench/baseline.json; .ci/run runs it after the tests.
 ci-bench: $(INSTALLED)
 	$(PY) -m bench check
 

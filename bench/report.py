@@ -208,8 +208,9 @@ def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
     widest = _widest_ratio(ratios)
     if widest is None:
         return "No ratio has a CI (it takes 2 or more ok runs a side)."
+    typical = ratios.half_width.median()
     head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.reference_recipe}, "
-            f"{widest.api}) against the ±{100 * stats.PRECISION_TARGET:g}% target")
+            f"{widest.api}), {percent(typical)} at the median, against the ±{100 * stats.PRECISION_TARGET:g}% target")
     if widest.half_width <= stats.PRECISION_TARGET:
         return head + ": within target."
     runs_a_side = int(min(widest.n, widest.n_reference))

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import datasets, environment, plan, records, report
+from bench import datasets, environment, injection, plan, records, report
 from bench.errors import UsageError
 from vae_impls.keras_api import APIS
 from vae_impls.registry import FLOOR
@@ -37,12 +37,16 @@ class Outcome:
 def create(config, results_dir: Path, command: str, out=sys.stdout) -> tuple:
     """Check ``config``, then make its results folder and plan: (folder, planned runs)."""
     _check_data(config.training)
+    injected = injection.from_environment(plan.known_recipes())
     facts = environment.preflight(config)
     runs = plan.make_plan(config)
     folder = records.create_folder(results_dir, config.name)
     records.save_plan(folder, config, runs)
-    records.write_json(folder / records.ENV_JSON, {**environment.machine_facts(config, command), **facts})
+    records.write_json(folder / records.ENV_JSON, {**environment.machine_facts(config, command), **facts,
+                                                   "injected_slowdown": injected})
     print(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", file=out, flush=True)
+    if injected:
+        print(f"injected slowdown ({injection.ENV_VAR}): {_injected_text(injected)}", file=out, flush=True)
     return folder, runs
 
 
@@ -90,10 +94,11 @@ def execute(folder: Path, config, runs: list, finished: set, out) -> int:
 
 def _run_pending(folder: Path, config, runs: list, finished: set, out) -> None:
     pending = [run for run in runs if run.run_id not in finished]
+    injected = records.read_json(folder / records.ENV_JSON).get("injected_slowdown", {})
     walls = {}  # (recipe, api) -> wall seconds of its runs so far
     with tempfile.TemporaryDirectory(prefix="klbench-") as scratch:
         for index, run in enumerate(pending):
-            outcome = _run_worker(_spec(config, run, folder), config.training.timeout_seconds, Path(scratch))
+            outcome = _run_worker(_spec(config, run, folder, injected), config.training.timeout_seconds, Path(scratch))
             _record(folder, config, run, outcome)
             walls.setdefault((run.recipe, run.api), []).append(outcome.wall_seconds)
             print(f"[{len(runs) - len(pending) + index + 1}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
@@ -106,12 +111,17 @@ def _eta(remaining: list, walls: dict) -> float:
     return sum(statistics.mean(walls.get((run.recipe, run.api), [average])) for run in remaining)
 
 
-def _spec(config, run, folder: Path) -> dict:
+def _injected_text(injected: dict) -> str:
+    return ", ".join(f"{pair} +{milliseconds:g} ms/step" for pair, milliseconds in injected.items())
+
+
+def _spec(config, run, folder: Path, injected: dict) -> dict:
     settings = config.to_dict()
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
     artifacts = folder / records.ARTIFACTS_DIR / f"{run.run_id}.npz" if wants_pictures else None
     return {**asdict(run), "device": settings["device"], "training": settings["training"],
-            "network": settings["network"], "artifacts_path": str(artifacts) if artifacts else None}
+            "network": settings["network"], "artifacts_path": str(artifacts) if artifacts else None,
+            "inject_ms_per_step": injected.get(f"{run.recipe}/{run.api}", 0)}
 
 
 def _run_worker(spec: dict, timeout_seconds: int, scratch: Path) -> Outcome:

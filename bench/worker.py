@@ -22,6 +22,8 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import injection
+
 # Lines Keras 3 wraps around a layer's real error message.
 _WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -111,6 +113,8 @@ def _as_tuples(values: dict) -> dict:
 
 def _train(tf, keras, built, data, spec, training) -> dict:
     tracer = _TraceCounter(tf, built.model)
+    if spec.get("inject_ms_per_step"):
+        injection.slow_down(tf, built.model, spec["inject_ms_per_step"])
     timer = _epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:

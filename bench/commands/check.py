@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import config as config_module
-from bench import gate, records, runner
+from bench import gate, injection, records, runner
 from bench.commands.run import command_line
 from bench.errors import UsageError
 
@@ -61,7 +61,11 @@ def run(args) -> int:
         print(f"baseline written: {args.baseline}")
         return 0
     decisions = gate.compare(runs, baseline, args.tolerance)
-    print(f"\ngate: {folder} against {args.baseline} (tolerance {args.tolerance:.0%})\n")
+    print(f"\ngate: {folder} against {args.baseline} (tolerance {args.tolerance:.0%})")
+    injected = records.read_json(folder / records.ENV_JSON).get("injected_slowdown")
+    if injected:
+        print(f"this run has a deliberate slowdown injected ({injection.ENV_VAR}): {injected}")
+    print()
     print(gate.format_table(decisions))
     failed = [d for d in decisions if not d.passed]
     print(f"\n{len(failed)} of {len(decisions)} recipe x API checks failed" if failed else "\ngate passed")

@@ -1,0 +1,60 @@
+"""The deliberate regression switch: parsed strictly, off by default, recorded, and really inside the steps."""
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from bench import injection, plan
+from bench.errors import UsageError
+from tests.test_runner import ROOT, bench_command, bench_environment, only_folder, tiny_config
+
+
+def parse(value):
+    return injection.from_environment(plan.known_recipes(), {injection.ENV_VAR: value})
+
+
+def test_unset_means_no_injection():
+    assert injection.from_environment(plan.known_recipes(), {}) == {}
+    assert parse(" ") == {}
+
+
+def test_pairs_and_milliseconds_are_parsed():
+    assert parse("kl_layer/keras2=80, plain_ae/keras3=12.5") == {"kl_layer/keras2": 80.0, "plain_ae/keras3": 12.5}
+
+
+@pytest.mark.parametrize("value, named", [
+    ("kl_layr/keras2=80", "kl_layr/keras2=80"),
+    ("kl_layer/keras4=80", "kl_layer/keras4=80"),
+    ("kl_layer=80", "kl_layer=80"),
+    ("kl_layer/keras2=fast", "positive number"),
+    ("kl_layer/keras2=-5", "positive number"),
+    ("kl_layer/keras2", "positive number"),
+])
+def test_bad_values_are_refused_with_the_item_named(value, named):
+    with pytest.raises(UsageError, match=injection.ENV_VAR) as error:
+        parse(value)
+    assert named in str(error.value)
+
+
+def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
+    environment = {**bench_environment(), injection.ENV_VAR: "fake_ok/keras3=400"}
+    done = subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
+                                        tmp_path / "results"), cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    assert "injected slowdown (KLBENCH_INJECT_SLOWDOWN): fake_ok/keras3 +400 ms/step" in done.stdout
+    folder = only_folder(tmp_path / "results")
+    assert json.loads((folder / "env.json").read_text())["injected_slowdown"] == {"fake_ok/keras3": 400.0}
+    # A lower bound a sleep guarantees, not a timing: a step of the tiny model alone takes ~1 ms.
+    timed = pd.read_csv(folder / "epochs.csv").query("not warmup")
+    assert (timed.ms_per_step >= 400).all()
+
+
+def test_a_bad_injection_stops_the_benchmark_before_any_run(tmp_path):
+    environment = {**bench_environment(), injection.ENV_VAR: "nope/keras3=1"}
+    done = subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
+                                        tmp_path / "results"), cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope/keras3=1" in done.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
