@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import plots, stats
+from bench import injection, plots, stats
 from bench.errors import UsageError
 from vae_impls import registry
 
@@ -221,6 +221,15 @@ def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
             f"become about {needed}{cost}.")
 
 
+def _injection_sentences(env: dict) -> list:
+    injected = env.get("injected_slowdown")
+    if not injected:
+        return []
+    pairs = ", ".join(f"{pair} +{milliseconds:g} ms/step" for pair, milliseconds in injected.items())
+    return [f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {pairs}. These timings test the "
+            "regression gate; they are not the recipes' own."]
+
+
 def summary_blocks(results: Results, tables: Tables) -> list:
     flagged = tables.quality[tables.quality.flagged]
     quality = ("Quality guard: the final loss of " + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
@@ -231,7 +240,8 @@ def summary_blocks(results: Results, tables: Tables) -> list:
                   + ", ".join(f"{count} {status}" for status, count in counts.items())
                   + "): see 'Runs that did not finish'." if len(counts) else ALL_FINISHED)
     return [("h2", "Summary"),
-            ("ul", [*_fastest_sentences(tables.speed, tables.ratios),
+            ("ul", [*_injection_sentences(results.env),
+                    *_fastest_sentences(tables.speed, tables.ratios),
                     *(_claim_sentence(claim, tables.claims) for claim in stats.CLAIMS),
                     _precision_sentence(results, tables.ratios), quality, unfinished])]
 

@@ -37,11 +37,15 @@ def test_bad_values_are_refused_with_the_item_named(value, named):
     assert named in str(error.value)
 
 
+def bench_with_injection(tmp_path, value):
+    """A tiny benchmark of the fast fake recipe with ``KLBENCH_INJECT_SLOWDOWN=value``."""
+    return subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
+                                        tmp_path / "results"), cwd=ROOT, capture_output=True, text=True,
+                          env={**bench_environment(), injection.ENV_VAR: value}, timeout=400)
+
+
 def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
-    environment = {**bench_environment(), injection.ENV_VAR: "fake_ok/keras3=400"}
-    done = subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
-                                        tmp_path / "results"), cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=400)
+    done = bench_with_injection(tmp_path, "fake_ok/keras3=400")
     assert done.returncode == 0, done.stderr
     assert "injected slowdown (KLBENCH_INJECT_SLOWDOWN): fake_ok/keras3 +400 ms/step" in done.stdout
     folder = only_folder(tmp_path / "results")
@@ -52,9 +56,6 @@ def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
 
 
 def test_a_bad_injection_stops_the_benchmark_before_any_run(tmp_path):
-    environment = {**bench_environment(), injection.ENV_VAR: "nope/keras3=1"}
-    done = subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
-                                        tmp_path / "results"), cwd=ROOT, env=environment, capture_output=True,
-                          text=True, timeout=400)
+    done = bench_with_injection(tmp_path, "nope/keras3=1")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope/keras3=1" in done.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -1,5 +1,6 @@
 """bench.report and ``python -m bench report`` on results folders built from synthetic numbers."""
 import json
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from bench.__main__ import main
 from bench.errors import UsageError
+from bench import report
 from bench.report import write_report
 
 EPOCHS, WARMUP_EPOCHS, STEPS = 4, 1, 40
@@ -115,6 +117,14 @@ def test_report_without_artifacts_or_environment_says_so(tmp_path):
     assert "python -m bench run --config quick" in markdown  # config name from the folder name
 
 
+def test_a_run_with_an_injected_slowdown_says_so_first(tmp_path):
+    folder = write_results_folder(tmp_path / "20250101T000000Z-ci",
+                                  env={"injected_slowdown": {"kl_layer/keras2": 80.0}})
+    summary = section(write_report(folder)[0].read_text(), "Summary")
+    assert summary.lstrip().startswith("- DELIBERATE SLOWDOWN INJECTED (KLBENCH_INJECT_SLOWDOWN): "
+                                       "kl_layer/keras2 +80 ms/step.")
+
+
 def test_report_command_writes_both_files(tmp_path, capsys):
     speeds = {key: SPEEDS[key] for key in [("plain_ae", "keras2"), ("kl_layer", "keras2")]}
     folder = write_results_folder(tmp_path / "results", speeds, repeats=2, artifacts=())
@@ -131,3 +141,16 @@ def test_report_command_on_a_missing_folder_fails_with_one_line(tmp_path, capsys
 def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no runs.csv"):
         write_report(tmp_path)
+
+
+def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
+    runs = pd.DataFrame({"wall_seconds": [10.0] * 6, "repeat": [1, 2, 3] * 2})
+    ratios = pd.DataFrame({"recipe": ["vae_loss_layer", "kl_layer"], "api": ["keras2", "keras2"],
+                           "reference_recipe": ["plain_ae", "plain_ae"], "n": [3, 3], "n_reference": [3, 3],
+                           "half_width": [0.10, 0.04]})
+    sentence = report._precision_sentence(SimpleNamespace(runs=runs), ratios)
+    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2), ±7.0% at the median, "
+                        "against the ±2% target: over. The half-width shrinks ~1/sqrt(repeats), so 3 runs a side "
+                        "would have to become about 75, about 0.4 h of runs for this matrix.")
+    assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.02, 0.01])).endswith(
+        "against the ±2% target: within target.")
