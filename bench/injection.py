@@ -34,6 +34,11 @@ def from_environment(known_recipes, environ=os.environ) -> dict:
     return injections
 
 
+def describe(injected: dict) -> str:
+    """``kl_layer/keras2 +80 ms/step, ...`` for a report or a log line."""
+    return ", ".join(f"{pair} +{milliseconds:g} ms/step" for pair, milliseconds in injected.items())
+
+
 def slow_down(tf, model, milliseconds: float) -> None:
     """Wrap ``model.train_step`` so that each step first sleeps ``milliseconds``."""
     original, seconds = model.train_step, milliseconds / 1000

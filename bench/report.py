@@ -225,9 +225,8 @@ def _injection_sentences(env: dict) -> list:
     injected = env.get("injected_slowdown")
     if not injected:
         return []
-    pairs = ", ".join(f"{pair} +{milliseconds:g} ms/step" for pair, milliseconds in injected.items())
-    return [f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {pairs}. These timings test the "
-            "regression gate; they are not the recipes' own."]
+    return [f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {injection.describe(injected)}. "
+            "These timings test the regression gate; they are not the recipes' own."]
 
 
 def summary_blocks(results: Results, tables: Tables) -> list:

@@ -46,7 +46,7 @@ def create(config, results_dir: Path, command: str, out=sys.stdout) -> tuple:
                                                    "injected_slowdown": injected})
     print(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", file=out, flush=True)
     if injected:
-        print(f"injected slowdown ({injection.ENV_VAR}): {_injected_text(injected)}", file=out, flush=True)
+        print(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", file=out, flush=True)
     return folder, runs
 
 
@@ -109,10 +109,6 @@ def _eta(remaining: list, walls: dict) -> float:
     """Each remaining run takes as long as its recipe x API did so far, or as the average run."""
     average = statistics.mean(wall for pair_walls in walls.values() for wall in pair_walls)
     return sum(statistics.mean(walls.get((run.recipe, run.api), [average])) for run in remaining)
-
-
-def _injected_text(injected: dict) -> str:
-    return ", ".join(f"{pair} +{milliseconds:g} ms/step" for pair, milliseconds in injected.items())
 
 
 def _spec(config, run, folder: Path, injected: dict) -> dict:

@@ -149,8 +149,8 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
                            "reference_recipe": ["plain_ae", "plain_ae"], "n": [3, 3], "n_reference": [3, 3],
                            "half_width": [0.10, 0.04]})
     sentence = report._precision_sentence(SimpleNamespace(runs=runs), ratios)
-    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2), ±7.0% at the median, "
-                        "against the ±2% target: over. The half-width shrinks ~1/sqrt(repeats), so 3 runs a side "
+    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2), "
+                        "±7.0% at the median, against the ±2% target: over. The half-width shrinks ~1/sqrt(repeats), so 3 runs a side "
                         "would have to become about 75, about 0.4 h of runs for this matrix.")
     assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.02, 0.01])).endswith(
         "against the ±2% target: within target.")

@@ -64,7 +64,7 @@ def run(args) -> int:
     print(f"\ngate: {folder} against {args.baseline} (tolerance {args.tolerance:.0%})")
     injected = records.read_json(folder / records.ENV_JSON).get("injected_slowdown")
     if injected:
-        print(f"this run has a deliberate slowdown injected ({injection.ENV_VAR}): {injected}")
+        print(f"this run has a deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(injected)}")
     print()
     print(gate.format_table(decisions))
     failed = [d for d in decisions if not d.passed]
