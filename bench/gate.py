@@ -59,6 +59,7 @@ def _summaries(runs: pd.DataFrame) -> dict:
         ok = group[group["status"] == "ok"]
         summaries[recipe, api] = {
             "status": "works" if len(ok) else "fails",
+            "ok_runs": len(ok),
             "error": "" if len(ok) else str(group["error"].iloc[0]),
             "ms_per_step": float(ok["ms_per_step"].median()) if len(ok) else math.nan,
             "final_loss": [float(ok["final_loss"].min()), float(ok["final_loss"].max())] if len(ok) else None,
@@ -71,8 +72,9 @@ def _json_number(value):
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def make_baseline(runs: pd.DataFrame, env: dict) -> dict:
-    """The baseline file's content from one run of the CI config."""
+def make_baseline(runs: pd.DataFrame, env: dict, sources: list = ()) -> dict:
+    """The baseline file's content from the runs of one or more runs of the CI config (``sources``:
+    their results folders' names); ``env`` is the first one's env.json."""
     ratios = _floor_ratios(runs)
     entries = {}
     for (recipe, api), summary in _summaries(runs).items():
@@ -86,7 +88,7 @@ def make_baseline(runs: pd.DataFrame, env: dict) -> dict:
         }
     machine = {key: env.get(key) for key in ("python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu")}
     return {"version": BASELINE_VERSION, "machine": machine, "config": env.get("config", {}).get("name"),
-            "git": env.get("git"), "entries": entries}
+            "git": env.get("git"), "sources": list(sources), "entries": entries}
 
 
 def check_baseline(baseline: dict, source: str) -> dict:

@@ -1,4 +1,5 @@
 """The gate's decisions on synthetic records with known answers."""
+import json
 import math
 
 import numpy as np
@@ -6,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench import gate
+from bench.__main__ import main
 from bench.records import RUN_COLUMNS
 from bench.errors import UsageError
 
@@ -101,3 +103,32 @@ def test_invalid_baseline_and_tolerance_are_rejected(baseline):
         gate.check_baseline({"entries": {}}, "bench/baseline.json")
     with pytest.raises(UsageError, match="tolerance"):
         gate.compare(runs_frame(BASE), baseline, tolerance=0)
+
+
+def write_folder(path, frame):
+    path.mkdir()
+    frame.to_csv(path / "runs.csv", index=False)
+    (path / "env.json").write_text(json.dumps({"config": {"name": "ci"}, "python": "3.11"}))
+    return path
+
+
+def test_check_pools_several_folders_into_one_baseline_and_judges_a_new_run(tmp_path, capsys):
+    first, second = (write_folder(tmp_path / name, runs_frame(BASE, seed=seed)) for name, seed in (("a", 1), ("b", 2)))
+    baseline_path = tmp_path / "baseline.json"
+    assert main(["check", "--results", str(first), str(second), "--update-baseline",
+                 "--baseline", str(baseline_path)]) == 0
+    written = json.loads(baseline_path.read_text())
+    assert written["sources"] == ["a", "b"] and written["entries"]["kl_layer/keras2"]["ok_runs"] == 2 * REPEATS
+    assert written["entries"]["kl_layer/keras2"]["ratio"] == pytest.approx(1.1, rel=0.02)
+    slower = write_folder(tmp_path / "c", runs_frame({**BASE, ("kl_layer", "keras2"): 77.0 * 1.5}, seed=3))
+    assert main(["check", "--results", str(slower), "--baseline", str(baseline_path)]) == 1
+    (regression,) = [line for line in capsys.readouterr().out.splitlines() if "regression:" in line]
+    assert regression.split()[:2] == ["kl_layer", "keras2"]
+
+
+def test_check_of_an_unreadable_results_folder_is_one_line(tmp_path, capsys):
+    assert main(["check", "--results", str(tmp_path / "missing"), "--update-baseline",
+                 "--baseline", str(tmp_path / "b.json")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "missing is not a readable results folder" in error
+    assert not (tmp_path / "b.json").exists()

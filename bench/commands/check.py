@@ -25,8 +25,9 @@ def add_arguments(parser) -> None:
                         help="baseline JSON (default: bench/baseline.json)")
     parser.add_argument("--tolerance", type=float, default=gate.DEFAULT_TOLERANCE,
                         help="allowed ratio increase before a regression (default: %(default)s)")
-    parser.add_argument("--results", type=Path, metavar="FOLDER",
-                        help="judge an existing results folder instead of running the config")
+    parser.add_argument("--results", type=Path, nargs="+", metavar="FOLDER",
+                        help="judge existing results folders (their runs pooled) instead of running the config; "
+                             "with --update-baseline, a baseline from several runs of the ci config")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
     parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run")
 
@@ -40,7 +41,8 @@ def _load_baseline(path: Path) -> dict:
         raise UsageError(f"{path} is not valid JSON ({error})") from None
 
 
-def _measure(args) -> Path:
+def _measure(args) -> list:
+    """The results folders to judge: those given, or a new run of the config."""
     if args.results:
         return args.results
     config = config_module.load(args.config)
@@ -48,23 +50,31 @@ def _measure(args) -> Path:
     status = runner.execute(folder, config, runs, set(), sys.stdout)
     if status:
         raise SystemExit(status)
-    return folder
+    return [folder]
+
+
+def _read(folder: Path) -> tuple:
+    """(runs, env) of one results folder; a UsageError when it is not one."""
+    try:
+        return pd.read_csv(folder / records.RUNS_CSV), records.read_json(folder / records.ENV_JSON)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{folder} is not a readable results folder ({error})") from None
 
 
 def run(args) -> int:
     baseline = None if args.update_baseline else _load_baseline(args.baseline)
-    folder = _measure(args)
-    runs = pd.read_csv(folder / records.RUNS_CSV)
+    folders = _measure(args)
+    pooled = [_read(folder) for folder in folders]
+    runs = pd.concat([folder_runs for folder_runs, _ in pooled], ignore_index=True)
     if args.update_baseline:
-        env = records.read_json(folder / records.ENV_JSON)
-        records.write_json(args.baseline, gate.make_baseline(runs, env))
-        print(f"baseline written: {args.baseline}")
+        records.write_json(args.baseline, gate.make_baseline(runs, pooled[0][1], [folder.name for folder in folders]))
+        print(f"baseline written: {args.baseline} (from {len(folders)} results folder(s))")
         return 0
     decisions = gate.compare(runs, baseline, args.tolerance)
-    print(f"\ngate: {folder} against {args.baseline} (tolerance {args.tolerance:.0%})")
-    injected = records.read_json(folder / records.ENV_JSON).get("injected_slowdown")
-    if injected:
-        print(f"this run has a deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(injected)}")
+    print(f"\ngate: {', '.join(map(str, folders))} against {args.baseline} (tolerance {args.tolerance:.0%})")
+    for _, env in pooled:
+        if env.get("injected_slowdown"):
+            print(f"deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(env['injected_slowdown'])}")
     print()
     print(gate.format_table(decisions))
     failed = [d for d in decisions if not d.passed]
