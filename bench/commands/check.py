@@ -3,7 +3,8 @@
 Ratios to plain_ae measured in the same run cancel most of the machine's speed, so the committed
 baseline (bench/baseline.json) works across machines. Exit status 1 on any regression, new
 failure, moved final loss or missing baseline entry; 0 otherwise. --update-baseline rewrites
-the baseline from this run (a deliberate step, never taken by CI).
+the baseline from this run, or from the runs of every folder given to --results (a deliberate
+step, never taken by CI; a baseline pooled from several runs is steadier than one run's).
 """
 import json
 import sys
@@ -29,7 +30,7 @@ def add_arguments(parser) -> None:
                         help="judge existing results folders (their runs pooled) instead of running the config; "
                              "with --update-baseline, a baseline from several runs of the ci config")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
-    parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run")
+    parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run (or the --results folders)")
 
 
 def _load_baseline(path: Path) -> dict:
