@@ -6,6 +6,7 @@ train step, so it costs what a slower op would: per step, inside the timed epoch
 records the injection in env.json and the gate prints it, so an injected run is never mistaken
 for a normal one. It does not combine with ``xla = "jit_compile"`` (XLA cannot compile a sleep).
 """
+import math
 import os
 import time
 
@@ -27,8 +28,8 @@ def from_environment(known_recipes, environ=os.environ) -> dict:
         try:
             delay = float(milliseconds)
         except ValueError:
-            delay = -1.0
-        if not delay > 0:
+            delay = math.nan
+        if not (math.isfinite(delay) and delay > 0):
             raise UsageError(f"{ENV_VAR}: {item!r} needs a positive number of milliseconds after '='")
         injections[pair] = delay
     return injections

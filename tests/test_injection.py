@@ -29,6 +29,7 @@ def test_pairs_and_milliseconds_are_parsed():
     ("kl_layer=80", "kl_layer=80"),
     ("kl_layer/keras2=fast", "positive number"),
     ("kl_layer/keras2=-5", "positive number"),
+    ("kl_layer/keras2=inf", "positive number"),
     ("kl_layer/keras2", "positive number"),
 ])
 def test_bad_values_are_refused_with_the_item_named(value, named):
