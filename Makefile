@@ -26,8 +26,11 @@ test: $(INSTALLED)
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
 
 # The step-time regression gate against bench/baseline.json; .ci/run runs it after the tests.
+# Between two gate runs of unchanged code a ratio to plain_ae moves ~5% (up to 9%), which the
+# command's default 15% tolerance absorbs only narrowly; CI allows 25% and still catches +50%.
+GATE_TOLERANCE ?= 0.25
 ci-bench: $(INSTALLED)
-	$(PY) -m bench check
+	$(PY) -m bench check --tolerance $(GATE_TOLERANCE)
 
 # Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
 bench-pytest: $(INSTALLED)
