@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
                         help="judge existing results folders (their runs pooled) instead of running the config; "
                              "with --update-baseline, a baseline from several runs of the ci config")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
-    parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run (or the --results folders)")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help="write the baseline from this run (or the --results folders)")
 
 
 def _load_baseline(path: Path) -> dict:
