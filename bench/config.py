@@ -6,24 +6,26 @@ A config has a top-level ``name`` and four tables. ``[device]`` and ``[training]
 Every problem is a ``UsageError`` with one line that names the key and what is valid.
 
 Importing this module does not import TensorFlow: the manager process never does.
-``[network]`` keys are the ``vae_impls.network.NetworkSpec`` field names; their types are
-checked here, and the preflight subprocess (``bench.environment``) constructs the spec itself,
-because ``vae_impls.network`` imports TensorFlow.
+``[network]`` keys are the ``vae_impls.network_spec.NetworkSpec`` field names; a table is checked
+by constructing the spec, which needs no TensorFlow either.
+
+Numbers are bounded on both sides: a bound no real benchmark reaches still stops a typo or a
+runaway ``--repeats`` from starting runs that fail, never end, or measure something else.
 """
-import ast
 import dataclasses
 import hashlib
-import importlib.util
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import datasets, plan
+from bench import datasets, plan, recipes
 from bench.errors import UsageError
 from vae_impls import registry
 from vae_impls.keras_api import APIS
+from vae_impls.network_spec import ACTIVATIONS, LAYER_TUPLES, OPTIMIZERS, NetworkSpec
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -73,33 +75,51 @@ NETWORK_FIXED = {
     "jit_compile": "it is set by [device] xla = \"jit_compile\"",
     "sampling_noise": "the benchmark draws the sampling noise from the seed",
 }
-# Tuple fields NetworkSpec also accepts as one int for every layer.
-NETWORK_INT_OR_TUPLE = ("encoder_kernel_sizes", "encoder_strides", "decoder_kernel_sizes", "decoder_strides")
 
 
-def _network_spec_defaults() -> dict:
-    """NetworkSpec's fields and their defaults, read from its source.
-
-    Importing ``vae_impls.network`` imports TensorFlow, which the manager must not do; the
-    defaults give each key's type, and the preflight constructs the real NetworkSpec.
-    """
-    source = Path(importlib.util.find_spec("vae_impls.network").origin).read_text(encoding="utf-8")
-    spec = next(node for node in ast.parse(source).body
-                if isinstance(node, ast.ClassDef) and node.name == "NetworkSpec")
-    return {node.target.id: ast.literal_eval(node.value) for node in spec.body
-            if isinstance(node, ast.AnnAssign) and node.target.id not in NETWORK_FIXED}
+def field_defaults(cls) -> dict:
+    """A dataclass's fields and their defaults, which give each config key's type."""
+    return {spec_field.name: spec_field.default_factory() if spec_field.default is dataclasses.MISSING
+            else spec_field.default for spec_field in dataclasses.fields(cls)}
 
 
-NETWORK_DEFAULTS = _network_spec_defaults()
+NETWORK_DEFAULTS = {key: default for key, default in field_defaults(NetworkSpec).items()
+                    if key not in NETWORK_FIXED}
 
 CHOICES = {
     ("device", "device"): DEVICES,
     ("device", "xla"): XLA_MODES,
     ("device", "precision"): PRECISIONS,
     ("training", "dataset"): datasets.SOURCES,
+    ("network", "activation"): ACTIVATIONS,
+    ("network", "optimizer"): OPTIMIZERS,
 }
 POSITIVE = {("training", "batch_size"), ("training", "epochs"), ("training", "timeout_seconds"),
             ("matrix", "repeats"), ("network", "z_dim"), ("network", "learning_rate")}
+# The largest value of a key (of each entry, for layer sizes) and why nobody needs more.
+MAXIMA = {
+    ("device", "gpu_memory_limit_mb"): (1_048_576, "1 TiB, more memory than any GPU has"),
+    ("device", "intra_op_threads"): (4096, "more threads than any machine has cores"),
+    ("device", "inter_op_threads"): (4096, "more threads than any machine has cores"),
+    ("training", "batch_size"): (60_000, "the size of MNIST's whole training set"),
+    ("training", "epochs"): (10_000, "more epochs than a benchmark run can use"),
+    ("training", "steps_per_epoch"): (1_000_000, "over 2,000 passes over MNIST at batch 128 in one epoch"),
+    ("training", "timeout_seconds"): (86_400, "a day for one run"),
+    ("matrix", "repeats"): (1000, "more rounds than a benchmark can run, and seed * 1000 + round would "
+                                  "reuse the next seed's round seeds"),
+    ("network", "z_dim"): (784, "more latent dimensions than a 28x28 image has pixels"),
+    ("network", "fact"): (1000.0, "a KL term that large swamps the reconstruction loss"),
+    ("network", "learning_rate"): (10.0, "steps that large diverge at once"),
+    ("network", "encoder_filters"): (4096, "more filters per layer than a 28x28 image can use"),
+    ("network", "decoder_filters"): (4096, "more filters per layer than a 28x28 image can use"),
+    ("network", "encoder_kernel_sizes"): (28, "a kernel larger than the 28x28 image"),
+    ("network", "decoder_kernel_sizes"): (28, "a kernel larger than the 28x28 image"),
+    ("network", "encoder_strides"): (28, "a stride longer than the 28x28 image"),
+    ("network", "decoder_strides"): (28, "a stride longer than the 28x28 image"),
+}
+MAX_NAME_LENGTH = 100  # the name is part of the results folder's name, which the file system limits
+# keras.utils.set_random_seed hands each run's seed to numpy, which takes 0..2**32-1.
+MAX_RUN_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -182,16 +202,32 @@ def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Con
     return updated
 
 
+def check_batch_fits(training: TrainingSettings, data) -> None:
+    """A UsageError when the loaded ``data`` (a ``datasets.Dataset``) has fewer training images than
+    one batch. Loading the config checks the sources of fixed size; the runner calls this once it
+    has loaded the data, for ``mnist`` and ``auto``, whose size is the file's."""
+    _check_batch_size(training.batch_size, len(data.x_train), data.name)
+
+
+def largest_seed(repeats: int) -> int:
+    """The largest [training] seed whose every round seed (``plan.repeat_seed``) numpy accepts."""
+    seed_stride = plan.repeat_seed(1, 0) - plan.repeat_seed(0, 0)  # repeat_seed is linear in the seed
+    return (MAX_RUN_SEED - plan.repeat_seed(0, repeats)) // seed_stride
+
+
 def _name(name) -> str:
     # The name becomes part of the results folder's name.
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise UsageError(f"config name {name!r} must be letters, digits, '_', '.' or '-'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(f"config name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
+                         f"it is part of the results folder's name")
     return name
 
 
 def _settings(table: str, values: dict):
     cls = TABLES[table]
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    defaults = field_defaults(cls)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in [{table}]; valid keys: {', '.join(defaults)}")
@@ -206,14 +242,7 @@ def _checked(table: str, key: str, value, default):
         if not isinstance(value, bool):
             raise UsageError(f"{where} must be true or false, got {value!r}")
     elif isinstance(default, (int, float)):
-        if not _is_number(value, integer=isinstance(default, int)):
-            kind = "an integer" if isinstance(default, int) else "a number"
-            raise UsageError(f"{where} must be {kind}, got {_type_name(value)} {value!r}")
-        value = type(default)(value)
-        if (table, key) in POSITIVE and value <= 0:
-            raise UsageError(f"{where} must be positive, got {value}")
-        if value < 0:
-            raise UsageError(f"{where} must not be negative, got {value}")
+        value = _checked_number(table, key, value, type(default))
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise UsageError(f"{where} must be a string, got {_type_name(value)} {value!r}")
@@ -225,6 +254,31 @@ def _checked(table: str, key: str, value, default):
             raise UsageError(f"{where} must be a non-empty list of strings, got {value!r}")
         value = tuple(dict.fromkeys(value))  # repeated names would run twice per round
     return value
+
+
+def _checked_number(table: str, key: str, value, kind: type):
+    where = f"[{table}] {key}"
+    if not _is_number(value, integer=kind is int):
+        raise UsageError(f"{where} must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {_type_name(value)} {value!r}")
+    value = kind(value)
+    if not math.isfinite(value):  # TOML allows nan and inf
+        raise UsageError(f"{where} must be a finite number, got {value}")
+    if (table, key) in POSITIVE and value <= 0:
+        raise UsageError(f"{where} must be positive, got {value}")
+    if value < 0:
+        raise UsageError(f"{where} must not be negative, got {value}")
+    _check_maximum(table, key, value, value)
+    return value
+
+
+def _check_maximum(table: str, key: str, largest, given, unit: str = "") -> None:
+    """``largest`` (the value, or a list's largest entry) within ``MAXIMA``; ``given`` is what was set."""
+    if (table, key) not in MAXIMA:
+        return
+    maximum, reason = MAXIMA[table, key]
+    if largest > maximum:
+        raise UsageError(f"[{table}] {key} must be at most {maximum}{unit}, got {given!r}: {reason}")
 
 
 def _network(values: dict) -> dict:
@@ -239,17 +293,28 @@ def _network(values: dict) -> dict:
             checked[key] = _layer_sizes(key, value)
         else:
             checked[key] = _checked("network", key, value, default)
-    return {**NETWORK_DEFAULTS, **checked}  # complete, so that equal networks hash equally
+    network = {**NETWORK_DEFAULTS, **checked}  # complete, so that equal networks hash equally
+    _check_network_spec(network)
+    return network
+
+
+def _check_network_spec(network: dict) -> None:
+    """What NetworkSpec itself refuses: layer counts that disagree, an output of the wrong size."""
+    try:
+        NetworkSpec(**network)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"[network] is not a valid NetworkSpec: {' '.join(str(error).split())}") from None
 
 
 def _layer_sizes(key: str, value):
-    single = key in NETWORK_INT_OR_TUPLE and _is_number(value, integer=True)
+    single = key in LAYER_TUPLES and _is_number(value, integer=True)
     items = [value] if single else value
     if not isinstance(items, list) or not items or not all(_is_number(item, integer=True) for item in items):
-        kind = "a list of integers or one integer" if key in NETWORK_INT_OR_TUPLE else "a list of integers"
+        kind = "a list of integers or one integer" if key in LAYER_TUPLES else "a list of integers"
         raise UsageError(f"[network] {key} must be {kind}, got {value!r}")
     if any(item <= 0 for item in items):
         raise UsageError(f"[network] {key} must be positive sizes, got {value!r}")
+    _check_maximum("network", key, max(items), value, unit=" per layer")
     return value if single else tuple(items)
 
 
@@ -258,7 +323,9 @@ def _check_consistency(config: Config) -> None:
     if training.warmup_epochs >= training.epochs:
         raise UsageError(f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
                          f"({training.epochs}): at least one epoch has to be timed")
-    known = plan.known_recipes()
+    _check_seed(training.seed, matrix.repeats)
+    _check_data_settings(training)
+    known = recipes.known()
     for recipe in matrix.recipes:
         if recipe not in known:
             raise UsageError(f"unknown recipe {recipe!r} in [matrix] recipes; valid recipes: {', '.join(known)}")
@@ -271,6 +338,29 @@ def _check_consistency(config: Config) -> None:
     if matrix.save_artifacts and z_dim != 2:
         raise UsageError(f"[matrix] save_artifacts needs [network] z_dim = 2 (the pictures are of a 2-D latent "
                          f"space), got z_dim = {z_dim}")
+
+
+def _check_seed(seed: int, repeats: int) -> None:
+    if plan.repeat_seed(seed, repeats) > MAX_RUN_SEED:
+        raise UsageError(f"[training] seed must be at most {largest_seed(repeats)} with [matrix] repeats = "
+                         f"{repeats}, got {seed}: round r runs under seed * 1000 + r, and numpy takes seeds "
+                         f"up to {MAX_RUN_SEED}")
+
+
+def _check_data_settings(training: TrainingSettings) -> None:
+    if training.mnist_path and training.dataset not in ("mnist", "auto"):
+        raise UsageError(f"[training] mnist_path is read only for dataset = \"mnist\" or \"auto\", "
+                         f"but dataset = {training.dataset!r}: remove one of them")
+    size = datasets.fixed_training_size(training.dataset)
+    if size is not None:
+        _check_batch_size(training.batch_size, size, training.dataset)
+
+
+def _check_batch_size(batch_size: int, training_images: int, dataset: str) -> None:
+    if batch_size > training_images:
+        raise UsageError(f"[training] batch_size must be at most {training_images}, the training images of "
+                         f"dataset {dataset!r}, got {batch_size}: every batch would be the whole set, "
+                         f"smaller than asked")
 
 
 def _is_number(value, integer: bool) -> bool:

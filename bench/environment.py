@@ -3,8 +3,8 @@
 The manager process never imports TensorFlow (it would take seconds and memory away from the
 runs it times). It reads package versions from their installed metadata; everything that needs
 TensorFlow itself (its version, the GPUs, CUDA/cuDNN) comes from one preflight subprocess,
-``python -m bench.environment REQUEST.json ANSWER.json``, which also constructs the config's
-``NetworkSpec`` so that a bad [network] table is rejected before anything runs.
+``python -m bench.environment ANSWER.json``. A bad [network] table never gets this far: loading
+the config constructs its ``NetworkSpec``, which needs no TensorFlow.
 """
 import importlib.metadata
 import json
@@ -59,10 +59,9 @@ def _git_state() -> dict:
 def preflight(config) -> dict:
     """TensorFlow's facts for env.json; a UsageError when the config cannot run on this machine."""
     with tempfile.TemporaryDirectory(prefix="klbench-preflight-") as scratch:
-        request, answer = Path(scratch, "request.json"), Path(scratch, "answer.json")
-        request.write_text(json.dumps({"network": config.to_dict()["network"]}), encoding="utf-8")
+        answer = Path(scratch, "answer.json")
         try:
-            done = subprocess.run([sys.executable, "-m", "bench.environment", str(request), str(answer)],
+            done = subprocess.run([sys.executable, "-m", "bench.environment", str(answer)],
                                   env=worker_environment(), capture_output=True, text=True,
                                   timeout=PREFLIGHT_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
@@ -71,9 +70,6 @@ def preflight(config) -> dict:
             why = last_line(done.stderr) or f"exit status {done.returncode}"
             raise UsageError(f"the TensorFlow preflight failed: {why}")
         facts = json.loads(answer.read_text(encoding="utf-8"))
-    problem = facts.pop("network_problem")
-    if problem:
-        raise UsageError(f"[network] is not a valid NetworkSpec: {problem}")
     if config.device.device == "gpu" and not facts["gpu"]:
         raise UsageError("[device] device = \"gpu\" but TensorFlow sees no GPU on this machine; "
                          "use \"auto\" or \"cpu\"")
@@ -118,19 +114,10 @@ def _nvidia_smi() -> dict:
     return {"memory": [row[0] for row in rows] or None, "driver": rows[0][1] if rows else None}
 
 
-def _preflight_main(request_path: str, answer_path: str) -> int:
+def _preflight_main(answer_path: str) -> int:
     import tensorflow as tf
-    from vae_impls import network
 
-    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in request["network"].items()}
-    try:
-        network.NetworkSpec(**values)
-        problem = None
-    except (TypeError, ValueError) as error:
-        problem = str(error)
-    answer = {**tensorflow_facts(tf), "network_problem": problem}
-    Path(answer_path).write_text(json.dumps(answer), encoding="utf-8")
+    Path(answer_path).write_text(json.dumps(tensorflow_facts(tf)), encoding="utf-8")
     return 0
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import stats
+from bench import recipes, stats
 from bench.errors import UsageError
-from vae_impls import registry
-from vae_impls.keras_api import APIS
+from bench.formatting import number, signed_percent, text_table, with_ci
+from bench.results import OK
 
 DEFAULT_TOLERANCE = 0.15
 # Final losses may move by this much relative to the baseline's band before the gate objects.
@@ -56,7 +56,7 @@ def _summaries(runs: pd.DataFrame) -> dict:
     """(recipe, api) -> status ("works"/"fails"), median ms/step and final-loss band of a run."""
     summaries = {}
     for (recipe, api), group in runs.groupby(["recipe", "api"], sort=False):
-        ok = group[group["status"] == "ok"]
+        ok = group[group["status"] == OK]
         summaries[recipe, api] = {
             "status": "works" if len(ok) else "fails",
             "ok_runs": len(ok),
@@ -145,28 +145,16 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
             decisions.append(Decision(recipe, api, entry.get("ratio") or math.nan, math.nan, math.nan, math.nan,
                                       math.nan, entry.get("ms_per_step") or math.nan, "not run",
                                       "in the baseline but not in this run"))
-    return sorted(decisions, key=_registry_order)
-
-
-def _registry_order(decision: Decision) -> tuple:
-    recipes, apis = list(registry.RECIPES), list(APIS)
-    return (recipes.index(decision.recipe) if decision.recipe in recipes else len(recipes),
-            apis.index(decision.api) if decision.api in apis else len(apis))
-
-
-def _number(value, digits=3) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    return sorted(decisions, key=lambda decision: recipes.order_key(decision.recipe, decision.api))
 
 
 def format_table(decisions: list) -> str:
     header = ("recipe", "API", "baseline ratio", "current ratio [95% CI]", "change", "ms/step (baseline)", "verdict")
-    rows = [header]
+    rows = []
     for d in decisions:
-        current = f"{_number(d.ratio)} [{_number(d.ci_low)}, {_number(d.ci_high)}]" if math.isfinite(d.ratio) else "-"
-        change = f"{d.change:+.1%}" if math.isfinite(d.change) else "-"
-        ms = f"{_number(d.ms_per_step, 1)} ({_number(d.baseline_ms_per_step, 1)})"
+        current = with_ci(d.ratio, d.ci_low, d.ci_high, digits=3)
+        ms = f"{number(d.ms_per_step)} ({number(d.baseline_ms_per_step)})"
         verdict = d.verdict + (f": {d.why}" if d.why and not d.passed else "")
-        rows.append((d.recipe, d.api, _number(d.baseline_ratio), current, change, ms, verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-                     for row in rows)
+        rows.append((d.recipe, d.api, number(d.baseline_ratio, 3), current, signed_percent(d.change), ms,
+                     verdict))
+    return text_table(header, rows)

@@ -7,20 +7,13 @@ run in the first round only unless ``[matrix] repeat_expected_failures`` asks fo
 The plan is fixed before the first run and stored with the results, which is what makes a
 benchmark resumable.
 
-Recipes come from ``vae_impls.registry``. For tests only, the environment variable
-``KLBENCH_EXTRA_RECIPES`` may name modules (comma-separated) with the registry's interface
-(``RECIPES``, ``status(name, api)``, ``build(name, api, keras, net)``) whose recipes are
-added; it is unset in normal use.
+Recipes come from ``bench.recipes``.
 """
-import importlib
-import os
 import random
 from dataclasses import dataclass
 
-from bench.errors import UsageError
+from bench import recipes
 from vae_impls import registry
-
-EXTRA_RECIPES_ENV = "KLBENCH_EXTRA_RECIPES"
 
 
 @dataclass(frozen=True)
@@ -32,42 +25,18 @@ class PlannedRun:
     seed: int
 
 
-def _recipe_sources() -> list:
-    names = [name.strip() for name in os.environ.get(EXTRA_RECIPES_ENV, "").split(",") if name.strip()]
-    try:
-        return [registry, *(importlib.import_module(name) for name in names)]
-    except ImportError as error:
-        raise UsageError(f"{EXTRA_RECIPES_ENV}: cannot import {error.name!r}") from None
-
-
-def _source_of(recipe: str):
-    for source in _recipe_sources():
-        if recipe in source.RECIPES:
-            return source
-    raise registry.UnknownRecipe(f"unknown recipe {recipe!r}; valid recipes: {', '.join(known_recipes())}")
-
-
-def known_recipes() -> dict:
-    """Recipe name -> ``registry.Recipe``, the registry's first."""
-    return {name: recipe for source in _recipe_sources() for name, recipe in source.RECIPES.items()}
-
-
-def status(recipe: str, api: str) -> str:
-    return _source_of(recipe).status(recipe, api)
-
-
-def build(recipe: str, api: str, keras, net):
-    return _source_of(recipe).build(recipe, api, keras, net)
-
-
-def combinations(recipes, apis) -> list:
+def combinations(recipe_names, apis) -> list:
     """(recipe, API) pairs to run: those with no variant for an API (n/a) are left out, while
     those that fail as written stay in, since their failure is a result."""
-    return [(recipe, api) for recipe in recipes for api in apis if status(recipe, api) != registry.NOT_APPLICABLE]
+    return [(recipe, api) for recipe in recipe_names for api in apis
+            if recipes.status(recipe, api) != registry.NOT_APPLICABLE]
 
 
 def repeat_seed(base_seed: int, repeat: int) -> int:
-    """The seed every recipe of one round shares: same initial weights, data order and noise."""
+    """The seed every recipe of one round shares: same initial weights, data order and noise.
+
+    Existing results folders depend on this derivation; ``bench.config`` bounds the seed and the
+    repeats so that every round's seed stays within numpy's 0..2**32-1."""
     return base_seed * 1000 + repeat
 
 
@@ -80,7 +49,7 @@ def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> lis
     """The pairs of one round: after the first, those that fail as written only if asked for."""
     if repeat == 1 or repeat_expected_failures:
         return pairs
-    return [(recipe, api) for recipe, api in pairs if status(recipe, api) != registry.FAILS]
+    return [(recipe, api) for recipe, api in pairs if recipes.status(recipe, api) != registry.FAILS]
 
 
 def make_plan(config) -> list:

@@ -14,20 +14,19 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from bench import recipes  # noqa: E402
+from bench.claims import NOTEBOOK_CLAIM  # noqa: E402
 from vae_impls import registry  # noqa: E402
-from vae_impls.keras_api import APIS  # noqa: E402
+from vae_impls.keras_api import APIS, PORT_API, floor_api  # noqa: E402
 
-API_MARKERS = {"keras2": "o", "keras3": "s", "keras3-port": "D"}
-API_LINESTYLES = {"keras2": "-", "keras3": "--", "keras3-port": ":"}
+API_MARKERS = dict(zip(APIS, "osD"))
+API_LINESTYLES = dict(zip(APIS, ("-", "--", ":")))
 COMPAT_COLOURS = {"works": "#7fc97f", "port": "#80b1d3", "fails": "#f4746b", "n/a": "#d9d9d9", "unknown": "#ffffff"}
-POSTS_BAND = (1.3, 1.5)  # post VII: notebook globals 1.3-1.5x slower
 
 
 def recipe_colour(recipe: str):
     """The same colour for a recipe in every figure."""
-    names = list(registry.RECIPES)
-    index = names.index(recipe) if recipe in names else len(names)
-    return plt.get_cmap("tab10")(index % 10)
+    return plt.get_cmap("tab10")(recipes.order_key(recipe)[0] % 10)
 
 
 def _save(fig, folder, name: str) -> Path:
@@ -55,7 +54,9 @@ def plot_gap(ratios, compat, folder) -> Path:
     recipes = list(dict.fromkeys(shown.recipe))
     apis = list(dict.fromkeys(shown.api))
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(recipes)), 5))
-    ax.axhspan(*POSTS_BAND, color="orange", alpha=0.25, label="posts: 1.3-1.5x (post VII, notebook globals)")
+    claim = NOTEBOOK_CLAIM
+    ax.axhspan(claim.low, claim.high, color="orange", alpha=0.25,
+               label=f"posts: {claim.claimed_range} (post {claim.post}, {claim.recipe} / {claim.baseline})")
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
     # x in data units, y as a fraction of the axes: markers for missing runs sit at the bottom edge
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
@@ -73,7 +74,7 @@ def plot_gap(ratios, compat, folder) -> Path:
                     rotation=90, fontsize=7, color="red")
     ax.set_ylim(bottom=min(0.8, ax.get_ylim()[0]))  # room below the floor line for the red markers
     ax.set_xticks(range(len(recipes)), recipes, rotation=20, ha="right")
-    ax.set_ylabel(f"ms/step relative to {registry.FLOOR} (same API; ports: keras3)")
+    ax.set_ylabel(f"ms/step relative to {registry.FLOOR} (same API; {PORT_API}: {floor_api(PORT_API)})")
     ax.set_title("Cost of each KL recipe: ms/step ratio to the plain autoencoder")
     ax.legend(fontsize=8, loc="best")
     return _save(fig, folder, "gap.png")

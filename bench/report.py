@@ -1,90 +1,26 @@
 """The report of one results folder: ``report.md`` and a self-contained ``report.html``.
 
-Both are rendered from one list of blocks, so they always say the same thing:
-``("h1" | "h2" | "p" | "pre", text)``, ``("ul", [text, ...])``, ``("table", DataFrame)`` and
-``("img", caption, path)``. The folder's CSV files are only read, never written.
+The sections are built here as one list of blocks (``bench.render`` turns them into Markdown and
+HTML): the summary first (fastest recipe per API, the floor, the verdict on each of the posts'
+claims), then the tables, the plots, the environment and the command that reproduces the folder.
+The folder's CSV files are only read, never written.
 """
-import base64
-import html
-import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench import injection, plots, stats
-from bench.errors import UsageError
+from bench import claims, coverage, injection, plots, render, stats
+from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
+from bench.results import Results, ResultsFolder
 from vae_impls import registry
 
-RUN_TEXT = ("run_id", "recipe", "api", "status", "error", "settings_hash", "dataset", "artifacts")
-RUN_NUMBERS = ("repeat", "ms_per_step", "first_epoch_seconds", "trace_count", "graph_ops", "final_loss",
-               "final_bce", "final_kl", "wall_seconds")
-RUN_REQUIRED = ("run_id", "recipe", "api", "status")
-EPOCH_TEXT = ("run_id", "recipe", "api")
-EPOCH_NUMBERS = ("repeat", "epoch", "seconds", "steps", "ms_per_step", "loss", "bce", "kl")
 ARTIFACT_ARRAYS = ("latent_mu", "latent_labels", "originals", "reconstructions", "grid_images", "grid_extent")
+REPORT_MD, REPORT_HTML = "report.md", "report.html"
 UNKNOWN = "unknown"
 ALL_FINISHED = "No run failed, timed out, diverged or is missing."
-
-
-@dataclass(frozen=True)
-class Results:
-    folder: Path
-    runs: pd.DataFrame
-    epochs: pd.DataFrame
-    env: dict
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _read_csv(path: Path, text_columns, number_columns, required=()) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype={column: str for column in text_columns})
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise UsageError(f"cannot read {path}: {_first_line(error)}") from None
-    missing = [column for column in required if column not in frame]
-    if missing:
-        raise UsageError(f"{path} lacks the column(s) {', '.join(missing)}")
-    for column in text_columns:
-        frame[column] = frame[column].fillna("") if column in frame else ""
-    for column in number_columns:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
-    return frame
-
-
-def _read_epochs(folder: Path) -> pd.DataFrame:
-    path = folder / "epochs.csv"
-    if not path.is_file():
-        return pd.DataFrame({column: pd.Series(dtype=str if column in EPOCH_TEXT else float)
-                             for column in (*EPOCH_TEXT, *EPOCH_NUMBERS, "warmup")}).astype({"warmup": bool})
-    epochs = _read_csv(path, EPOCH_TEXT, EPOCH_NUMBERS)
-    # "True"/"False" in the CSV; astype(str) also covers a column pandas already parsed as bool
-    epochs["warmup"] = epochs["warmup"].astype(str).str.lower().eq("true") if "warmup" in epochs else False
-    return epochs
-
-
-def _read_env(folder: Path) -> dict:
-    try:
-        env = json.loads((folder / "env.json").read_text())
-    except (OSError, ValueError):
-        return {}  # every environment entry then reads "unknown"
-    return env if isinstance(env, dict) else {}
-
-
-def load_results(folder) -> Results:
-    """Read a results folder; a missing folder or an unreadable ``runs.csv`` is a UsageError."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(f"results folder not found: {folder}")
-    if not (folder / "runs.csv").is_file():
-        raise UsageError(f"{folder} has no runs.csv: not a results folder")
-    runs = _read_csv(folder / "runs.csv", RUN_TEXT, RUN_NUMBERS, RUN_REQUIRED)
-    return Results(folder, runs, _read_epochs(folder), _read_env(folder))
 
 
 def load_artifacts(results: Results) -> list:
@@ -92,47 +28,12 @@ def load_artifacts(results: Results) -> list:
     artifacts = []
     for run in results.runs[results.runs.artifacts != ""].itertuples():
         try:
-            with np.load(results.folder / run.artifacts) as npz:
+            with np.load(results.folder.path / run.artifacts) as npz:
                 arrays = {key: npz[key] for key in ARTIFACT_ARRAYS}
         except (OSError, KeyError, ValueError):
             continue  # an unreadable artifact costs its pictures, not the report
         artifacts.append((f"{run.recipe} ({run.api}, {run.run_id})", arrays))
     return artifacts
-
-
-# --- numbers with units and uncertainty -------------------------------------------------------
-
-def _number(value, digits: int) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
-
-
-def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
-    """'74.1 ms/step [72.9, 75.0]'; a single run has no CI and says so."""
-    if not math.isfinite(value):
-        return "n/a"
-    interval = (f"[{_number(low, digits)}, {_number(high, digits)}]" if math.isfinite(low)
-                else "[no CI: 1 run]")
-    return f"{_number(value, digits)}{unit} {interval}"
-
-
-def ratio_text(row) -> str:
-    return with_ci(row.ratio, row.ci_low, row.ci_high, "x", 2)
-
-
-def percent(value) -> str:
-    return f"±{100 * value:.1f}%" if math.isfinite(value) else "n/a"
-
-
-def p_text(value) -> str:
-    return f"{value:.3g}" if math.isfinite(value) else "n/a"
-
-
-def claimed_range(claim: stats.Claim) -> str:
-    return f">= {claim.low:g}x" if math.isinf(claim.high) else f"{claim.low:g}-{claim.high:g}x"
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -153,17 +54,11 @@ def _config(env: dict) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _matrix(env: dict):
-    """env.json's config [matrix] (recipes, apis, repeats), or None."""
-    matrix = _config(env).get("matrix")
-    return matrix if isinstance(matrix, dict) else None
-
-
 def compute_tables(results: Results) -> Tables:
-    runs, matrix = results.runs, _matrix(results.env)
-    return Tables(stats.speed_table(runs), stats.ratio_table(runs), stats.claim_table(runs),
+    runs, planned = results.runs, results.planned
+    return Tables(stats.speed_table(runs), stats.ratio_table(runs), claims.claim_table(runs),
                   stats.quality_table(runs), stats.time_to_quality_table(runs, results.epochs),
-                  stats.compatibility(runs, matrix), stats.unfinished_runs(runs, matrix))
+                  coverage.compatibility(runs, planned), coverage.unfinished_runs(runs, planned))
 
 
 def _ms_text(row) -> str:
@@ -190,9 +85,9 @@ def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
     return sentences or ["No run finished ok: there are no timings."]
 
 
-def _claim_sentence(claim: stats.Claim, claims: pd.DataFrame) -> str:
-    rows = claims[claims.claim == claim]
-    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claimed_range(claim)})"
+def _claim_sentence(claim: claims.Claim, claim_rows: pd.DataFrame) -> str:
+    rows = claim_rows[claim_rows.claim == claim]
+    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claim.claimed_range})"
     if rows.empty:
         return f"{head}: not evaluated, the two recipes have no ok runs on a common API."
     found = "; ".join(f"{row.api} {row.verdict} ({ratio_text(row)})" for row in rows.itertuples())
@@ -241,7 +136,7 @@ def summary_blocks(results: Results, tables: Tables) -> list:
     return [("h2", "Summary"),
             ("ul", [*_injection_sentences(results.env),
                     *_fastest_sentences(tables.speed, tables.ratios),
-                    *(_claim_sentence(claim, tables.claims) for claim in stats.CLAIMS),
+                    *(_claim_sentence(claim, tables.claims) for claim in claims.CLAIMS),
                     _precision_sentence(results, tables.ratios), quality, unfinished])]
 
 
@@ -285,7 +180,7 @@ def _posts_numbers(row) -> str:
 
 def _claim_blocks(tables: Tables) -> list:
     columns = {"claim": lambda row: f"{row.claim.recipe} / {row.claim.baseline} (post {row.claim.post})",
-               "API": lambda row: row.api, "claimed": lambda row: claimed_range(row.claim),
+               "API": lambda row: row.api, "claimed": lambda row: row.claim.claimed_range,
                "ours: ratio [95% CI]": ratio_text, "verdict": lambda row: row.verdict,
                "p": lambda row: p_text(row.p_value),
                "ours: ms/step": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f} ms/step",
@@ -300,8 +195,8 @@ def _tracing_blocks(tables: Tables) -> list:
     columns = {**RECIPE_API,
                "first epoch, median [95% CI]": lambda row: with_ci(row.first_epoch_s, row.first_epoch_low,
                                                                    row.first_epoch_high, " s"),
-               "traces (median)": lambda row: _number(row.trace_count, 0),
-               "graph ops (median)": lambda row: _number(row.graph_ops, 0)}
+               "traces (median)": lambda row: number(row.trace_count, 0),
+               "graph ops (median)": lambda row: number(row.graph_ops, 0)}
     return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
 
 
@@ -314,7 +209,7 @@ def _quality_blocks(tables: Tables) -> list:
                "final loss": _median_iqr_cell("final_loss"), "final BCE": _median_iqr_cell("final_bce"),
                "final KL": _median_iqr_cell("final_kl"),
                "others: median ± tolerance": lambda row: (f"{row.reference:.2f} ± {row.tolerance:.2f}"
-                                                          if math.isfinite(row.reference) else "n/a"),
+                                                          if math.isfinite(row.reference) else MISSING),
                "flag": lambda row: "FLAGGED" if row.flagged else ""}
     return [("h2", "Quality guard"),
             ("p", f"Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss differs "
@@ -326,8 +221,8 @@ def _quality_blocks(tables: Tables) -> list:
 
 
 def _time_to_quality_blocks(tables: Tables) -> list:
-    columns = {**RECIPE_API, "level": lambda row: _number(row.level, 2),
-               "epoch (median)": lambda row: _number(row.epoch, 0),
+    columns = {**RECIPE_API, "level": lambda row: number(row.level, 2),
+               "epoch (median)": lambda row: number(row.epoch, 0),
                "seconds [95% CI]": lambda row: with_ci(row.seconds, row.seconds_low, row.seconds_high, " s"),
                "runs reaching it": lambda row: f"{row.n_reached}/{row.n}"}
     return [("h2", "Time to quality"),
@@ -337,7 +232,7 @@ def _time_to_quality_blocks(tables: Tables) -> list:
 
 
 def _repeats_text(repeats) -> str:
-    return ", ".join(_number(repeat, 0) for repeat in sorted(repeats))
+    return ", ".join(number(repeat, 0) for repeat in sorted(repeats))
 
 
 def _unfinished_blocks(tables: Tables) -> list:
@@ -356,7 +251,7 @@ def table_blocks(results: Results, tables: Tables) -> list:
 
 
 def plot_blocks(results: Results, tables: Tables) -> list:
-    folder, epochs = results.folder, results.epochs
+    folder, epochs = results.folder.path, results.epochs
     figures = [("ms/step relative to plain_ae", plots.plot_gap(tables.ratios, tables.compat, folder)),
                ("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
                ("Training curves", plots.plot_loss_curves(epochs, folder)),
@@ -422,64 +317,11 @@ def report_blocks(results: Results) -> list:
             ("h2", "Reproduce"), ("pre", reproduce_command(results))]
 
 
-# --- rendering --------------------------------------------------------------------------------
-
-def _markdown_cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(blocks: list) -> str:
-    out = []
-    for kind, *content in blocks:
-        if kind in ("h1", "h2"):
-            out.append(f"{'#' * int(kind[1])} {content[0]}")
-        elif kind == "p":
-            out.append(content[0])
-        elif kind == "pre":
-            out.append(f"```\n{content[0]}\n```")
-        elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in content[0]))
-        elif kind == "table":
-            frame = content[0]
-            lines = [list(frame.columns), ["---"] * len(frame.columns), *frame.itertuples(index=False)]
-            out.append("\n".join("| " + " | ".join(_markdown_cell(cell) for cell in line) + " |" for line in lines))
-        elif kind == "img":
-            out.append(f"![{content[0]}]({content[1].name})")
-    return "\n\n".join(out) + "\n"
-
-
-STYLE = ("body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
-         "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
-         "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}pre{background:#f4f4f4;padding:1em}")
-
-
-def _html_image(caption: str, path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = html.escape(caption)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def render_html(blocks: list, title: str) -> str:
-    out = []
-    for kind, *content in blocks:
-        if kind in ("h1", "h2", "p", "pre"):
-            out.append(f"<{kind}>{html.escape(str(content[0]))}</{kind}>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in content[0]) + "</ul>")
-        elif kind == "table":
-            out.append(content[0].to_html(index=False, escape=True, border=0))
-        elif kind == "img":
-            out.append(_html_image(*content))
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
-
-
-def write_report(folder) -> tuple:
+def write_report(path) -> tuple:
     """Write report.md and report.html (plots embedded) into ``folder``; return their paths."""
-    results = load_results(folder)
+    results = ResultsFolder.existing(path).read()
     blocks = report_blocks(results)
-    md_path, html_path = results.folder / "report.md", results.folder / "report.html"
-    md_path.write_text(render_markdown(blocks), encoding="utf-8")
-    html_path.write_text(render_html(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
+    md_path, html_path = results.folder.path / REPORT_MD, results.folder.path / REPORT_HTML
+    md_path.write_text(render.markdown(blocks), encoding="utf-8")
+    html_path.write_text(render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
     return md_path, html_path

@@ -16,13 +16,14 @@ import math
 import os
 import re
 import signal
-import statistics
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from bench import injection
+from bench.results import DIVERGED, FAILED, OK, Epoch, RunResult, RunSpec
 
 # Lines Keras 3 wraps around a layer's real error message.
 _WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
@@ -59,33 +60,34 @@ def _after_traced_frames(lines: list) -> list:
     return [_EXCEPTION_PREFIX.sub("", line, count=1) for line in rest]
 
 
-def run(spec: dict) -> dict:
+def run(spec: RunSpec) -> RunResult:
     """Train one recipe as ``spec`` says; never raises for a problem of the recipe."""
     from bench import datasets, device
     from bench.config import DeviceSettings, TrainingSettings
     from vae_impls import keras_api
 
-    settings, training = DeviceSettings(**spec["device"]), TrainingSettings(**spec["training"])
+    settings, training = DeviceSettings(**spec.device), TrainingSettings(**spec.training)
     device.prepare_process(settings)
-    _prepare_keras(keras_api.package_for(spec["api"]))
-    notes, result = [], {"status": "failed", "error": "", "epochs": [], "device_settings": None}
+    _prepare_keras(keras_api.package_for(spec.run.api))
+    notes, result = [], RunResult()
     keras = built = data = None
     try:
         import tensorflow as tf
 
         device.apply_runtime(tf, settings, notes)
-        keras = keras_api.load(spec["api"])
+        keras = keras_api.load(spec.run.api)
         device.apply_precision(tf, keras, settings, notes)
         data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
-        result.update(dataset=data.name, dataset_origin=data.origin)
+        result = replace(result, dataset=data.name, dataset_origin=data.origin)
         built = _build(keras, spec, settings)
-        result.update(_train(tf, keras, built, data, spec, training))
+        result = _train(tf, keras, built, data, spec, training, result)
     except Exception as error:  # a recipe's failure is a result; the matrix goes on
-        result["error"] = summarize_exception(error)
+        result = replace(result, error=summarize_exception(error))
     if keras is not None:
-        result["device_settings"] = device.read_back(tf, keras, built.model if built else None, settings, notes)
-    if result["status"] == "ok" and spec.get("artifacts_path"):
-        _save_artifacts_or_say_why(result, built, data, spec["artifacts_path"])
+        result = replace(result, device_settings=device.read_back(tf, keras, built.model if built else None,
+                                                                   settings, notes))
+    if result.status == OK and spec.artifacts_path:
+        result = _save_artifacts_or_say_why(result, built, data, spec.artifacts_path)
     return result
 
 
@@ -96,14 +98,14 @@ def _prepare_keras(package: str) -> None:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
-def _build(keras, spec, settings):
-    from bench import plan
+def _build(keras, spec: RunSpec, settings):
+    from bench import recipes
     from vae_impls import network
 
-    keras.utils.set_random_seed(spec["seed"])  # the sampling noise and dropout are seeded too
-    net = network.NetworkSpec(**_as_tuples(spec["network"]), jit_compile=settings.xla == "jit_compile")
-    built = plan.build(spec["recipe"], spec["api"], keras, net)
-    network.set_seeded_weights(built.model, net, spec["seed"])
+    keras.utils.set_random_seed(spec.run.seed)  # the sampling noise and dropout are seeded too
+    net = network.NetworkSpec(**_as_tuples(spec.network), jit_compile=settings.xla == "jit_compile")
+    built = recipes.build(spec.run.recipe, spec.run.api, keras, net)
+    network.set_seeded_weights(built.model, net, spec.run.seed)
     return built
 
 
@@ -111,22 +113,23 @@ def _as_tuples(values: dict) -> dict:
     return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
 
 
-def _train(tf, keras, built, data, spec, training) -> dict:
+def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
     tracer = _TraceCounter(tf, built.model)
-    if spec.get("inject_ms_per_step"):
-        injection.slow_down(tf, built.model, spec["inject_ms_per_step"])
+    if spec.inject_ms_per_step:
+        injection.slow_down(tf, built.model, spec.inject_ms_per_step)
     timer = _epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:
-        built.model.fit(_pipeline(tf, built, data, spec["seed"], training), epochs=training.epochs,
+        built.model.fit(_pipeline(tf, built, data, spec.run.seed, training), epochs=training.epochs,
                         steps_per_epoch=training.steps_per_epoch or None, callbacks=[timer], verbose=0)
         error = ""
     except Exception as exc:
         error = summarize_exception(exc)
-    epochs = [_epoch_row(index, seconds, steps, metrics, training.warmup_epochs)
-              for index, (seconds, metrics) in enumerate(timer.epochs, start=1)]
-    return {"status": "failed" if error else "diverged" if timer.diverged else "ok", "error": error,
-            "epochs": epochs, **_summary(epochs), "trace_count": tracer.traces, "graph_ops": tracer.graph_ops}
+    epochs = tuple(Epoch(index, seconds, steps, seconds / steps * 1000, index <= training.warmup_epochs, **metrics)
+                   for index, (seconds, metrics) in enumerate(timer.epochs, start=1))
+    status = FAILED if error else DIVERGED if timer.diverged else OK
+    return replace(result, status=status, error=error, epochs=epochs, trace_count=tracer.traces,
+                   graph_ops=tracer.graph_ops)
 
 
 def _pipeline(tf, built, data, seed, training):
@@ -185,26 +188,13 @@ def _epoch_timer(keras, built):
     return EpochTimer()
 
 
-def _epoch_row(epoch, seconds, steps, metrics, warmup_epochs) -> dict:
-    return {"epoch": epoch, "seconds": seconds, "steps": steps, "ms_per_step": seconds / steps * 1000,
-            "warmup": epoch <= warmup_epochs, **metrics}
-
-
-def _summary(epochs: list) -> dict:
-    timed = [row["ms_per_step"] for row in epochs if not row["warmup"]]
-    last = epochs[-1] if epochs else {}
-    return {"ms_per_step": statistics.median(timed) if timed else None,
-            "first_epoch_seconds": epochs[0]["seconds"] if epochs else None,
-            **{f"final_{name}": last.get(name) for name in ("loss", "bce", "kl")}}
-
-
-def _save_artifacts_or_say_why(result, built, data, path) -> None:
+def _save_artifacts_or_say_why(result: RunResult, built, data, path) -> RunResult:
     """Pictures are taken after the timed part; a problem there leaves the timing valid."""
     try:
         _save_artifacts(built, data, Path(path))
-        result["artifacts"] = path
+        return replace(result, artifacts=path)
     except Exception as error:
-        result["error"] = f"artifacts not saved: {summarize_exception(error)}"
+        return replace(result, error=f"artifacts not saved: {summarize_exception(error)}")
 
 
 def _save_artifacts(built, data, path: Path) -> None:
@@ -240,9 +230,9 @@ def _die_with_manager() -> None:
 def main(argv=None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
     _die_with_manager()
-    result = run(json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    result = run(RunSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))))
     partial = Path(f"{result_path}.partial")
-    partial.write_text(json.dumps(result), encoding="utf-8")
+    partial.write_text(json.dumps(result.to_json()), encoding="utf-8")
     os.replace(partial, result_path)  # the runner never reads half a result
     return 0
 

@@ -2,11 +2,17 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.fixtures import ROOT
+
+
+def pytest_collection_modifyitems(items):
+    """Every test of the recipe probes is slow: the probes start TensorFlow under both Keras."""
+    for item in items:
+        if "probes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def _start_probe(package_api, out_path):

@@ -1,7 +1,11 @@
 """Config validation: every bad config is one line on stderr, exit status 2, and no results folder."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from bench import config, plan
+from bench import config, datasets, plan, recipes
 from bench.__main__ import main
 from bench.errors import UsageError
 
@@ -39,6 +43,11 @@ def write_config(tmp_path, text, name="config.toml"):
 def edited(old, new, text=VALID):
     assert old in text, old
     return text.replace(old, new, 1)
+
+
+def with_line(table, line):
+    """VALID with ``line`` added at the top of ``[table]``."""
+    return edited(f"[{table}]\n", f"[{table}]\n{line}\n")
 
 
 def run_cli(args, capsys):
@@ -99,6 +108,65 @@ REJECTIONS = {
                                                                                       '"plain_ae"'), "nothing to run"),
     "bad name": (edited('name = "tiny"', 'name = "../up"'), "config name '../up'"),
     "not TOML": ("name = \n", "cannot read config"),
+    "unknown activation": (with_line("network", 'activation = "tanh"'), "activation = 'tanh' is not valid",
+                           "leaky_relu, relu, selu"),
+    "unknown optimizer": (with_line("network", 'optimizer = "rmsprop"'), "optimizer = 'rmsprop' is not valid",
+                          "adam, sgd"),
+    "layer counts that disagree": (with_line("network", "encoder_strides = [1, 2]"),
+                                   "[network] is not a valid NetworkSpec", "encoder_strides has 2 entries"),
+    "decoder output of the wrong size": (with_line("network", "decoder_strides = [2, 2, 2]"),
+                                         "[network] is not a valid NetworkSpec", "give 56x56 images",
+                                         "not the input's 28x28"),
+}
+
+# Values no benchmark needs, or that cannot run as asked: each refused with the reason.
+MNIST5K = edited('"synthetic"', '"mnist5k"')
+OUT_OF_RANGE = {
+    "round seeds past 2**32-1": (with_line("training", "seed = 20240101"),
+                                 "[training] seed must be at most 4294967 with [matrix] repeats = 1, "
+                                 "got 20240101", "seed * 1000 + r", "up to 4294967295"),
+    "nan learning rate": (with_line("network", "learning_rate = nan"),
+                          "[network] learning_rate must be a finite number, got nan"),
+    "infinite learning rate": (with_line("network", "learning_rate = inf"),
+                               "[network] learning_rate must be a finite number, got inf"),
+    "nan fact": (with_line("network", "fact = nan"), "[network] fact must be a finite number, got nan"),
+    "minus infinite fact": (with_line("network", "fact = -inf"), "[network] fact must be a finite number"),
+    "negative fact": (with_line("network", "fact = -0.5"), "[network] fact must not be negative"),
+    "huge fact": (with_line("network", "fact = 1e6"), "[network] fact must be at most 1000.0",
+                  "swamps the reconstruction loss"),
+    "huge learning rate": (with_line("network", "learning_rate = 100.0"),
+                           "[network] learning_rate must be at most 10.0", "diverge"),
+    "too many repeats": (edited("repeats = 1", "repeats = 1001"),
+                         "[matrix] repeats must be at most 1000, got 1001", "more rounds than a benchmark"),
+    "too many epochs": (edited("epochs = 2", "epochs = 100000"), "[training] epochs must be at most 10000"),
+    "too many steps": (edited("steps_per_epoch = 2", "steps_per_epoch = 1000000000"),
+                       "[training] steps_per_epoch must be at most 1000000"),
+    "batch beyond MNIST": (edited("batch_size = 16", "batch_size = 100000"),
+                           "[training] batch_size must be at most 60000", "MNIST's whole training set"),
+    "batch beyond the synthetic set": (edited("batch_size = 16", "batch_size = 513"),
+                                       "[training] batch_size must be at most 512, the training images of "
+                                       "dataset 'synthetic', got 513"),
+    "batch beyond mnist5k": (edited("batch_size = 16", "batch_size = 5000", MNIST5K),
+                             "[training] batch_size must be at most 4500", "dataset 'mnist5k'"),
+    "timeout over a day": (edited("timeout_seconds = 60", "timeout_seconds = 100000"),
+                           "[training] timeout_seconds must be at most 86400", "a day"),
+    "huge z_dim": (with_line("network", "z_dim = 1000"), "[network] z_dim must be at most 784"),
+    "huge filter count": (edited("[4, 8, 8]", "[4, 100000, 8]"),
+                          "[network] encoder_filters must be at most 4096 per layer, got [4, 100000, 8]"),
+    "kernel beyond the image": (with_line("network", "encoder_kernel_sizes = 29"),
+                                "[network] encoder_kernel_sizes must be at most 28 per layer"),
+    "stride beyond the image": (with_line("network", "decoder_strides = [2, 2, 100]"),
+                                "[network] decoder_strides must be at most 28 per layer"),
+    "GPU memory beyond any GPU": (with_line("device", "gpu_memory_limit_mb = 2000000"),
+                                  "[device] gpu_memory_limit_mb must be at most 1048576"),
+    "too many intra-op threads": (with_line("device", "intra_op_threads = 100000"),
+                                  "[device] intra_op_threads must be at most 4096"),
+    "too many inter-op threads": (with_line("device", "inter_op_threads = 100000"),
+                                  "[device] inter_op_threads must be at most 4096"),
+    "overlong name": (edited('name = "tiny"', f'name = "{"n" * 101}"'),
+                      "config name must be at most 100 characters"),
+    "mnist_path nobody reads": (with_line("training", 'mnist_path = "mnist.npz"'),
+                                "[training] mnist_path is read only for dataset", "dataset = 'synthetic'"),
 }
 
 
@@ -108,12 +176,54 @@ def test_bad_config_is_rejected_before_anything_runs(tmp_path, capsys, text, fra
     assert_rejected(tmp_path, capsys, text, *fragments)
 
 
-# These two reach the preflight subprocess, which constructs the NetworkSpec with TensorFlow.
-@pytest.mark.parametrize("line, fragment", [('activation = "tanh"', "unknown activation 'tanh'"),
-                                            ("encoder_strides = [1, 2]", "encoder_strides has 2 entries")])
-def test_invalid_network_spec_is_rejected_by_the_preflight(tmp_path, capsys, line, fragment):
-    assert_rejected(tmp_path, capsys, edited("[network]", f"[network]\n{line}"),
-                    "[network] is not a valid NetworkSpec", fragment)
+@pytest.mark.parametrize("text, fragments", [(text, fragments) for text, *fragments in OUT_OF_RANGE.values()],
+                         ids=list(OUT_OF_RANGE))
+def test_out_of_range_value_is_rejected_with_the_reason(tmp_path, capsys, text, fragments):
+    assert_rejected(tmp_path, capsys, text, *fragments)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("batch_size = 16", "batch_size = 512"),                           # the whole synthetic set
+    ("repeats = 1", "repeats = 1000"),
+    ("[training]", "[training]\nseed = 4294967"),                     # round 1: 4294967001
+    ("[network]", "[network]\nfact = 0\nlearning_rate = 10"),
+    ("[network]", "[network]\nz_dim = 784\nencoder_kernel_sizes = 28"),
+])
+def test_values_at_the_bounds_are_accepted(tmp_path, old, new):
+    config.load(str(write_config(tmp_path, edited(old, new))))
+
+
+@pytest.mark.parametrize("repeats", [1, 5, 999, 1000])
+def test_largest_seed_keeps_every_round_seed_within_numpy(repeats):
+    largest = config.largest_seed(repeats)
+    assert plan.repeat_seed(largest, repeats) <= 2**32 - 1 < plan.repeat_seed(largest + 1, repeats)
+
+
+def test_more_repeats_on_the_command_line_are_checked_against_the_seed(tmp_path):
+    loaded = config.load(str(write_config(tmp_path, with_line("training", "seed = 4294967"))))
+    with pytest.raises(UsageError, match=r"seed must be at most 4294966 with \[matrix\] repeats = 1000"):
+        config.with_overrides(loaded, repeats=1000)
+
+
+def test_batch_size_is_checked_against_the_loaded_training_set(tmp_path):
+    training = config.load(str(write_config(tmp_path, VALID))).training  # batch_size = 16
+    config.check_batch_fits(training, datasets.load("synthetic", synthetic_size=16))
+    with pytest.raises(UsageError, match="batch_size must be at most 15, the training images of dataset"):
+        config.check_batch_fits(training, datasets.load("synthetic", synthetic_size=15))
+
+
+def test_loading_a_config_imports_neither_tensorflow_nor_keras():
+    probe = "import bench.config, sys; print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_network_spec_module_needs_neither_tensorflow_nor_numpy():
+    probe = "import vae_impls.network_spec, sys; print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_missing_config_lists_the_builtin_ones(tmp_path, capsys):
@@ -128,6 +238,7 @@ def test_missing_config_lists_the_builtin_ones(tmp_path, capsys):
     (["--recipes", "nope"], "unknown recipe 'nope'"),
     (["--apis", "keras4"], "unknown API 'keras4'"),
     (["--repeats", "0"], "repeats must be positive"),
+    (["--repeats", "1000000000"], "[matrix] repeats must be at most 1000, got 1000000000"),
 ])
 def test_bad_command_line_is_rejected(tmp_path, capsys, args, fragment):
     status, err = run_cli([*args, "--results-dir", str(tmp_path / "r")], capsys)
@@ -146,7 +257,7 @@ def test_builtin_configs_are_valid(name):
 def test_default_config_runs_every_pair_at_least_five_times():
     loaded = config.load("default")
     assert loaded.matrix.repeats >= 5
-    assert set(loaded.matrix.recipes) == set(plan.known_recipes()) and len(loaded.matrix.apis) == 3
+    assert set(loaded.matrix.recipes) == set(recipes.known()) and len(loaded.matrix.apis) == 3
 
 
 def test_config_is_found_by_path_and_by_name(tmp_path):
@@ -173,8 +284,8 @@ def test_network_keys_are_the_networkspec_fields():
 
 
 def test_one_integer_sets_every_layer(tmp_path):
-    loaded = config.load(str(write_config(tmp_path, edited("[network]", "[network]\nencoder_strides = 2"))))
-    assert loaded.network["encoder_strides"] == 2
+    loaded = config.load(str(write_config(tmp_path, with_line("network", "encoder_kernel_sizes = 5"))))
+    assert loaded.network["encoder_kernel_sizes"] == 5
 
 
 def test_overrides_replace_the_matrix_only(tmp_path):

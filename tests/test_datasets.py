@@ -262,3 +262,13 @@ def test_keras_cache_path_defaults_to_home(monkeypatch, tmp_path):
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert datasets.keras_mnist_cache_path() == tmp_path / ".keras" / "datasets" / "mnist.npz"
+
+
+def test_fixed_training_sizes_are_what_loading_gives(mnist5k):
+    assert datasets.fixed_training_size("mnist5k") == len(mnist5k.x_train)
+    assert datasets.fixed_training_size("synthetic") == len(load("synthetic").x_train)
+
+
+@pytest.mark.parametrize("source", ["mnist", "auto"])
+def test_training_size_of_a_file_is_unknown_before_loading(source):
+    assert datasets.fixed_training_size(source) is None

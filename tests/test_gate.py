@@ -6,27 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import gate
+from bench import gate, results
 from bench.__main__ import main
-from bench.records import RUN_COLUMNS
 from bench.errors import UsageError
+from tests.fixtures import folder_of_records, record
 
 REPEATS = 8
 
 
-def runs_frame(ms_by_pair, failures=(), loss_by_pair=None, seed=0):
+def gate_records(ms_by_pair, failures=(), loss_by_pair=None, seed=0) -> list:
     """Runs with per-run ms/step = value x (1 +- 1% noise); failures are failed pairs."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for (recipe, api), ms in ms_by_pair.items():
-        for repeat in range(1, REPEATS + 1):
-            loss = (loss_by_pair or {}).get((recipe, api), 0.2) * (1 + rng.normal(0, 0.002))
-            rows.append({"recipe": recipe, "api": api, "repeat": repeat, "status": "ok", "error": "",
-                         "ms_per_step": ms * (1 + rng.normal(0, 0.01)), "final_loss": loss})
-    for recipe, api in failures:
-        rows.append({"recipe": recipe, "api": api, "repeat": 1, "status": "failed",
-                     "error": "TypeError: boom", "ms_per_step": math.nan, "final_loss": math.nan})
-    return pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    records = [record(recipe, api, repeat, ms_per_step=ms * (1 + rng.normal(0, 0.01)),
+                      final_loss=(loss_by_pair or {}).get((recipe, api), 0.2) * (1 + rng.normal(0, 0.002)))
+               for (recipe, api), ms in ms_by_pair.items() for repeat in range(1, REPEATS + 1)]
+    return records + [record(recipe, api, status="failed", error="TypeError: boom") for recipe, api in failures]
+
+
+def runs_frame(ms_by_pair, failures=(), loss_by_pair=None, seed=0):
+    return results.runs_frame(gate_records(ms_by_pair, failures, loss_by_pair, seed))
 
 
 BASE = {("plain_ae", "keras2"): 70.0, ("kl_layer", "keras2"): 77.0, ("gradient_tape", "keras2"): 74.0}
@@ -105,22 +103,19 @@ def test_invalid_baseline_and_tolerance_are_rejected(baseline):
         gate.compare(runs_frame(BASE), baseline, tolerance=0)
 
 
-def write_folder(path, frame):
-    path.mkdir()
-    frame.to_csv(path / "runs.csv", index=False)
-    (path / "env.json").write_text(json.dumps({"config": {"name": "ci"}, "python": "3.11"}))
-    return path
+def write_folder(results_dir, name, records):
+    return folder_of_records(results_dir, name, records, {"config": {"name": "ci"}, "python": "3.11"}).path
 
 
 def test_check_pools_several_folders_into_one_baseline_and_judges_a_new_run(tmp_path, capsys):
-    first, second = (write_folder(tmp_path / name, runs_frame(BASE, seed=seed)) for name, seed in (("a", 1), ("b", 2)))
+    first, second = (write_folder(tmp_path, name, gate_records(BASE, seed=seed)) for name, seed in (("a", 1), ("b", 2)))
     baseline_path = tmp_path / "baseline.json"
     assert main(["check", "--results", str(first), str(second), "--update-baseline",
                  "--baseline", str(baseline_path)]) == 0
     written = json.loads(baseline_path.read_text())
-    assert written["sources"] == ["a", "b"] and written["entries"]["kl_layer/keras2"]["ok_runs"] == 2 * REPEATS
+    assert written["sources"] == [first.name, second.name] and written["entries"]["kl_layer/keras2"]["ok_runs"] == 2 * REPEATS
     assert written["entries"]["kl_layer/keras2"]["ratio"] == pytest.approx(1.1, rel=0.02)
-    slower = write_folder(tmp_path / "c", runs_frame({**BASE, ("kl_layer", "keras2"): 77.0 * 1.5}, seed=3))
+    slower = write_folder(tmp_path, "c", gate_records({**BASE, ("kl_layer", "keras2"): 77.0 * 1.5}, seed=3))
     assert main(["check", "--results", str(slower), "--baseline", str(baseline_path)]) == 1
     (regression,) = [line for line in capsys.readouterr().out.splitlines() if "regression:" in line]
     assert regression.split()[:2] == ["kl_layer", "keras2"]
@@ -130,5 +125,5 @@ def test_check_of_an_unreadable_results_folder_is_one_line(tmp_path, capsys):
     assert main(["check", "--results", str(tmp_path / "missing"), "--update-baseline",
                  "--baseline", str(tmp_path / "b.json")]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "missing is not a readable results folder" in error
+    assert error.count("\n") == 1 and "results folder not found" in error and "missing" in error
     assert not (tmp_path / "b.json").exists()

@@ -5,17 +5,17 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench import injection, plan
+from bench import injection, recipes
 from bench.errors import UsageError
-from tests.test_runner import ROOT, bench_command, bench_environment, only_folder, tiny_config
+from tests.fixtures import ROOT, bench_command, bench_environment, only_folder, tiny_config
 
 
 def parse(value):
-    return injection.from_environment(plan.known_recipes(), {injection.ENV_VAR: value})
+    return injection.from_environment(recipes.known(), {injection.ENV_VAR: value})
 
 
 def test_unset_means_no_injection():
-    assert injection.from_environment(plan.known_recipes(), {}) == {}
+    assert injection.from_environment(recipes.known(), {}) == {}
     assert parse(" ") == {}
 
 
@@ -45,6 +45,7 @@ def bench_with_injection(tmp_path, value):
                           env={**bench_environment(), injection.ENV_VAR: value}, timeout=400)
 
 
+@pytest.mark.slow
 def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
     done = bench_with_injection(tmp_path, "fake_ok/keras3=400")
     assert done.returncode == 0, done.stderr
@@ -56,6 +57,7 @@ def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
     assert (timed.ms_per_step >= 400).all()
 
 
+@pytest.mark.slow
 def test_a_bad_injection_stops_the_benchmark_before_any_run(tmp_path):
     done = bench_with_injection(tmp_path, "nope/keras3=1")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "nope/keras3=1" in done.stderr

@@ -15,73 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from bench import config, plan, records, runner
+from bench import config, plan, runner
 from bench.__main__ import main
+from bench.results import EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord, RunResult, epoch_rows
 from bench.worker import summarize_exception
-
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY = """
-name = "{name}"
-
-[device]
-device = "cpu"
-
-[training]
-dataset = "synthetic"
-batch_size = 16
-epochs = {epochs}
-warmup_epochs = 1
-steps_per_epoch = 2
-timeout_seconds = {timeout}
-
-[network]
-encoder_filters = [4, 8, 8]
-decoder_filters = [8, 4, 1]
-
-[matrix]
-recipes = {recipes}
-apis = ["keras3"]
-repeats = {repeats}
-save_artifacts = {artifacts}
-"""
-
-
-def tiny_config(tmp_path, recipes, repeats=1, epochs=2, timeout=120, artifacts=False, name="tiny"):
-    text = TINY.format(name=name, recipes=json.dumps(recipes), repeats=repeats, epochs=epochs, timeout=timeout,
-                       artifacts=str(artifacts).lower())
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text)
-    return path
-
-
-def bench_command(*args):
-    return [sys.executable, "-m", "bench", "run", *map(str, args)]
-
-
-def bench_environment(scratch=None):
-    """With the fake recipes; ``scratch`` takes the temporary files a killed runner cannot remove."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), plan.EXTRA_RECIPES_ENV: "tests.fake_recipes",
-            **({"TMPDIR": str(scratch)} if scratch else {})}
-
-
-def run_bench(*args, timeout=400):
-    return subprocess.run(bench_command(*args), cwd=ROOT, env=bench_environment(), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def only_folder(results_dir: Path) -> Path:
-    (folder,) = results_dir.iterdir()
-    return folder
-
+from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
 
 def read_runs(folder):
-    return pd.read_csv(folder / "runs.csv")
+    return ResultsFolder(folder).read().runs
 
 
 def read_epochs(folder):
-    return pd.read_csv(folder / "epochs.csv")
+    return ResultsFolder(folder).read().epochs
 
 
 # --- run order ------------------------------------------------------------------------------
@@ -162,43 +109,39 @@ def test_two_benchmarks_started_together_get_their_own_folders(tmp_path):
     from datetime import datetime, timezone
 
     now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    first, second = (records.create_folder(tmp_path, "tiny", now) for _ in range(2))
+    first, second = (ResultsFolder.create(tmp_path, "tiny", now) for _ in range(2))
     assert first.name == "20300102T030405Z-tiny" and second.name == "20300102T030405Z-tiny-2"
 
 
 def test_a_cut_off_last_row_and_an_unfinished_runs_epochs_are_dropped_on_resume(tmp_path):
-    folder = records.create_folder(tmp_path, "tiny")
-    finished = plan.PlannedRun("a-keras3-r1", "a", "keras3", 1, 1)
-    epoch = {"epoch": 1, "seconds": 1.0, "steps": 2, "ms_per_step": 500.0, "warmup": True, "loss": 1.0,
-             "bce": 1.0, "kl": float("nan")}
-    records.append_run(folder, records.run_row(finished, "ok", "", {"ms_per_step": 1.5}, "h", 3.0, ""),
-                       records.epoch_rows(finished, [epoch]))
-    with open(folder / "epochs.csv", "a") as file:  # a kill between a run's epoch rows and its run row
-        file.write("b-keras3-r1,b,keras3,1,1,1.0,2,500.0,True,1.0,1.0,\n")
-    with open(folder / "runs.csv", "a") as file:
-        file.write("c-keras3-r1,c,keras3,1,o")  # a kill in the middle of a row
-    assert records.drop_unfinished(folder) == {"a-keras3-r1"}
-    assert list(read_epochs(folder).run_id) == ["a-keras3-r1"]
-    assert list(read_runs(folder).run_id) == ["a-keras3-r1"]
+    folder = ResultsFolder.create(tmp_path, "tiny")
+    finished, unfinished = (plan.PlannedRun(f"{name}-keras3-r1", name, "keras3", 1, 1) for name in "ab")
+    result = RunResult("ok", "", (Epoch(1, 1.0, 2, 500.0, False, 1.0, 1.0, float("nan")),))
+    folder.append(RunRecord.of(finished, result, "h", 3.0), epoch_rows(finished, result))
+    folder.append(RunRecord.of(unfinished, result, "h", 3.0), epoch_rows(unfinished, result))
+    text = (folder.path / "runs.csv").read_text()
+    # a kill between b's epoch rows and its run row, then in the middle of writing that row
+    (folder.path / "runs.csv").write_text(text[:text.rindex("b-keras3-r1") + 13])
+    assert folder.drop_unfinished() == {"a-keras3-r1"}
+    assert list(read_epochs(folder.path).run_id) == ["a-keras3-r1"]
+    assert list(read_runs(folder.path).run_id) == ["a-keras3-r1"]
 
 
 def test_summary_table_gives_medians_and_ratios_to_plain_ae():
-    rows = [{"recipe": recipe, "api": api, "status": status, "ms_per_step": ms}
-            for recipe, api, status, ms in (
-                ("plain_ae", "keras3", "ok", "100"), ("plain_ae", "keras3", "ok", "300"),
-                ("kl_layer", "keras3-port", "ok", "250"), ("kl_layer", "keras3", "failed", ""),
-                ("closure_loss", "keras3", "timeout", ""))]
-    table = runner.summary_table(rows)
+    runs = pd.concat([frame_of({("plain_ae", "keras3"): [100.0, 300.0], ("kl_layer", "keras3-port"): [250.0]}),
+                      frame_of({("kl_layer", "keras3"): [None]}, status="failed"),
+                      frame_of({("closure_loss", "keras3"): [None]}, status="timeout")])
+    table = runner.summary_table(runs)
     lines = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:-1]}
-    assert lines["plain_ae"] == ["200.0", "(1.00x)", "-"]
+    assert lines["plain_ae"] == ["200.0", "(1.00x)", "n/a"]
     assert lines["kl_layer"] == ["failed", "250.0", "(1.25x)"]
-    assert lines["closure_loss"] == ["timeout", "-"]
+    assert lines["closure_loss"] == ["timeout", "n/a"]
 
 
 def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
     tiny = config.load(str(tiny_config(tmp_path, ["plain_ae"])))
-    folder = records.create_folder(tmp_path / "results", tiny.name)
-    records.save_plan(folder, tiny, plan.make_plan(tiny))
+    folder = ResultsFolder.create(tmp_path / "results", tiny.name)
+    folder.save_plan(tiny, plan.make_plan(tiny))
     other = tiny_config(tmp_path, ["plain_ae"], epochs=3, name="other")
     assert main(["run", "--resume", str(folder), "--config", str(other)]) == 2
     err = capsys.readouterr().err
@@ -207,6 +150,7 @@ def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
 
 # --- real benchmarks in subprocesses (slow) -------------------------------------------------
 
+@pytest.mark.slow
 def test_bad_runs_are_contained_and_the_matrix_goes_on(tmp_path):
     recipes = ["fake_ok", "fake_error", "fake_nan", "fake_crash", "fake_hang"]
     done = run_bench("--config", tiny_config(tmp_path, recipes, timeout=30), "--results-dir", tmp_path / "results")
@@ -224,7 +168,7 @@ def test_bad_runs_are_contained_and_the_matrix_goes_on(tmp_path):
 
 def check_csv_schema(folder):
     runs, epochs = read_runs(folder), read_epochs(folder)
-    assert tuple(runs.columns) == records.RUN_COLUMNS and tuple(epochs.columns) == records.EPOCH_COLUMNS
+    assert tuple(runs.columns) == RUN_COLUMNS and tuple(epochs.columns) == EPOCH_COLUMNS
     for column in ("repeat", "wall_seconds"):
         assert pd.api.types.is_numeric_dtype(runs[column])
     for column in ("ms_per_step", "first_epoch_seconds", "final_loss", "final_bce", "final_kl"):
@@ -232,7 +176,7 @@ def check_csv_schema(folder):
     for column in ("epoch", "steps", "seconds", "ms_per_step", "loss", "bce", "kl"):
         assert pd.api.types.is_numeric_dtype(epochs[column])
     assert epochs.warmup.dtype == bool and epochs.groupby("run_id").warmup.sum().eq(1).all()
-    assert set(runs.status) <= set(records.STATUSES) and runs.settings_hash.nunique() == 1
+    assert set(runs.status) <= set(STATUSES) and runs.settings_hash.nunique() == 1
     env = json.loads((folder / "env.json").read_text())
     assert {"python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu", "git", "config", "command",
             "device_settings"} <= set(env)
@@ -251,6 +195,7 @@ def wait_for_runs(results: Path, count: int, process, timeout=300):
     raise AssertionError(f"no {count} finished runs within {timeout} s")
 
 
+@pytest.mark.slow
 def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
     results = tmp_path / "results"
     command = bench_command("--config", tiny_config(tmp_path, ["fake_ok"], repeats=3), "--results-dir", results)
@@ -280,6 +225,7 @@ def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
     assert len(json.loads((folder / "env.json").read_text())["resumed_by"]) == 2
 
 
+@pytest.mark.slow
 def test_end_to_end_with_two_real_recipes(tmp_path):
     done = run_bench("--config", tiny_config(tmp_path, ["plain_ae", "kl_layer"], artifacts=True),
                      "--results-dir", tmp_path / "results")

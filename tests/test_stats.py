@@ -5,20 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import stats
+from bench import claims, coverage, stats
+from bench.plan import PlannedRun
+from tests.fixtures import frame_of
 
 
 def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
     """One runs.csv row per sample: {(recipe, api): [ms/step of each run]}; final losses likewise."""
-    rows = []
-    for (recipe, api), samples in ms_per_step.items():
-        losses = (final_loss or {}).get((recipe, api), [150.0] * len(samples))
-        for repeat, (ms, loss) in enumerate(zip(samples, losses), start=1):
-            rows.append({"run_id": f"r{len(rows):03d}", "recipe": recipe, "api": api, "repeat": repeat,
-                         "status": status, "error": "", "ms_per_step": ms, "first_epoch_seconds": 3.0,
-                         "trace_count": 2, "graph_ops": 400, "final_loss": loss, "final_bce": 0.9 * loss,
-                         "final_kl": 0.1 * loss})
-    return pd.DataFrame(rows)
+    return frame_of(ms_per_step, status, final_loss)
 
 
 def noisy(center: float, n: int = 10, spread: float = 0.01, seed: int = 0) -> list:
@@ -71,11 +65,11 @@ def test_median_ci_degenerate_samples_do_not_crash():
                                           ((0.9, 1.2), "not reproduced"), ((1.2, 1.4), "inconclusive"),
                                           ((math.nan, math.nan), "inconclusive")])
 def test_verdict_rule(ci, expected):
-    assert stats.verdict(*ci, 1.3, 1.5) == expected
+    assert claims.verdict(*ci, 1.3, 1.5) == expected
 
 
 def test_verdict_with_a_claimed_minimum_only():
-    assert stats.verdict(1.6, 2.0, 1.3, math.inf) == "reproduced"
+    assert claims.verdict(1.6, 2.0, 1.3, math.inf) == "reproduced"
 
 
 @pytest.mark.parametrize("factor, spread, expected", [(1.4, 0.01, "reproduced"), (2.0, 0.01, "not reproduced"),
@@ -83,17 +77,17 @@ def test_verdict_with_a_claimed_minimum_only():
 def test_claim_verdict_from_constructed_runs(factor, spread, expected):
     runs = runs_frame({("model_add_loss", "keras2"): noisy(44.0, spread=spread, seed=3),
                        ("notebook_globals", "keras2"): [factor * v for v in noisy(44.0, spread=spread, seed=4)]})
-    claims = stats.claim_table(runs)
-    assert len(claims) == 1  # only the notebook-globals claim has both recipes
-    row = claims.iloc[0]
+    table = claims.claim_table(runs)
+    assert len(table) == 1  # only the notebook-globals claim has both recipes
+    row = table.iloc[0]
     assert (row.claim.recipe, row.api, row.verdict) == ("notebook_globals", "keras2", expected)
 
 
 def test_claims_are_evaluated_on_every_api_with_both_recipes():
     samples = {(recipe, api): noisy(44.0) for recipe in ("kl_layer", "vae_loss_layer")
                for api in ("keras2", "keras3-port")}
-    claims = stats.claim_table(runs_frame(samples))
-    assert list(claims.api) == ["keras2", "keras3-port"]
+    table = claims.claim_table(runs_frame(samples))
+    assert list(table.api) == ["keras2", "keras3-port"]
 
 
 def quality_runs(worst_factor: float) -> pd.DataFrame:
@@ -129,9 +123,9 @@ def test_time_to_level_picks_the_first_epoch_at_or_below_the_level():
 def test_time_to_quality_uses_the_worst_final_loss_of_the_api():
     runs = runs_frame({("kl_layer", "keras2"): [50.0], ("tensor_transfer", "keras2"): [50.0],
                        ("plain_ae", "keras2"): [40.0]})
-    epochs = pd.concat([curve("r000", "kl_layer", [10.0, 7.0, 5.0, 4.0], [3.0, 1.0, 1.0, 1.0]),
-                        curve("r001", "tensor_transfer", [10.0, 8.0, 6.0, 5.0], [3.0, 2.0, 2.0, 2.0]),
-                        curve("r002", "plain_ae", [3.0, 2.0, 1.0, 0.5], [1.0, 1.0, 1.0, 1.0])])
+    epochs = pd.concat([curve("kl_layer-keras2-r1", "kl_layer", [10.0, 7.0, 5.0, 4.0], [3.0, 1.0, 1.0, 1.0]),
+                        curve("tensor_transfer-keras2-r1", "tensor_transfer", [10.0, 8.0, 6.0, 5.0], [3.0, 2.0, 2.0, 2.0]),
+                        curve("plain_ae-keras2-r1", "plain_ae", [3.0, 2.0, 1.0, 0.5], [1.0, 1.0, 1.0, 1.0])])
     table = stats.time_to_quality_table(runs, epochs).set_index("recipe")
     assert list(table.index) == ["kl_layer", "tensor_transfer"]  # the floor has another objective
     assert (table.level == 5.0).all()
@@ -147,8 +141,8 @@ def test_repeats_needed_scales_with_the_square_of_the_half_width():
 def test_compatibility_observed_failure_overrides_registry():
     runs = pd.concat([runs_frame({("plain_ae", "keras2"): [40.0], ("kl_layer", "keras3-port"): [50.0]}),
                       runs_frame({("tensor_transfer", "keras2"): [math.nan]}, status="failed").assign(
-                          error="ValueError: boom", run_id="r100")])
-    compat = stats.compatibility(runs).set_index(["recipe", "api"])
+                          error="ValueError: boom")])
+    compat = coverage.compatibility(runs).set_index(["recipe", "api"])
     assert compat.loc[("tensor_transfer", "keras2"), ["cell", "error"]].tolist() == ["fails", "ValueError: boom"]
     assert compat.loc[("kl_layer", "keras3-port"), "cell"] == "port"
     assert compat.loc[("closure_loss", "keras3-port"), ["cell", "observed"]].tolist() == ["n/a", ""]
@@ -157,16 +151,17 @@ def test_compatibility_observed_failure_overrides_registry():
 
 def test_unfinished_runs_lists_problems_and_runs_missing_from_the_matrix():
     runs = pd.concat([runs_frame({("plain_ae", "keras2"): [40.0, 41.0], ("kl_layer", "keras2"): [50.0]}),
-                      runs_frame({("tensor_transfer", "keras2"): [math.nan]}, status="timeout").assign(run_id="r9")])
-    matrix = {"recipes": ["plain_ae", "kl_layer", "tensor_transfer"], "apis": ["keras2", "keras3-port"],
-              "repeats": 2}
-    unfinished = stats.unfinished_runs(runs, matrix)
+                      runs_frame({("tensor_transfer", "keras2"): [math.nan]}, status="timeout")])
+    planned = [PlannedRun(f"{recipe}-{api}-r{repeat}", recipe, api, repeat, repeat)
+               for recipe, api in (("plain_ae", "keras2"), ("kl_layer", "keras2"), ("tensor_transfer", "keras2"),
+                                   ("kl_layer", "keras3-port")) for repeat in (1, 2)]
+    unfinished = coverage.unfinished_runs(runs, planned)
     assert set(zip(unfinished.recipe, unfinished.api, unfinished.repeat, unfinished.status)) == {
         ("tensor_transfer", "keras2", 1, "timeout"), ("tensor_transfer", "keras2", 2, "not run"),
         ("kl_layer", "keras2", 2, "not run"), ("kl_layer", "keras3-port", 1, "not run"),
         ("kl_layer", "keras3-port", 2, "not run")}  # plain_ae and tensor_transfer have no port: n/a
-    assert stats.compatibility(runs, matrix).set_index(["recipe", "api"]).loc[
+    assert coverage.compatibility(runs, planned).set_index(["recipe", "api"]).loc[
         ("kl_layer", "keras3-port"), "observed"] == "not run"
-    without_matrix = stats.unfinished_runs(runs)  # then: the folder's pairs and highest repeat
-    assert set(zip(without_matrix.recipe, without_matrix.repeat, without_matrix.status)) == {
-        ("tensor_transfer", 1, "timeout"), ("tensor_transfer", 2, "not run"), ("kl_layer", 2, "not run")}
+    without_plan = coverage.unfinished_runs(runs)  # then: only the runs that did not finish ok
+    assert set(zip(without_plan.recipe, without_plan.repeat, without_plan.status)) == {
+        ("tensor_transfer", 1, "timeout")}

@@ -7,8 +7,9 @@ import importlib
 import os
 import sys
 
-APIS = ("keras2", "keras3", "keras3-port")
-PACKAGE_OF_API = {"keras2": "tf_keras", "keras3": "keras", "keras3-port": "keras"}
+PORT_API = "keras3-port"
+APIS = ("keras2", "keras3", PORT_API)
+PACKAGE_OF_API = {"keras2": "tf_keras", "keras3": "keras", PORT_API: "keras"}
 
 
 class ApiError(Exception):
@@ -20,6 +21,19 @@ def package_for(api: str) -> str:
         return PACKAGE_OF_API[api]
     except KeyError:
         raise ApiError(f"unknown API {api!r}; valid APIs: {', '.join(APIS)}") from None
+
+
+def comparable_apis(api: str) -> tuple:
+    """The APIs whose runs a recipe on ``api`` is compared with, in order of preference.
+
+    A port is Keras 3 code, so it is compared with Keras 3 runs too: the floor has no port.
+    """
+    return (api, "keras3") if api == PORT_API else (api,)
+
+
+def floor_api(api: str) -> str:
+    """The API of the floor a recipe on ``api`` is measured against."""
+    return comparable_apis(api)[-1]
 
 
 _loaded_package = None

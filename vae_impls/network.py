@@ -1,59 +1,19 @@
 """The posts' convolutional VAE, defined once for every recipe and both Keras APIs.
 
-``NetworkSpec`` carries every parameter of the posts' ``MyVariationalAutoencoder`` class.
+``NetworkSpec`` (defined in ``vae_impls.network_spec``, which needs no TensorFlow) carries every
+parameter of the posts' ``MyVariationalAutoencoder`` class.
 The builders below create layers with fixed names, so that a weight is called the same in every
 recipe and ``set_seeded_weights`` can give all recipes, under either API, identical initial
 weights drawn with numpy.
 """
 import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from vae_impls.network_spec import NetworkSpec  # recipes construct it as network.NetworkSpec
+
 SEEDED_VARIABLES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
-ACTIVATIONS = ("leaky_relu", "relu", "selu")
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    input_shape: tuple = (28, 28, 1)
-    encoder_filters: tuple = (32, 64, 128)
-    encoder_kernel_sizes: tuple = (3, 3, 3)
-    encoder_strides: tuple = (1, 2, 2)
-    decoder_filters: tuple = (64, 32, 1)
-    decoder_kernel_sizes: tuple = (3, 3, 3)
-    decoder_strides: tuple = (2, 2, 1)
-    z_dim: int = 2
-    activation: str = "leaky_relu"
-    batch_norm: bool = False
-    dropout: bool = False
-    fact: float = 6.5e-4
-    learning_rate: float = 5e-4
-    optimizer: str = "adam"
-    jit_compile: bool = False
-    # Fixed sampling noise (one value per latent dimension) makes a step deterministic for tests.
-    sampling_noise: tuple | None = None
-
-    def __post_init__(self):
-        for name in ("encoder_kernel_sizes", "encoder_strides", "decoder_kernel_sizes", "decoder_strides"):
-            value = getattr(self, name)
-            n_layers = len(self.encoder_filters if name.startswith("encoder") else self.decoder_filters)
-            if isinstance(value, int):
-                object.__setattr__(self, name, (value,) * n_layers)
-            elif len(value) != n_layers:
-                raise ValueError(f"{name} has {len(value)} entries but there are {n_layers} layers")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if self.z_dim < 1:
-            raise ValueError(f"z_dim must be positive, got {self.z_dim}")
-        if self.decoder_filters[-1] != self.input_shape[-1]:
-            raise ValueError("the last decoder filter count must equal the image channels")
-        if self.sampling_noise is not None and len(self.sampling_noise) != self.z_dim:
-            raise ValueError(f"sampling_noise needs {self.z_dim} values, got {len(self.sampling_noise)}")
 
 
 def make_optimizer(keras, net: NetworkSpec):

@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench import config as config_module
-from bench import gate, injection, records, runner
+from bench import gate, injection, runner
 from bench.commands.run import command_line
 from bench.errors import UsageError
+from bench.results import ResultsFolder, write_json
 
 BASELINE = Path(__file__).resolve().parent.parent / "baseline.json"
 
@@ -49,34 +50,27 @@ def _measure(args) -> list:
         return args.results
     config = config_module.load(args.config)
     folder, runs = runner.create(config, args.results_dir, command_line())
-    status = runner.execute(folder, config, runs, set(), sys.stdout)
+    status = runner.execute(folder, config, runs, sys.stdout)
     if status:
         raise SystemExit(status)
-    return [folder]
-
-
-def _read(folder: Path) -> tuple:
-    """(runs, env) of one results folder; a UsageError when it is not one."""
-    try:
-        return pd.read_csv(folder / records.RUNS_CSV), records.read_json(folder / records.ENV_JSON)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{folder} is not a readable results folder ({error})") from None
+    return [folder.path]
 
 
 def run(args) -> int:
     baseline = None if args.update_baseline else _load_baseline(args.baseline)
     folders = _measure(args)
-    pooled = [_read(folder) for folder in folders]
-    runs = pd.concat([folder_runs for folder_runs, _ in pooled], ignore_index=True)
+    pooled = [ResultsFolder.existing(folder).read() for folder in folders]
+    runs = pd.concat([results.runs for results in pooled], ignore_index=True)
     if args.update_baseline:
-        records.write_json(args.baseline, gate.make_baseline(runs, pooled[0][1], [folder.name for folder in folders]))
+        write_json(args.baseline, gate.make_baseline(runs, pooled[0].env, [Path(folder).name for folder in folders]))
         print(f"baseline written: {args.baseline} (from {len(folders)} results folder(s))")
         return 0
     decisions = gate.compare(runs, baseline, args.tolerance)
     print(f"\ngate: {', '.join(map(str, folders))} against {args.baseline} (tolerance {args.tolerance:.0%})")
-    for _, env in pooled:
-        if env.get("injected_slowdown"):
-            print(f"deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(env['injected_slowdown'])}")
+    for results in pooled:
+        injected = results.env.get("injected_slowdown")
+        if injected:
+            print(f"deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(injected)}")
     print()
     print(gate.format_table(decisions))
     failed = [d for d in decisions if not d.passed]

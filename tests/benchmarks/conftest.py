@@ -14,6 +14,11 @@ if PACKAGE_API not in ("keras2", "keras3"):
 APIS = ("keras3", "keras3-port") if PACKAGE_API == "keras3" else ("keras2",)
 
 
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.slow)
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     import tensorflow as tf
 

@@ -1,0 +1,391 @@
+"""The results model: what a worker is asked and answers, and the results folder that keeps it.
+
+In the manner of pyperf's ``Run``: ``RunSpec`` (manager -> worker) and ``RunResult``
+(worker -> manager) own their JSON, ``RunRecord`` owns a row of runs.csv and ``Epoch`` a row of
+epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
+``results/<UTC timestamp>-<config name>/``:
+  epochs.csv  one row per epoch of a run (``EPOCH_COLUMNS``),
+  runs.csv    one row per finished run (``RUN_COLUMNS``); a run is finished once its row is here,
+  plan.json   the config and the full run order, so ``--resume`` runs only what is missing,
+  env.json    versions, hardware, applied device settings, config and command line,
+  artifacts/  latent-space pictures as .npz, when the config asks for them.
+A run's epoch rows are written before its run row, each append flushed and fsync'd, so a
+benchmark killed at any moment keeps every finished run. Every read validates: a row cut off
+by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
+the schema is a ``UsageError`` naming the file, the line and the value.
+"""
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import statistics
+import typing
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import config as config_module
+from bench.errors import UsageError
+from bench.plan import PlannedRun
+
+EPOCHS_CSV, RUNS_CSV, PLAN_JSON, ENV_JSON = "epochs.csv", "runs.csv", "plan.json", "env.json"
+ARTIFACTS_DIR = "artifacts"
+
+OK, FAILED, TIMEOUT, DIVERGED = "ok", "failed", "timeout", "diverged"
+STATUSES = (OK, FAILED, TIMEOUT, DIVERGED)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to train one planned run."""
+    run: PlannedRun
+    device: dict
+    training: dict
+    network: dict
+    artifacts_path: str | None = None
+    inject_ms_per_step: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunSpec":
+        return cls(**{**data, "run": PlannedRun(**data["run"])})
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of ``fit``, timed at its boundaries; warm-up epochs are left out of ms/step."""
+    epoch: int
+    seconds: float
+    steps: int
+    ms_per_step: float
+    warmup: bool
+    loss: float
+    bce: float
+    kl: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a worker reports; the run's summary numbers are derived from its epochs."""
+    status: str = FAILED
+    error: str = ""
+    epochs: tuple = ()              # of Epoch
+    trace_count: int | None = None
+    graph_ops: int | None = None
+    dataset: str | None = None
+    dataset_origin: str | None = None
+    device_settings: dict | None = None
+    artifacts: str | None = None    # path of the run's artifacts file, once saved
+
+    @property
+    def ms_per_step(self):
+        """Median over the timed (not warm-up) epochs: the run's one timing."""
+        timed = [epoch.ms_per_step for epoch in self.epochs if not epoch.warmup]
+        return statistics.median(timed) if timed else None
+
+    @property
+    def first_epoch_seconds(self):
+        return self.epochs[0].seconds if self.epochs else None
+
+    def final(self, term: str):
+        """The last epoch's ``loss``, ``bce`` or ``kl``."""
+        return getattr(self.epochs[-1], term) if self.epochs else None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunResult":
+        return cls(**{**data, "epochs": tuple(Epoch(**epoch) for epoch in data.get("epochs", ()))})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of runs.csv: a planned run, how it ended and its summary numbers."""
+    run_id: str
+    recipe: str
+    api: str
+    repeat: int
+    status: str
+    error: str = ""
+    ms_per_step: float | None = None
+    first_epoch_seconds: float | None = None
+    trace_count: int | None = None
+    graph_ops: int | None = None
+    final_loss: float | None = None
+    final_bce: float | None = None
+    final_kl: float | None = None
+    settings_hash: str = ""
+    dataset: str = ""
+    wall_seconds: float | None = None
+    artifacts: str = ""             # relative to the results folder
+
+    @classmethod
+    def of(cls, run: PlannedRun, result: RunResult, settings_hash: str, wall_seconds: float,
+           artifacts: str = "") -> "RunRecord":
+        return cls(run.run_id, run.recipe, run.api, run.repeat, result.status, result.error,
+                   result.ms_per_step, result.first_epoch_seconds, result.trace_count, result.graph_ops,
+                   result.final("loss"), result.final("bce"), result.final("kl"), settings_hash,
+                   result.dataset or "", wall_seconds, artifacts)
+
+
+RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
+RUN_KEY = RUN_COLUMNS[:4]  # run_id, recipe, api, repeat: which planned run a row belongs to
+EPOCH_COLUMNS = (*RUN_KEY, *(field.name for field in fields(Epoch)))
+
+def _base_type(annotation) -> type:
+    """``float | None`` -> float."""
+    return next(arg for arg in typing.get_args(annotation) if arg is not type(None)) if typing.get_args(
+        annotation) else annotation
+
+
+_TYPES = {field.name: _base_type(field.type) for cls in (RunRecord, Epoch) for field in fields(cls)}
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False"}
+# Numbers that are durations or sizes: a negative one is not a measurement.
+_NON_NEGATIVE = {"seconds", "ms_per_step", "first_epoch_seconds", "wall_seconds", "trace_count",
+                 "graph_ops", "steps"}
+_POSITIVE = {"repeat", "epoch", "steps"}
+
+
+def epoch_rows(run: PlannedRun, result: RunResult) -> list:
+    key = dict(zip(RUN_KEY, (run.run_id, run.recipe, run.api, run.repeat)))
+    return [{**key, **asdict(epoch)} for epoch in result.epochs]
+
+
+@dataclass(frozen=True)
+class Results:
+    """One read of a results folder: runs and epochs as frames, env.json, and the plan."""
+    folder: "ResultsFolder"
+    runs: "pandas.DataFrame"
+    epochs: "pandas.DataFrame"
+    env: dict
+    planned: list | None            # PlannedRun of plan.json; None for a folder without one
+
+
+class ResultsFolder:
+    """A results folder on disk; the only code that knows its files."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.name = self.path.name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def create(cls, results_dir: Path, config_name: str, now: datetime | None = None) -> "ResultsFolder":
+        """A new, empty results folder; never one another benchmark started at the same second uses."""
+        results_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%SZ}-{config_name}"
+        for attempt in itertools.count(1):
+            path = results_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
+            try:
+                path.mkdir()  # atomic: of two benchmarks asking for one name, exactly one gets it
+            except FileExistsError:
+                continue
+            folder = cls(path)
+            _append(folder.path / EPOCHS_CSV, [EPOCH_COLUMNS])
+            _append(folder.path / RUNS_CSV, [RUN_COLUMNS])
+            return folder
+
+    @classmethod
+    def existing(cls, path) -> "ResultsFolder":
+        """A folder that holds results; a UsageError naming what is missing otherwise."""
+        folder = cls(path)
+        if not folder.path.is_dir():
+            raise UsageError(f"results folder not found: {folder.path}")
+        if not (folder.path / RUNS_CSV).is_file():
+            raise UsageError(f"{folder.path} has no {RUNS_CSV}: not a results folder")
+        return folder
+
+    # --- plan.json and env.json ---------------------------------------------------------------
+
+    def save_plan(self, config, runs: list) -> None:
+        write_json(self.path / PLAN_JSON, {"settings_hash": config.settings_hash, "config": config.to_dict(),
+                                           "runs": [asdict(run) for run in runs]})
+
+    def load_plan(self) -> tuple:
+        """(config, planned runs); a UsageError if the folder has no readable plan."""
+        stored, runs = self._stored_plan()
+        try:
+            return config_module.from_dict(stored["config"]), runs
+        except (KeyError, TypeError) as error:
+            raise UsageError(f"{self.path / PLAN_JSON} holds no config ({type(error).__name__}: {error})") from None
+
+    def planned_runs(self) -> list | None:
+        """The plan's runs, or None when the folder has no plan.json."""
+        if not (self.path / PLAN_JSON).is_file():
+            return None
+        return self._stored_plan()[1]
+
+    def _stored_plan(self) -> tuple:
+        path = self.path / PLAN_JSON
+        try:
+            stored = read_json(path)
+            return stored, [PlannedRun(**run) for run in stored["runs"]]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UsageError(f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})") from None
+
+    def read_env(self) -> dict:
+        """env.json, or {} when it is missing or unreadable (every fact then reads "unknown")."""
+        try:
+            env = read_json(self.path / ENV_JSON)
+        except (OSError, ValueError):
+            return {}
+        return env if isinstance(env, dict) else {}
+
+    def write_env(self, env: dict) -> None:
+        write_json(self.path / ENV_JSON, env)
+
+    def update_env(self, **changes) -> None:
+        self.write_env({**self.read_env(), **changes})
+
+    # --- runs.csv and epochs.csv --------------------------------------------------------------
+
+    def artifact_path(self, run_id: str) -> Path:
+        return self.path / ARTIFACTS_DIR / f"{run_id}.npz"
+
+    def append(self, record: RunRecord, epochs: list) -> None:
+        """Epoch rows first, then the run row that marks the run finished, each on disk before returning."""
+        _append(self.path / EPOCHS_CSV, [[row.get(column) for column in EPOCH_COLUMNS] for row in epochs])
+        _append(self.path / RUNS_CSV, [[getattr(record, column) for column in RUN_COLUMNS]])
+
+    def run_records(self) -> list:
+        return [RunRecord(**row) for row in self._rows(RUNS_CSV, RUN_COLUMNS, RUN_KEY + ("status",))]
+
+    def finished_ids(self) -> set:
+        return {record.run_id for record in self.run_records()}
+
+    def missing(self, planned: list) -> list:
+        """The planned runs without a row in runs.csv, in plan order."""
+        finished = self.finished_ids()
+        return [run for run in planned if run.run_id not in finished]
+
+    def drop_unfinished(self) -> set:
+        """Before resuming: keep only whole rows of finished runs; return the finished run ids."""
+        runs = self.run_records()
+        finished = {record.run_id for record in runs}
+        epochs = [row for row in self._rows(EPOCHS_CSV, EPOCH_COLUMNS, RUN_KEY) if row["run_id"] in finished]
+        _rewrite(self.path / RUNS_CSV, RUN_COLUMNS, [asdict(record) for record in runs])
+        _rewrite(self.path / EPOCHS_CSV, EPOCH_COLUMNS, epochs)
+        return finished
+
+    def read(self) -> Results:
+        import pandas as pd  # only readers need it: workers start without it
+
+        epochs = pd.DataFrame(self._rows(EPOCHS_CSV, EPOCH_COLUMNS, ()), columns=list(EPOCH_COLUMNS))
+        return Results(self, runs_frame(self.run_records()), _typed(epochs), self.read_env(), self.planned_runs())
+
+    def _rows(self, name: str, columns: tuple, required: tuple) -> list:
+        """Validated rows of one CSV file as dicts of typed values; [] for a missing file."""
+        path = self.path / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read {path}: {error}") from None
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]  # a kill cut the last row: its run never finished
+        lines = list(csv.reader(io.StringIO(text)))
+        header = lines[0] if lines else []
+        lacking = [column for column in required if column not in header]
+        if lacking:
+            raise UsageError(f"{path} lacks the column(s) {', '.join(lacking)}: not a kl-bench results file")
+        known = [column for column in header if column in columns]
+        return [_parsed(header, line, known, f"{path}:{number}")
+                for number, line in enumerate(lines[1:], start=2) if line]
+
+
+def _parsed(header: list, line: list, columns: list, where: str) -> dict:
+    if len(line) != len(header):
+        raise UsageError(f"{where}: {len(line)} values under {len(header)} columns")
+    row = dict(zip(header, line))
+    parsed = {column: _value(column, row[column], where) for column in columns}
+    if "status" in parsed and parsed["status"] not in STATUSES:
+        raise UsageError(f"{where}: status {parsed['status']!r} is not one of {', '.join(STATUSES)}")
+    if parsed.get("status") == OK and parsed.get("ms_per_step") is None and "ms_per_step" in columns:
+        raise UsageError(f"{where}: an ok run without ms_per_step")
+    return parsed
+
+
+def _value(column: str, text: str, where: str):
+    kind = _TYPES[column]
+    if kind is str:
+        return text
+    if text == "":
+        return None
+    try:
+        value = {"True": True, "False": False}[text] if kind is bool else float(text)
+    except (KeyError, ValueError):
+        raise UsageError(f"{where}: {column} = {text!r} is not {_KIND_NAMES[kind]}") from None
+    if kind is bool:
+        return value
+    if kind is int and not value.is_integer():
+        raise UsageError(f"{where}: {column} = {text!r} is not {_KIND_NAMES[kind]}")
+    if not math.isfinite(value) or (column in _NON_NEGATIVE and value < 0) or (column in _POSITIVE and value < 1):
+        raise UsageError(f"{where}: {column} = {text!r} is out of range")
+    return int(value) if kind is int else value
+
+
+def runs_frame(records: list):
+    """RunRecords as the frame every statistic reads: one row each, ``RUN_COLUMNS`` typed."""
+    import pandas as pd
+
+    return _typed(pd.DataFrame([asdict(record) for record in records], columns=list(RUN_COLUMNS)))
+
+
+def _typed(frame):
+    """Text columns as str ("" for missing), numbers as float (NaN for missing), flags as bool."""
+    import pandas as pd
+
+    for column in frame.columns:
+        kind = _TYPES[column]
+        if kind is bool:
+            frame[column] = frame[column].fillna(False).astype(bool)
+        elif kind is str:
+            frame[column] = frame[column].fillna("").astype(str)
+        else:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all: a partial file is renamed into place."""
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _append(path: Path, rows: list) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([[_cell(value) for value in row] for row in rows])
+    # One write of whole lines: a kill can end the file only between runs, not inside a row.
+    with open(path, "a", encoding="utf-8", newline="") as file:
+        file.write(buffer.getvalue())
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _cell(value) -> str:
+    """Empty for a missing number, full precision for floats."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _rewrite(path: Path, columns: tuple, rows: list) -> None:
+    partial = path.with_name(f"{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    _append(partial, [columns, *([row.get(column) for column in columns] for row in rows)])
+    os.replace(partial, path)
