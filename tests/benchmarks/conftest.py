@@ -5,6 +5,7 @@ Keras 2 and Keras 3 cannot share a process, so ``make bench-pytest`` (and ``make
 """
 import os
 import platform
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,10 @@ APIS = ("keras3", "keras3-port") if PACKAGE_API == "keras3" else ("keras2",)
 
 
 def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
     for item in items:
-        item.add_marker(pytest.mark.slow)
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
