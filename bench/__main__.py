@@ -4,6 +4,7 @@ import importlib
 import importlib.util
 import sys
 
+from bench import console
 from bench.commands import VERBS
 from bench.errors import UsageError
 
@@ -26,6 +27,9 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output has gone, e.g. `| head`
+        console.silence(sys.stdout)
+        return 0
 
 
 if __name__ == "__main__":

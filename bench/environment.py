@@ -122,6 +122,7 @@ def _preflight_main(answer_path: str) -> int:
 
 
 if __name__ == "__main__":
-    from bench.worker import exit_now
+    from bench.worker import die_with_manager, exit_now
 
+    die_with_manager()
     exit_now(_preflight_main(*sys.argv[1:]))

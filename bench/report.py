@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench import claims, coverage, injection, plots, render, stats
+from bench.errors import UsageError
 from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
 from bench.results import Results, ResultsFolder
 from vae_impls import registry
@@ -320,8 +321,11 @@ def report_blocks(results: Results) -> list:
 def write_report(path) -> tuple:
     """Write report.md and report.html (plots embedded) into ``folder``; return their paths."""
     results = ResultsFolder.existing(path).read()
-    blocks = report_blocks(results)
     md_path, html_path = results.folder.path / REPORT_MD, results.folder.path / REPORT_HTML
-    md_path.write_text(render.markdown(blocks), encoding="utf-8")
-    html_path.write_text(render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
+    try:
+        blocks = report_blocks(results)  # writes the plots
+        md_path.write_text(render.markdown(blocks), encoding="utf-8")
+        html_path.write_text(render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write the report into {results.folder}: {error.strerror or error}") from None
     return md_path, html_path

@@ -14,12 +14,15 @@ benchmark killed at any moment keeps every finished run. Every read validates: a
 by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
 the schema is a ``UsageError`` naming the file, the line and the value.
 """
+import contextlib
 import csv
+import fcntl
 import io
 import itertools
 import json
 import math
 import os
+import shutil
 import statistics
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -33,8 +36,11 @@ from bench.plan import PlannedRun
 EPOCHS_CSV, RUNS_CSV, PLAN_JSON, ENV_JSON = "epochs.csv", "runs.csv", "plan.json", "env.json"
 ARTIFACTS_DIR = "artifacts"
 
-OK, FAILED, TIMEOUT, DIVERGED = "ok", "failed", "timeout", "diverged"
-STATUSES = (OK, FAILED, TIMEOUT, DIVERGED)
+OK, FAILED, TIMEOUT, DIVERGED, KILLED = "ok", "failed", "timeout", "diverged", "killed"
+STATUSES = (OK, FAILED, TIMEOUT, DIVERGED, KILLED)
+# Ends that say nothing of the recipe (a signal from outside, the time limit): resume runs them again.
+RETRIED_ON_RESUME = (KILLED, TIMEOUT)
+LOCK_FILE, SCRATCH_DIR = ".lock", ".scratch"
 
 
 @dataclass(frozen=True)
@@ -176,10 +182,23 @@ class ResultsFolder:
     def __str__(self) -> str:
         return str(self.path)
 
+    @staticmethod
+    def check_results_dir(results_dir: Path) -> None:
+        """A UsageError unless new results folders can be made in ``results_dir``."""
+        existing = next((path for path in (results_dir, *results_dir.parents) if path.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageError(f"cannot create results under {results_dir}: {existing} is not a folder")
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot create results under {results_dir}: {existing} is not writable")
+
     @classmethod
     def create(cls, results_dir: Path, config_name: str, now: datetime | None = None) -> "ResultsFolder":
         """A new, empty results folder; never one another benchmark started at the same second uses."""
-        results_dir.mkdir(parents=True, exist_ok=True)
+        cls.check_results_dir(results_dir)
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"cannot create {results_dir}: {error.strerror}") from None
         stem = f"{(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%SZ}-{config_name}"
         for attempt in itertools.count(1):
             path = results_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
@@ -265,9 +284,42 @@ class ResultsFolder:
         finished = self.finished_ids()
         return [run for run in planned if run.run_id not in finished]
 
+    @contextlib.contextmanager
+    def lock(self):
+        """Held while a benchmark writes here; a second writer is refused, naming the holder's PID."""
+        path = self.path / LOCK_FILE
+        try:
+            handle = open(path, "a+", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write to {self.path}: {error.strerror}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise UsageError(f"{self.path} is being written by another benchmark (PID {holder}); "
+                                 "wait for it to end or stop it first") from None
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield  # the kernel releases the lock when the holder dies, however it dies
+
+    @contextlib.contextmanager
+    def scratch(self):
+        """A scratch folder for worker files, emptied first: a killed benchmark's leftovers go too."""
+        path = self.path / SCRATCH_DIR
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def drop_unfinished(self) -> set:
-        """Before resuming: keep only whole rows of finished runs; return the finished run ids."""
-        runs = self.run_records()
+        """Before resuming: keep only whole rows of runs that finished by themselves (not killed
+        and not timed out); return their run ids."""
+        runs = [record for record in self.run_records() if record.status not in RETRIED_ON_RESUME]
         finished = {record.run_id for record in runs}
         epochs = [row for row in self._rows(EPOCHS_CSV, EPOCH_COLUMNS, RUN_KEY) if row["run_id"] in finished]
         _rewrite(self.path / RUNS_CSV, RUN_COLUMNS, [asdict(record) for record in runs])

@@ -12,7 +12,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,15 @@ import pandas as pd
 
 from bench import config as config_module
 from bench import datasets, environment, injection, plan, recipes, report
+from bench.console import say
 from bench.errors import UsageError
 from bench.formatting import MISSING, duration, text_table
-from bench.results import FAILED, OK, TIMEOUT, ResultsFolder, RunRecord, RunResult, RunSpec, epoch_rows
+from bench.results import FAILED, KILLED, OK, TIMEOUT, ResultsFolder, RunRecord, RunResult, RunSpec, epoch_rows
 from vae_impls.keras_api import APIS, PORT_API, floor_api
 from vae_impls.registry import FLOOR
 
 INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
+TERMINATED = 143  # ... and by SIGTERM
 ERROR_WIDTH = 100  # characters of an error shown in a progress line
 
 
@@ -37,8 +38,9 @@ class Outcome:
     wall_seconds: float
 
 
-def create(config, results_dir: Path, command: str, out=sys.stdout) -> tuple:
+def create(config, results_dir: Path, command: str, out=None) -> tuple:
     """Check ``config``, then make its results folder and plan: (folder, planned runs)."""
+    ResultsFolder.check_results_dir(results_dir)  # before the preflight's seconds, not after
     _check_data(config.training)
     injected = injection.from_environment(recipes.known())
     facts = environment.preflight(config)
@@ -46,19 +48,19 @@ def create(config, results_dir: Path, command: str, out=sys.stdout) -> tuple:
     folder = ResultsFolder.create(results_dir, config.name)
     folder.save_plan(config, runs)
     folder.write_env({**environment.machine_facts(config, command), **facts, "injected_slowdown": injected})
-    print(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", file=out, flush=True)
+    say(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", out)
     if injected:
-        print(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", file=out, flush=True)
+        say(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", out)
     return folder, runs
 
 
-def start(config, results_dir: Path, command: str, out=sys.stdout) -> int:
+def start(config, results_dir: Path, command: str, out=None) -> int:
     """Run the whole plan of ``config`` into a new folder under ``results_dir``."""
     folder, runs = create(config, results_dir, command, out)
     return execute(folder, config, runs, out)
 
 
-def resume(path: Path, given_config, command: str, out=sys.stdout) -> int:
+def resume(path: Path, given_config, command: str, out=None) -> int:
     """Run what is missing from a folder's plan, under the settings the folder was started with."""
     if not path.is_dir():
         raise UsageError(f"cannot resume {path}: no such folder")
@@ -67,11 +69,12 @@ def resume(path: Path, given_config, command: str, out=sys.stdout) -> int:
     if given_config is not None and given_config.settings_hash != config.settings_hash:
         raise UsageError(f"cannot resume {folder}: its settings hash is {config.settings_hash} but the given "
                          f"config's is {given_config.settings_hash}; resume without --config/--quick")
-    finished = folder.drop_unfinished()
-    env = folder.read_env()
-    folder.write_env({**env, "resumed_by": [*env.get("resumed_by", []), command]})
-    print(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", file=out, flush=True)
-    return execute(folder, config, runs, out)
+    with folder.lock():
+        finished = folder.drop_unfinished()
+        env = folder.read_env()
+        folder.write_env({**env, "resumed_by": [*env.get("resumed_by", []), command]})
+        say(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", out)
+        return _execute(folder, config, runs, out)
 
 
 def _check_data(training) -> None:
@@ -82,16 +85,34 @@ def _check_data(training) -> None:
     config_module.check_batch_fits(training, data)
 
 
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so that it stops the benchmark the way Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def execute(folder: ResultsFolder, config, runs: list, out) -> int:
+    """Run what ``folder`` still lacks of ``runs``, holding the folder's lock."""
+    with folder.lock():
+        return _execute(folder, config, runs, out)
+
+
+def _execute(folder: ResultsFolder, config, runs: list, out) -> int:
     started = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         _run_pending(folder, config, runs, out)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
-              f"resume with: python -m bench run --resume {folder}", file=out, flush=True)
-        return INTERRUPTED
-    print(f"\nresults: {folder}\n\n{summary_table(folder.read().runs)}\n\n"
-          f"total wall time {duration(time.perf_counter() - started)}", file=out, flush=True)
+    except (KeyboardInterrupt, _Terminated) as stop:
+        say(f"\n{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}: "
+            f"{len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
+            f"resume with: python -m bench run --resume {folder}", out)
+        return INTERRUPTED if isinstance(stop, KeyboardInterrupt) else TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    say(f"\nresults: {folder}\n\n{summary_table(folder.read().runs)}\n\n"
+        f"total wall time {duration(time.perf_counter() - started)}", out)
     _write_report(folder, out)
     return 0
 
@@ -100,14 +121,13 @@ def _run_pending(folder: ResultsFolder, config, runs: list, out) -> None:
     pending = folder.missing(runs)
     injected = folder.read_env().get("injected_slowdown", {})
     walls = {}  # (recipe, api) -> wall seconds of its runs so far
-    with tempfile.TemporaryDirectory(prefix="klbench-") as scratch:
+    with folder.scratch() as scratch:
         for index, run in enumerate(pending):
-            outcome = _run_worker(_spec(config, run, folder, injected), config.training.timeout_seconds, Path(scratch))
+            outcome = _run_worker(_spec(config, run, folder, injected), config.training.timeout_seconds, scratch)
             _record(folder, config, run, outcome)
             walls.setdefault((run.recipe, run.api), []).append(outcome.wall_seconds)
-            print(f"[{len(runs) - len(pending) + index + 1}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
-                  f"{_verdict(outcome.result)} (ETA {duration(_eta(pending[index + 1:], walls))})", file=out,
-                  flush=True)
+            say(f"[{len(runs) - len(pending) + index + 1}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
+                f"{_verdict(outcome.result)} (ETA {duration(_eta(pending[index + 1:], walls))})", out)
 
 
 def _eta(remaining: list, walls: dict) -> float:
@@ -141,12 +161,14 @@ def _run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path) -> Outcome:
         _kill(worker)
         return Outcome(RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit"),
                        time.perf_counter() - started)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM: the worker must not outlive the benchmark
         _kill(worker)
         raise
     wall_seconds = time.perf_counter() - started
     if result_path.is_file():
         return Outcome(RunResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))), wall_seconds)
+    if worker.returncode < 0:
+        return Outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"), wall_seconds)
     last = environment.last_line(log_path.read_text(encoding="utf-8", errors="replace"))
     return Outcome(RunResult(FAILED, f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")),
                    wall_seconds)
@@ -205,7 +227,7 @@ def _write_report(folder: ResultsFolder, out) -> None:
     try:
         markdown, _ = report.write_report(folder.path)
     except Exception as error:  # the runs are on disk either way; say so and exit normally
-        print(f"report not written ({type(error).__name__}: {error}); retry with: python -m bench report {folder}",
-              file=out, flush=True)
+        say(f"report not written ({type(error).__name__}: {error}); retry with: python -m bench report {folder}",
+            out)
         return
-    print(f"report: {markdown}", file=out, flush=True)
+    say(f"report: {markdown}", out)

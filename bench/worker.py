@@ -219,7 +219,7 @@ def _save_artifacts(built, data, path: Path) -> None:
     partial.replace(path)
 
 
-def _die_with_manager() -> None:
+def die_with_manager() -> None:
     """Ask Linux to kill this worker when the runner dies (e.g. its process group is SIGKILLed):
     the worker has its own process group, so it would otherwise live on and skew other work."""
     if sys.platform.startswith("linux"):
@@ -229,7 +229,7 @@ def _die_with_manager() -> None:
 
 def main(argv=None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
-    _die_with_manager()
+    die_with_manager()
     result = run(RunSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))))
     partial = Path(f"{result_path}.partial")
     partial.write_text(json.dumps(result.to_json()), encoding="utf-8")

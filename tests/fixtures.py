@@ -52,10 +52,9 @@ def bench_command(*args, verb="run"):
     return [sys.executable, "-m", "bench", verb, *map(str, args)]
 
 
-def bench_environment(scratch=None):
-    """With the fake recipes; ``scratch`` takes the temporary files a killed runner cannot remove."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), recipes.EXTRA_RECIPES_ENV: "tests.fake_recipes",
-            **({"TMPDIR": str(scratch)} if scratch else {})}
+def bench_environment():
+    """The environment of a benchmark subprocess, with the fake recipes."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), recipes.EXTRA_RECIPES_ENV: "tests.fake_recipes"}
 
 
 def run_bench(*args, timeout=400, verb="run", env=None):

@@ -199,7 +199,7 @@ def wait_for_runs(results: Path, count: int, process, timeout=300):
 def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
     results = tmp_path / "results"
     command = bench_command("--config", tiny_config(tmp_path, ["fake_ok"], repeats=3), "--results-dir", results)
-    benchmark = subprocess.Popen(command, cwd=ROOT, env=bench_environment(tmp_path), start_new_session=True,
+    benchmark = subprocess.Popen(command, cwd=ROOT, env=bench_environment(), start_new_session=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = wait_for_runs(results, 1, benchmark)
     os.killpg(benchmark.pid, signal.SIGKILL)  # like `kill -9` on the whole benchmark
@@ -223,6 +223,7 @@ def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
     assert (runs.status == "ok").all()
     assert epochs.groupby("run_id").size().to_dict() == {run_id: 2 for run_id in runs.run_id}
     assert len(json.loads((folder / "env.json").read_text())["resumed_by"]) == 2
+    assert not (folder / ".scratch").exists()  # the killed benchmark's worker files are gone too
 
 
 @pytest.mark.slow

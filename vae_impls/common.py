@@ -9,23 +9,41 @@ def _images_are_targets(images):
     return images
 
 
+@dataclass(frozen=True)
+class Minus:
+    """A log key whose value is subtracted: a term derived as a difference of two logged ones."""
+    key: str
+
+
+# The metric keys of recipes that add the KL to a compiled Keras loss and log only the KL: Keras
+# already logs the total, so BCE = loss - kl needs no second binary cross-entropy per step.
+LOSS_MINUS_KL = {"loss": ("loss",), "bce": ("loss", Minus("kl")), "kl": ("kl",)}
+
+
 @dataclass
 class Built:
     """A built, compiled recipe: ``model.fit(x, fit_targets(x))`` trains it.
 
-    ``log_keys`` maps the common metric names to the Keras log keys that hold them (summed when
-    a recipe reports a term in parts); a missing name means the recipe has no such term.
+    ``log_keys`` maps the common metric names to the Keras log keys that hold them, summed when
+    a recipe reports a term in parts; a ``Minus(key)`` entry is subtracted, so a term can be
+    derived from others (``LOSS_MINUS_KL``). A missing name means the recipe has no such term.
+    Deriving a term instead of logging it keeps the metric work per step equal across recipes.
     """
     model: object
     mean_encoder: object      # images -> mu, for latent-space pictures
     decoder: object           # z -> images
     fit_targets: Callable = _images_are_targets
-    log_keys: dict = field(default_factory=lambda: {"loss": ("loss",), "bce": ("bce",), "kl": ("kl",)})
+    log_keys: dict = field(default_factory=lambda: dict(LOSS_MINUS_KL))
 
     def epoch_metrics(self, logs: dict) -> dict:
         """loss, bce and kl under the same names for every recipe (NaN where a term is absent)."""
-        return {name: float(sum(float(logs[key]) for key in self.log_keys[name])) if name in self.log_keys
-                else float("nan") for name in ("loss", "bce", "kl")}
+        return {name: _combine(logs, self.log_keys[name]) if name in self.log_keys else float("nan")
+                for name in ("loss", "bce", "kl")}
+
+
+def _combine(logs: dict, terms) -> float:
+    return float(sum(-float(logs[term.key]) if isinstance(term, Minus) else float(logs[term])
+                     for term in terms))
 
 
 def no_targets(images):

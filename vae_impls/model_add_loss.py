@@ -3,7 +3,8 @@
 The class builds encoder, decoder and VAE, then computes the KL term from its ``self.mu`` and
 ``self.log_var`` tensors through a function that receives them as arguments (the post's rule),
 and attaches it with ``self.model.add_loss(kl)`` and ``self.model.add_metric(kl, name="kl")``.
-The reconstruction term comes from ``compile(loss="binary_crossentropy")`` and ``fit(x, x)``.
+The reconstruction term comes from ``compile(loss="binary_crossentropy")`` and ``fit(x, x)``;
+the reported BCE is ``loss - kl``, as for every recipe that logs only the KL.
 
 Differences from the post: the shared ``Sampling`` layer replaces the ``Lambda``; ``tf`` ops
 replace ``keras.backend``.
@@ -41,8 +42,7 @@ class VariationalAutoencoder:
         kl = get_kl_loss(mu=self.mu, log_var=self.log_var)
         self.model.add_loss(kl)
         self.model.add_metric(kl, name="kl", aggregation="mean")
-        self.model.compile(loss="binary_crossentropy", metrics=[self.keras.metrics.BinaryCrossentropy(name="bce")],
-                           **network.compile_options(self.keras, self.net))
+        self.model.compile(loss="binary_crossentropy", **network.compile_options(self.keras, self.net))
 
     def built(self):
         return Built(model=self.model, mean_encoder=self.keras.Model(self.encoder_input, self.mu), decoder=self.decoder)
@@ -75,8 +75,7 @@ def model_with_kl_loss(keras, net, encoder, decoder):
 
     model = VAEWithKLLoss(name="vae")
     model(keras.Input(shape=net.input_shape))
-    model.compile(loss="binary_crossentropy", metrics=[keras.metrics.BinaryCrossentropy(name="bce")],
-                  **network.compile_options(keras, net))
+    model.compile(loss="binary_crossentropy", **network.compile_options(keras, net))
     return model
 
 

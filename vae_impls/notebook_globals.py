@@ -1,41 +1,60 @@
 """``model.add_loss()`` with the VAE built from notebook-level globals (post VII, last section).
 
-Post VII reports that the same ``model.add_loss()`` technique ran 1.3-1.5x slower when the
-encoder, decoder, VAE and the ``mu``/``log_var`` tensors were plain Jupyter variables instead of
-attributes of the VAE class, and leaves the cause open. The post describes this variant only in
-words; the cells are in ``notebook_globals_cells.py`` and ``build`` runs them with ``runpy`` in a
-fresh namespace, the way a kernel runs cells: every name they make is a global of that namespace.
+Post VII ("A strange performance problem when no class is used") reports that the same
+``model.add_loss()`` technique ran 1.3-1.5x slower when the encoder, decoder, VAE and the
+``mu``/``log_var`` tensors were plain Jupyter variables instead of attributes of the VAE class,
+and leaves the cause open. The post describes this notebook only in words; its cells are in
+``notebook_globals_cells.py`` and ``run_cells`` executes them in one namespace dict, the way a
+kernel runs cells: every name they make is a global of that namespace.
 
-Construction choices the text leaves open, and the ones taken:
-- Layers: the same shared network as every recipe, built cell by cell at the top level; no
-  function or class wraps the construction.
-- KL term: the post's ``get_kl_loss(mu, log_var)`` function, defined in a cell and called with
-  the global tensors as arguments (the post's rule for ``add_loss``), then
-  ``vae.add_loss(kl)`` and ``vae.add_metric(kl, name="kl")``.
-- Wiring: ``decoder`` is applied to the encoder's output tensor, as in the class version.
-- Data: the post calls ``vae.fit(x_train, x_train, shuffle=True)`` on numpy arrays; here the
-  harness feeds the same input pipeline as every recipe, so data handling cannot differ.
-- Re-running: each ``build`` runs the cells again in a new namespace ("restart and run all").
+Fixed for every reading: the same shared network, built cell by cell at the top level with no
+function or class around it; the KL from the post's ``get_kl_loss(mu, log_var)``, defined in a
+cell and called with the global tensors as arguments (the post's rule for ``add_loss``), then
+``vae.add_loss(kl)`` and ``vae.add_metric(kl, name="kl")``; ``compile(loss="binary_crossentropy")``.
+
+Construction choices the text leaves open, and which variant or harness setting covers each:
+- Wiring. ``decoder`` applied to the encoder's output tensor, as the class of post VII does:
+  this recipe. ``decoder(encoder(encoder_input))``, the encoder model called on the input as in
+  post IV and many notebooks: ``notebook_encoder_call``.
+- Data. ``vae.fit(x_train, x_train, batch_size=128, shuffle=True)`` on numpy arrays, as the post
+  shows, vs the tf.data pipeline every recipe gets here: measured by the harness.
+- Batch size. 128, as in the post's cell, vs other sizes: measured by the harness.
+- Kernel state. A fresh kernel ("restart and run all"): this recipe, whose ``build`` runs the
+  cells once in a new namespace. Cells run several times in one kernel before ``fit``, keeping
+  Keras' global state: ``notebook_rerun``.
+- Where it runs. A Jupyter kernel vs the harness' worker process: measured by the harness.
 
 On Keras 3 the symbolic KL computation and ``Model.add_loss`` are gone, so the cells raise as
-written; the port cells hand the global encoder and decoder to the same model-level ``add_loss`` model
-that ``model_add_loss``'s Keras 3 port uses.
+written; the port cells hand the global encoder and decoder to the same model-level
+``add_loss`` model that ``model_add_loss``'s Keras 3 port uses.
 """
-import runpy
+import builtins
+import importlib.util
 
 from vae_impls.common import Built
 
 CELLS = "vae_impls.notebook_globals_cells"
 
 
-def _run_cells(keras, net, port):
-    kernel = runpy.run_module(CELLS, init_globals={"keras": keras, "net": net, "port": port})
+def new_kernel(keras, net, port: bool, wiring: str) -> dict:
+    """A kernel namespace holding what the cells expect to find already defined."""
+    return {"__name__": "__main__", "__builtins__": builtins,
+            "keras": keras, "net": net, "port": port, "wiring": wiring}
+
+
+def run_cells(kernel: dict) -> dict:
+    """Run every cell once in ``kernel``, mutating it as a kernel's namespace; returns it."""
+    exec(importlib.util.find_spec(CELLS).loader.get_code(CELLS), kernel)
+    return kernel
+
+
+def built_from(kernel: dict) -> Built:
     return Built(model=kernel["vae"], mean_encoder=kernel["mean_encoder"], decoder=kernel["decoder"])
 
 
 def build(keras, net):
-    return _run_cells(keras, net, port=False)
+    return built_from(run_cells(new_kernel(keras, net, port=False, wiring="encoder_tensor")))
 
 
 def build_keras3_port(keras, net):
-    return _run_cells(keras, net, port=True)
+    return built_from(run_cells(new_kernel(keras, net, port=True, wiring="encoder_tensor")))

@@ -58,7 +58,9 @@ def _build(keras, net, port):
     reconstructions = decoder(encoder(images))
     vae = keras.Model(images, _loss_layer(keras, net, port)([mu, log_var, images, reconstructions]), name="vae")
     vae.compile(loss=None, **network.compile_options(keras, net))
-    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder, fit_targets=no_targets)
+    # The layer computes BCE as part of the loss anyway, so logging it costs no second BCE.
+    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder, fit_targets=no_targets,
+                 log_keys={"loss": ("loss",), "bce": ("bce",), "kl": ("kl",)})
 
 
 def build(keras, net):

@@ -40,8 +40,8 @@ def _load_baseline(path: Path) -> dict:
         return gate.check_baseline(json.loads(path.read_text(encoding="utf-8")), str(path))
     except FileNotFoundError:
         raise UsageError(f"no baseline at {path}; write one with: python -m bench check --update-baseline") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON ({error})") from None
+    except (OSError, ValueError) as error:  # JSON and UTF-8 decoding errors are ValueErrors
+        raise UsageError(f"cannot read the baseline {path}: {error}") from None
 
 
 def _measure(args) -> list:
