@@ -56,6 +56,10 @@ class TrainingSettings:
     steps_per_epoch: int = 0            # 0 = full passes over the training set
     seed: int = 0
     timeout_seconds: int = 600          # per run, worker start-up included
+    # The paired measurement: after its epochs, a run times its train step against its references'
+    # (the floor, a claim's baseline) in this many alternating blocks of each model; 0 = none.
+    paired_blocks: int = 8
+    paired_block_steps: int = 10        # timed steps of one model in one block
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ CHOICES = {
     ("network", "optimizer"): OPTIMIZERS,
 }
 POSITIVE = {("training", "batch_size"), ("training", "epochs"), ("training", "timeout_seconds"),
-            ("matrix", "repeats"), ("network", "z_dim"), ("network", "learning_rate")}
+            ("training", "paired_block_steps"), ("matrix", "repeats"), ("network", "z_dim"),
+            ("network", "learning_rate")}
 # The largest value of a key (of each entry, for layer sizes) and why nobody needs more.
 MAXIMA = {
     ("device", "gpu_memory_limit_mb"): (1_048_576, "1 TiB, more memory than any GPU has"),
@@ -105,6 +110,8 @@ MAXIMA = {
     ("training", "epochs"): (10_000, "more epochs than a benchmark run can use"),
     ("training", "steps_per_epoch"): (1_000_000, "over 2,000 passes over MNIST at batch 128 in one epoch"),
     ("training", "timeout_seconds"): (86_400, "a day for one run"),
+    ("training", "paired_blocks"): (1000, "more blocks than a run can time"),
+    ("training", "paired_block_steps"): (10_000, "more steps per block than a run can time"),
     ("matrix", "repeats"): (1000, "more rounds than a benchmark can run, and seed * 1000 + round would "
                                   "reuse the next seed's round seeds"),
     ("network", "z_dim"): (784, "more latent dimensions than a 28x28 image has pixels"),

@@ -46,10 +46,8 @@ class Decision:
         return self.ratio / self.baseline_ratio - 1 if self.baseline_ratio and math.isfinite(self.ratio) else math.nan
 
 
-def _floor_ratios(runs: pd.DataFrame) -> dict:
-    table = stats.ratio_table(runs)
-    floor = table[table["reference"] == "floor"]
-    return {(row.recipe, row.api): row for row in floor.itertuples(index=False)}
+def _floor_ratios(runs: pd.DataFrame, blocks: pd.DataFrame) -> dict:
+    return {(row.recipe, row.api): row for row in stats.ratio_table(runs, blocks).itertuples(index=False)}
 
 
 def _summaries(runs: pd.DataFrame) -> dict:
@@ -72,10 +70,10 @@ def _json_number(value):
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def make_baseline(runs: pd.DataFrame, env: dict, sources: list = ()) -> dict:
-    """The baseline file's content from the runs of one or more runs of the CI config (``sources``:
-    their results folders' names); ``env`` is the first one's env.json."""
-    ratios = _floor_ratios(runs)
+def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.DataFrame = None) -> dict:
+    """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
+    config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
+    ratios = _floor_ratios(runs, blocks)
     entries = {}
     for (recipe, api), summary in _summaries(runs).items():
         ratio = ratios.get((recipe, api))
@@ -123,11 +121,12 @@ def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
     return "ok", ""
 
 
-def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLERANCE) -> list:
+def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLERANCE,
+            blocks: pd.DataFrame = None) -> list:
     """One ``Decision`` per recipe x API of the run, plus one per baseline entry the run lacks."""
     if not tolerance > 0:
         raise UsageError(f"tolerance must be positive, got {tolerance}")
-    entries, ratios, summaries = baseline["entries"], _floor_ratios(runs), _summaries(runs)
+    entries, ratios, summaries = baseline["entries"], _floor_ratios(runs, blocks), _summaries(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
         entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))

@@ -2,6 +2,7 @@
 
 Each figure is meant to be read without the report: title, axis labels with units, legend.
 """
+import math
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +16,6 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from bench import recipes  # noqa: E402
-from bench.claims import NOTEBOOK_CLAIM  # noqa: E402
 from vae_impls import registry  # noqa: E402
 from vae_impls.keras_api import APIS, PORT_API, floor_api  # noqa: E402
 
@@ -47,37 +47,58 @@ def _short(text: str, width: int = 34) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def plot_gap(ratios, compat, folder) -> Path:
-    """ms/step of each recipe x API relative to plain_ae, with CIs; recipes that did not run are marked."""
-    floor_ratios = ratios[ratios.reference == "floor"]
+def plot_gap(ratios, process_ratios, compat, folder) -> Path:
+    """Each recipe x API's step time relative to plain_ae with its CI and the per-process ratios
+    beside it; recipes that did not run are marked."""
     shown = compat[compat.observed != ""]
-    recipes = list(dict.fromkeys(shown.recipe))
+    recipe_names = list(dict.fromkeys(shown.recipe))
     apis = list(dict.fromkeys(shown.api))
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(recipes)), 5))
-    claim = NOTEBOOK_CLAIM
-    ax.axhspan(claim.low, claim.high, color="orange", alpha=0.25,
-               label=f"posts: {claim.claimed_range} (post {claim.post}, {claim.recipe} / {claim.baseline})")
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(recipe_names)), 5))
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
     # x in data units, y as a fraction of the axes: markers for missing runs sit at the bottom edge
     bottom = blended_transform_factory(ax.transData, ax.transAxes)
     width = 0.8 / max(len(apis), 1)
+    floor_points = process_ratios[process_ratios.compared_with == registry.FLOOR]
     for offset, api in enumerate(apis):
-        x_of = {recipe: i - 0.4 + width * (offset + 0.5) for i, recipe in enumerate(recipes)}
-        rows = floor_ratios[floor_ratios.api == api]
+        x_of = {recipe: i - 0.4 + width * (offset + 0.5) for i, recipe in enumerate(recipe_names)}
+        rows = ratios[(ratios.api == api) & ratios.recipe.isin(x_of)]
         errors = np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio])
-        ax.errorbar([x_of[r] for r in rows.recipe], rows.ratio, yerr=errors, fmt=API_MARKERS.get(api, "o"),
-                    capsize=4, label=f"{api} (median ratio, 95% CI)")
+        drawn = ax.errorbar([x_of[r] for r in rows.recipe], rows.ratio, yerr=errors, fmt=API_MARKERS.get(api, "o"),
+                            capsize=4, label=f"{api} (ratio, 95% CI)")
+        points = floor_points[(floor_points.api == api) & floor_points.recipe.isin(x_of)]
+        ax.scatter([x_of[r] + width / 4 for r in points.recipe], points.ratio, s=8, alpha=0.6,
+                   color=drawn[0].get_color(), label=f"{api}: one process" if len(points) else None)
         for row in shown[(shown.api == api) & (shown.observed != "ok")].itertuples():
             ax.plot(x_of[row.recipe], 0.04, "x", color="red", markersize=8, mew=2, transform=bottom)
             label = "fails" if row.observed == "failed" else row.observed
             ax.text(x_of[row.recipe], 0.08, f"{api}: {label}", transform=bottom, ha="center", va="bottom",
                     rotation=90, fontsize=7, color="red")
     ax.set_ylim(bottom=min(0.8, ax.get_ylim()[0]))  # room below the floor line for the red markers
-    ax.set_xticks(range(len(recipes)), recipes, rotation=20, ha="right")
-    ax.set_ylabel(f"ms/step relative to {registry.FLOOR} (same API; {PORT_API}: {floor_api(PORT_API)})")
-    ax.set_title("Cost of each KL recipe: ms/step ratio to the plain autoencoder")
+    ax.set_xticks(range(len(recipe_names)), recipe_names, rotation=20, ha="right")
+    ax.set_ylabel(f"step time relative to {registry.FLOOR} (same API; {PORT_API}: {floor_api(PORT_API)})")
+    ax.set_title("Cost of each KL recipe: step time ratio to the plain autoencoder")
     ax.legend(fontsize=8, loc="best")
     return _save(fig, folder, "gap.png")
+
+
+def plot_claims(claim_rows, folder) -> Path:
+    """Each claim of the posts: our ratio with its CI against the claimed range."""
+    labels = [f"{row.claim.recipe} / {row.claim.baseline}\n({row.api}, post {row.claim.post})"
+              for row in claim_rows.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.55 * max(len(labels), 1)))
+    for y, row in enumerate(claim_rows.itertuples()):
+        high = row.claim.high if math.isfinite(row.claim.high) else max(row.claim.low * 2, row.ci_high)
+        ax.plot([row.claim.low, high], [y, y], color="orange", linewidth=9, alpha=0.4,
+                label="claimed range" if y == 0 else None, solid_capstyle="butt")
+        ax.errorbar([row.ratio], [y], xerr=np.nan_to_num([[row.ratio - row.ci_low], [row.ci_high - row.ratio]]),
+                    fmt="o", color="black", capsize=4, label="ours (95% CI)" if y == 0 else None)
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("step time ratio (recipe / baseline)")
+    ax.set_title("The posts' claims against our measurement")
+    _legend(ax, fontsize=8, loc="best")
+    return _save(fig, folder, "claims.png")
 
 
 def _median_over_repeats(epochs, column):

@@ -17,6 +17,7 @@ from bench.errors import UsageError
 from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
 from bench.results import Results, ResultsFolder
 from vae_impls import registry
+from vae_impls.keras_api import floor_api
 
 ARTIFACT_ARRAYS = ("latent_mu", "latent_labels", "originals", "reconstructions", "grid_images", "grid_extent")
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
@@ -44,10 +45,21 @@ class Tables:
     speed: pd.DataFrame
     ratios: pd.DataFrame
     claims: pd.DataFrame
+    readings: pd.DataFrame
+    process_ratios: pd.DataFrame
+    outliers: pd.DataFrame
     quality: pd.DataFrame
     time_to_quality: pd.DataFrame
     compat: pd.DataFrame
     unfinished: pd.DataFrame
+
+    def all_ratios(self) -> pd.DataFrame:
+        """Every ratio the report shows, as ratios.csv holds them."""
+        claim_ratios = self.claims.assign(recipe=[claim.recipe for claim in self.claims.claim],
+                                          compared_with=[claim.baseline for claim in self.claims.claim],
+                                          compared_api=self.claims.api)
+        return pd.concat([self.ratios, claim_ratios, self.readings.rename(columns={"undone": "compared_with"})
+                          .assign(compared_api=self.readings.api)], ignore_index=True)[stats.RATIO_COLUMNS]
 
 
 def _config(env: dict) -> dict:
@@ -56,8 +68,9 @@ def _config(env: dict) -> dict:
 
 
 def compute_tables(results: Results) -> Tables:
-    runs, planned = results.runs, results.planned
-    return Tables(stats.speed_table(runs), stats.ratio_table(runs), claims.claim_table(runs),
+    runs, blocks, planned = results.runs, results.blocks, results.planned
+    return Tables(stats.speed_table(runs, blocks), stats.ratio_table(runs, blocks), claims.claim_table(runs, blocks),
+                  claims.reading_table(runs, blocks), stats.process_ratios(blocks), stats.outlier_runs(blocks),
                   stats.quality_table(runs), stats.time_to_quality_table(runs, results.epochs),
                   coverage.compatibility(runs, planned), coverage.unfinished_runs(runs, planned))
 
@@ -67,28 +80,30 @@ def _ms_text(row) -> str:
 
 
 def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
-    """Per API: its fastest KL recipe, and what that costs over the floor."""
+    """Per API: the KL recipe(s) closest to the floor, every recipe whose CI overlaps the best one's
+    named as tied, and the floor's own speed."""
     sentences = []
     for api in dict.fromkeys(speed.api):
-        kl_rows = speed[(speed.api == api) & (speed.recipe != registry.FLOOR)].dropna(subset=["ms_per_step"])
-        floor = stats.floor_reference(speed, api)
-        floor_text = (f"the floor {floor[0]} ({floor[1]}) runs at "
-                      f"{_ms_text(speed[(speed.recipe == floor[0]) & (speed.api == floor[1])].iloc[0])}"
-                      if floor else f"the floor {registry.FLOOR} has no ok runs")
-        if kl_rows.empty:
-            sentences.append(f"{api}: no KL recipe finished ok; {floor_text}.")
+        floor_rows = speed[(speed.recipe == registry.FLOOR) & (speed.api == floor_api(api))]
+        floor_text = (f"the floor {registry.FLOOR} ({floor_api(api)}) runs at {_ms_text(floor_rows.iloc[0])} of fit"
+                      if len(floor_rows) else f"the floor {registry.FLOOR} ({floor_api(api)}) has no runs of its own")
+        candidates = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
+        if candidates.empty:
+            sentences.append(f"{api}: no KL recipe has a ratio to the floor; {floor_text}.")
             continue
-        fastest = kl_rows.loc[kl_rows.ms_per_step.idxmin()]
-        to_floor = ratios[(ratios.recipe == fastest.recipe) & (ratios.api == api) & (ratios.reference == "floor")]
-        cost = f" ({ratio_text(to_floor.iloc[0])} the floor)" if len(to_floor) else ""
-        sentences.append(f"{api}: the fastest KL recipe is {fastest.recipe} at {_ms_text(fastest)}{cost}; "
-                         f"{floor_text}.")
+        best = candidates.iloc[0]
+        tied = candidates[(candidates.index == best.name) | (candidates.ci_low <= best.ci_high)]
+        named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
+        head = (f"the fastest KL recipe is {named} the floor" if len(tied) == 1 else
+                f"{len(tied)} KL recipes are tied for fastest (their CIs overlap): {named} the floor")
+        sentences.append(f"{api}: {head}; {floor_text}.")
     return sentences or ["No run finished ok: there are no timings."]
 
 
 def _claim_sentence(claim: claims.Claim, claim_rows: pd.DataFrame) -> str:
     rows = claim_rows[claim_rows.claim == claim]
-    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claim.claimed_range})"
+    reading = f", reading: {claim.reading}" if claim.reading else ""
+    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claim.claimed_range}{reading})"
     if rows.empty:
         return f"{head}: not evaluated, the two recipes have no ok runs on a common API."
     found = "; ".join(f"{row.api} {row.verdict} ({ratio_text(row)})" for row in rows.itertuples())
@@ -103,17 +118,16 @@ def _widest_ratio(ratios: pd.DataFrame):
 def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
     widest = _widest_ratio(ratios)
     if widest is None:
-        return "No ratio has a CI (it takes 2 or more ok runs a side)."
+        return "No ratio has a CI (it takes 2 or more ok runs)."
     typical = ratios.half_width.median()
-    head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.reference_recipe}, "
+    head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.compared_with}, "
             f"{widest.api}), {percent(typical)} at the median, against the ±{100 * stats.PRECISION_TARGET:g}% target")
     if widest.half_width <= stats.PRECISION_TARGET:
         return head + ": within target."
-    runs_a_side = int(min(widest.n, widest.n_reference))
-    needed = stats.repeats_needed(widest.half_width, runs_a_side)
+    needed = stats.repeats_needed(widest.half_width, int(widest.n))
     hours = results.runs.wall_seconds.sum() / 3600 * needed / max(results.runs.repeat.max(), 1)
     cost = f", about {hours:.1f} h of runs for this matrix" if hours > 0 else ""
-    return (f"{head}: over. The half-width shrinks ~1/sqrt(repeats), so {runs_a_side} runs a side would have to "
+    return (f"{head}: over. The half-width shrinks ~1/sqrt(runs), so {int(widest.n)} runs would have to "
             f"become about {needed}{cost}.")
 
 
@@ -155,23 +169,40 @@ RECIPE_API = {"recipe": lambda row: row.recipe, "API": lambda row: row.api}
 
 def _speed_blocks(tables: Tables) -> list:
     return [("h2", "Speed"),
+            ("p", "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the posts "
+                  "timed), median over runs. Train step: the median time of one call of the train function in "
+                  "the paired blocks (no epoch overhead), median over runs."),
             _table(tables.speed, {**RECIPE_API, "ok runs": lambda row: str(row.n),
-                                  "ms/step, median over runs [95% CI]": _ms_text}, NO_OK_RUNS)]
+                                  "ms/step of fit, median [95% CI]": _ms_text,
+                                  "train step, ms": lambda row: number(row.step_ms)}, NO_OK_RUNS)]
 
 
-def _reference_text(row) -> str:
-    return f"{row.reference} = {row.reference_recipe} ({row.reference_api})"
+def _compared_text(row) -> str:
+    return f"{row.compared_with} ({row.compared_api})"
 
 
 def _ratio_blocks(results: Results, tables: Tables) -> list:
-    columns = {**RECIPE_API, "compared with": _reference_text, "ratio [95% CI]": ratio_text,
-               "CI half-width": lambda row: percent(row.half_width), "p": lambda row: p_text(row.p_value)}
-    return [("h2", "Ratios"),
-            ("p", "Ratio of median ms/step to the floor (plain_ae of the same API; ports use Keras 3's) and to the "
-                  "fastest KL recipe of the API (ports: of Keras 3 too), with 95% bootstrap CIs over runs. "
-                  "p: Mann-Whitney U, two-sided; with 3 runs a side it cannot go below 0.1."),
+    columns = {**RECIPE_API, "compared with": _compared_text, "ratio [95% CI]": ratio_text,
+               "CI half-width": lambda row: percent(row.half_width), "runs": lambda row: number(row.n, 0),
+               "method": lambda row: row.method}
+    methods = " ".join(f"{method}: {text}." for method, text in stats.METHODS.items())
+    return [("h2", "Ratios to the floor"),
+            ("p", f"Each KL recipe's step time over the floor's (plain_ae of the same Keras; ports: Keras 3's). "
+                  f"{methods} The numbers are also in ratios.csv."),
             _table(tables.ratios, columns, NO_OK_RUNS),
             ("p", _precision_sentence(results, tables.ratios))]
+
+
+def _outlier_blocks(results: Results, tables: Tables) -> list:
+    columns = {"run": lambda row: row.run_id, "compared with": _compared_text,
+               "its ratio": lambda row: number(row.ratio, 3), "pair's median": lambda row: number(row.pair_median, 3),
+               "MADs away": lambda row: number(row.mads, 1),
+               "re-measure with": lambda row: (f"python -m bench run --config {_config(results.env).get('name', '?')} "
+                                               f"--recipes {row.recipe} --apis {row.api}")}
+    return [("h2", "Disturbed runs"),
+            ("p", f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations from their "
+                  "pair's median. They stay in the statistics (the t-interval widens with them)."),
+            _table(tables.outliers, columns, "No run's ratio lies far from its pair's.")]
 
 
 def _posts_numbers(row) -> str:
@@ -179,17 +210,82 @@ def _posts_numbers(row) -> str:
     return f"{claim.recipe}: {claim.posts_recipe_figure}; {claim.baseline}: {claim.posts_baseline_figure}"
 
 
-def _claim_blocks(tables: Tables) -> list:
+def _conditions(env: dict) -> str:
+    training, device = _config(env).get("training", {}), _config(env).get("device", {})
+    steps = training.get("steps_per_epoch") or "full"
+    return (f"batch {training.get('batch_size', '?')}, {steps} steps per epoch, XLA {device.get('xla', '?')}, "
+            f"on {_lookup(env, 'cpu', 'model')} ({'GPU: ' + _lookup(env, 'gpu') if env.get('gpu') else 'no GPU'})")
+
+
+def _claim_blocks(results: Results, tables: Tables) -> list:
     columns = {"claim": lambda row: f"{row.claim.recipe} / {row.claim.baseline} (post {row.claim.post})",
+               "reading": lambda row: row.claim.reading or "-",
                "API": lambda row: row.api, "claimed": lambda row: row.claim.claimed_range,
                "ours: ratio [95% CI]": ratio_text, "verdict": lambda row: row.verdict,
-               "p": lambda row: p_text(row.p_value),
-               "ours: ms/step": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f} ms/step",
+               "method": lambda row: row.method,
+               "ours: ms/step of fit": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f}",
                "posts' numbers (GTX 960)": _posts_numbers}
     return [("h2", "The posts' claims"),
             ("p", "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not reproduced when "
-                  "it lies entirely outside, else inconclusive. The posts' numbers are theirs, on a GTX 960."),
+                  "it lies entirely outside, else inconclusive. The posts timed full MNIST epochs on a GTX 960 "
+                  f"with XLA auto-jit (post VII: batch 256 in the class, 128 in the notebook); ours: "
+                  f"{_conditions(results.env)}."),
             _table(tables.claims, columns, "No claim could be evaluated: no API has ok runs of both its recipes.")]
+
+
+def _op_counts_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
+    found = speed[(speed.recipe == recipe) & (speed.api == api)]
+    if found.empty:
+        return MISSING
+    row = found.iloc[0]
+    return " / ".join(number(row[column], 0) for column in stats.OP_COLUMNS)
+
+
+def _op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> dict:
+    """Op counts of ``recipe`` minus ``other``'s, by column, where both have them."""
+    mine, theirs = (speed[(speed.recipe == name) & (speed.api == api)] for name in (recipe, other))
+    if mine.empty or theirs.empty:
+        return {}
+    return {column: mine.iloc[0][column] - theirs.iloc[0][column] for column in stats.OP_COLUMNS}
+
+
+def _cause_sentence(row, speed: pd.DataFrame) -> str:
+    extra = _op_difference(speed, row.recipe, row.undone, row.api)
+    slower = math.isfinite(row.ci_low) and row.ci_low > 1
+    work = [f"{value:+.0f} {column}" for column, value in extra.items() if value and math.isfinite(value)]
+    if slower and work:
+        return (f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}, which differs only in {row.choice}; "
+                f"its traced train step has {', '.join(work)}: the step does more work, and the gap closes when "
+                f"the choice is undone.")
+    if slower:
+        return (f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone} ({row.choice}) with the same traced "
+                "graph: the cost lies outside the graph.")
+    same_graph = "with the same traced graph" if not work else f"despite {', '.join(work)}"
+    return f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone} ({row.choice}): not slower, {same_graph}."
+
+
+def _notebook_blocks(tables: Tables) -> list:
+    speed = tables.speed
+    columns = {**RECIPE_API, "differs from": lambda row: row.undone, "in": lambda row: row.choice,
+               "ratio [95% CI]": ratio_text, "method": lambda row: row.method,
+               "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul":
+                   lambda row: _op_counts_text(speed, row.recipe, row.api),
+               "first epoch": lambda row: _first_epoch_text(speed, row.recipe, row.api)}
+    baseline_ops = [f"{name} ({api}): {_op_counts_text(speed, name, api)}"
+                    for name in ("model_add_loss", registry.FLOOR) for api in dict.fromkeys(tables.readings.api)]
+    return [("h2", "Why is the notebook slower?"),
+            ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
+                  "in the same processes against the variant that differs from it in one choice; op counts are "
+                  "of the traced train step. Data as numpy arrays, batch size and a real Jupyter kernel are "
+                  "conditions of the run, not recipes."),
+            _table(tables.readings, columns, "No reading of the notebook ran beside the variant it differs from."),
+            *([("ul", [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
+                + [f"For comparison, ops of {text}" for text in baseline_ops])] if len(tables.readings) else [])]
+
+
+def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
+    found = speed[(speed.recipe == recipe) & (speed.api == api)]
+    return number(found.iloc[0].first_epoch_s, 2) + " s" if len(found) else MISSING
 
 
 def _tracing_blocks(tables: Tables) -> list:
@@ -197,7 +293,8 @@ def _tracing_blocks(tables: Tables) -> list:
                "first epoch, median [95% CI]": lambda row: with_ci(row.first_epoch_s, row.first_epoch_low,
                                                                    row.first_epoch_high, " s"),
                "traces (median)": lambda row: number(row.trace_count, 0),
-               "graph ops (median)": lambda row: number(row.graph_ops, 0)}
+               "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul":
+                   lambda row: " / ".join(number(getattr(row, column), 0) for column in stats.OP_COLUMNS)}
     return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
 
 
@@ -246,14 +343,16 @@ def _unfinished_blocks(tables: Tables) -> list:
 
 
 def table_blocks(results: Results, tables: Tables) -> list:
-    return [*_speed_blocks(tables), *_ratio_blocks(results, tables), *_claim_blocks(tables),
-            *_tracing_blocks(tables), *_quality_blocks(tables), *_time_to_quality_blocks(tables),
-            *_unfinished_blocks(tables)]
+    return [*_speed_blocks(tables), *_ratio_blocks(results, tables), *_outlier_blocks(results, tables),
+            *_claim_blocks(results, tables), *_notebook_blocks(tables), *_tracing_blocks(tables),
+            *_quality_blocks(tables), *_time_to_quality_blocks(tables), *_unfinished_blocks(tables)]
 
 
 def plot_blocks(results: Results, tables: Tables) -> list:
     folder, epochs = results.folder.path, results.epochs
-    figures = [("ms/step relative to plain_ae", plots.plot_gap(tables.ratios, tables.compat, folder)),
+    figures = [("The posts' claims", plots.plot_claims(tables.claims, folder)),
+               ("Step time relative to plain_ae",
+                plots.plot_gap(tables.ratios, tables.process_ratios, tables.compat, folder)),
                ("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
                ("Training curves", plots.plot_loss_curves(epochs, folder)),
                ("Compatibility", plots.plot_compat(tables.compat, folder))]
@@ -312,6 +411,7 @@ def reproduce_command(results: Results) -> str:
 
 def report_blocks(results: Results) -> list:
     tables = compute_tables(results)
+    results.folder.write_ratios(tables.all_ratios())
     return [("h1", f"kl-bench report: {results.folder.name}"),
             *summary_blocks(results, tables), *table_blocks(results, tables), *plot_blocks(results, tables),
             *environment_blocks(results.env),
@@ -323,7 +423,7 @@ def write_report(path) -> tuple:
     results = ResultsFolder.existing(path).read()
     md_path, html_path = results.folder.path / REPORT_MD, results.folder.path / REPORT_HTML
     try:
-        blocks = report_blocks(results)  # writes the plots
+        blocks = report_blocks(results)  # writes the plots and ratios.csv
         md_path.write_text(render.markdown(blocks), encoding="utf-8")
         html_path.write_text(render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
     except OSError as error:

@@ -5,11 +5,13 @@ In the manner of pyperf's ``Run``: ``RunSpec`` (manager -> worker) and ``RunResu
 epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
 ``results/<UTC timestamp>-<config name>/``:
   epochs.csv  one row per epoch of a run (``EPOCH_COLUMNS``),
+  blocks.csv  one row per timed step of the paired measurement (``BLOCK_COLUMNS``),
   runs.csv    one row per finished run (``RUN_COLUMNS``); a run is finished once its row is here,
   plan.json   the config and the full run order, so ``--resume`` runs only what is missing,
   env.json    versions, hardware, applied device settings, config and command line,
+  ratios.csv  the ratios with their CIs, as the report (the analysis step) computed them,
   artifacts/  latent-space pictures as .npz, when the config asks for them.
-A run's epoch rows are written before its run row, each append flushed and fsync'd, so a
+A run's epoch and block rows are written before its run row, each append flushed and fsync'd, so a
 benchmark killed at any moment keeps every finished run. Every read validates: a row cut off
 by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
 the schema is a ``UsageError`` naming the file, the line and the value.
@@ -25,7 +27,7 @@ import os
 import shutil
 import statistics
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,7 +35,8 @@ from bench import config as config_module
 from bench.errors import UsageError
 from bench.plan import PlannedRun
 
-EPOCHS_CSV, RUNS_CSV, PLAN_JSON, ENV_JSON = "epochs.csv", "runs.csv", "plan.json", "env.json"
+EPOCHS_CSV, RUNS_CSV, BLOCKS_CSV = "epochs.csv", "runs.csv", "blocks.csv"
+PLAN_JSON, ENV_JSON, RATIOS_CSV = "plan.json", "env.json", "ratios.csv"
 ARTIFACTS_DIR = "artifacts"
 
 OK, FAILED, TIMEOUT, DIVERGED, KILLED = "ok", "failed", "timeout", "diverged", "killed"
@@ -45,20 +48,35 @@ LOCK_FILE, SCRATCH_DIR = ".lock", ".scratch"
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs to train one planned run."""
+    """Everything a worker needs to train one planned run and time it against its references."""
     run: PlannedRun
     device: dict
     training: dict
     network: dict
     artifacts_path: str | None = None
-    inject_ms_per_step: float = 0.0
+    references: tuple = ()          # (recipe, api) pairs timed in alternating blocks with the run's
+    injected: dict = field(default_factory=dict)  # "recipe/api" -> ms added to each step (gate tests)
+
+    def injected_ms(self, recipe: str, api: str) -> float:
+        return self.injected.get(f"{recipe}/{api}", 0.0)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "RunSpec":
-        return cls(**{**data, "run": PlannedRun(**data["run"])})
+        return cls(**{**data, "run": PlannedRun(**data["run"]),
+                      "references": tuple(tuple(pair) for pair in data.get("references", ()))})
+
+
+@dataclass(frozen=True)
+class BlockStep:
+    """One timed train step of one model in a block of the paired measurement (blocks.csv)."""
+    block: int
+    model: str                      # the recipe whose step this is: the run's own or a reference
+    model_api: str
+    step: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -74,14 +92,23 @@ class Epoch:
     kl: float
 
 
+# Op types counted in each traced train step, and their runs.csv columns: where a recipe's extra
+# work shows (a second encoder pass adds convolutions and their gradients).
+OP_COUNT_COLUMNS = {"Conv2D": "ops_conv2d", "Conv2DBackpropInput": "ops_conv2d_backprop_input",
+                    "Conv2DBackpropFilter": "ops_conv2d_backprop_filter", "MatMul": "ops_matmul"}
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What a worker reports; the run's summary numbers are derived from its epochs."""
     status: str = FAILED
     error: str = ""
     epochs: tuple = ()              # of Epoch
+    blocks: tuple = ()              # of BlockStep: the paired measurement
+    reference_error: str = ""       # why a reference could not be timed ("" when all were)
     trace_count: int | None = None
     graph_ops: int | None = None
+    op_counts: dict = field(default_factory=dict)  # op type -> count in the traced train step
     dataset: str | None = None
     dataset_origin: str | None = None
     device_settings: dict | None = None
@@ -106,7 +133,8 @@ class RunResult:
 
     @classmethod
     def from_json(cls, data: dict) -> "RunResult":
-        return cls(**{**data, "epochs": tuple(Epoch(**epoch) for epoch in data.get("epochs", ()))})
+        return cls(**{**data, "epochs": tuple(Epoch(**epoch) for epoch in data.get("epochs", ())),
+                      "blocks": tuple(BlockStep(**step) for step in data.get("blocks", ()))})
 
 
 @dataclass(frozen=True)
@@ -129,19 +157,35 @@ class RunRecord:
     dataset: str = ""
     wall_seconds: float | None = None
     artifacts: str = ""             # relative to the results folder
+    started_at: float | None = None     # Unix time the worker started
+    ended_at: float | None = None
+    load_average: float | None = None   # the machine's 1-minute load average as the worker started
+    reference_error: str = ""
+    ops_conv2d: int | None = None
+    ops_conv2d_backprop_input: int | None = None
+    ops_conv2d_backprop_filter: int | None = None
+    ops_matmul: int | None = None
 
     @classmethod
     def of(cls, run: PlannedRun, result: RunResult, settings_hash: str, wall_seconds: float,
-           artifacts: str = "") -> "RunRecord":
+           artifacts: str = "", **timing) -> "RunRecord":
+        """``timing``: started_at, ended_at and load_average, which only the runner sees."""
         return cls(run.run_id, run.recipe, run.api, run.repeat, result.status, result.error,
-                   result.ms_per_step, result.first_epoch_seconds, result.trace_count, result.graph_ops,
-                   result.final("loss"), result.final("bce"), result.final("kl"), settings_hash,
-                   result.dataset or "", wall_seconds, artifacts)
+                   ms_per_step=result.ms_per_step, first_epoch_seconds=result.first_epoch_seconds,
+                   trace_count=result.trace_count, graph_ops=result.graph_ops, final_loss=result.final("loss"),
+                   final_bce=result.final("bce"), final_kl=result.final("kl"), settings_hash=settings_hash,
+                   dataset=result.dataset or "", wall_seconds=wall_seconds, artifacts=artifacts,
+                   reference_error=result.reference_error, **timing,
+                   **{column: result.op_counts.get(op) for op, column in OP_COUNT_COLUMNS.items()
+                      if result.op_counts})
 
 
 RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
 RUN_KEY = RUN_COLUMNS[:4]  # run_id, recipe, api, repeat: which planned run a row belongs to
 EPOCH_COLUMNS = (*RUN_KEY, *(field.name for field in fields(Epoch)))
+BLOCK_COLUMNS = (*RUN_KEY, *(field.name for field in fields(BlockStep)))
+DETAILS = {EPOCHS_CSV: EPOCH_COLUMNS, BLOCKS_CSV: BLOCK_COLUMNS}  # a run's rows besides its runs.csv row
+
 
 def _base_type(annotation) -> type:
     """``float | None`` -> float."""
@@ -149,17 +193,24 @@ def _base_type(annotation) -> type:
         annotation) else annotation
 
 
-_TYPES = {field.name: _base_type(field.type) for cls in (RunRecord, Epoch) for field in fields(cls)}
+_TYPES = {field.name: _base_type(field.type) for cls in (RunRecord, Epoch, BlockStep) for field in fields(cls)}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False"}
 # Numbers that are durations or sizes: a negative one is not a measurement.
 _NON_NEGATIVE = {"seconds", "ms_per_step", "first_epoch_seconds", "wall_seconds", "trace_count",
                  "graph_ops", "steps"}
-_POSITIVE = {"repeat", "epoch", "steps"}
+_POSITIVE = {"repeat", "epoch", "steps", "block", "step"}
 
 
 def epoch_rows(run: PlannedRun, result: RunResult) -> list:
-    key = dict(zip(RUN_KEY, (run.run_id, run.recipe, run.api, run.repeat)))
-    return [{**key, **asdict(epoch)} for epoch in result.epochs]
+    return [{**_key(run), **asdict(epoch)} for epoch in result.epochs]
+
+
+def block_rows(run: PlannedRun, result: RunResult) -> list:
+    return [{**_key(run), **asdict(step)} for step in result.blocks]
+
+
+def _key(run: PlannedRun) -> dict:
+    return dict(zip(RUN_KEY, (run.run_id, run.recipe, run.api, run.repeat)))
 
 
 @dataclass(frozen=True)
@@ -168,6 +219,7 @@ class Results:
     folder: "ResultsFolder"
     runs: "pandas.DataFrame"
     epochs: "pandas.DataFrame"
+    blocks: "pandas.DataFrame"      # the paired measurement's steps; empty for older folders
     env: dict
     planned: list | None            # PlannedRun of plan.json; None for a folder without one
 
@@ -207,7 +259,8 @@ class ResultsFolder:
             except FileExistsError:
                 continue
             folder = cls(path)
-            _append(folder.path / EPOCHS_CSV, [EPOCH_COLUMNS])
+            for name, columns in DETAILS.items():
+                _append(folder.path / name, [columns])
             _append(folder.path / RUNS_CSV, [RUN_COLUMNS])
             return folder
 
@@ -263,14 +316,16 @@ class ResultsFolder:
     def update_env(self, **changes) -> None:
         self.write_env({**self.read_env(), **changes})
 
-    # --- runs.csv and epochs.csv --------------------------------------------------------------
+    # --- runs.csv, epochs.csv and blocks.csv ------------------------------------------------
 
     def artifact_path(self, run_id: str) -> Path:
         return self.path / ARTIFACTS_DIR / f"{run_id}.npz"
 
-    def append(self, record: RunRecord, epochs: list) -> None:
-        """Epoch rows first, then the run row that marks the run finished, each on disk before returning."""
-        _append(self.path / EPOCHS_CSV, [[row.get(column) for column in EPOCH_COLUMNS] for row in epochs])
+    def append(self, record: RunRecord, epochs: list, blocks: list = ()) -> None:
+        """Epoch and block rows first, then the run row that marks the run finished, each on disk
+        before returning."""
+        for name, rows in ((EPOCHS_CSV, epochs), (BLOCKS_CSV, blocks)):
+            _append(self.path / name, [[row.get(column) for column in DETAILS[name]] for row in rows])
         _append(self.path / RUNS_CSV, [[getattr(record, column) for column in RUN_COLUMNS]])
 
     def run_records(self) -> list:
@@ -321,16 +376,25 @@ class ResultsFolder:
         and not timed out); return their run ids."""
         runs = [record for record in self.run_records() if record.status not in RETRIED_ON_RESUME]
         finished = {record.run_id for record in runs}
-        epochs = [row for row in self._rows(EPOCHS_CSV, EPOCH_COLUMNS, RUN_KEY) if row["run_id"] in finished]
+        details = {name: [row for row in self._rows(name, columns, RUN_KEY) if row["run_id"] in finished]
+                   for name, columns in DETAILS.items()}
         _rewrite(self.path / RUNS_CSV, RUN_COLUMNS, [asdict(record) for record in runs])
-        _rewrite(self.path / EPOCHS_CSV, EPOCH_COLUMNS, epochs)
+        for name, rows in details.items():
+            _rewrite(self.path / name, DETAILS[name], rows)
         return finished
+
+    def write_ratios(self, ratios) -> None:
+        """ratios.csv: the statistics the report shows, for scripts (written by the analysis step)."""
+        partial = self.path / f"{RATIOS_CSV}.partial"
+        ratios.to_csv(partial, index=False)
+        os.replace(partial, self.path / RATIOS_CSV)
 
     def read(self) -> Results:
         import pandas as pd  # only readers need it: workers start without it
 
-        epochs = pd.DataFrame(self._rows(EPOCHS_CSV, EPOCH_COLUMNS, ()), columns=list(EPOCH_COLUMNS))
-        return Results(self, runs_frame(self.run_records()), _typed(epochs), self.read_env(), self.planned_runs())
+        epochs, blocks = (_typed(pd.DataFrame(self._rows(name, columns, ()), columns=list(columns)))
+                          for name, columns in DETAILS.items())
+        return Results(self, runs_frame(self.run_records()), epochs, blocks, self.read_env(), self.planned_runs())
 
     def _rows(self, name: str, columns: tuple, required: tuple) -> list:
         """Validated rows of one CSV file as dicts of typed values; [] for a missing file."""
@@ -382,6 +446,18 @@ def _value(column: str, text: str, where: str):
     if not math.isfinite(value) or (column in _NON_NEGATIVE and value < 0) or (column in _POSITIVE and value < 1):
         raise UsageError(f"{where}: {column} = {text!r} is out of range")
     return int(value) if kind is int else value
+
+
+def pooled(reads: list) -> tuple:
+    """(runs, blocks) of several ``Results``, each run id prefixed with its folder's name: run ids
+    repeat from folder to folder, and a run's blocks must stay its own."""
+    import pandas as pd
+
+    def tagged(results, frame):
+        return frame.assign(run_id=f"{results.folder.name}/" + frame.run_id.astype(str))
+
+    return (pd.concat([tagged(results, results.runs) for results in reads], ignore_index=True),
+            pd.concat([tagged(results, results.blocks) for results in reads], ignore_index=True))
 
 
 def runs_frame(records: list):

@@ -19,11 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from bench import config as config_module
-from bench import datasets, environment, injection, plan, recipes, report
+from bench import claims, datasets, environment, injection, plan, recipes, report
 from bench.console import say
 from bench.errors import UsageError
 from bench.formatting import MISSING, duration, text_table
-from bench.results import FAILED, KILLED, OK, TIMEOUT, ResultsFolder, RunRecord, RunResult, RunSpec, epoch_rows
+from bench.results import (FAILED, KILLED, OK, TIMEOUT, ResultsFolder, RunRecord, RunResult, RunSpec,
+                           block_rows, epoch_rows)
 from vae_impls.keras_api import APIS, PORT_API, floor_api
 from vae_impls.registry import FLOOR
 
@@ -36,6 +37,8 @@ ERROR_WIDTH = 100  # characters of an error shown in a progress line
 class Outcome:
     result: RunResult
     wall_seconds: float
+    started_at: float       # Unix time
+    load_average: float     # 1-minute load average as the worker started
 
 
 def create(config, results_dir: Path, command: str, out=None) -> tuple:
@@ -141,7 +144,8 @@ def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
     return RunSpec(run, settings["device"], settings["training"], settings["network"],
                    artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
-                   inject_ms_per_step=injected.get(f"{run.recipe}/{run.api}", 0))
+                   references=claims.references(run.recipe, run.api) if config.training.paired_blocks else (),
+                   injected=injected)
 
 
 def _run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path) -> Outcome:
@@ -150,7 +154,11 @@ def _run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path) -> Outcome:
                                         for suffix in ("spec.json", "result.json", "log"))
     spec_path.write_text(json.dumps(spec.to_json()), encoding="utf-8")
     result_path.unlink(missing_ok=True)
-    started = time.perf_counter()
+    started, started_at, load_average = time.perf_counter(), time.time(), os.getloadavg()[0]
+
+    def outcome(result: RunResult) -> Outcome:
+        return Outcome(result, time.perf_counter() - started, started_at, load_average)
+
     with open(log_path, "w", encoding="utf-8") as log:
         worker = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
                                   stdout=subprocess.DEVNULL, stderr=log, env=environment.worker_environment(),
@@ -159,19 +167,16 @@ def _run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path) -> Outcome:
         worker.wait(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
         _kill(worker)
-        return Outcome(RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit"),
-                       time.perf_counter() - started)
+        return outcome(RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit"))
     except BaseException:  # Ctrl-C, SIGTERM: the worker must not outlive the benchmark
         _kill(worker)
         raise
-    wall_seconds = time.perf_counter() - started
     if result_path.is_file():
-        return Outcome(RunResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))), wall_seconds)
+        return outcome(RunResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))))
     if worker.returncode < 0:
-        return Outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"), wall_seconds)
+        return outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"))
     last = environment.last_line(log_path.read_text(encoding="utf-8", errors="replace"))
-    return Outcome(RunResult(FAILED, f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")),
-                   wall_seconds)
+    return outcome(RunResult(FAILED, f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")))
 
 
 def _kill(worker: subprocess.Popen) -> None:
@@ -185,8 +190,10 @@ def _kill(worker: subprocess.Popen) -> None:
 def _record(folder: ResultsFolder, config, run, outcome: Outcome) -> None:
     result = outcome.result
     artifacts = Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
-    folder.append(RunRecord.of(run, result, config.settings_hash, outcome.wall_seconds, artifacts),
-                  epoch_rows(run, result))
+    record = RunRecord.of(run, result, config.settings_hash, outcome.wall_seconds, artifacts,
+                          started_at=outcome.started_at, ended_at=outcome.started_at + outcome.wall_seconds,
+                          load_average=outcome.load_average)
+    folder.append(record, epoch_rows(run, result), block_rows(run, result))
     _note_worker_facts(folder, result)
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 from scipy import stats
 
 from bench import recipes
-from bench.results import OK
+from bench.results import OK, OP_COUNT_COLUMNS
 from vae_impls import registry
-from vae_impls.keras_api import comparable_apis
+from vae_impls.keras_api import comparable_apis, floor_api
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -104,55 +104,119 @@ def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
     return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api)]
 
 
-def speed_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per recipe x API (ok runs): ms/step and first-epoch seconds with CIs, trace and op counts."""
+OP_COLUMNS = ["graph_ops", *OP_COUNT_COLUMNS.values()]
+
+
+def _own_step_ms(blocks: pd.DataFrame) -> pd.Series:
+    """run_id -> the median of the run's own train-step times in its paired blocks, in ms."""
+    if blocks is None or blocks.empty:
+        return pd.Series(dtype=float)
+    own = blocks[(blocks.model == blocks.recipe) & (blocks.model_api == blocks.api)]
+    return own.groupby("run_id").seconds.median() * 1000
+
+
+def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
+    """Per recipe x API (ok runs): ms/step of fit and first-epoch seconds with CIs, the train step's
+    time in the paired blocks, trace and op counts."""
+    step_ms = _own_step_ms(blocks)
     rows = []
     for recipe, api, group in _groups(ok_runs(runs)):
         ms, first = median_ci(group.ms_per_step), median_ci(group.first_epoch_seconds)
         rows.append({"recipe": recipe, "api": api, "n": len(group),
                      "ms_per_step": ms[0], "ms_low": ms[1], "ms_high": ms[2],
+                     "step_ms": step_ms.reindex(group.run_id).median(),
                      "first_epoch_s": first[0], "first_epoch_low": first[1], "first_epoch_high": first[2],
-                     "trace_count": group.trace_count.median(), "graph_ops": group.graph_ops.median()})
-    return pd.DataFrame(rows, columns=["recipe", "api", "n", "ms_per_step", "ms_low", "ms_high", "first_epoch_s",
-                                       "first_epoch_low", "first_epoch_high", "trace_count", "graph_ops"])
+                     "trace_count": group.trace_count.median(),
+                     **{column: group[column].median() for column in OP_COLUMNS}})
+    return pd.DataFrame(rows, columns=["recipe", "api", "n", "ms_per_step", "ms_low", "ms_high", "step_ms",
+                                       "first_epoch_s", "first_epoch_low", "first_epoch_high", "trace_count",
+                                       *OP_COLUMNS])
 
 
-def floor_reference(speed: pd.DataFrame, api: str):
-    """(recipe, api) of the floor a recipe on ``api`` is compared with, or None."""
-    for reference_api in comparable_apis(api):
-        if ((speed.recipe == registry.FLOOR) & (speed.api == reference_api)).any():
-            return registry.FLOOR, reference_api
-    return None
+PAIRED, BOOTSTRAP = "paired", "bootstrap"
+METHODS = {PAIRED: "paired in-process blocks; 95% t-interval on the log of the per-process ratios of median step "
+                   "times",
+           BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median ms/step over runs"}
+RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", "ratio", "ci_low", "ci_high", "half_width",
+                 "method", "n", "p_value"]
+OUTLIER_MADS = 5.0
+OUTLIER_MAD_FLOOR = 0.005  # in log units: below ~0.5% spread, "5 MADs" would flag noise of the clock
 
 
-def fastest_reference(speed: pd.DataFrame, api: str):
-    """(recipe, api) of the fastest KL recipe among ``api``'s references, or None.
+def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
+    """Per run and reference: the run's median step time over the reference's, both from that run's
+    blocks (one process, alternating blocks)."""
+    columns = ["run_id", "recipe", "api", "repeat", "compared_with", "compared_api", "ratio"]
+    if blocks.empty:
+        return pd.DataFrame(columns=columns)
+    medians = blocks.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"],
+                             as_index=False).seconds.median()
+    own = (medians.model == medians.recipe) & (medians.model_api == medians.api)
+    merged = medians[~own].merge(medians.loc[own, ["run_id", "seconds"]], on="run_id", suffixes=("", "_own"))
+    merged["ratio"] = merged.seconds_own / merged.seconds
+    return merged.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
 
-    The floor is left out: the ratio to it is reported on its own.
-    """
-    pool = speed[speed.api.isin(comparable_apis(api)) & _kl_recipes(speed.recipe)].dropna(
-        subset=["ms_per_step"])
-    if pool.empty:
+
+def log_t_interval(ratios) -> dict:
+    """Geometric mean of per-process ratios with a 95% t-interval, computed on their logs."""
+    logs = np.log(_finite(ratios))
+    if len(logs) == 0:
+        return {"ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": 0}
+    center = float(np.mean(logs))
+    if len(logs) < 2:
+        low = high = math.nan
+    else:
+        margin = stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1) * np.std(logs, ddof=1) / math.sqrt(len(logs))
+        low, high = math.exp(center - margin), math.exp(center + margin)
+    ratio = math.exp(center)
+    return {"ratio": ratio, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2 / ratio,
+            "n": len(logs)}
+
+
+def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, recipe: str, api: str, other: str,
+                  other_api: str):
+    """``recipe`` on ``api`` relative to ``other`` on ``other_api``: from the paired measurement
+    when the folder has it (``paired``: ``process_ratios``), else from separate processes; None
+    when neither has numbers."""
+    mine = paired[(paired.recipe == recipe) & (paired.api == api) & (paired.compared_with == other)
+                  & (paired.compared_api == other_api) & paired.run_id.isin(ok_runs(runs).run_id)]
+    if len(mine):
+        return {**log_t_interval(mine.ratio), "method": PAIRED, "p_value": math.nan}
+    sample, reference = ms_per_step(runs, recipe, api), ms_per_step(runs, other, other_api)
+    if sample.empty or reference.empty:
         return None
-    fastest = pool.loc[pool.ms_per_step.idxmin()]
-    return fastest.recipe, fastest.api
+    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample)}
 
 
-def ratio_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each recipe x API's ms/step relative to the floor and to the fastest KL recipe of its API."""
-    speed = speed_table(runs)
+def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
+    """Each KL recipe x API's step time relative to its floor (plain_ae of the same Keras; for a
+    port, Keras 3's); from separate processes for a folder without paired blocks."""
+    paired = process_ratios(blocks if blocks is not None else pd.DataFrame())
     rows = []
-    for recipe, api in speed[["recipe", "api"]].itertuples(index=False):
-        for reference, found in (("floor", floor_reference(speed, api)),
-                                 ("fastest", fastest_reference(speed, api))):
-            if found is None or found == (recipe, api):
-                continue  # a recipe compared with itself says nothing
-            sample, reference_sample = ms_per_step(runs, recipe, api), ms_per_step(runs, *found)
-            rows.append({"recipe": recipe, "api": api, "reference": reference, "reference_recipe": found[0],
-                         "reference_api": found[1], "n": len(sample), "n_reference": len(reference_sample),
-                         **ratio_ci(sample, reference_sample)})
-    return pd.DataFrame(rows, columns=["recipe", "api", "reference", "reference_recipe", "reference_api", "n",
-                                       "n_reference", "ratio", "ci_low", "ci_high", "half_width", "p_value"])
+    for recipe, api, _ in _groups(ok_runs(runs)):
+        if not recipes.includes_kl(recipe):
+            continue
+        floor = (registry.FLOOR, floor_api(api))
+        found = ratio_between(runs, paired, recipe, api, *floor)
+        if found is not None:
+            rows.append({"recipe": recipe, "api": api, "compared_with": floor[0], "compared_api": floor[1], **found})
+    return pd.DataFrame(rows, columns=RATIO_COLUMNS)
+
+
+def outlier_runs(blocks: pd.DataFrame) -> pd.DataFrame:
+    """Processes whose ratio lies over ``OUTLIER_MADS`` median absolute deviations (of the logs)
+    from the median of their pair's processes: a disturbed run, shown rather than hidden."""
+    paired = process_ratios(blocks)
+    rows = []
+    for _, group in paired.groupby(["recipe", "api", "compared_with", "compared_api"]):
+        logs = np.log(group.ratio.astype(float))
+        center = float(np.median(logs))
+        spread = max(float(np.median(np.abs(logs - center))), OUTLIER_MAD_FLOOR)
+        distance = np.abs(logs - center) / spread
+        for row, mads in zip(group.itertuples(index=False), distance):
+            if mads > OUTLIER_MADS:
+                rows.append({**row._asdict(), "pair_median": math.exp(center), "mads": float(mads)})
+    return pd.DataFrame(rows, columns=[*paired.columns, "pair_median", "mads"])
 
 
 def quality_flag(value: float, others) -> tuple:

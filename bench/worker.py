@@ -10,6 +10,7 @@ leaves no result, which the runner then records from the worker's stderr.
 Nothing TensorFlow-related is imported at module level, so the runner and the tests can use
 ``summarize_exception`` without starting TensorFlow.
 """
+import collections
 import ctypes
 import json
 import math
@@ -23,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import injection
-from bench.results import DIVERGED, FAILED, OK, Epoch, RunResult, RunSpec
+from bench.results import DIVERGED, FAILED, OK, BlockStep, Epoch, RunResult, RunSpec
 
 # Lines Keras 3 wraps around a layer's real error message.
 _WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
@@ -79,8 +80,10 @@ def run(spec: RunSpec) -> RunResult:
         device.apply_precision(tf, keras, settings, notes)
         data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
         result = replace(result, dataset=data.name, dataset_origin=data.origin)
-        built = _build(keras, spec, settings)
+        built = _build(keras, spec, settings, spec.run.recipe, spec.run.api)
         result = _train(tf, keras, built, data, spec, training, result)
+        if result.status == OK and spec.references and training.paired_blocks:
+            result = _time_paired(tf, keras, built, data, spec, settings, training, result)
     except Exception as error:  # a recipe's failure is a result; the matrix goes on
         result = replace(result, error=summarize_exception(error))
     if keras is not None:
@@ -98,13 +101,13 @@ def _prepare_keras(package: str) -> None:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
-def _build(keras, spec: RunSpec, settings):
+def _build(keras, spec: RunSpec, settings, recipe: str, api: str):
     from bench import recipes
     from vae_impls import network
 
     keras.utils.set_random_seed(spec.run.seed)  # the sampling noise and dropout are seeded too
     net = network.NetworkSpec(**_as_tuples(spec.network), jit_compile=settings.xla == "jit_compile")
-    built = recipes.build(spec.run.recipe, spec.run.api, keras, net)
+    built = recipes.build(recipe, api, keras, net)
     network.set_seeded_weights(built.model, net, spec.run.seed)
     return built
 
@@ -115,8 +118,7 @@ def _as_tuples(values: dict) -> dict:
 
 def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
     tracer = _TraceCounter(tf, built.model)
-    if spec.inject_ms_per_step:
-        injection.slow_down(tf, built.model, spec.inject_ms_per_step)
+    _inject(tf, built, spec, spec.run.recipe, spec.run.api)
     timer = _epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:
@@ -129,22 +131,79 @@ def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -
                    for index, (seconds, metrics) in enumerate(timer.epochs, start=1))
     status = FAILED if error else DIVERGED if timer.diverged else OK
     return replace(result, status=status, error=error, epochs=epochs, trace_count=tracer.traces,
-                   graph_ops=tracer.graph_ops)
+                   graph_ops=tracer.graph_ops, op_counts=tracer.op_counts)
 
 
-def _pipeline(tf, built, data, seed, training):
+def _inject(tf, built, spec: RunSpec, recipe: str, api: str) -> None:
+    if spec.injected_ms(recipe, api):
+        injection.slow_down(tf, built.model, spec.injected_ms(recipe, api))
+
+
+def _pipeline(tf, built, data, seed, training, endless=False):
     """The same batches in the same order for every recipe of a round: the round's seed shuffles."""
     x = data.x_train
     targets = built.fit_targets(x)
     dataset = tf.data.Dataset.from_tensor_slices(x if targets is None else (x, targets))
     dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(training.batch_size)
-    if training.steps_per_epoch:
+    if endless or training.steps_per_epoch:
         dataset = dataset.repeat()  # a capped epoch must never run out of batches
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+# --- the paired measurement -------------------------------------------------------------------
+
+def _time_paired(tf, keras, built, data, spec: RunSpec, settings, training, result: RunResult) -> RunResult:
+    """The run's train step against its references', in one process: alternating blocks of steps.
+
+    Each model runs the train function ``fit`` runs, on its own endless pipeline of the same
+    batches, one step per call, timed per step. Block order alternates (ABC, CBA, ...) so that a
+    drift of the machine falls on every model alike. A reference that fails to build or train
+    leaves the run's own result as it was and says why.
+    """
+    steppers = {(spec.run.recipe, spec.run.api): _stepper(tf, built, data, spec, training)}
+    for recipe, api in spec.references:
+        try:
+            reference = _build(keras, spec, settings, recipe, api)
+            _inject(tf, reference, spec, recipe, api)
+            reference.model.fit(_pipeline(tf, reference, data, spec.run.seed, training, endless=True), epochs=1,
+                                steps_per_epoch=PAIRED_TRACING_STEPS, verbose=0)
+            steppers[recipe, api] = _stepper(tf, reference, data, spec, training)
+        except Exception as error:
+            return replace(result, reference_error=f"{recipe} ({api}): {summarize_exception(error)}")
+    _time_blocks(steppers, blocks=1, steps=training.paired_block_steps)  # warm every model alike
+    return replace(result, blocks=_time_blocks(steppers, training.paired_blocks, training.paired_block_steps))
+
+
+PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
+
+
+def _stepper(tf, built, data, spec: RunSpec, training):
+    """One train step per call: the model's own train function on an endless iterator."""
+    train_function = built.model.make_train_function()
+    batches = iter(_pipeline(tf, built, data, spec.run.seed, training, endless=True))
+
+    def step():
+        logs = train_function(batches)
+        next(iter(tf.nest.flatten(logs))).numpy()  # wait for the step, as fit does for its logs
+
+    return step
+
+
+def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
+    timed = []
+    for block in range(1, blocks + 1):
+        order = list(steppers) if block % 2 else list(steppers)[::-1]
+        for recipe, api in order:
+            step = steppers[recipe, api]
+            for index in range(1, steps + 1):
+                started = time.perf_counter()
+                step()
+                timed.append(BlockStep(block, recipe, api, index, time.perf_counter() - started))
+    return tuple(timed)
+
+
 class _TraceCounter:
-    """Counts traces of the train step and the op count of its traced graph.
+    """Counts traces of the train step and the ops of its traced graph, in all and by type.
 
     Wrapping ``train_step`` on the instance works under both Keras APIs, which look the method
     up when their ``tf.function`` traces. The wrapper's Python body runs only while tracing, so
@@ -154,13 +213,15 @@ class _TraceCounter:
     """
 
     def __init__(self, tf, model):
-        self.traces, self.graph_ops = 0, None
+        self.traces, self.graph_ops, self.op_counts = 0, None, {}
         original = model.train_step
 
         def counted_train_step(*args, **kwargs):
             outputs = original(*args, **kwargs)
             self.traces += 1
-            self.graph_ops = len(tf.compat.v1.get_default_graph().get_operations())
+            operations = tf.compat.v1.get_default_graph().get_operations()
+            self.graph_ops = len(operations)
+            self.op_counts = dict(collections.Counter(operation.type for operation in operations))
             return outputs
 
         model.train_step = counted_train_step

@@ -34,15 +34,16 @@ decoder_filters = [8, 4, 1]
 
 [matrix]
 recipes = {recipes}
-apis = ["keras3"]
+apis = {apis}
 repeats = {repeats}
 save_artifacts = {artifacts}
 """
 
 
-def tiny_config(tmp_path, recipe_names, repeats=1, epochs=2, timeout=120, artifacts=False, name="tiny"):
+def tiny_config(tmp_path, recipe_names, repeats=1, epochs=2, timeout=120, artifacts=False, name="tiny",
+                apis=("keras3",)):
     text = TINY.format(name=name, recipes=json.dumps(recipe_names), repeats=repeats, epochs=epochs,
-                       timeout=timeout, artifacts=str(artifacts).lower())
+                       timeout=timeout, artifacts=str(artifacts).lower(), apis=json.dumps(list(apis)))
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path

@@ -19,7 +19,7 @@ import pytest
 
 from bench import config, plan, runner
 from bench.__main__ import main
-from bench.results import EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord, RunResult, epoch_rows
+from bench.results import BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord, RunResult, epoch_rows
 from bench.worker import summarize_exception
 from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
 
@@ -244,3 +244,22 @@ def test_end_to_end_with_two_real_recipes(tmp_path):
     assert len(read_epochs(folder)) == 2
     assert "plain_ae" in done.stdout and "(1.00x)" in done.stdout and str(folder) in done.stdout
     check_csv_schema(folder)
+
+
+@pytest.mark.slow
+def test_a_paired_run_times_the_recipe_and_its_floor_alike(tmp_path):
+    done = run_bench("--config", tiny_config(tmp_path, ["kl_layer"], apis=["keras3-port"]),
+                     "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    results = ResultsFolder(only_folder(tmp_path / "results")).read()
+    assert tuple(results.blocks.columns) == BLOCK_COLUMNS
+    timed = results.blocks.groupby(["model", "model_api"]).size().to_dict()
+    training = config.load(str(tiny_config(tmp_path, ["kl_layer"]))).training
+    assert timed == {("kl_layer", "keras3-port"): training.paired_blocks * training.paired_block_steps,
+                     ("plain_ae", "keras3"): training.paired_blocks * training.paired_block_steps}
+    assert (results.blocks.seconds > 0).all()
+    (run,) = results.runs.itertuples()
+    assert run.status == "ok" and run.reference_error == "" and run.started_at < run.ended_at
+    assert run.ops_conv2d > 0 and run.load_average >= 0
+    ratios = pd.read_csv(results.folder.path / "ratios.csv")
+    assert ratios.loc[0, ["compared_with", "compared_api", "method"]].tolist() == ["plain_ae", "keras3", "paired"]

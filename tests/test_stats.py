@@ -21,7 +21,7 @@ def noisy(center: float, n: int = 10, spread: float = 0.01, seed: int = 0) -> li
 
 def floor_ratio(runs: pd.DataFrame, recipe: str, api: str = "keras2"):
     ratios = stats.ratio_table(runs)
-    return ratios[(ratios.recipe == recipe) & (ratios.api == api) & (ratios.reference == "floor")].iloc[0]
+    return ratios[(ratios.recipe == recipe) & (ratios.api == api)].iloc[0]
 
 
 def test_ratio_ci_contains_true_ratio_and_excludes_one():
@@ -47,11 +47,66 @@ def test_port_is_compared_with_keras3_references():
     runs = runs_frame({("plain_ae", "keras3"): noisy(40.0), ("kl_layer", "keras3-port"): noisy(60.0),
                        ("tensor_transfer", "keras3"): noisy(50.0)})
     ratios = stats.ratio_table(runs)
-    port = ratios[ratios.api == "keras3-port"].set_index("reference")
-    assert (port.loc["floor", "reference_recipe"], port.loc["floor", "reference_api"]) == ("plain_ae", "keras3")
-    assert port.loc["floor", "ratio"] == pytest.approx(1.5, rel=0.05)
-    assert (port.loc["fastest", "reference_recipe"], port.loc["fastest", "reference_api"]) == (
-        "tensor_transfer", "keras3")
+    (port,) = ratios[ratios.api == "keras3-port"].itertuples()
+    assert (port.compared_with, port.compared_api, port.method) == ("plain_ae", "keras3", stats.BOOTSTRAP)
+    assert port.ratio == pytest.approx(1.5, rel=0.05)
+
+
+# --- the paired measurement ---------------------------------------------------------------------
+
+def blocks_frame(per_run: dict, blocks=4, steps=5, seed=0) -> pd.DataFrame:
+    """Block steps of paired runs: {(recipe, api, repeat): {(model, model_api): seconds per step}}."""
+    rng = np.random.default_rng(seed)
+    rows = [{"run_id": f"{recipe}-{api}-r{repeat}", "recipe": recipe, "api": api, "repeat": repeat,
+             "block": block, "model": model, "model_api": model_api, "step": step,
+             "seconds": seconds * rng.normal(1, 0.002)}
+            for (recipe, api, repeat), models in per_run.items() for block in range(1, blocks + 1)
+            for (model, model_api), seconds in models.items() for step in range(1, steps + 1)]
+    return pd.DataFrame(rows)
+
+
+def paired_runs(ratios_by_repeat: list, recipe="kl_layer", api="keras2") -> tuple:
+    """(runs, blocks) of paired runs of ``recipe`` against plain_ae with the given per-process ratios;
+    each process runs at its own speed, as separate processes do."""
+    per_run = {(recipe, api, repeat): {(recipe, api): 0.05 * speed * ratio, ("plain_ae", api): 0.05 * speed}
+               for repeat, (ratio, speed) in enumerate(zip(ratios_by_repeat, (1.0, 1.3, 0.8, 1.1, 0.9, 1.2)),
+                                                       start=1)}
+    runs = runs_frame({(recipe, api): [100.0] * len(ratios_by_repeat)})
+    return runs, blocks_frame(per_run)
+
+
+def test_process_ratio_is_the_ratio_of_median_step_times_within_one_run():
+    _, blocks = paired_runs([1.2, 1.2, 1.2])
+    ratios = stats.process_ratios(blocks)
+    assert list(ratios.compared_with) == ["plain_ae"] * 3
+    assert ratios.ratio.to_list() == pytest.approx([1.2] * 3, rel=0.01)
+
+
+def test_paired_ratio_cancels_process_speed_and_its_t_interval_covers_the_truth():
+    runs, blocks = paired_runs([1.18, 1.21, 1.20, 1.19, 1.22])
+    row = stats.ratio_table(runs, blocks).iloc[0]
+    assert row.method == stats.PAIRED and row.n == 5
+    assert row.ci_low < 1.2 < row.ci_high and row.half_width < 0.02  # processes ran 0.8-1.3x apart
+
+
+def test_log_t_interval_matches_a_hand_computation():
+    ratios = [1.10, 1.20, 1.15]
+    logs = np.log(ratios)
+    margin = 4.302652729911275 * np.std(logs, ddof=1) / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    found = stats.log_t_interval(ratios)
+    assert found["ratio"] == pytest.approx(math.exp(logs.mean()))
+    assert (found["ci_low"], found["ci_high"]) == pytest.approx((math.exp(logs.mean() - margin),
+                                                                 math.exp(logs.mean() + margin)))
+    single = stats.log_t_interval([1.3])
+    assert single["ratio"] == pytest.approx(1.3) and math.isnan(single["ci_low"]) and single["n"] == 1
+
+
+def test_a_disturbed_process_is_flagged_and_the_others_are_not():
+    _, blocks = paired_runs([1.20, 1.21, 1.19, 1.20, 1.45])
+    outliers = stats.outlier_runs(blocks)
+    assert list(outliers.run_id) == ["kl_layer-keras2-r5"] and outliers.mads.iloc[0] > stats.OUTLIER_MADS
+    _, calm = paired_runs([1.20, 1.21, 1.19, 1.20, 1.205])
+    assert stats.outlier_runs(calm).empty
 
 
 def test_median_ci_degenerate_samples_do_not_crash():

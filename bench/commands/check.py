@@ -10,13 +10,12 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 from bench import config as config_module
 from bench import gate, injection, runner
 from bench.commands.run import command_line
 from bench.errors import UsageError
-from bench.results import ResultsFolder, write_json
+from bench.results import ResultsFolder, pooled, write_json
 
 BASELINE = Path(__file__).resolve().parent.parent / "baseline.json"
 
@@ -59,15 +58,16 @@ def _measure(args) -> list:
 def run(args) -> int:
     baseline = None if args.update_baseline else _load_baseline(args.baseline)
     folders = _measure(args)
-    pooled = [ResultsFolder.existing(folder).read() for folder in folders]
-    runs = pd.concat([results.runs for results in pooled], ignore_index=True)
+    reads = [ResultsFolder.existing(folder).read() for folder in folders]
+    runs, blocks = pooled(reads)
     if args.update_baseline:
-        write_json(args.baseline, gate.make_baseline(runs, pooled[0].env, [Path(folder).name for folder in folders]))
+        write_json(args.baseline, gate.make_baseline(runs, reads[0].env, [Path(folder).name for folder in folders],
+                                                     blocks))
         print(f"baseline written: {args.baseline} (from {len(folders)} results folder(s))")
         return 0
-    decisions = gate.compare(runs, baseline, args.tolerance)
+    decisions = gate.compare(runs, baseline, args.tolerance, blocks)
     print(f"\ngate: {', '.join(map(str, folders))} against {args.baseline} (tolerance {args.tolerance:.0%})")
-    for results in pooled:
+    for results in reads:
         injected = results.env.get("injected_slowdown")
         if injected:
             print(f"deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(injected)}")
