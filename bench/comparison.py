@@ -10,22 +10,19 @@ Zou & Donner 2008), whichever way each was computed. A change is significant whe
 """
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import pandas as pd
 
 from bench import config as config_module
 from bench import environment, recipes, stats
 from bench.errors import UsageError
-from bench.results import PLAN_JSON, RUNS_CSV
+from bench.results import env_value
 from vae_impls import registry
 
 ABSOLUTE, FLOOR_RATIO = "ms/step", f"ratio to {registry.FLOOR}"
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
 REFERENCE = "the reference of the ratios"
 SETTINGS_TABLES = ("device", "training", "network")  # the tables the settings hash covers
-# The UTC time ResultsFolder.create puts before the first "-" of a folder's name.
-FOLDER_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ def compare(a, b) -> Comparison:
         changes = [_ms_change(a.runs, b.runs, recipe, api) for recipe, api in common]
         basis = ABSOLUTE
     else:
-        ratios_a, ratios_b = floor_ratios(a), floor_ratios(b)
+        ratios_a, ratios_b = stats.floor_ratios(a.runs, a.blocks), stats.floor_ratios(b.runs, b.blocks)
         changes = [_ratio_change(a.runs, b.runs, ratios_a, ratios_b, recipe, api) for recipe, api in common]
         basis = FLOOR_RATIO
     only_a, only_b = _in_registry_order(pairs_a - pairs_b), _in_registry_order(pairs_b - pairs_a)
@@ -96,12 +93,6 @@ def _ms_change(runs_a, runs_b, recipe: str, api: str) -> Change:
     low, high = ratio["ci_low"], ratio["ci_high"]
     return Change(recipe, api, len(sample_a), len(sample_b), a, b, ratio["ratio"], low, high,
                   ratio["p_value"], _verdict(a, b, low, high, ABSOLUTE))
-
-
-def floor_ratios(results) -> dict:
-    """(recipe, api) -> its ``stats.ratio_table`` row: its ratio to the floor in that folder."""
-    return {(row.recipe, row.api): row
-            for row in stats.ratio_table(results.runs, results.blocks).itertuples(index=False)}
 
 
 def _ratio_change(runs_a, runs_b, ratios_a: dict, ratios_b: dict, recipe: str, api: str) -> Change:
@@ -138,19 +129,11 @@ def _verdict(a: float, b: float, low: float, high: float, basis: str) -> str:
 
 # --- what a folder ran under --------------------------------------------------------------------
 
-def lookup(env: dict, *keys):
-    """env.json's value under ``keys``, or None where a folder does not record it."""
-    value = env
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def commit(env: dict, length: int = 8):
     """The git commit's first characters, "-dirty" when the tree had changes (as ``git describe
     --dirty``); None where the folder does not record it."""
-    full = lookup(env, "git", "commit")
-    return full[:length] + ("-dirty" if lookup(env, "git", "dirty") else "") if full else None
+    full = env_value(env, "git", "commit")
+    return full[:length] + ("-dirty" if env_value(env, "git", "dirty") else "") if full else None
 
 
 def settings_hash(results):
@@ -159,7 +142,7 @@ def settings_hash(results):
     try:
         if results.planned is not None:
             return results.folder.load_plan()[0].settings_hash
-        config = lookup(results.env, "config")
+        config = env_value(results.env, "config")
         return config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
     except UsageError:
         return None  # a config this version cannot read: its settings are unknown, which is no error here
@@ -168,24 +151,12 @@ def settings_hash(results):
 def settings(env: dict) -> dict:
     """env.json's device, training and network settings as {"training.batch_size": 128, ...}."""
     return {f"{table}.{key}": value for table in SETTINGS_TABLES
-            for key, value in (lookup(env, "config", table) or {}).items()}
-
-
-def created(results) -> datetime:
-    """When the benchmark started: the UTC time its folder's name begins with, else (a renamed
-    folder) when its plan.json, or runs.csv without one, was last written."""
-    try:
-        started = datetime.strptime(results.folder.name.split("-")[0], FOLDER_TIME_FORMAT)
-        return started.replace(tzinfo=timezone.utc)
-    except ValueError:
-        plan = results.folder.path / PLAN_JSON
-        written = plan if plan.is_file() else results.folder.path / RUNS_CSV
-        return datetime.fromtimestamp(written.stat().st_mtime, timezone.utc)
+            for key, value in (env_value(env, "config", table) or {}).items()}
 
 
 def in_time_order(series: list) -> list:
     """``Results`` oldest first; folders started in the same second by name."""
-    return sorted(series, key=lambda results: (created(results), results.folder.name))
+    return sorted(series, key=lambda results: (results.folder.started(), results.folder.name))
 
 
 def floor_ratio_history(series: list) -> pd.DataFrame:
@@ -194,5 +165,5 @@ def floor_ratio_history(series: list) -> pd.DataFrame:
     rows = [{"position": position, "recipe": recipe, "api": api, "ratio": row.ratio, "ci_low": row.ci_low,
              "ci_high": row.ci_high}
             for position, results in enumerate(series)
-            for (recipe, api), row in floor_ratios(results).items()]
+            for (recipe, api), row in stats.floor_ratios(results.runs, results.blocks).items()]
     return pd.DataFrame(rows, columns=["position", "recipe", "api", "ratio", "ci_low", "ci_high"])

@@ -46,10 +46,6 @@ class Decision:
         return self.ratio / self.baseline_ratio - 1 if self.baseline_ratio and math.isfinite(self.ratio) else math.nan
 
 
-def _floor_ratios(runs: pd.DataFrame, blocks: pd.DataFrame) -> dict:
-    return {(row.recipe, row.api): row for row in stats.ratio_table(runs, blocks).itertuples(index=False)}
-
-
 def _summaries(runs: pd.DataFrame) -> dict:
     """(recipe, api) -> status ("works"/"fails"), median ms/step and final-loss band of a run."""
     summaries = {}
@@ -73,7 +69,7 @@ def _json_number(value):
 def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.DataFrame = None) -> dict:
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
-    ratios = _floor_ratios(runs, blocks)
+    ratios = stats.floor_ratios(runs, blocks)
     entries = {}
     for (recipe, api), summary in _summaries(runs).items():
         ratio = ratios.get((recipe, api))
@@ -126,7 +122,7 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
     """One ``Decision`` per recipe x API of the run, plus one per baseline entry the run lacks."""
     if not tolerance > 0:
         raise UsageError(f"tolerance must be positive, got {tolerance}")
-    entries, ratios, summaries = baseline["entries"], _floor_ratios(runs, blocks), _summaries(runs)
+    entries, ratios, summaries = baseline["entries"], stats.floor_ratios(runs, blocks), _summaries(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
         entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))

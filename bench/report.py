@@ -15,7 +15,7 @@ import pandas as pd
 from bench import claims, coverage, injection, plots, render, stats
 from bench.errors import UsageError
 from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
-from bench.results import Results, ResultsFolder
+from bench.results import Results, ResultsFolder, env_value
 from vae_impls import registry
 from vae_impls.keras_api import floor_api
 
@@ -367,17 +367,14 @@ def plot_blocks(results: Results, tables: Tables) -> list:
     return blocks + [("img", caption, path) for caption, path in pictures]
 
 
-def _lookup(mapping, *keys):
-    """mapping[k1][k2]...; 'unknown' where a key is missing, 'none' where it is null."""
-    for key in keys:
-        if not isinstance(mapping, dict) or key not in mapping:
-            return UNKNOWN
-        mapping = mapping[key]
-    if mapping is None:
-        return "none"
-    if isinstance(mapping, dict):
-        return ", ".join(f"{key}: {value}" for key, value in mapping.items()) or "none"
-    return str(mapping)
+def _lookup(env: dict, *keys) -> str:
+    """env.json's value under ``keys`` as text: 'unknown' where the folder does not record it."""
+    value = env_value(env, *keys)
+    if value is None:
+        return UNKNOWN
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items()) or "none"
+    return str(value)
 
 
 def environment_blocks(env: dict) -> list:

@@ -44,6 +44,7 @@ STATUSES = (OK, FAILED, TIMEOUT, DIVERGED, KILLED)
 # Ends that say nothing of the recipe (a signal from outside, the time limit): resume runs them again.
 RETRIED_ON_RESUME = (KILLED, TIMEOUT)
 LOCK_FILE, SCRATCH_DIR = ".lock", ".scratch"
+FOLDER_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # a results folder's name: this UTC time, "-", the config's name
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ class ResultsFolder:
             results_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"cannot create {results_dir}: {error.strerror}") from None
-        stem = f"{(now or datetime.now(timezone.utc)):%Y%m%dT%H%M%SZ}-{config_name}"
+        stem = f"{(now or datetime.now(timezone.utc)):{FOLDER_TIME_FORMAT}}-{config_name}"
         for attempt in itertools.count(1):
             path = results_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
             try:
@@ -273,6 +274,16 @@ class ResultsFolder:
         if not (folder.path / RUNS_CSV).is_file():
             raise UsageError(f"{folder.path} has no {RUNS_CSV}: not a results folder")
         return folder
+
+    def started(self) -> datetime:
+        """When the benchmark started: the UTC time the folder's name begins with, else (a renamed
+        folder) when its plan.json, or runs.csv without one, was last written."""
+        try:
+            return datetime.strptime(self.name.split("-")[0], FOLDER_TIME_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            plan = self.path / PLAN_JSON
+            written = plan if plan.is_file() else self.path / RUNS_CSV
+            return datetime.fromtimestamp(written.stat().st_mtime, timezone.utc)
 
     # --- plan.json and env.json ---------------------------------------------------------------
 
@@ -480,6 +491,15 @@ def _typed(frame):
         else:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame
+
+
+def env_value(env: dict, *keys):
+    """env.json's value under ``keys`` (env["git"]["commit"]: "git", "commit"), or None where a
+    folder does not record it."""
+    value = env
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def write_json(path: Path, data: dict) -> None:

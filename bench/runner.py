@@ -46,11 +46,12 @@ def create(config, results_dir: Path, command: str, out=None) -> tuple:
     ResultsFolder.check_results_dir(results_dir)  # before the preflight's seconds, not after
     _check_data(config.training)
     injected = injection.from_environment(recipes.known())
+    machine = environment.machine_facts(config, command)  # before the preflight loads the machine
     facts = environment.preflight(config)
     runs = plan.make_plan(config)
     folder = ResultsFolder.create(results_dir, config.name)
     folder.save_plan(config, runs)
-    folder.write_env({**environment.machine_facts(config, command), **facts, "injected_slowdown": injected})
+    folder.write_env({**machine, **facts, "injected_slowdown": injected})
     say(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", out)
     if injected:
         say(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", out)

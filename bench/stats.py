@@ -203,6 +203,11 @@ def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
     return pd.DataFrame(rows, columns=RATIO_COLUMNS)
 
 
+def floor_ratios(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> dict:
+    """(recipe, api) -> its ``ratio_table`` row."""
+    return {(row.recipe, row.api): row for row in ratio_table(runs, blocks).itertuples(index=False)}
+
+
 def outlier_runs(blocks: pd.DataFrame) -> pd.DataFrame:
     """Processes whose ratio lies over ``OUTLIER_MADS`` median absolute deviations (of the logs)
     from the median of their pair's processes: a disturbed run, shown rather than hidden."""

@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 
 from bench import comparison, environment
-from bench.comparison import ABSOLUTE, FASTER, NO_CHANGE, SLOWER, lookup
+from bench.comparison import ABSOLUTE, FASTER, NO_CHANGE, SLOWER
+from bench.results import env_value
 from bench.errors import UsageError
 from bench.formatting import MISSING, number, p_text, signed_percent, text_table, with_ci
 from bench.results import ResultsFolder
@@ -75,16 +76,16 @@ def versions(results) -> list:
 
 
 def settings(results) -> list:
-    return [("config", _text(lookup(results.env, "config", "name"))),
+    return [("config", _text(env_value(results.env, "config", "name"))),
             ("settings hash", _text(comparison.settings_hash(results)))]
 
 
 def host(results) -> list:
     env = results.env
-    recorded = lookup(env, "host") or {}
+    recorded = env_value(env, "host") or {}
     return [("host", environment.host_id(env) or MISSING),
             *((label, _text(recorded.get(key))) for key, label in HOST_FACTS.items()),
-            ("GPU", _text(lookup(env, "gpu", "names"))), ("GPU driver", _text(lookup(env, "gpu", "driver")))]
+            ("GPU", _text(env_value(env, "gpu", "names"))), ("GPU driver", _text(env_value(env, "gpu", "driver")))]
 
 
 def fact_rows(a, b) -> list:

@@ -59,7 +59,7 @@ def settings_warnings(series: list, hashes: list) -> list:
 
 def folder_row(position: int, results, settings_hash) -> tuple:
     env = results.env
-    return (position, results.folder.name, f"{comparison.created(results):%Y-%m-%d %H:%M:%S}",
+    return (position, results.folder.name, f"{results.folder.started():%Y-%m-%d %H:%M:%S}",
             comparison.commit(env) or MISSING,
             *(env.get(package) or MISSING for package in LABEL_VERSIONS), settings_hash or MISSING)
 
