@@ -312,3 +312,13 @@ def _labels(labels: np.ndarray) -> np.ndarray:
 def _one_line(exc: BaseException) -> str:
     """``Type: message`` with whitespace collapsed, since DataError messages are one line."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def arrays_for_fit(x_train, batch_size: int, steps_per_epoch: int):
+    """The images a fit on numpy arrays gets, as post VII's notebook calls it. Given
+    steps_per_epoch, Keras 3 stops training once the array runs out and Keras 2 walks on through
+    it across epochs, so a capped epoch is a full pass over an array of exactly steps x batch
+    images: the first ones, wrapping around a smaller data set."""
+    if not steps_per_epoch:
+        return x_train
+    return x_train[np.arange(steps_per_epoch * batch_size) % len(x_train)]

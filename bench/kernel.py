@@ -3,7 +3,7 @@
 Post VII found its class-free notebook VAE 1.3-1.5x slower than its class version and suspected
 the data handling "between the Jupyter notebook and the graphics card". The worker builds the
 notebook readings in a namespace dict of a plain process; this path runs the notebook
-``vae_impls/notebook_kernel.ipynb`` in a local IPython kernel driven by nbclient (no Jupyter
+``bench/notebook_kernel.ipynb`` in a local IPython kernel driven by nbclient (no Jupyter
 server), so that what a kernel adds (its namespace, its ZeroMQ channels and their threads,
 output capture) is part of the measurement. The notebook trains the post's way, ``fit`` on numpy
 arrays, and measures each epoch as the worker does.
@@ -40,7 +40,7 @@ from bench.results import DIVERGED, FAILED, OK, TIMEOUT, Epoch, RunResult, RunSp
 from bench.worker import summarize_exception
 from vae_impls import keras_api
 
-NOTEBOOK = importlib.resources.files("vae_impls") / "notebook_kernel.ipynb"
+NOTEBOOK = importlib.resources.files("bench") / "notebook_kernel.ipynb"
 KERNEL_NAME = "python3"     # ipykernel's own spec: this interpreter
 PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
 RESULT_FILE = "result.json"

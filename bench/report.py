@@ -58,8 +58,9 @@ class Tables:
         claim_ratios = self.claims.assign(recipe=[claim.recipe for claim in self.claims.claim],
                                           compared_with=[claim.baseline for claim in self.claims.claim],
                                           compared_api=self.claims.api)
-        return pd.concat([self.ratios, claim_ratios, self.readings.rename(columns={"undone": "compared_with"})
-                          .assign(compared_api=self.readings.api)], ignore_index=True)[stats.RATIO_COLUMNS]
+        everything = pd.concat([self.ratios, claim_ratios, self.readings.rename(columns={"undone": "compared_with"})
+                                .assign(compared_api=self.readings.api)], ignore_index=True)[stats.RATIO_COLUMNS]
+        return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
 
 
 def _config(env: dict) -> dict:
@@ -275,9 +276,10 @@ def _notebook_blocks(tables: Tables) -> list:
                     for name in ("model_add_loss", registry.FLOOR) for api in dict.fromkeys(tables.readings.api)]
     return [("h2", "Why is the notebook slower?"),
             ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
-                  "in the same processes against the variant that differs from it in one choice; op counts are "
-                  "of the traced train step. Data as numpy arrays, batch size and a real Jupyter kernel are "
-                  "conditions of the run, not recipes."),
+                  "against the variant that differs from it in one choice (in the same processes where both train "
+                  "on the harness' pipeline; across processes for a fit on numpy arrays and for the Jupyter "
+                  "kernel); op counts are of the traced train step. The batch size is a condition of the run: "
+                  "see the claims' conditions above."),
             _table(tables.readings, columns, "No reading of the notebook ran beside the variant it differs from."),
             *([("ul", [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
                 + [f"For comparison, ops of {text}" for text in baseline_ops])] if len(tables.readings) else [])]
@@ -348,12 +350,17 @@ def table_blocks(results: Results, tables: Tables) -> list:
             *_quality_blocks(tables), *_time_to_quality_blocks(tables), *_unfinished_blocks(tables)]
 
 
+def headline_blocks(results: Results, tables: Tables) -> list:
+    """The two pictures that answer the benchmark's question, right after the summary."""
+    folder = results.folder.path
+    return [("img", "The posts' claims against our measurement", plots.plot_claims(tables.claims, folder)),
+            ("img", "Step time of each KL recipe relative to plain_ae",
+             plots.plot_gap(tables.ratios, tables.process_ratios, tables.compat, folder))]
+
+
 def plot_blocks(results: Results, tables: Tables) -> list:
     folder, epochs = results.folder.path, results.epochs
-    figures = [("The posts' claims", plots.plot_claims(tables.claims, folder)),
-               ("Step time relative to plain_ae",
-                plots.plot_gap(tables.ratios, tables.process_ratios, tables.compat, folder)),
-               ("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
+    figures = [("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
                ("Training curves", plots.plot_loss_curves(epochs, folder)),
                ("Compatibility", plots.plot_compat(tables.compat, folder))]
     artifacts = load_artifacts(results)
@@ -410,7 +417,8 @@ def report_blocks(results: Results) -> list:
     tables = compute_tables(results)
     results.folder.write_ratios(tables.all_ratios())
     return [("h1", f"kl-bench report: {results.folder.name}"),
-            *summary_blocks(results, tables), *table_blocks(results, tables), *plot_blocks(results, tables),
+            *summary_blocks(results, tables), *headline_blocks(results, tables), *table_blocks(results, tables),
+            *plot_blocks(results, tables),
             *environment_blocks(results.env),
             ("h2", "Reproduce"), ("pre", reproduce_command(results))]
 

@@ -63,6 +63,17 @@ def _after_traced_frames(lines: list) -> list:
 
 def run(spec: RunSpec) -> RunResult:
     """Train one recipe as ``spec`` says; never raises for a problem of the recipe."""
+    from bench import recipes
+
+    kernel_of = getattr(recipes.known().get(spec.run.recipe), "kernel_of", "")
+    if kernel_of:
+        from bench import kernel
+
+        return kernel.run_in_kernel(replace(spec, run=replace(spec.run, recipe=kernel_of)))
+    return _run_here(spec)
+
+
+def _run_here(spec: RunSpec) -> RunResult:
     from bench import datasets, device
     from bench.config import DeviceSettings, TrainingSettings
     from vae_impls import keras_api
@@ -82,7 +93,8 @@ def run(spec: RunSpec) -> RunResult:
         result = replace(result, dataset=data.name, dataset_origin=data.origin)
         built = _build(keras, spec, settings, spec.run.recipe, spec.run.api)
         result = _train(tf, keras, built, data, spec, training, result)
-        if result.status == OK and spec.references and training.paired_blocks:
+        # Paired blocks time the train function on a tf.data iterator: not what a fit on arrays runs.
+        if result.status == OK and spec.references and training.paired_blocks and not built.fit_on_arrays:
             result = _time_paired(tf, keras, built, data, spec, settings, training, result)
     except Exception as error:  # a recipe's failure is a result; the matrix goes on
         result = replace(result, error=summarize_exception(error))
@@ -117,13 +129,20 @@ def _as_tuples(values: dict) -> dict:
 
 
 def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
+    from bench import datasets
+
     tracer = _TraceCounter(tf, built.model)
     _inject(tf, built, spec, spec.run.recipe, spec.run.api)
     timer = _epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:
-        built.model.fit(_pipeline(tf, built, data, spec.run.seed, training), epochs=training.epochs,
-                        steps_per_epoch=training.steps_per_epoch or None, callbacks=[timer], verbose=0)
+        if built.fit_on_arrays:
+            x_fit = datasets.arrays_for_fit(data.x_train, training.batch_size, training.steps_per_epoch)
+            built.model.fit(x_fit, built.fit_targets(x_fit), batch_size=training.batch_size, shuffle=True,
+                            epochs=training.epochs, callbacks=[timer], verbose=0)
+        else:
+            built.model.fit(_pipeline(tf, built, data, spec.run.seed, training), epochs=training.epochs,
+                            steps_per_epoch=training.steps_per_epoch or None, callbacks=[timer], verbose=0)
         error = ""
     except Exception as exc:
         error = summarize_exception(exc)

@@ -254,9 +254,9 @@ def test_builtin_configs_are_valid(name):
     assert plan.make_plan(loaded)
 
 
-def test_default_config_runs_every_pair_at_least_five_times():
+def test_default_config_runs_every_pair_in_three_rounds_at_least():
     loaded = config.load("default")
-    assert loaded.matrix.repeats >= 5
+    assert loaded.matrix.repeats >= 3
     assert set(loaded.matrix.recipes) == set(recipes.known()) and len(loaded.matrix.apis) == 3
 
 

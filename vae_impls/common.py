@@ -34,6 +34,9 @@ class Built:
     decoder: object           # z -> images
     fit_targets: Callable = _images_are_targets
     log_keys: dict = field(default_factory=lambda: dict(LOSS_MINUS_KL))
+    # True: train as post VII's notebook calls fit, on numpy arrays with shuffle=True, instead of
+    # the tf.data pipeline every other recipe gets.
+    fit_on_arrays: bool = False
 
     def epoch_metrics(self, logs: dict) -> dict:
         """loss, bce and kl under the same names for every recipe (NaN where a term is absent)."""

@@ -25,6 +25,9 @@ class Recipe:
     # api -> text the error summary contains when the recipe fails there as written
     expected_errors: dict = field(default_factory=dict)
     includes_kl: bool = True
+    # The recipe whose notebook cells the harness runs in a real Jupyter kernel instead of its
+    # worker process ("" for every recipe the worker trains itself).
+    kernel_of: str = ""
 
     @property
     def module(self) -> str:
@@ -52,6 +55,12 @@ RECIPES = {r.name: r for r in (
     Recipe("notebook_rerun", "VII", "the same notebook, cells re-run in one kernel before fit",
            frozenset({"keras2"}), has_keras3_port=True,
            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
+    Recipe("notebook_numpy_fit", "VII", "the same notebook, fit on numpy arrays as the post calls it",
+           frozenset({"keras2"}), has_keras3_port=True,
+           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
+    Recipe("notebook_kernel", "VII", "the numpy-fit notebook run in a real Jupyter kernel",
+           frozenset({"keras2"}), has_keras3_port=True,
+           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}, kernel_of="notebook_numpy_fit"),
     Recipe("vae_loss_layer", "III/IV", "loss layer after the decoder, compile(loss=None)",
            frozenset({"keras2"}), has_keras3_port=True,
            expected_errors={"keras3": KERAS3_NO_INPUTS_KWARG}),
