@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import config as config_module
 from bench import environment, recipes, stats
 from bench.errors import UsageError
 from bench.results import env_value
@@ -134,18 +133,6 @@ def commit(env: dict, length: int = 8):
     --dirty``); None where the folder does not record it."""
     full = env_value(env, "git", "commit")
     return full[:length] + ("-dirty" if env_value(env, "git", "dirty") else "") if full else None
-
-
-def settings_hash(results):
-    """The hash of the settings every run shared: from plan.json's config, else env.json's; None
-    where neither can be read."""
-    try:
-        if results.planned is not None:
-            return results.folder.load_plan()[0].settings_hash
-        config = env_value(results.env, "config")
-        return config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
-    except UsageError:
-        return None  # a config this version cannot read: its settings are unknown, which is no error here
 
 
 def settings(env: dict) -> dict:

@@ -60,6 +60,7 @@ class TrainingSettings:
     # (the floor, a claim's baseline) in this many alternating blocks of each model; 0 = none.
     paired_blocks: int = 8
     paired_block_steps: int = 10        # timed steps of one model in one block
+    profile_steps: int = 0              # >0: profile that many train steps after the timing (slow)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ MAXIMA = {
     ("training", "timeout_seconds"): (86_400, "a day for one run"),
     ("training", "paired_blocks"): (1000, "more blocks than a run can time"),
     ("training", "paired_block_steps"): (10_000, "more steps per block than a run can time"),
+    ("training", "profile_steps"): (1000, "a trace of more steps than anyone can read"),
     ("matrix", "repeats"): (1000, "more rounds than a benchmark can run, and seed * 1000 + round would "
                                   "reuse the next seed's round seeds"),
     ("network", "z_dim"): (784, "more latent dimensions than a 28x28 image has pixels"),
@@ -207,6 +209,31 @@ def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Con
     updated = dataclasses.replace(config, matrix=matrix)
     _check_consistency(updated)
     return updated
+
+
+SWEEPABLE_TABLES = ("device", "training", "network")  # what a run measures under; [matrix] is what runs
+
+
+def with_setting(config: Config, setting: str, text: str) -> Config:
+    """``config`` with one setting ("training.batch_size") set from its command-line text ("256"),
+    checked like a config file's value."""
+    table, _, key = setting.partition(".")
+    if table not in SWEEPABLE_TABLES or not key:
+        raise UsageError(f"cannot vary {setting!r}: name a setting as TABLE.KEY with TABLE one of "
+                         f"{', '.join(SWEEPABLE_TABLES)} (e.g. training.batch_size)")
+    values = config.to_dict()
+    if key not in values[table]:
+        raise UsageError(f"cannot vary {setting!r}: [{table}] has no key {key!r}; valid keys: "
+                         f"{', '.join(values[table])}")
+    return from_dict({**values, table: {**values[table], key: _literal(text)}}, config.name)
+
+
+def _literal(text: str):
+    """A TOML literal (256, 5e-4, true, [1, 2]) as its value; anything else as a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def check_batch_fits(training: TrainingSettings, data) -> None:

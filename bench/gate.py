@@ -1,22 +1,30 @@
 """The CI regression gate's decisions: a run's ratios to plain_ae against a committed baseline.
 
 A ratio to the floor measured within one run cancels most of a machine's speed, so baselines
-travel between machines; absolute ms/step is shown for information only. A recipe x API fails
-the gate when the lower bound of its ratio's 95% CI lies above baseline x (1 + tolerance), when
-it fails where the baseline says it works, when its final loss leaves the baseline's band, or
-when the baseline has no entry for it.
+travel between machines. A recipe x API fails the gate when the lower bound of its ratio's 95% CI
+lies above baseline x (1 + tolerance), when it fails where the baseline says it works, when its
+final loss leaves the baseline's band, or when the baseline has no entry for it.
+
+A slowdown shared by every recipe, the floor included, leaves every ratio as it was. So when the
+baseline was recorded on the same host as the run, the floor's own ms/step is checked too, with
+its own (wider) tolerance: absolute times move more than ratios from one run to the next.
 """
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
-from bench import recipes, stats
+from bench import environment, recipes, stats
 from bench.errors import UsageError
 from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results import OK
+from vae_impls import registry
 
 DEFAULT_TOLERANCE = 0.15
+DEFAULT_FLOOR_TOLERANCE = 0.25
+RATIO_CHECK, FLOOR_CHECK = "ratio to floor", "floor ms/step"
+# What a baseline records of the run it came from, and names when the judged run differs.
+VERSIONS = ("python", "tensorflow", "keras", "tf_keras", "numpy")
 # Final losses may move by this much relative to the baseline's band before the gate objects.
 LOSS_BAND_TOLERANCE = 0.05
 BASELINE_VERSION = 1
@@ -36,6 +44,7 @@ class Decision:
     baseline_ms_per_step: float
     verdict: str
     why: str
+    check: str = RATIO_CHECK
 
     @property
     def passed(self) -> bool:
@@ -66,7 +75,8 @@ def _json_number(value):
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.DataFrame = None) -> dict:
+def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.DataFrame = None,
+                  settings_hash: str = None) -> dict:
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
     ratios = stats.floor_ratios(runs, blocks)
@@ -80,9 +90,40 @@ def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.
             "ratio": None if ratio is None else _json_number(ratio.ratio),
             "ci": None if ratio is None else [_json_number(ratio.ci_low), _json_number(ratio.ci_high)],
         }
-    machine = {key: env.get(key) for key in ("python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu")}
-    return {"version": BASELINE_VERSION, "machine": machine, "config": env.get("config", {}).get("name"),
-            "git": env.get("git"), "sources": list(sources), "entries": entries}
+    machine = {key: env.get(key) for key in (*VERSIONS, "cpu", "gpu")}
+    return {"version": BASELINE_VERSION, "machine": machine, "host": environment.host_id(env),
+            "config": env.get("config", {}).get("name"), "settings_hash": settings_hash, "git": env.get("git"),
+            "sources": list(sources), "entries": entries}
+
+
+def differences(baseline: dict, env: dict, settings_hash: str) -> list:
+    """What the run under judgement ran differently from the baseline's runs, one line each."""
+    recorded = baseline.get("machine", {})
+    found = [f"{package} {recorded.get(package)} in the baseline, {env.get(package)} here"
+             for package in VERSIONS if recorded.get(package) != env.get(package)]
+    if baseline.get("settings_hash") and baseline["settings_hash"] != settings_hash:
+        found.append(f"settings hash {baseline['settings_hash']} in the baseline, {settings_hash} here")
+    return found
+
+
+def same_host(baseline: dict, env: dict) -> bool:
+    return bool(baseline.get("host")) and baseline.get("host") == environment.host_id(env)
+
+
+def floor_decisions(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_FLOOR_TOLERANCE) -> list:
+    """The floor's own ms/step against the baseline's, per API: for a run on the baseline's host."""
+    decisions = []
+    for key, entry in baseline["entries"].items():
+        recipe, api = key.split("/")
+        if recipe != registry.FLOOR or not entry.get("ms_per_step"):
+            continue
+        median, low, high = (value / entry["ms_per_step"] for value in stats.median_ci(stats.ms_per_step(runs, recipe,
+                                                                                                          api)))
+        regressed = math.isfinite(low) and low > 1 + tolerance
+        why = f"CI lower bound {low:.3f} x the baseline's ms/step > {1 + tolerance:.2f}" if regressed else ""
+        decisions.append(Decision(recipe, api, 1.0, median, low, high, median * entry["ms_per_step"],
+                                  entry["ms_per_step"], "regression" if regressed else "ok", why, FLOOR_CHECK))
+    return decisions
 
 
 def check_baseline(baseline: dict, source: str) -> dict:
@@ -144,12 +185,12 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
 
 
 def format_table(decisions: list) -> str:
-    header = ("recipe", "API", "baseline ratio", "current ratio [95% CI]", "change", "ms/step (baseline)", "verdict")
+    header = ("recipe", "API", "check", "baseline", "current [95% CI]", "change", "ms/step (baseline)", "verdict")
     rows = []
     for d in decisions:
         current = with_ci(d.ratio, d.ci_low, d.ci_high, digits=3)
         ms = f"{number(d.ms_per_step)} ({number(d.baseline_ms_per_step)})"
         verdict = d.verdict + (f": {d.why}" if d.why and not d.passed else "")
-        rows.append((d.recipe, d.api, number(d.baseline_ratio, 3), current, signed_percent(d.change), ms,
+        rows.append((d.recipe, d.api, d.check, number(d.baseline_ratio, 3), current, signed_percent(d.change), ms,
                      verdict))
     return text_table(header, rows)

@@ -23,6 +23,7 @@ class PlannedRun:
     api: str
     repeat: int
     seed: int
+    variant: str = ""  # a sweep's settings for this run (bench.sweep); "" for the config as it is
 
 
 def combinations(recipe_names, apis) -> list:
@@ -52,9 +53,16 @@ def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> lis
     return [(recipe, api) for recipe, api in pairs if recipes.status(recipe, api) != registry.FAILS]
 
 
-def make_plan(config) -> list:
+def make_plan(config, variants=("",)) -> list:
+    """Every round holds every variant's pairs, shuffled together."""
     matrix, seed = config.matrix, config.training.seed
     pairs = combinations(matrix.recipes, matrix.apis)
-    return [PlannedRun(f"{recipe}-{api}-r{repeat}", recipe, api, repeat, repeat_seed(seed, repeat))
+    return [PlannedRun(run_id(recipe, api, repeat, variant), recipe, api, repeat, repeat_seed(seed, repeat), variant)
             for repeat in range(1, matrix.repeats + 1)
-            for recipe, api in round_order(round_pairs(pairs, repeat, matrix.repeat_expected_failures), seed, repeat)]
+            for variant, (recipe, api) in round_order(
+                [(variant, pair) for variant in variants
+                 for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)], seed, repeat)]
+
+
+def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
+    return f"{recipe}-{api}{f'-[{variant}]' if variant else ''}-r{repeat}"

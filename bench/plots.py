@@ -101,6 +101,23 @@ def plot_claims(claim_rows, folder) -> Path:
     return _save(fig, folder, "claims.png")
 
 
+def plot_sweep(ratios, variants: list, folder) -> Path:
+    """Each recipe x API's ratio to the floor (95% CI) at each variant of a sweep."""
+    fig, ax = plt.subplots(figsize=(max(8, 2.2 * len(variants)), 5))
+    positions = {variant: index for index, variant in enumerate(variants)}
+    for (recipe, api), rows in ratios.groupby(["recipe", "api"], sort=False):
+        rows = rows.sort_values("variant", key=lambda column: column.map(positions))
+        ax.errorbar(rows.variant.map(positions), rows.ratio, fmt=API_MARKERS.get(api, "o"),
+                    yerr=np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio]), capsize=4,
+                    linestyle=API_LINESTYLES.get(api, "-"), color=recipe_colour(recipe), label=f"{recipe} ({api})")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
+    ax.set_xticks(range(len(variants)), [variant.replace(",", "\n") for variant in variants], fontsize=8)
+    ax.set_ylabel(f"step time relative to {registry.FLOOR}")
+    ax.set_title("Does each gap survive the setting? Ratio to the floor per variant")
+    _legend(ax, fontsize=7, loc="best")
+    return _save(fig, folder, "sweep.png")
+
+
 def _median_over_repeats(epochs, column):
     """Per recipe x API x epoch: median of ``column`` over repeats, warm-up flag kept."""
     return epochs.groupby(["recipe", "api", "epoch"], sort=False).agg(

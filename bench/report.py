@@ -5,6 +5,7 @@ HTML): the summary first (fastest recipe per API, the floor, the verdict on each
 claims), then the tables, the plots, the environment and the command that reproduces the folder.
 The folder's CSV files are only read, never written.
 """
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench import claims, coverage, injection, plots, render, stats
+from bench import claims, coverage, injection, plots, profiling, recipes, render, stats, sweep
 from bench.errors import UsageError
 from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
 from bench.results import Results, ResultsFolder, env_value
@@ -66,6 +67,22 @@ class Tables:
 def _config(env: dict) -> dict:
     config = env.get("config")
     return config if isinstance(config, dict) else {}
+
+
+def variants_of(results: Results) -> list:
+    """A sweep's variants in plan order; [""] for a plain benchmark."""
+    planned = results.planned or []
+    return list(dict.fromkeys([*(run.variant for run in planned), *results.runs.variant])) or [sweep.BASE]
+
+
+def variant_slice(results: Results, variant: str) -> Results:
+    """The runs of one variant of a sweep, as if they were a folder of their own."""
+    runs = results.runs[results.runs.variant == variant]
+    keep = set(runs.run_id)
+    return dataclasses.replace(results, runs=runs, epochs=results.epochs[results.epochs.run_id.isin(keep)],
+                               blocks=results.blocks[results.blocks.run_id.isin(keep)],
+                               planned=None if results.planned is None else
+                               [run for run in results.planned if run.variant == variant])
 
 
 def compute_tables(results: Results) -> Tables:
@@ -300,6 +317,25 @@ def _tracing_blocks(tables: Tables) -> list:
     return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
 
 
+def _profile_blocks(results: Results) -> list:
+    """The top ops by self time of each profiled run: where its train step spends its time."""
+    rows = []
+    for run in results.runs.itertuples():
+        top = profiling.read_top_ops(results.folder.profile_dir(run.run_id))
+        if top:
+            ops = ", ".join(f"{op} {ms:.2f}" for op, ms in list(top.items())[:profiling.TOP_OPS_SHOWN])
+            rows.append({"run": run.run_id, "top ops: self time, ms per step": ops,
+                         "all ops, ms per step": number(sum(top.values()), 2)})
+    if not rows:
+        return [("h2", "Profiles"), ("p", "No profiles: set [training] profile_steps to take one per run.")]
+    return [("h2", "Profiles"),
+            ("p", f"Self time of the ops in each profiled run's train step, by op type (the profiler "
+                  f"slows what it records: compare ops with each other, not with the timings above). Raw traces: "
+                  f"{results.folder.profile_dir('RUN_ID').relative_to(results.folder.path).parent}/, for "
+                  "TensorBoard's profile plugin."),
+            ("table", pd.DataFrame(rows))]
+
+
 def _median_iqr_cell(column: str):
     return lambda row: with_ci(*(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3")), digits=2)
 
@@ -320,7 +356,20 @@ def _quality_blocks(tables: Tables) -> list:
             _table(tables.quality, columns, NO_OK_RUNS)]
 
 
-def _time_to_quality_blocks(tables: Tables) -> list:
+# Time to quality means something only after enough training: full passes over the data.
+MIN_PASSES_FOR_QUALITY = 3
+
+
+def _trains_long_enough(env: dict) -> bool:
+    training = _config(env).get("training", {})
+    return training.get("steps_per_epoch", 1) == 0 and training.get("epochs", 0) >= MIN_PASSES_FOR_QUALITY
+
+
+def _time_to_quality_blocks(results: Results, tables: Tables) -> list:
+    if not _trains_long_enough(results.env):
+        return [("h2", "Time to quality"),
+                ("p", f"Not reported: these runs train a few steps, not {MIN_PASSES_FOR_QUALITY} or more full "
+                      "passes over the data, so no loss level they reach says anything of convergence.")]
     columns = {**RECIPE_API, "level": lambda row: number(row.level, 2),
                "epoch (median)": lambda row: number(row.epoch, 0),
                "seconds [95% CI]": lambda row: with_ci(row.seconds, row.seconds_low, row.seconds_high, " s"),
@@ -347,7 +396,57 @@ def _unfinished_blocks(tables: Tables) -> list:
 def table_blocks(results: Results, tables: Tables) -> list:
     return [*_speed_blocks(tables), *_ratio_blocks(results, tables), *_outlier_blocks(results, tables),
             *_claim_blocks(results, tables), *_notebook_blocks(tables), *_tracing_blocks(tables),
-            *_quality_blocks(tables), *_time_to_quality_blocks(tables), *_unfinished_blocks(tables)]
+            *_profile_blocks(results),
+            *_quality_blocks(tables), *_time_to_quality_blocks(results, tables), *_unfinished_blocks(tables)]
+
+
+def _sweep_notice(variants: list) -> list:
+    if len(variants) == 1:
+        return []
+    return [("p", f"A sweep over {len(variants)} variants ({'; '.join(variants)}). The sections after 'Sweep' "
+                  f"show the first variant, {variants[0]}.")]
+
+
+def _gap_sentence(recipe: str, api: str, rows: dict) -> str:
+    """Whether a recipe's gap to the floor (CI above 1) holds at every variant of a sweep."""
+    at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in rows.items())
+    survives = {variant: math.isfinite(row.ci_low) and row.ci_low > 1 for variant, row in rows.items()}
+    if all(survives.values()):
+        verdict = "the gap survives every setting"
+    elif not any(survives.values()):
+        verdict = "no gap beyond noise at any setting"
+    else:
+        verdict = "the gap does not survive " + ", ".join(variant for variant, kept in survives.items() if not kept)
+    return f"{recipe} ({api}): {at}: {verdict}."
+
+
+def sweep_blocks(results: Results, per_variant: dict) -> list:
+    """Each ratio to the floor and each claim per variant, and which gaps survive which setting."""
+    if len(per_variant) == 1:
+        return []
+    ratios = pd.concat([tables.ratios.assign(variant=variant) for variant, tables in per_variant.items()])
+    claim_rows = pd.concat([tables.claims.assign(variant=variant) for variant, tables in per_variant.items()])
+    pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
+    table = pd.DataFrame([{"recipe": recipe, "API": api, **{
+        variant: ratio_text(row) for variant, row in _rows_by_variant(ratios, recipe, api).items()}}
+        for recipe, api in pairs])
+    claims_table = pd.DataFrame([{"claim": f"{row.claim.recipe} / {row.claim.baseline}", "API": row.api,
+                                  "variant": row.variant, "claimed": row.claim.claimed_range,
+                                  "ratio [95% CI]": ratio_text(row), "verdict": row.verdict}
+                                 for row in claim_rows.itertuples()])
+    sentences = [_gap_sentence(recipe, api, _rows_by_variant(ratios, recipe, api)) for recipe, api in pairs]
+    return [("h2", "Sweep"),
+            ("p", "Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
+                  "above 1."),
+            ("img", "Ratio to the floor per variant", plots.plot_sweep(ratios, list(per_variant), results.folder.path)),
+            ("table", table) if len(table) else ("p", "No ratio to the floor in any variant."),
+            ("ul", sentences or ["No recipe ran in every variant."]),
+            ("table", claims_table) if len(claims_table) else ("p", "No claim could be evaluated in any variant.")]
+
+
+def _rows_by_variant(ratios: pd.DataFrame, recipe: str, api: str) -> dict:
+    mine = ratios[(ratios.recipe == recipe) & (ratios.api == api)]
+    return {row.variant: row for row in mine.itertuples()}
 
 
 def headline_blocks(results: Results, tables: Tables) -> list:
@@ -414,11 +513,15 @@ def reproduce_command(results: Results) -> str:
 
 
 def report_blocks(results: Results) -> list:
-    tables = compute_tables(results)
-    results.folder.write_ratios(tables.all_ratios())
+    variants = variants_of(results)
+    per_variant = {variant: compute_tables(variant_slice(results, variant)) for variant in variants}
+    tables = per_variant[variants[0]]
+    results.folder.write_ratios(pd.concat([variant_tables.all_ratios().assign(variant=variant)
+                                           for variant, variant_tables in per_variant.items()], ignore_index=True))
+    main = variant_slice(results, variants[0])
     return [("h1", f"kl-bench report: {results.folder.name}"),
-            *summary_blocks(results, tables), *headline_blocks(results, tables), *table_blocks(results, tables),
-            *plot_blocks(results, tables),
+            *_sweep_notice(variants), *summary_blocks(main, tables), *headline_blocks(main, tables),
+            *sweep_blocks(results, per_variant), *table_blocks(main, tables), *plot_blocks(main, tables),
             *environment_blocks(results.env),
             ("h2", "Reproduce"), ("pre", reproduce_command(results))]
 

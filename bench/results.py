@@ -10,7 +10,8 @@ epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
   plan.json   the config and the full run order, so ``--resume`` runs only what is missing,
   env.json    versions, hardware, applied device settings, config and command line,
   ratios.csv  the ratios with their CIs, as the report (the analysis step) computed them,
-  artifacts/  latent-space pictures as .npz, when the config asks for them.
+  artifacts/  latent-space pictures as .npz, when the config asks for them,
+  profiles/   a profiler trace of each run's train step and its top ops, when the config asks.
 A run's epoch and block rows are written before its run row, each append flushed and fsync'd, so a
 benchmark killed at any moment keeps every finished run. Every read validates: a row cut off
 by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
@@ -37,7 +38,7 @@ from bench.plan import PlannedRun
 
 EPOCHS_CSV, RUNS_CSV, BLOCKS_CSV = "epochs.csv", "runs.csv", "blocks.csv"
 PLAN_JSON, ENV_JSON, RATIOS_CSV = "plan.json", "env.json", "ratios.csv"
-ARTIFACTS_DIR = "artifacts"
+ARTIFACTS_DIR, PROFILES_DIR = "artifacts", "profiles"
 
 OK, FAILED, TIMEOUT, DIVERGED, KILLED = "ok", "failed", "timeout", "diverged", "killed"
 STATUSES = (OK, FAILED, TIMEOUT, DIVERGED, KILLED)
@@ -56,6 +57,7 @@ class RunSpec:
     network: dict
     artifacts_path: str | None = None
     references: tuple = ()          # (recipe, api) pairs timed in alternating blocks with the run's
+    profile_dir: str | None = None  # where to keep a profiler trace of the run's train step
     injected: dict = field(default_factory=dict)  # "recipe/api" -> ms added to each step (gate tests)
 
     def injected_ms(self, recipe: str, api: str) -> float:
@@ -161,6 +163,8 @@ class RunRecord:
     started_at: float | None = None     # Unix time the worker started
     ended_at: float | None = None
     load_average: float | None = None   # the machine's 1-minute load average as the worker started
+    host: str = ""                      # environment.host_id of the machine the run ran on
+    variant: str = ""                   # a sweep's settings for the run (bench.sweep); "" otherwise
     reference_error: str = ""
     ops_conv2d: int | None = None
     ops_conv2d_backprop_input: int | None = None
@@ -170,13 +174,13 @@ class RunRecord:
     @classmethod
     def of(cls, run: PlannedRun, result: RunResult, settings_hash: str, wall_seconds: float,
            artifacts: str = "", **timing) -> "RunRecord":
-        """``timing``: started_at, ended_at and load_average, which only the runner sees."""
+        """``timing``: started_at, ended_at, load_average and host, which only the runner sees."""
         return cls(run.run_id, run.recipe, run.api, run.repeat, result.status, result.error,
                    ms_per_step=result.ms_per_step, first_epoch_seconds=result.first_epoch_seconds,
                    trace_count=result.trace_count, graph_ops=result.graph_ops, final_loss=result.final("loss"),
                    final_bce=result.final("bce"), final_kl=result.final("kl"), settings_hash=settings_hash,
                    dataset=result.dataset or "", wall_seconds=wall_seconds, artifacts=artifacts,
-                   reference_error=result.reference_error, **timing,
+                   reference_error=result.reference_error, variant=run.variant, **timing,
                    **{column: result.op_counts.get(op) for op, column in OP_COUNT_COLUMNS.items()
                       if result.op_counts})
 
@@ -299,6 +303,17 @@ class ResultsFolder:
         except (KeyError, TypeError) as error:
             raise UsageError(f"{self.path / PLAN_JSON} holds no config ({type(error).__name__}: {error})") from None
 
+    def settings_hash(self, env: dict) -> str | None:
+        """The hash of the settings every run shared: from plan.json's config, else from ``env``
+        (the folder's env.json); None where neither can be read."""
+        try:
+            if (self.path / PLAN_JSON).is_file():
+                return self.load_plan()[0].settings_hash
+            config = env_value(env, "config")
+            return config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
+        except UsageError:
+            return None  # a config this version cannot read: its settings are unknown, which is no error
+
     def planned_runs(self) -> list | None:
         """The plan's runs, or None when the folder has no plan.json."""
         if not (self.path / PLAN_JSON).is_file():
@@ -331,6 +346,9 @@ class ResultsFolder:
 
     def artifact_path(self, run_id: str) -> Path:
         return self.path / ARTIFACTS_DIR / f"{run_id}.npz"
+
+    def profile_dir(self, run_id: str) -> Path:
+        return self.path / PROFILES_DIR / run_id
 
     def append(self, record: RunRecord, epochs: list, blocks: list = ()) -> None:
         """Epoch and block rows first, then the run row that marks the run finished, each on disk

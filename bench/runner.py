@@ -1,30 +1,27 @@
 """The benchmark manager: config -> run plan -> one worker process per run -> records.
 
 The manager never imports TensorFlow. It checks the config (preflight), creates the results
-folder, then starts ``python -m bench.worker`` for each planned run, one at a time, in its own
-process group with a time limit, and appends the run's rows as soon as it ends. A run that
+folder, then has an executor (``bench/executors.py``) start ``python -m bench.worker`` for each
+planned run, in its own process group with a time limit: here, one at a time, or one at a time
+on each node of a Ray cluster. It appends each run's rows as soon as the run ends. A run that
 fails, diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops
-the current worker, keeps every finished run and prints how to resume.
+the running workers, keeps every finished run and prints how to resume.
 """
-import json
-import os
+import contextlib
 import signal
 import statistics
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bench import config as config_module
-from bench import claims, datasets, environment, injection, plan, recipes, report
+from bench import claims, datasets, environment, executors, injection, plan, recipes, report, sweep
 from bench.console import say
 from bench.errors import UsageError
 from bench.formatting import MISSING, duration, text_table
-from bench.results import (FAILED, KILLED, OK, TIMEOUT, ResultsFolder, RunRecord, RunResult, RunSpec,
-                           block_rows, epoch_rows)
+from bench.executors import Outcome
+from bench.results import OK, ResultsFolder, RunRecord, RunResult, RunSpec, block_rows, epoch_rows
 from vae_impls.keras_api import APIS, PORT_API, floor_api
 from vae_impls.registry import FLOOR
 
@@ -33,38 +30,32 @@ TERMINATED = 143  # ... and by SIGTERM
 ERROR_WIDTH = 100  # characters of an error shown in a progress line
 
 
-@dataclass(frozen=True)
-class Outcome:
-    result: RunResult
-    wall_seconds: float
-    started_at: float       # Unix time
-    load_average: float     # 1-minute load average as the worker started
-
-
-def create(config, results_dir: Path, command: str, out=None) -> tuple:
-    """Check ``config``, then make its results folder and plan: (folder, planned runs)."""
+def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,)) -> tuple:
+    """Check ``config``, then make its results folder and plan: (folder, planned runs). A sweep's
+    ``variants`` (``bench.sweep``) all run in the same rounds."""
     ResultsFolder.check_results_dir(results_dir)  # before the preflight's seconds, not after
     _check_data(config.training)
     injected = injection.from_environment(recipes.known())
     machine = environment.machine_facts(config, command)  # before the preflight loads the machine
     facts = environment.preflight(config)
-    runs = plan.make_plan(config)
+    runs = plan.make_plan(config, variants)
     folder = ResultsFolder.create(results_dir, config.name)
     folder.save_plan(config, runs)
     folder.write_env({**machine, **facts, "injected_slowdown": injected})
-    say(f"{config.name}: {len(runs)} runs in {config.matrix.repeats} rounds into {folder}", out)
+    swept = f" of {len(variants)} variants" if len(variants) > 1 else ""
+    say(f"{config.name}: {len(runs)} runs{swept} in {config.matrix.repeats} rounds into {folder}", out)
     if injected:
         say(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", out)
     return folder, runs
 
 
-def start(config, results_dir: Path, command: str, out=None) -> int:
-    """Run the whole plan of ``config`` into a new folder under ``results_dir``."""
-    folder, runs = create(config, results_dir, command, out)
-    return execute(folder, config, runs, out)
+def start(config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,), executor=None) -> int:
+    """Run the whole plan of ``config`` (and a sweep's ``variants``) into a new folder under ``results_dir``."""
+    folder, runs = create(config, results_dir, command, out, variants)
+    return execute(folder, config, runs, out, executor)
 
 
-def resume(path: Path, given_config, command: str, out=None) -> int:
+def resume(path: Path, given_config, command: str, out=None, executor=None) -> int:
     """Run what is missing from a folder's plan, under the settings the folder was started with."""
     if not path.is_dir():
         raise UsageError(f"cannot resume {path}: no such folder")
@@ -78,7 +69,7 @@ def resume(path: Path, given_config, command: str, out=None) -> int:
         env = folder.read_env()
         folder.write_env({**env, "resumed_by": [*env.get("resumed_by", []), command]})
         say(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", out)
-        return _execute(folder, config, runs, out)
+        return _execute(folder, config, runs, out, executor or executors.LocalExecutor())
 
 
 def _check_data(training) -> None:
@@ -97,17 +88,17 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
-def execute(folder: ResultsFolder, config, runs: list, out) -> int:
-    """Run what ``folder`` still lacks of ``runs``, holding the folder's lock."""
+def execute(folder: ResultsFolder, config, runs: list, out, executor=None) -> int:
+    """Run what ``folder`` still lacks of ``runs``, holding the folder's lock; by default here."""
     with folder.lock():
-        return _execute(folder, config, runs, out)
+        return _execute(folder, config, runs, out, executor or executors.LocalExecutor())
 
 
-def _execute(folder: ResultsFolder, config, runs: list, out) -> int:
+def _execute(folder: ResultsFolder, config, runs: list, out, executor) -> int:
     started = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _run_pending(folder, config, runs, out)
+        _run_pending(folder, config, runs, out, executor)
     except (KeyboardInterrupt, _Terminated) as stop:
         say(f"\n{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}: "
             f"{len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
@@ -121,17 +112,21 @@ def _execute(folder: ResultsFolder, config, runs: list, out) -> int:
     return 0
 
 
-def _run_pending(folder: ResultsFolder, config, runs: list, out) -> None:
+def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> None:
     pending = folder.missing(runs)
     injected = folder.read_env().get("injected_slowdown", {})
+    specs = [_spec(config, run, folder, injected) for run in pending]
+    unfinished = {run.run_id: run for run in pending}
     walls = {}  # (recipe, api) -> wall seconds of its runs so far
-    with folder.scratch() as scratch:
-        for index, run in enumerate(pending):
-            outcome = _run_worker(_spec(config, run, folder, injected), config.training.timeout_seconds, scratch)
+    with folder.scratch() as scratch, contextlib.closing(
+            executor.outcomes(specs, config.training.timeout_seconds, scratch)) as ended:
+        for spec, outcome in ended:  # as each run ends: on a cluster, not in plan order
+            run = unfinished.pop(spec.run.run_id)
             _record(folder, config, run, outcome)
             walls.setdefault((run.recipe, run.api), []).append(outcome.wall_seconds)
-            say(f"[{len(runs) - len(pending) + index + 1}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
-                f"{_verdict(outcome.result)} (ETA {duration(_eta(pending[index + 1:], walls))})", out)
+            eta = _eta(list(unfinished.values()), walls) / executor.parallel_runs
+            say(f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
+                f"{_verdict(outcome.result)}{executor.where(outcome)} (ETA {duration(eta)})", out)
 
 
 def _eta(remaining: list, walls: dict) -> float:
@@ -140,62 +135,27 @@ def _eta(remaining: list, walls: dict) -> float:
     return sum(statistics.mean(walls.get((run.recipe, run.api), [average])) for run in remaining)
 
 
-def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
+def _spec(base_config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
+    config = sweep.config_of(base_config, run.variant)
     settings = config.to_dict()
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
     return RunSpec(run, settings["device"], settings["training"], settings["network"],
                    artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
                    references=claims.references(run.recipe, run.api) if config.training.paired_blocks else (),
+                   profile_dir=str(folder.profile_dir(run.run_id)) if config.training.profile_steps else None,
                    injected=injected)
-
-
-def _run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path) -> Outcome:
-    """One worker process, in its own process group so that a time limit kills all it started."""
-    spec_path, result_path, log_path = (scratch / f"{spec.run.run_id}.{suffix}"
-                                        for suffix in ("spec.json", "result.json", "log"))
-    spec_path.write_text(json.dumps(spec.to_json()), encoding="utf-8")
-    result_path.unlink(missing_ok=True)
-    started, started_at, load_average = time.perf_counter(), time.time(), os.getloadavg()[0]
-
-    def outcome(result: RunResult) -> Outcome:
-        return Outcome(result, time.perf_counter() - started, started_at, load_average)
-
-    with open(log_path, "w", encoding="utf-8") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
-                                  stdout=subprocess.DEVNULL, stderr=log, env=environment.worker_environment(),
-                                  process_group=0)
-    try:
-        worker.wait(timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        _kill(worker)
-        return outcome(RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit"))
-    except BaseException:  # Ctrl-C, SIGTERM: the worker must not outlive the benchmark
-        _kill(worker)
-        raise
-    if result_path.is_file():
-        return outcome(RunResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))))
-    if worker.returncode < 0:
-        return outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"))
-    last = environment.last_line(log_path.read_text(encoding="utf-8", errors="replace"))
-    return outcome(RunResult(FAILED, f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")))
-
-
-def _kill(worker: subprocess.Popen) -> None:
-    try:
-        os.killpg(worker.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # it ended by itself in the meantime
-    worker.wait()
 
 
 def _record(folder: ResultsFolder, config, run, outcome: Outcome) -> None:
     result = outcome.result
     artifacts = Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
-    record = RunRecord.of(run, result, config.settings_hash, outcome.wall_seconds, artifacts,
+    settings_hash = sweep.config_of(config, run.variant).settings_hash
+    record = RunRecord.of(run, result, settings_hash, outcome.wall_seconds, artifacts,
                           started_at=outcome.started_at, ended_at=outcome.started_at + outcome.wall_seconds,
-                          load_average=outcome.load_average)
+                          load_average=outcome.load_average, host=outcome.host)
     folder.append(record, epoch_rows(run, result), block_rows(run, result))
     _note_worker_facts(folder, result)
+    _note_node(folder, outcome)
 
 
 def _note_worker_facts(folder: ResultsFolder, result: RunResult) -> None:
@@ -203,6 +163,14 @@ def _note_worker_facts(folder: ResultsFolder, result: RunResult) -> None:
     that reports them."""
     if result.device_settings and folder.read_env().get("device_settings") is None:
         folder.update_env(device_settings=result.device_settings, dataset=result.dataset_origin)
+
+
+def _note_node(folder: ResultsFolder, outcome: Outcome) -> None:
+    """env.json's "nodes" gets each machine's host facts and package versions from its first run:
+    runs from machines with other versions must not be pooled unnoticed."""
+    nodes = folder.read_env().get("nodes", {})
+    if outcome.host and outcome.host not in nodes:
+        folder.update_env(nodes={**nodes, outcome.host: outcome.node})
 
 
 def _verdict(result: RunResult) -> str:

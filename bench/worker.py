@@ -101,6 +101,8 @@ def _run_here(spec: RunSpec) -> RunResult:
     if keras is not None:
         result = replace(result, device_settings=device.read_back(tf, keras, built.model if built else None,
                                                                    settings, notes))
+    if result.status == OK and spec.profile_dir and not built.fit_on_arrays:
+        result = _profile_or_say_why(tf, built, data, spec, training, result)
     if result.status == OK and spec.artifacts_path:
         result = _save_artifacts_or_say_why(result, built, data, spec.artifacts_path)
     return result
@@ -191,6 +193,19 @@ def _time_paired(tf, keras, built, data, spec: RunSpec, settings, training, resu
             return replace(result, reference_error=f"{recipe} ({api}): {summarize_exception(error)}")
     _time_blocks(steppers, blocks=1, steps=training.paired_block_steps)  # warm every model alike
     return replace(result, blocks=_time_blocks(steppers, training.paired_blocks, training.paired_block_steps))
+
+
+def _profile_or_say_why(tf, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
+    """A profile is taken after the timed part; a problem there leaves the timing valid."""
+    from bench import profiling
+
+    try:
+        folder = Path(spec.profile_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        profiling.capture(tf, _stepper(tf, built, data, spec, training), training.profile_steps, folder)
+        return result
+    except Exception as error:
+        return replace(result, error=f"profile not taken: {summarize_exception(error)}")
 
 
 PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables

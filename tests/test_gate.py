@@ -127,3 +127,40 @@ def test_check_of_an_unreadable_results_folder_is_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "results folder not found" in error and "missing" in error
     assert not (tmp_path / "b.json").exists()
+
+
+HOST = {"hostname": "ci-1", "cpu_model": "Test CPU", "logical_cpus": 2}
+
+
+def write_host_folder(results_dir, name, records, host=HOST, keras="3.15.1", epochs=2):
+    env = {"config": {"name": "ci", "training": {"epochs": epochs}}, "python": "3.11", "keras": keras, "host": host}
+    return folder_of_records(results_dir, name, records, env).path
+
+
+def test_a_slowdown_of_every_recipe_fails_the_floor_check_on_the_baselines_host(tmp_path, capsys):
+    baseline_path = tmp_path / "baseline.json"
+    assert main(["check", "--results", str(write_host_folder(tmp_path, "a", gate_records(BASE))),
+                 "--update-baseline", "--baseline", str(baseline_path)]) == 0
+    everything_slower = gate_records({pair: ms * 1.5 for pair, ms in BASE.items()}, seed=4)
+    assert main(["check", "--results", str(write_host_folder(tmp_path, "b", everything_slower)),
+                 "--baseline", str(baseline_path)]) == 1
+    out = capsys.readouterr().out
+    (floor,) = [line for line in out.splitlines() if "regression:" in line]
+    assert floor.split()[:4] == ["plain_ae", "keras2", "floor", "ms/step"]
+    assert "plain_ae's own ms/step (the baseline was recorded on this host" in out
+
+    elsewhere = write_host_folder(tmp_path, "c", everything_slower, host={**HOST, "hostname": "ci-2"}, keras="3.16.0")
+    assert main(["check", "--results", str(elsewhere), "--baseline", str(baseline_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not plain_ae's own ms/step (the baseline was recorded on ci-1 (Test CPU, 2 CPUs))" in out
+    assert "differs from the baseline: keras 3.15.1 in the baseline, 3.16.0 here" in out
+
+
+def test_folders_run_under_different_settings_are_not_pooled(tmp_path, capsys):
+    first = write_host_folder(tmp_path, "a", gate_records(BASE))
+    other = write_host_folder(tmp_path, "b", gate_records(BASE), epochs=3)
+    assert main(["check", "--results", str(first), str(other), "--update-baseline",
+                 "--baseline", str(tmp_path / "baseline.json")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot pool results run under different settings" in error
+    assert not (tmp_path / "baseline.json").exists()

@@ -2,4 +2,4 @@
 
 Each module has a docstring (its help text), ``add_arguments(parser)`` and ``run(args) -> int``.
 """
-VERBS = ("run", "list", "report", "check", "compare", "history")
+VERBS = ("run", "sweep", "list", "report", "check", "compare", "history")

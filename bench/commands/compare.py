@@ -77,7 +77,7 @@ def versions(results) -> list:
 
 def settings(results) -> list:
     return [("config", _text(env_value(results.env, "config", "name"))),
-            ("settings hash", _text(comparison.settings_hash(results)))]
+            ("settings hash", _text(results.folder.settings_hash(results.env)))]
 
 
 def host(results) -> list:

@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     series = comparison.in_time_order([ResultsFolder.existing(path).read() for path in args.folders])
-    hashes = [comparison.settings_hash(results) for results in series]
+    hashes = [results.folder.settings_hash(results.env) for results in series]
     for line in settings_warnings(series, hashes):
         print(line)
     history = comparison.floor_ratio_history(series)

@@ -3,14 +3,15 @@
 The config (--config: a TOML file, or the name of one in bench/configs) is checked before
 anything runs. Each run prints one line as it ends; at the end comes the results folder and a
 table of median ms/step per recipe x API with its ratio to plain_ae. Ctrl-C keeps every finished
-run; --resume FOLDER then runs only what is missing.
+run; --resume FOLDER then runs only what is missing. --executor ray spreads the runs over the nodes
+of a Ray cluster, one at a time on each.
 """
 import shlex
 import sys
 from pathlib import Path
 
 from bench import config as config_module
-from bench import runner
+from bench import executors, runner
 from bench.errors import UsageError
 from vae_impls.keras_api import APIS
 
@@ -30,6 +31,7 @@ def add_arguments(parser) -> None:
                         help="run what is missing from an interrupted benchmark's results folder")
     parser.add_argument("--results-dir", metavar="DIR", type=Path, default=Path("results"),
                         help="where the results folder is created (default: ./results)")
+    executors.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -40,10 +42,10 @@ def run(args) -> int:
         if args.recipes or args.apis or args.repeats is not None:
             raise UsageError("--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it")
         given = config_module.load(name) if name else None
-        return runner.resume(args.resume, given, command_line())
+        return runner.resume(args.resume, given, command_line(), executor=executors.from_arguments(args))
     config = config_module.with_overrides(config_module.load(name or DEFAULT_CONFIG),
                                           recipes=args.recipes, apis=args.apis, repeats=args.repeats)
-    return runner.start(config, args.results_dir, command_line())
+    return runner.start(config, args.results_dir, command_line(), executor=executors.from_arguments(args))
 
 
 def command_line() -> str:
