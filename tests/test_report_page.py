@@ -1,0 +1,265 @@
+"""report.html as a reader sees it: opened in headless Chromium, every image decodes, the page logs
+no error, and it opens with the summary, then the claims plot and the gap plot.
+
+Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``): no network,
+no port, and no Python package beyond the suite's own. CI installs Chromium (``.ci/run``); where it
+is missing the tests fail rather than skip, so a page nobody looked at never passes.
+"""
+import base64
+import binascii
+import fcntl
+import json
+import os
+import select
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.report import write_report
+from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+WIDTH, HEIGHT = 1400, 3000
+# Everything that would reach out to the network or ask a question at first start stays off.
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
+         "--disable-extensions", f"--window-size={WIDTH},{HEIGHT}")
+TIMEOUT_S = 60
+PNG_DATA = "data:image/png;base64,"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: empty, then its CRC
+
+SPEEDS = {("plain_ae", "keras2"): 40.0, ("kl_layer", "keras2"): 45.0, ("model_add_loss", "keras2"): 46.0,
+          ("notebook_globals", "keras2"): 64.4, ("vae_loss_layer", "keras2"): 63.0}
+# A whole 1x1 PNG, the smallest image the browser has to decode.
+DOT_PNG = (PNG_DATA + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9a"
+                      "wAAAABJRU5ErkJggg==")
+# Recipes whose first run leaves an artifacts file, so the latent-space pictures are on the page too.
+WITH_ARTIFACTS = ("kl_layer", "plain_ae")
+
+# Each <img> as the browser decoded it (decode() rejects an image it cannot decode in full), and the
+# page's top-level blocks in order.
+PAGE_STATE = """Promise.all([...document.images].map(async img => ({
+    alt: img.alt, src: img.src, decoded: await img.decode().then(() => true, () => false),
+    width: img.naturalWidth, height: img.naturalHeight})))
+  .then(images => JSON.stringify({images, blocks: [...document.body.children].map(node => ({
+    tag: node.tagName, text: node.textContent.slice(0, 80), src: node.querySelector('img')?.src ?? ''}))}))"""
+
+
+class Browser:
+    """One headless Chromium, spoken to in DevTools protocol messages (JSON, each ended by a NUL byte)."""
+
+    def __init__(self, profile: Path):
+        if not CHROMIUM.exists():
+            pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
+                        "(.ci/run does); the report page is checked in a real browser")
+        commands_read, self._commands = os.pipe()
+        self._answers, answers_write = os.pipe()
+        # Chromium reads the protocol on fd 3 and writes on fd 4; bash puts the pipes there (dash cannot
+        # redirect fds above 9). Moved above 9 first, neither end sits on 3 or 4 to be overwritten.
+        commands_read, answers_write = (_moved_above(fd, 9) for fd in (commands_read, answers_write))
+        redirect = f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write}'
+        self.process = subprocess.Popen(
+            ["/bin/bash", "-c", redirect, str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}",
+             "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(commands_read, answers_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        os.close(commands_read)
+        os.close(answers_write)
+        self._buffer, self._next_id, self.events = b"", 0, []
+        try:
+            self._attach()
+        except BaseException:
+            self.close()  # no browser outlives a test that could not use it
+            raise
+
+    def _attach(self) -> None:
+        targets = self.call("Target.getTargets")["targetInfos"]
+        (page,) = [target for target in targets if target["type"] == "page"]
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable", session=True)
+        # The window's own frame takes part of --window-size: the page gets exactly WIDTH x HEIGHT.
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH, height=HEIGHT,
+                  deviceScaleFactor=1, mobile=False)
+
+    def call(self, method: str, session=False, **params) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        answer = self._read_until(lambda reply: reply.get("id") == self._next_id, method)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def wait_for(self, event: str) -> None:
+        self._read_until(lambda reply: reply.get("method") == event, event)
+
+    def _read_until(self, wanted, what: str) -> dict:
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if "method" in reply:
+                    self.events.append(reply)
+                if wanted(reply):
+                    return reply
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._answers], [], [], left)[0]:
+                raise TimeoutError(f"Chromium did not answer {what} within {TIMEOUT_S} s")
+            chunk = os.read(self._answers, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"Chromium exited (status {self.process.poll()}) waiting for {what}")
+            self._buffer += chunk
+
+    def open(self, path: Path) -> dict:
+        """Load ``path`` and return its images and top-level blocks, once the load event has fired."""
+        self.events.clear()
+        self.call("Page.navigate", session=True, url=path.resolve().as_uri())
+        self.wait_for("Page.loadEventFired")
+        state = self.call("Runtime.evaluate", session=True, expression=PAGE_STATE, awaitPromise=True,
+                          returnByValue=True)
+        return json.loads(state["result"]["value"])
+
+    def screenshot(self, path: Path) -> Path:
+        shot = self.call("Page.captureScreenshot", session=True, format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def errors(self) -> list:
+        """What the page logged as an error since it was opened: console errors, uncaught exceptions,
+        and the browser's own error entries (a resource that failed to load, a refused request)."""
+        found = []
+        for event in self.events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+                words = (str(arg.get("value", arg.get("description"))) for arg in params["args"])
+                found.append(f"console.{params['type']}: {' '.join(words)}")
+            elif method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                found.append("exception: " + details.get("exception", {}).get("description", details["text"]))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"{params['entry']['source']}: {params['entry']['text']}")
+        return found
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (RuntimeError, TimeoutError, OSError):
+            pass  # it may exit before it answers, or have exited already
+        try:
+            self.process.wait(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._commands)
+        os.close(self._answers)
+
+
+def _moved_above(fd: int, lowest: int) -> int:
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest + 1)
+    os.close(fd)
+    return moved
+
+
+def page_problems(browser: Browser, page: dict) -> list:
+    """Every image that is not a whole embedded PNG the browser decoded, and every error the page
+    logged. A PNG cut short still shows its top rows and reports its full size: only its bytes tell."""
+    images = page["images"]
+    problems = [f"image {image['alt']!r} is not embedded: src {image['src'][:60]!r}"
+                for image in images if not image["src"].startswith(PNG_DATA)]
+    problems += [f"image {image['alt']!r} is not a whole PNG" for image in images
+                 if image["src"].startswith(PNG_DATA) and not _whole_png(image["src"][len(PNG_DATA):])]
+    problems += [f"image {image['alt']!r} did not decode ({image['width']}x{image['height']} px)"
+                 for image in images if not (image["decoded"] and image["width"] and image["height"])]
+    return problems + browser.errors()
+
+
+def _whole_png(payload: str) -> bool:
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        return False
+    return data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END)
+
+
+def png_size(path: Path) -> tuple:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])  # IHDR: width, height
+
+
+def _artifact(path: Path, rng) -> str:
+    """The arrays a z_dim = 2 run saves, as random numbers: enough for the latent-space pictures."""
+    path.parent.mkdir(exist_ok=True)
+    np.savez(path, latent_mu=rng.normal(size=(200, 2)), latent_labels=rng.integers(0, 10, 200),
+             originals=rng.random((8, 28, 28)), reconstructions=rng.random((8, 28, 28)),
+             grid_images=rng.random((25, 28, 28)), grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def report_folder(tmp_path_factory) -> Path:
+    """A results folder of synthetic runs (3 rounds of each pair, artifacts from round 1) and its report."""
+    rng = np.random.default_rng(0)
+    settings = matrix_config(list(SPEEDS), 3, "page")
+    folder, planned = new_folder(tmp_path_factory.mktemp("results"), "page", {"config": settings.to_dict()},
+                                 settings)
+    for (recipe, api), ms in SPEEDS.items():
+        for repeat in (1, 2, 3):
+            run = planned_run(planned, recipe, api, repeat)
+            picture = (_artifact(folder.artifact_path(run.run_id), rng)
+                       if recipe in WITH_ARTIFACTS and repeat == 1 else None)
+            result = ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture)
+            append_result(folder, run, result)
+    write_report(folder.path)
+    return folder.path
+
+
+@pytest.fixture
+def browser(tmp_path):
+    opened = Browser(tmp_path / "profile")
+    yield opened
+    opened.close()
+
+
+def _embedded(path: Path) -> str:
+    return PNG_DATA + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def test_report_page_shows_every_image_and_logs_no_error(report_folder, browser, tmp_path):
+    page = browser.open(report_folder / "report.html")
+    screenshot = browser.screenshot(tmp_path / "report.png")
+    print(f"screenshot: {screenshot}")
+    assert page_problems(browser, page) == []
+    # every plot and picture the report wrote is on the page: 5 plots, 3 latent-space pictures
+    assert len(page["images"]) == 8
+    tags = [block["tag"] for block in page["blocks"]]
+    assert tags[:5] == ["H1", "H2", "UL", "FIGURE", "FIGURE"] and page["blocks"][1]["text"] == "Summary"
+    assert [block["src"] for block in page["blocks"][3:5]] == [_embedded(report_folder / name)
+                                                                for name in ("claims.png", "gap.png")]
+    assert png_size(screenshot) == (WIDTH, HEIGHT)
+
+
+def test_a_cut_image_a_missing_one_and_a_console_error_are_each_found(browser, tmp_path):
+    page_path = tmp_path / "broken.html"
+    cut = DOT_PNG[:len(PNG_DATA) + 40]  # its first 30 bytes: the signature and part of its size chunk
+    page_path.write_text(f'<!DOCTYPE html><html><body><img alt="whole" src="{DOT_PNG}">'
+                         f'<img alt="cut" src="{cut}"><img alt="empty" src="{PNG_DATA}">'
+                         '<img alt="file" src="no-such-file.png"><script>console.error("drawn badly")</script>'
+                         '</body></html>')
+    problems = page_problems(browser, browser.open(page_path))
+    assert not [problem for problem in problems if "'whole'" in problem]
+    assert "image 'cut' is not a whole PNG" in problems
+    assert "image 'empty' did not decode (0x0 px)" in problems
+    assert any(problem.startswith("image 'file' is not embedded: src 'file://") for problem in problems)
+    assert "image 'file' did not decode (0x0 px)" in problems
+    assert "console.error: drawn badly" in problems
+    assert any(problem.startswith("network: Failed to load resource") for problem in problems), problems
