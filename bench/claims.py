@@ -87,16 +87,19 @@ def references(recipe: str, api: str) -> tuple:
     return tuple(dict.fromkeys(found))
 
 
+def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
+    """(api, ratio of ``recipe`` to ``other``) on every API where both have numbers."""
+    paired = stats.process_ratios(blocks if blocks is not None else pd.DataFrame())
+    for api in APIS:
+        ratio = stats.ratio_between(runs, paired, recipe, api, other, api)
+        if ratio is not None:
+            yield api, ratio
+
+
 def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Each reading against the variant it differs from in one choice, on every API where both ran."""
-    paired = stats.process_ratios(blocks if blocks is not None else pd.DataFrame())
-    rows = []
-    for reading in READINGS:
-        for api in APIS:
-            ratio = stats.ratio_between(runs, paired, reading.recipe, api, reading.undone, api)
-            if ratio is not None:
-                rows.append({"recipe": reading.recipe, "api": api, "undone": reading.undone,
-                             "choice": reading.choice, **ratio})
+    rows = [{"recipe": reading.recipe, "api": api, "undone": reading.undone, "choice": reading.choice, **ratio}
+            for reading in READINGS for api, ratio in _ratio_on_each_api(runs, blocks, reading.recipe, reading.undone)]
     return pd.DataFrame(rows, columns=["recipe", "api", "undone", "choice", "ratio", "ci_low", "ci_high",
                                        "half_width", "method", "n", "p_value"])
 
@@ -112,16 +115,10 @@ def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: flo
 
 
 def claim_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
-    """Each claim on every API where both of its recipes have ok runs."""
-    paired = stats.process_ratios(blocks if blocks is not None else pd.DataFrame())
-    rows = []
-    for claim in CLAIMS:
-        for api in APIS:
-            ratio = stats.ratio_between(runs, paired, claim.recipe, api, claim.baseline, api)
-            if ratio is None:
-                continue
-            sample, reference = stats.ms_per_step(runs, claim.recipe, api), stats.ms_per_step(runs, claim.baseline, api)
-            rows.append({"claim": claim, "api": api, "recipe_ms": sample.median(), "baseline_ms": reference.median(),
-                         **ratio, "verdict": verdict(ratio["ci_low"], ratio["ci_high"], claim.low, claim.high)})
+    """Each claim on every API where both of its recipes have numbers."""
+    rows = [{"claim": claim, "api": api, "recipe_ms": stats.ms_per_step(runs, claim.recipe, api).median(),
+             "baseline_ms": stats.ms_per_step(runs, claim.baseline, api).median(), **ratio,
+             "verdict": verdict(ratio["ci_low"], ratio["ci_high"], claim.low, claim.high)}
+            for claim in CLAIMS for api, ratio in _ratio_on_each_api(runs, blocks, claim.recipe, claim.baseline)]
     return pd.DataFrame(rows, columns=["claim", "api", "recipe_ms", "baseline_ms", "ratio", "ci_low", "ci_high",
                                        "half_width", "method", "n", "p_value", "verdict"])

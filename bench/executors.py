@@ -91,7 +91,8 @@ def run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path, worker_env: d
     if worker.returncode < 0:
         return outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"))
     last = environment.last_line(log_path.read_text(encoding="utf-8", errors="replace"))
-    return outcome(RunResult(FAILED, f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")))
+    why = f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")
+    return outcome(RunResult(FAILED, why))
 
 
 def _kill(worker: subprocess.Popen) -> None:
@@ -161,7 +162,8 @@ class RayExecutor:
             self.ray.init(address=address, runtime_env=_runtime_env(), logging_level=logging.WARNING,
                           log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UsageError(f"cannot connect to the Ray cluster at {address}: {_first_line(error)}") from None
+            why = _first_line(error)
+            raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
         if not self._slots():
             self.ray.shutdown()
             raise UsageError(f"no node of the Ray cluster at {address} offers a {SLOT}: start each node with "
@@ -204,7 +206,8 @@ class RayExecutor:
         if pictures is None:
             return outcome
         _write_whole(Path(spec.artifacts_path), pictures)
-        return dataclasses.replace(outcome, result=dataclasses.replace(outcome.result, artifacts=spec.artifacts_path))
+        result = dataclasses.replace(outcome.result, artifacts=spec.artifacts_path)
+        return dataclasses.replace(outcome, result=result)
 
     def _stop(self, references: list) -> None:
         """Cancel runs still on the nodes (their workers are killed) and wait until they have stopped."""

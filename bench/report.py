@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench import claims, coverage, injection, plots, profiling, recipes, render, stats, sweep
 from bench.errors import UsageError
-from bench.formatting import MISSING, number, p_text, percent, ratio_text, with_ci
+from bench.formatting import MISSING, number, percent, ratio_text, with_ci
 from bench.results import Results, ResultsFolder, env_value
 from vae_impls import registry
 from vae_impls.keras_api import floor_api
@@ -231,7 +231,8 @@ def _posts_numbers(row) -> str:
 def _conditions(env: dict) -> str:
     training, device = _config(env).get("training", {}), _config(env).get("device", {})
     steps = training.get("steps_per_epoch") or "full"
-    return (f"batch {training.get('batch_size', '?')}, {steps} steps per epoch, XLA {device.get('xla', '?')}, "
+    return (f"config {_config(env).get('name', '?')}: batch {training.get('batch_size', '?')}, {steps} steps per "
+            f"epoch, XLA {device.get('xla', '?')}, "
             f"on {_lookup(env, 'cpu', 'model')} ({'GPU: ' + _lookup(env, 'gpu') if env.get('gpu') else 'no GPU'})")
 
 

@@ -222,9 +222,9 @@ def _key(run: PlannedRun) -> dict:
 class Results:
     """One read of a results folder: runs and epochs as frames, env.json, and the plan."""
     folder: "ResultsFolder"
-    runs: "pandas.DataFrame"
-    epochs: "pandas.DataFrame"
-    blocks: "pandas.DataFrame"      # the paired measurement's steps; empty for older folders
+    runs: object                    # pandas.DataFrame of RUN_COLUMNS
+    epochs: object                  # ... of EPOCH_COLUMNS
+    blocks: object                  # ... of BLOCK_COLUMNS: the paired measurement, empty for older folders
     env: dict
     planned: list | None            # PlannedRun of plan.json; None for a folder without one
 

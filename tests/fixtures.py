@@ -140,3 +140,14 @@ def epochs_falling_to(final_loss: float, ms_per_step: float, rng, with_kl=True, 
 def ok_result(recipe: str, final_loss: float, ms_per_step: float, rng, **values) -> RunResult:
     epochs = epochs_falling_to(final_loss, ms_per_step, rng, with_kl=recipes.includes_kl(recipe))
     return RunResult(OK, "", epochs, trace_count=2, graph_ops=500, dataset="synthetic", **values)
+
+
+def write_artifact(path: Path, rng, samples: int = 300) -> str:
+    """The arrays a z_dim = 2 run saves, as random numbers: enough for the latent-space pictures."""
+    import numpy as np
+
+    path.parent.mkdir(exist_ok=True)
+    np.savez(path, latent_mu=rng.normal(size=(samples, 2)), latent_labels=rng.integers(0, 10, samples),
+             originals=rng.random((8, 28, 28)), reconstructions=rng.random((8, 28, 28)),
+             grid_images=rng.random((25, 28, 28)), grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]))
+    return str(path)

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from bench import config, environment, report, runner
 from bench.__main__ import main
 from bench.errors import UsageError
-from bench.results import RUN_COLUMNS, ResultsFolder, RunResult
+from bench.results import RUN_COLUMNS, ResultsFolder
 from tests.fixtures import (ROOT, append_result, bench_command, bench_environment, new_folder, ok_result,
-                            only_folder, planned_run, run_bench, tiny_config)
+                            only_folder, run_bench, tiny_config)
 
 
 def refused(capsys, *args, fragment=""):

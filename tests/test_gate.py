@@ -1,9 +1,7 @@
 """The gate's decisions on synthetic records with known answers."""
 import json
-import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bench import gate, results
@@ -108,7 +106,8 @@ def write_folder(results_dir, name, records):
 
 
 def test_check_pools_several_folders_into_one_baseline_and_judges_a_new_run(tmp_path, capsys):
-    first, second = (write_folder(tmp_path, name, gate_records(BASE, seed=seed)) for name, seed in (("a", 1), ("b", 2)))
+    first, second = (write_folder(tmp_path, name, gate_records(BASE, seed=seed))
+                     for name, seed in (("a", 1), ("b", 2)))
     baseline_path = tmp_path / "baseline.json"
     assert main(["check", "--results", str(first), str(second), "--update-baseline",
                  "--baseline", str(baseline_path)]) == 0

@@ -11,7 +11,7 @@ from bench.errors import UsageError
 from bench import report
 from bench.report import write_report
 from bench.results import RunResult
-from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run
+from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run, write_artifact
 
 # ms/step of each recipe x API: notebook_globals is 1.4x model_add_loss, as post VII claims
 SPEEDS = {("plain_ae", "keras2"): 40.0, ("kl_layer", "keras2"): 45.0, ("tensor_transfer", "keras2"): 48.0,
@@ -26,14 +26,6 @@ ENV = {"python": "3.11.9", "tensorflow": "2.21.0", "cpu": {"model": "Test CPU"},
        "command": "python -m bench run --config synthetic"}
 
 
-def _write_artifact(path: Path, rng) -> str:
-    path.parent.mkdir(exist_ok=True)
-    np.savez(path, latent_mu=rng.normal(size=(300, 2)), latent_labels=rng.integers(0, 10, 300),
-             originals=rng.random((8, 28, 28)), reconstructions=rng.random((8, 28, 28)),
-             grid_images=rng.random((25, 28, 28)), grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]))
-    return str(path)
-
-
 def write_results_folder(results_dir: Path, name="synthetic", speeds: dict = SPEEDS, problems=(), repeats: int = 3,
                          artifacts=("kl_layer", "plain_ae"), env: dict = ENV) -> Path:
     """A results folder as the runner writes it, from synthetic numbers (seeded), with a plan of every
@@ -45,7 +37,7 @@ def write_results_folder(results_dir: Path, name="synthetic", speeds: dict = SPE
     for (recipe, api), ms in speeds.items():
         for repeat in range(1, repeats + 1):
             run = planned_run(planned, recipe, api, repeat)
-            picture = (_write_artifact(folder.artifact_path(run.run_id), rng)
+            picture = (write_artifact(folder.artifact_path(run.run_id), rng)
                        if recipe in artifacts and repeat == 1 else None)
             append_result(folder, run, ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture))
     for recipe, api, status, error in problems:

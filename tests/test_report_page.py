@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from bench.report import write_report
-from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run
+from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run, write_artifact
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1400, 3000
@@ -196,15 +196,6 @@ def png_size(path: Path) -> tuple:
     return struct.unpack(">II", data[16:24])  # IHDR: width, height
 
 
-def _artifact(path: Path, rng) -> str:
-    """The arrays a z_dim = 2 run saves, as random numbers: enough for the latent-space pictures."""
-    path.parent.mkdir(exist_ok=True)
-    np.savez(path, latent_mu=rng.normal(size=(200, 2)), latent_labels=rng.integers(0, 10, 200),
-             originals=rng.random((8, 28, 28)), reconstructions=rng.random((8, 28, 28)),
-             grid_images=rng.random((25, 28, 28)), grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def report_folder(tmp_path_factory) -> Path:
     """A results folder of synthetic runs (3 rounds of each pair, artifacts from round 1) and its report."""
@@ -215,7 +206,7 @@ def report_folder(tmp_path_factory) -> Path:
     for (recipe, api), ms in SPEEDS.items():
         for repeat in (1, 2, 3):
             run = planned_run(planned, recipe, api, repeat)
-            picture = (_artifact(folder.artifact_path(run.run_id), rng)
+            picture = (write_artifact(folder.artifact_path(run.run_id), rng)
                        if recipe in WITH_ARTIFACTS and repeat == 1 else None)
             result = ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture)
             append_result(folder, run, result)

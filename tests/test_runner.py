@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import pytest
 
 from bench import config, plan, runner
 from bench.__main__ import main
-from bench.results import BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord, RunResult, epoch_rows
+from bench.results import (BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord,
+                           RunResult, epoch_rows)
 from bench.worker import summarize_exception
 from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
 

@@ -6,9 +6,8 @@ import pytest
 
 from bench import config, plan, report, sweep
 from bench.__main__ import main
-from bench.errors import UsageError
 from bench.plan import PlannedRun
-from bench.results import ResultsFolder, RunResult
+from bench.results import ResultsFolder
 from tests.fixtures import append_result, new_folder, ok_result, only_folder, run_bench, tiny_config
 
 AXES = [("training.batch_size", ("16", "32")), ("device.xla", ("off", "autojit"))]

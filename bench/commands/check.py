@@ -83,7 +83,8 @@ def _check_node_versions(reads: list) -> None:
         for hostname, versions in nodes:
             hosts_by_version.setdefault(versions.get(package), []).append(hostname)
         if len(hosts_by_version) > 1:
-            listed = "; ".join(f"{version} on {', '.join(hosts)}" for version, hosts in hosts_by_version.items())
+            listed = "; ".join(f"{version} on {', '.join(hosts)}"
+                               for version, hosts in hosts_by_version.items())
             raise UsageError(f"cannot pool runs from nodes with different {package} versions ({listed})")
 
 
