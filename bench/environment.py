@@ -30,8 +30,7 @@ def machine_facts(config, command: str) -> dict:
     """env.json without the TensorFlow facts: no TensorFlow import needed."""
     host = host_facts()
     # "cpu" predates "host"; the report and the gate's baselines read it, so it stays.
-    return {"python": platform.python_version(), "tensorflow": _version("tensorflow"),
-            "keras": _version("keras"), "tf_keras": _version("tf_keras"), "numpy": _version("numpy"),
+    return {**package_versions(),
             "cpu": {"model": host["cpu_model"], "cores": host["logical_cpus"]}, "host": host, "gpu": None,
             "git": _git_state(), "config": config.to_dict(), "command": command}
 
@@ -55,6 +54,16 @@ def host_id(env: dict) -> str:
     if not isinstance(host, dict) or not host.get("hostname"):
         return ""
     return f"{host['hostname']} ({host.get('cpu_model') or 'unknown CPU'}, {host.get('logical_cpus')} CPUs)"
+
+
+# The packages whose versions a results folder records (env.json, each Ray node's) and a baseline
+# compares with a run's.
+VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy")
+
+
+def package_versions() -> dict:
+    """Python's and ``VERSIONED``'s versions, from installed metadata: no TensorFlow import."""
+    return {"python": platform.python_version(), **{package: _version(package) for package in VERSIONED}}
 
 
 def _version(package: str):

@@ -14,9 +14,9 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,11 +34,11 @@ CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
 SLOT = "kl_bench_slot"  # the custom resource each node offers once: one timed run per machine
 NODE_NAME_ENV = "KLBENCH_NODE_NAME"  # names a node instead of its hostname: two test nodes share one machine
 NODE_LOSS_RETRIES = 1  # Ray's max_retries: a run lost with its node is tried once more elsewhere
-VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy")  # the packages env.json's "nodes" records
 NOT_SHIPPED = [".venv", ".git", "results", ".benchmarks", ".hypothesis", ".pytest_cache", "__pycache__",
                "*.egg-info"]  # kept off the nodes: the code is all they need
 WAIT_SECONDS = 1.0  # how often the manager looks up from waiting: signals, nodes that joined
 CANCEL_SECONDS = 30  # how long an interrupted benchmark waits for its runs on the nodes to stop
+CONNECT_SECONDS = 5  # how long the head's address may take to answer at all
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def node_facts() -> dict:
     host = environment.host_facts()
     name = os.environ.get(NODE_NAME_ENV)
     return {"host": {**host, "hostname": name} if name else host,
-            "versions": {"python": platform.python_version(),
-                         **{package: environment._version(package) for package in VERSIONED}}}
+            "versions": environment.package_versions()}
 
 
 def run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path, worker_env: dict) -> Outcome:
@@ -156,6 +155,8 @@ class RayExecutor:
 
     def __init__(self, address: str):
         self.ray = _import_ray()
+        if address != "auto":
+            _check_listening(address)
         # NOT_SHIPPED names Ray's default exclusions too; with Ray's own off, it warns of none of them.
         os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "")
         try:
@@ -226,6 +227,16 @@ def _import_ray():
     except ImportError:
         raise UsageError(f"--executor ray needs Ray: {CLUSTER_EXTRA}") from None
     return ray
+
+
+def _check_listening(address: str) -> None:
+    """Ray retries an address where nothing listens for minutes: a quick look first."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        why = error.strerror or error
+        raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
 
 
 def _runtime_env() -> dict:

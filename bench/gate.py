@@ -24,7 +24,7 @@ DEFAULT_TOLERANCE = 0.15
 DEFAULT_FLOOR_TOLERANCE = 0.25
 RATIO_CHECK, FLOOR_CHECK = "ratio to floor", "floor ms/step"
 # What a baseline records of the run it came from, and names when the judged run differs.
-VERSIONS = ("python", "tensorflow", "keras", "tf_keras", "numpy")
+VERSIONS = ("python", *environment.VERSIONED)
 # Final losses may move by this much relative to the baseline's band before the gate objects.
 LOSS_BAND_TOLERANCE = 0.05
 BASELINE_VERSION = 1

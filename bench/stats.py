@@ -144,17 +144,21 @@ OUTLIER_MAD_FLOOR = 0.005  # in log units: below ~0.5% spread, "5 MADs" would fl
 
 
 def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
-    """Per run and reference: the run's median step time over the reference's, both from that run's
-    blocks (one process, alternating blocks)."""
+    """Per run and reference: the median over the run's blocks of the block's ratio, the run's
+    median step time in the block over the reference's. A block's models ran back to back, so a
+    burst of other work that spans a few blocks touches both sides of those blocks' ratios and
+    the median over blocks sets them aside."""
     columns = ["run_id", "recipe", "api", "repeat", "compared_with", "compared_api", "ratio"]
     if blocks.empty:
         return pd.DataFrame(columns=columns)
-    medians = blocks.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"],
+    medians = blocks.groupby(["run_id", "recipe", "api", "repeat", "block", "model", "model_api"],
                              as_index=False).seconds.median()
     own = (medians.model == medians.recipe) & (medians.model_api == medians.api)
-    merged = medians[~own].merge(medians.loc[own, ["run_id", "seconds"]], on="run_id", suffixes=("", "_own"))
+    merged = medians[~own].merge(medians.loc[own, ["run_id", "block", "seconds"]], on=["run_id", "block"],
+                                 suffixes=("", "_own"))
     merged["ratio"] = merged.seconds_own / merged.seconds
-    return merged.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
+    per_run = merged.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False).ratio.median()
+    return per_run.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
 
 
 def log_t_interval(ratios) -> dict:

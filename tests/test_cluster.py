@@ -41,6 +41,7 @@ def test_ray_without_ray_installed_names_the_extra(tmp_path, capsys, monkeypatch
     (["--address", "auto"], "--executor ray"),
     (["--executor", "ray", "--address", "head-without-port"], "HOST:PORT"),
     (["--executor", "ray", "--address", "head:99999"], "HOST:PORT"),
+    (["--executor", "ray", "--address", "127.0.0.1:1"], "cannot connect to the Ray cluster at 127.0.0.1:1"),
 ])
 def test_bad_executor_options_are_refused_in_one_line(tmp_path, capsys, argv, named):
     results = tmp_path / "results"
@@ -90,42 +91,49 @@ def records_so_far(results) -> list:
     return ResultsFolder(folders[0].parent).run_records() if folders else []
 
 
+def ran_on(node_name: str, runs: list) -> list:
+    return [run for run in runs if run.host.startswith(f"{node_name} ")]
+
+
+def assert_one_timed_run_at_a_time_per_host(runs: list) -> None:
+    for host in {run.host for run in runs}:
+        on_host = sorted((run for run in runs if run.host == host), key=lambda run: run.started_at)
+        overlapping = [(before.run_id, after.run_id) for before, after in zip(on_host, on_host[1:])
+                       if before.ended_at > after.started_at]
+        assert not overlapping, f"{host} ran two timed runs at once: {overlapping}"
+
+
 @pytest.mark.slow
 def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, two_node_cluster):
     cluster, node_b = two_node_cluster
     results = tmp_path / "results"
-    config = tiny_config(tmp_path, ["fake_ok"], repeats=3, apis=("keras2", "keras3"))
-    command = bench_command("--config", config, "--results-dir", results, "--executor", "ray",
-                            "--address", cluster.address)
-    benchmark = subprocess.Popen(command, cwd=ROOT, env=bench_environment(), stdout=subprocess.PIPE,
+    config = tiny_config(tmp_path, ["fake_ok"], repeats=3, apis=("keras2", "keras3"), artifacts=True)
+    on_the_cluster = ("--executor", "ray", "--address", cluster.address)
+    benchmark = subprocess.Popen(bench_command("--config", config, "--results-dir", results, *on_the_cluster),
+                                 cwd=ROOT, env=bench_environment(), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
     # Once node-b has finished a run it is given the next one at once: remove it during that one.
     deadline = time.monotonic() + 100
-    while not any(run.host.startswith("node-b ") for run in records_so_far(results)):
+    while not ran_on("node-b", records_so_far(results)):
         assert benchmark.poll() is None and time.monotonic() < deadline, "node-b never finished a run"
         time.sleep(0.2)
-    finished_on_b = sum(run.host.startswith("node-b ") for run in records_so_far(results))
+    finished_on_b = len(ran_on("node-b", records_so_far(results)))
     cluster.remove_node(node_b, allow_graceful=False)
     out, err = benchmark.communicate(timeout=120)
     assert benchmark.returncode == 0, err
-
     (folder,) = results.iterdir()
-    resumed = run_bench("--resume", folder, "--executor", "ray", "--address", cluster.address, timeout=120)
+    resumed = run_bench("--resume", folder, *on_the_cluster, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    runs = ResultsFolder(folder).run_records()
-    planned = ResultsFolder(folder).planned_runs()
+
+    runs, planned = ResultsFolder(folder).run_records(), ResultsFolder(folder).planned_runs()
     assert sorted(run.run_id for run in runs) == sorted(run.run_id for run in planned)  # each exactly once
     assert {run.status for run in runs} == {OK}, "a run lost with node-b is retried, or rerun by --resume"
-    assert {run.host.split()[0] for run in runs} == {"node-a", "node-b"}
-    assert sum(run.host.startswith("node-b ") for run in runs) == finished_on_b  # its last one ran elsewhere
-    for host in {run.host for run in runs}:
-        on_host = sorted((run for run in runs if run.host == host), key=lambda run: run.started_at)
-        assert all(before.ended_at <= after.started_at for before, after in zip(on_host, on_host[1:])), \
-            f"{host} ran two timed runs at once"
+    assert len(ran_on("node-a", runs)) + finished_on_b == len(runs)  # node-b's last run ended on node-a
+    assert_one_timed_run_at_a_time_per_host(runs)
+    assert all((folder / run.artifacts).is_file() for run in runs if run.repeat == 1)  # sent from the nodes
+    assert " on node-a " in out and " on node-b " in out
     nodes = ResultsFolder(folder).read_env()["nodes"]
     assert {run.host for run in runs} == set(nodes)
     assert len({str(node["versions"]) for node in nodes.values()}) == 1
-    assert " on node-a " in out and " on node-b " in out
     baseline = tmp_path / "baseline.json"  # check pools the runs of both nodes: their versions agree
     assert main(["check", "--results", str(folder), "--update-baseline", "--baseline", str(baseline)]) == 0
-

@@ -9,7 +9,7 @@ setting. Every variant's config is checked before anything runs. --resume finish
 from pathlib import Path
 
 from bench import config as config_module
-from bench import runner, sweep
+from bench import executors, runner, sweep
 from bench.commands.run import DEFAULT_CONFIG, command_line
 from vae_impls.keras_api import APIS
 
@@ -26,6 +26,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, metavar="N", help="rounds of every variant x recipe x API")
     parser.add_argument("--results-dir", metavar="DIR", type=Path, default=Path("results"),
                         help="where the results folder is created (default: ./results)")
+    executors.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -34,4 +35,5 @@ def run(args) -> int:
     variants = sweep.variants([sweep.parse_axis(text) for text in args.vary])
     for variant in variants:
         sweep.config_of(base, variant)  # every variant's settings are checked before anything runs
-    return runner.start(base, args.results_dir, command_line(), variants=variants)
+    return runner.start(base, args.results_dir, command_line(), variants=variants,
+                        executor=executors.from_arguments(args))
