@@ -75,14 +75,24 @@ def variants_of(results: Results) -> list:
     return list(dict.fromkeys([*(run.variant for run in planned), *results.runs.variant])) or [sweep.BASE]
 
 
-def variant_slice(results: Results, variant: str) -> Results:
-    """The runs of one variant of a sweep, as if they were a folder of their own."""
-    runs = results.runs[results.runs.variant == variant]
+def hosts_of(results: Results) -> list:
+    """The hosts the runs ran on (a cluster benchmark has several), first seen first."""
+    return list(dict.fromkeys(results.runs.host)) or [""]
+
+
+def variant_slice(results: Results, variant: str, host: str = None) -> Results:
+    """The runs of one variant of a sweep (and of one host of a cluster), as if they were a folder
+    of their own: different settings or hardware are never pooled into one CI. A host's slice
+    has no plan: the plan does not say which host a run was due on."""
+    keep_rows = results.runs.variant == variant
+    if host is not None:
+        keep_rows &= results.runs.host == host
+    runs = results.runs[keep_rows]
     keep = set(runs.run_id)
+    planned = None if results.planned is None or host is not None else [
+        run for run in results.planned if run.variant == variant]
     return dataclasses.replace(results, runs=runs, epochs=results.epochs[results.epochs.run_id.isin(keep)],
-                               blocks=results.blocks[results.blocks.run_id.isin(keep)],
-                               planned=None if results.planned is None else
-                               [run for run in results.planned if run.variant == variant])
+                               blocks=results.blocks[results.blocks.run_id.isin(keep)], planned=planned)
 
 
 def compute_tables(results: Results) -> Tables:
@@ -408,6 +418,26 @@ def _sweep_notice(variants: list) -> list:
                   f"show the first variant, {variants[0]}.")]
 
 
+def _hosts_notice(hosts: list) -> list:
+    if len(hosts) == 1:
+        return []
+    return [("p", f"Runs on {len(hosts)} hosts ({'; '.join(hosts)}): hardware is never pooled into one CI. The "
+                  f"sections after 'Hosts' show the first host, {hosts[0]}.")]
+
+
+def host_blocks(per_host: dict) -> list:
+    """Each host's ratios to the floor, side by side: a cluster's machines measured apart."""
+    if not per_host:
+        return []
+    ratios = pd.concat([tables.ratios.assign(host=host) for host, tables in per_host.items()])
+    pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
+    table = pd.DataFrame([{"recipe": recipe, "API": api, **{
+        row.host: ratio_text(row) for row in ratios[(ratios.recipe == recipe) & (ratios.api == api)].itertuples()}}
+        for recipe, api in pairs])
+    return [("h2", "Hosts"), ("p", "Step time ratio to the floor on each host [95% CI]."),
+            ("table", table) if len(table) else ("p", "No ratio to the floor on any host.")]
+
+
 def _gap_sentence(recipe: str, api: str, rows: dict) -> str:
     """Whether a recipe's gap to the floor (CI above 1) holds at every variant of a sweep."""
     at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in rows.items())
@@ -514,15 +544,19 @@ def reproduce_command(results: Results) -> str:
 
 
 def report_blocks(results: Results) -> list:
-    variants = variants_of(results)
-    per_variant = {variant: compute_tables(variant_slice(results, variant)) for variant in variants}
-    tables = per_variant[variants[0]]
-    results.folder.write_ratios(pd.concat([variant_tables.all_ratios().assign(variant=variant)
-                                           for variant, variant_tables in per_variant.items()], ignore_index=True))
-    main = variant_slice(results, variants[0])
+    variants, hosts = variants_of(results), hosts_of(results)
+    host = hosts[0] if len(hosts) > 1 else None
+    per_variant = {variant: compute_tables(variant_slice(results, variant, host)) for variant in variants}
+    per_host = {name: compute_tables(variant_slice(results, variants[0], name)) for name in hosts} if host else {}
+    results.folder.write_ratios(pd.concat(
+        [tables.all_ratios().assign(variant=variant, host=host or "") for variant, tables in per_variant.items()]
+        + [tables.all_ratios().assign(variant=variants[0], host=name) for name, tables in per_host.items()
+           if name != host], ignore_index=True))
+    tables, main = per_variant[variants[0]], variant_slice(results, variants[0], host)
     return [("h1", f"kl-bench report: {results.folder.name}"),
-            *_sweep_notice(variants), *summary_blocks(main, tables), *headline_blocks(main, tables),
-            *sweep_blocks(results, per_variant), *table_blocks(main, tables), *plot_blocks(main, tables),
+            *_sweep_notice(variants), *_hosts_notice(hosts), *summary_blocks(main, tables),
+            *headline_blocks(main, tables), *sweep_blocks(results, per_variant), *host_blocks(per_host),
+            *table_blocks(main, tables), *plot_blocks(main, tables),
             *environment_blocks(results.env),
             ("h2", "Reproduce"), ("pre", reproduce_command(results))]
 

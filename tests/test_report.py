@@ -1,4 +1,5 @@
 """bench.report and ``python -m bench report`` on results folders built from synthetic numbers."""
+import dataclasses
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from bench.__main__ import main
 from bench.errors import UsageError
 from bench import report
 from bench.report import write_report
-from bench.results import RunResult
+from bench.results import RunRecord, RunResult, epoch_rows
 from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run, write_artifact
 
 # ms/step of each recipe x API: notebook_globals is 1.4x model_add_loss, as post VII claims
@@ -118,3 +119,22 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
                         "so 3 runs would have to become about 75, about 0.4 h of runs for this matrix.")
     assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.02, 0.01])).endswith(
         "against the ±2% target: within target.")
+
+
+def test_runs_of_two_hosts_are_reported_apart_never_pooled(tmp_path):
+    rng = np.random.default_rng(1)
+    base = matrix_config([("plain_ae", "keras2"), ("kl_layer", "keras2")], 2, "cluster")
+    folder, planned = new_folder(tmp_path, "cluster", ENV, base)
+    for host, kl_ms in (("node-a", 45.0), ("node-b", 60.0)):  # the same recipe, 1.1x and 1.5x the floor
+        for recipe, ms in (("plain_ae", 40.0), ("kl_layer", kl_ms)):
+            for repeat in (1, 2):
+                run = planned_run(planned, recipe, "keras2", repeat)
+                run = dataclasses.replace(run, run_id=f"{run.run_id}-{host}")
+                record = RunRecord.of(run, ok_result(recipe, 0.6, ms, rng), "abc", 30.0, host=host)
+                folder.append(record, epoch_rows(run, ok_result(recipe, 0.6, ms, rng)))
+    markdown = write_report(folder.path)[0].read_text()
+    hosts = section(markdown, "Hosts")
+    (kl_row,) = [line for line in hosts.splitlines() if line.startswith("| kl_layer")]
+    assert "1.12x" in kl_row and "1.50x" in kl_row
+    ratios = pd.read_csv(folder.path / "ratios.csv")
+    assert set(ratios.host) == {"node-a", "node-b"}
