@@ -147,16 +147,18 @@ def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
     widest = _widest_ratio(ratios)
     if widest is None:
         return "No ratio has a CI (it takes 2 or more ok runs)."
-    typical = ratios.half_width.median()
+    typical = ratios.dropna(subset=["half_width"]).sort_values("half_width").iloc[len(ratios.dropna(
+        subset=["half_width"])) // 2]
     head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.compared_with}, "
-            f"{widest.api}), {percent(typical)} at the median, against the ±{100 * stats.PRECISION_TARGET:g}% target")
-    if widest.half_width <= stats.PRECISION_TARGET:
-        return head + ": within target."
-    needed = stats.repeats_needed(widest.half_width, int(widest.n))
-    hours = results.runs.wall_seconds.sum() / 3600 * needed / max(results.runs.repeat.max(), 1)
-    cost = f", about {hours:.1f} h of runs for this matrix" if hours > 0 else ""
-    return (f"{head}: over. The half-width shrinks ~1/sqrt(runs), so {int(widest.n)} runs would have to "
-            f"become about {needed}{cost}.")
+            f"{widest.api}, {widest.method}), {percent(typical.half_width)} at the median, against the "
+            f"±{100 * stats.PRECISION_TARGET:g}% target")
+    if typical.half_width <= stats.PRECISION_TARGET:
+        return head + ": the median within target."
+    needed = stats.repeats_needed(typical.half_width, int(typical.n))
+    per_round = results.runs.wall_seconds.sum() / 3600 / max(results.runs.repeat.max(), 1)
+    cost = f", about {per_round * needed:.1f} h for this matrix" if per_round > 0 else ""
+    return (f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few runs "
+            f"falls), so the median pair's {int(typical.n)} runs would have to become about {needed}{cost}.")
 
 
 def _injection_sentences(env: dict) -> list:
@@ -280,17 +282,17 @@ def _op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> di
 
 def _cause_sentence(row, speed: pd.DataFrame) -> str:
     extra = _op_difference(speed, row.recipe, row.undone, row.api)
-    slower = math.isfinite(row.ci_low) and row.ci_low > 1
     work = [f"{value:+.0f} {column}" for column, value in extra.items() if value and math.isfinite(value)]
-    if slower and work:
-        return (f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}, which differs only in {row.choice}; "
-                f"its traced train step has {', '.join(work)}: the step does more work, and the gap closes when "
-                f"the choice is undone.")
-    if slower:
-        return (f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone} ({row.choice}) with the same traced "
-                "graph: the cost lies outside the graph.")
-    same_graph = "with the same traced graph" if not work else f"despite {', '.join(work)}"
-    return f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone} ({row.choice}): not slower, {same_graph}."
+    head = f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}"
+    if math.isfinite(row.ci_low) and row.ci_low > 1:
+        if work:
+            return (f"{head}, which differs only in {row.choice}; its traced train step has {', '.join(work)}: "
+                    "the step does more work, and the gap closes when the choice is undone.")
+        return f"{head} ({row.choice}) with the same traced graph: the cost lies outside the graph."
+    graph = "the same traced graph" if not work else ", ".join(work)
+    if math.isfinite(row.ci_high) and row.ci_high < 1:
+        return f"{head} ({row.choice}): faster, with {graph}."
+    return f"{head} ({row.choice}): no difference beyond the noise ({row.method}, {row.n:.0f} runs), with {graph}."
 
 
 def _notebook_blocks(tables: Tables) -> list:
@@ -301,7 +303,8 @@ def _notebook_blocks(tables: Tables) -> list:
                    lambda row: _op_counts_text(speed, row.recipe, row.api),
                "first epoch": lambda row: _first_epoch_text(speed, row.recipe, row.api)}
     baseline_ops = [f"{name} ({api}): {_op_counts_text(speed, name, api)}"
-                    for name in ("model_add_loss", registry.FLOOR) for api in dict.fromkeys(tables.readings.api)]
+                    for api in dict.fromkeys(tables.readings.api)
+                    for name, api in (("model_add_loss", api), (registry.FLOOR, floor_api(api)))]
     return [("h2", "Why is the notebook slower?"),
             ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
                   "against the variant that differs from it in one choice (in the same processes where both train "

@@ -111,14 +111,16 @@ def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
 
 def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
     runs = pd.DataFrame({"wall_seconds": [10.0] * 6, "repeat": [1, 2, 3] * 2})
-    ratios = pd.DataFrame({"recipe": ["vae_loss_layer", "kl_layer"], "api": ["keras2", "keras2"],
-                           "compared_with": ["plain_ae", "plain_ae"], "n": [3, 3], "half_width": [0.10, 0.04]})
+    ratios = pd.DataFrame({"recipe": ["vae_loss_layer", "kl_layer", "gradient_tape"], "api": ["keras2"] * 3,
+                           "compared_with": ["plain_ae"] * 3, "n": [3, 3, 3], "half_width": [0.10, 0.04, 0.03],
+                           "method": ["paired"] * 3})
     sentence = report._precision_sentence(SimpleNamespace(runs=runs), ratios)
-    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2), "
-                        "±7.0% at the median, against the ±2% target: over. The half-width shrinks ~1/sqrt(runs), "
-                        "so 3 runs would have to become about 75, about 0.4 h of runs for this matrix.")
-    assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.02, 0.01])).endswith(
-        "against the ±2% target: within target.")
+    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2, paired), "
+                        "±4.0% at the median, against the ±2% target: over. A half-width shrinks ~1/sqrt(runs) "
+                        "(faster while the t-quantile of few runs falls), so the median pair's 3 runs would have "
+                        "to become about 12, about 0.1 h for this matrix.")
+    assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.03, 0.02, 0.01])
+                                      ).endswith("against the ±2% target: the median within target.")
 
 
 def test_runs_of_two_hosts_are_reported_apart_never_pooled(tmp_path):
