@@ -164,10 +164,15 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
     if not tolerance > 0:
         raise UsageError(f"tolerance must be positive, got {tolerance}")
     entries, ratios, summaries = baseline["entries"], stats.floor_ratios(runs, blocks), _summaries(runs)
+    unmatched = stats.unmatched_losses(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
         entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))
         verdict, why = _decide(entry, summary, ratio, summary["median_final_loss"], tolerance)
+        mismatch = unmatched[(unmatched.recipe == recipe) & (unmatched.api == api)]
+        if verdict == "ok" and len(mismatch):
+            verdict, why = "loss moved", (f"final loss {mismatch.final_loss.iloc[0]:.6f} equals no other recipe's in "
+                                          f"round {mismatch.repeat.iloc[0]} (closest {mismatch.closest.iloc[0]:.6f})")
         decisions.append(Decision(
             recipe, api, baseline_ratio=(entry or {}).get("ratio") or math.nan,
             ratio=ratio.ratio if ratio is not None else math.nan,

@@ -171,9 +171,16 @@ def _injection_sentences(env: dict) -> list:
 
 def summary_blocks(results: Results, tables: Tables) -> list:
     flagged = tables.quality[tables.quality.flagged]
+    unmatched = stats.unmatched_losses(results.runs)
     quality = ("Quality guard: the final loss of " + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
                + " differs from the other KL recipes' beyond run-to-run noise." if len(flagged)
                else "Quality guard: no KL recipe's final loss differs from the others' beyond run-to-run noise.")
+    quality += (" Within a round, every KL run's final loss equals another recipe's to "
+                f"{stats.EXACT_LOSS_TOLERANCE:g} (same objective, same training)." if unmatched.empty else
+                " In its round, the final loss of " + ", ".join(f"{r.recipe} ({r.api}, round {r.repeat}: "
+                                                               f"{r.final_loss:.6f}, closest {r.closest:.6f})"
+                                                               for r in unmatched.itertuples())
+                + f" equals no other recipe's to {stats.EXACT_LOSS_TOLERANCE:g}: it trains something else.")
     counts = tables.unfinished.status.value_counts(sort=False)
     unfinished = (f"{len(tables.unfinished)} run(s) did not finish ("
                   + ", ".join(f"{count} {status}" for status, count in counts.items())

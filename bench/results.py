@@ -547,7 +547,8 @@ def _cell(value) -> str:
     """Empty for a missing number, full precision for floats."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    # float(): numpy's floats are floats too, and their repr reads "np.float64(...)"
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def _rewrite(path: Path, columns: tuple, rows: list) -> None:

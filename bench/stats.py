@@ -251,6 +251,27 @@ def _median_and_iqr(values) -> dict:
     return {"median": median, "q1": q1, "q3": q3}
 
 
+# Training is deterministic and identical within a round (same seed, weights, batches, noise), so
+# KL recipes that compute the same objective end at the same final loss to float precision.
+EXACT_LOSS_TOLERANCE = 1e-5  # relative
+
+
+def unmatched_losses(runs: pd.DataFrame) -> pd.DataFrame:
+    """KL runs whose final loss equals no other KL recipe's in their round: a recipe that trains
+    something else. (Readings that fit on numpy arrays see other batches than the harness'
+    pipeline, but the same ones as each other, so they match each other.)"""
+    ok = ok_runs(runs)
+    kl = ok[_kl_recipes(ok.recipe) & ok.final_loss.notna()]
+    rows = []
+    for run in kl.itertuples():
+        others = kl[(kl.repeat == run.repeat) & (kl.recipe != run.recipe)
+                    & (kl.get("variant", "") == getattr(run, "variant", ""))].final_loss
+        if len(others) and not np.isclose(others, run.final_loss, rtol=EXACT_LOSS_TOLERANCE, atol=0).any():
+            rows.append({"recipe": run.recipe, "api": run.api, "repeat": run.repeat, "final_loss": run.final_loss,
+                         "closest": float(others.iloc[np.argmin(np.abs(others - run.final_loss))])})
+    return pd.DataFrame(rows, columns=["recipe", "api", "repeat", "final_loss", "closest"])
+
+
 def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per recipe x API: final loss, BCE and KL (median, IQR) and the quality flag (KL recipes only)."""
     ok = ok_runs(runs)

@@ -15,8 +15,10 @@ REPEATS = 8
 def gate_records(ms_by_pair, failures=(), loss_by_pair=None, seed=0) -> list:
     """Runs with per-run ms/step = value x (1 +- 1% noise); failures are failed pairs."""
     rng = np.random.default_rng(seed)
+    # Every recipe of a round trains identically: one final loss per round, as in real runs.
+    round_loss = 1 + rng.normal(0, 0.002, REPEATS + 1)
     records = [record(recipe, api, repeat, ms_per_step=ms * (1 + rng.normal(0, 0.01)),
-                      final_loss=(loss_by_pair or {}).get((recipe, api), 0.2) * (1 + rng.normal(0, 0.002)))
+                      final_loss=(loss_by_pair or {}).get((recipe, api), 0.2) * round_loss[repeat])
                for (recipe, api), ms in ms_by_pair.items() for repeat in range(1, REPEATS + 1)]
     return records + [record(recipe, api, status="failed", error="TypeError: boom") for recipe, api in failures]
 
