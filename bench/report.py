@@ -70,9 +70,8 @@ def _config(env: dict) -> dict:
 
 
 def variants_of(results: Results) -> list:
-    """A sweep's variants in plan order; [""] for a plain benchmark."""
-    planned = results.planned or []
-    return list(dict.fromkeys([*(run.variant for run in planned), *results.runs.variant])) or [sweep.BASE]
+    """A sweep's variants in the order it named them; [""] for a plain benchmark."""
+    return list(dict.fromkeys([*results.folder.variants(), *results.runs.variant])) or [sweep.BASE]
 
 
 def hosts_of(results: Results) -> list:
@@ -448,14 +447,18 @@ def host_blocks(per_host: dict) -> list:
             ("table", table) if len(table) else ("p", "No ratio to the floor on any host.")]
 
 
+# A gap to the floor worth naming: the CI's lower bound above this ratio.
+GAP = 1.05
+
+
 def _gap_sentence(recipe: str, api: str, rows: dict) -> str:
-    """Whether a recipe's gap to the floor (CI above 1) holds at every variant of a sweep."""
+    """Whether a recipe's gap to the floor (CI above ``GAP``) holds at every variant of a sweep."""
     at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in rows.items())
-    survives = {variant: math.isfinite(row.ci_low) and row.ci_low > 1 for variant, row in rows.items()}
+    survives = {variant: math.isfinite(row.ci_low) and row.ci_low > GAP for variant, row in rows.items()}
     if all(survives.values()):
         verdict = "the gap survives every setting"
     elif not any(survives.values()):
-        verdict = "no gap beyond noise at any setting"
+        verdict = f"no gap over {GAP:g}x at any setting"
     else:
         verdict = "the gap does not survive " + ", ".join(variant for variant, kept in survives.items() if not kept)
     return f"{recipe} ({api}): {at}: {verdict}."
@@ -477,8 +480,8 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
                                  for row in claim_rows.itertuples()])
     sentences = [_gap_sentence(recipe, api, _rows_by_variant(ratios, recipe, api)) for recipe, api in pairs]
     return [("h2", "Sweep"),
-            ("p", "Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
-                  "above 1."),
+            ("p", f"Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
+                  f"above {GAP:g}."),
             ("img", "Ratio to the floor per variant", plots.plot_sweep(ratios, list(per_variant), results.folder.path)),
             ("table", table) if len(table) else ("p", "No ratio to the floor in any variant."),
             ("ul", sentences or ["No recipe ran in every variant."]),

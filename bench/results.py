@@ -291,9 +291,17 @@ class ResultsFolder:
 
     # --- plan.json and env.json ---------------------------------------------------------------
 
-    def save_plan(self, config, runs: list) -> None:
+    def save_plan(self, config, runs: list, variants: list = ("",)) -> None:
+        """``variants``: a sweep's, in the order the sweep names them (the runs are shuffled)."""
         write_json(self.path / PLAN_JSON, {"settings_hash": config.settings_hash, "config": config.to_dict(),
-                                           "runs": [asdict(run) for run in runs]})
+                                           "variants": list(variants), "runs": [asdict(run) for run in runs]})
+
+    def variants(self) -> list:
+        """A sweep's variants in the order it named them; [""] for a plain benchmark."""
+        if not (self.path / PLAN_JSON).is_file():
+            return [""]
+        stored, runs = self._stored_plan()
+        return stored.get("variants") or list(dict.fromkeys(run.variant for run in runs)) or [""]
 
     def load_plan(self) -> tuple:
         """(config, planned runs); a UsageError if the folder has no readable plan."""

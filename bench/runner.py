@@ -40,7 +40,7 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     facts = environment.preflight(config)
     runs = plan.make_plan(config, variants)
     folder = ResultsFolder.create(results_dir, config.name)
-    folder.save_plan(config, runs)
+    folder.save_plan(config, runs, variants)
     folder.write_env({**machine, **facts, "injected_slowdown": injected})
     swept = f" of {len(variants)} variants" if len(variants) > 1 else ""
     say(f"{config.name}: {len(runs)} runs{swept} in {config.matrix.repeats} rounds into {folder}", out)
