@@ -29,8 +29,12 @@ test: $(INSTALLED)
 # Between two gate runs of unchanged code a ratio to plain_ae moves ~5% (up to 9%), which the
 # command's default 15% tolerance absorbs only narrowly; CI allows 25% and still catches +50%.
 GATE_TOLERANCE ?= 0.25
+# CI machines report the same hostname and CPU model yet have run 1-5x apart in speed, so there
+# the floor's own ms/step (checked when the baseline's host looks like this one) only catches a
+# collapse; the command's default 25% is for a developer's own machine.
+GATE_FLOOR_TOLERANCE ?= 4
 ci-bench: $(INSTALLED)
-	$(PY) -m bench check --tolerance $(GATE_TOLERANCE)
+	$(PY) -m bench check --tolerance $(GATE_TOLERANCE) --floor-tolerance $(GATE_FLOOR_TOLERANCE)
 
 # Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
 bench-pytest: $(INSTALLED)
