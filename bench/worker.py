@@ -133,9 +133,9 @@ def _as_tuples(values: dict) -> dict:
 def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
     from bench import datasets
 
-    tracer = _TraceCounter(tf, built.model)
+    tracer = TraceCounter(tf, built.model)
     _inject(tf, built, spec, spec.run.recipe, spec.run.api)
-    timer = _epoch_timer(keras, built)
+    timer = epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:
         if built.fit_on_arrays:
@@ -148,8 +148,7 @@ def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -
         error = ""
     except Exception as exc:
         error = summarize_exception(exc)
-    epochs = tuple(Epoch(index, seconds, steps, seconds / steps * 1000, index <= training.warmup_epochs, **metrics)
-                   for index, (seconds, metrics) in enumerate(timer.epochs, start=1))
+    epochs = timed_epochs(timer, steps, training.warmup_epochs)
     status = FAILED if error else DIVERGED if timer.diverged else OK
     return replace(result, status=status, error=error, epochs=epochs, trace_count=tracer.traces,
                    graph_ops=tracer.graph_ops, op_counts=tracer.op_counts)
@@ -236,7 +235,7 @@ def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
     return tuple(timed)
 
 
-class _TraceCounter:
+class TraceCounter:
     """Counts traces of the train step and the ops of its traced graph, in all and by type.
 
     Wrapping ``train_step`` on the instance works under both Keras APIs, which look the method
@@ -261,7 +260,13 @@ class _TraceCounter:
         model.train_step = counted_train_step
 
 
-def _epoch_timer(keras, built):
+def timed_epochs(timer, steps: int, warmup_epochs: int) -> tuple:
+    """The ``Epoch`` records of what an ``epoch_timer`` measured."""
+    return tuple(Epoch(index, seconds, steps, seconds / steps * 1000, index <= warmup_epochs, **metrics)
+                 for index, (seconds, metrics) in enumerate(timer.epochs, start=1))
+
+
+def epoch_timer(keras, built):
     class EpochTimer(keras.callbacks.Callback):
         """Wall time per epoch, taken at epoch boundaries only: no per-batch hooks."""
 
