@@ -1,10 +1,11 @@
-"""Where the planned runs run: here, one at a time (``local``), or on the nodes of a Ray cluster (``ray``).
+"""Where the worker processes run: here, one at a time (``local``), or on the nodes of a Ray cluster (``ray``).
 
-Either way a run is the same worker process (``run_worker``): ``python -m bench.worker SPEC RESULT``
-in its own process group under the run's time limit, ending ok, failed, diverged, killed or
-timed out. An executor hands back each run's ``Outcome`` as the run ends; the manager
-(``bench/runner.py``) records it. No two timed runs ever share a machine: the local executor runs
-one at a time, and each Ray task needs one ``kl_bench_slot``, a resource every node offers once.
+Either way a process of the plan is the same worker (``run_worker``): ``python -m bench.worker
+SPEC RESULT`` in its own process group under the process's time limit, each of its runs ending
+ok, failed, diverged, killed or timed out. An executor hands back each process's ``Outcome`` as
+it ends; the manager (``bench/runner.py``) records its runs. No two workers ever share a
+machine: the local executor runs one at a time, and each Ray task needs one ``kl_bench_slot``,
+a resource every node offers once.
 
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when asked for. The
 project's code reaches the nodes as the job's working directory; runs lost with their node are
@@ -26,14 +27,14 @@ from pathlib import Path
 
 from bench import environment
 from bench.errors import UsageError
-from bench.results import FAILED, KILLED, TIMEOUT, RunResult, RunSpec
+from bench.results import FAILED, KILLED, TIMEOUT, ProcessSpec, RunResult
 
 LOCAL, RAY = "local", "ray"
 EXECUTORS = (LOCAL, RAY)
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
-SLOT = "kl_bench_slot"  # the custom resource each node offers once: one timed run per machine
+SLOT = "kl_bench_slot"  # the custom resource each node offers once: one worker per machine
 NODE_NAME_ENV = "KLBENCH_NODE_NAME"  # names a node instead of its hostname: two test nodes share one machine
-NODE_LOSS_RETRIES = 1  # Ray's max_retries: a run lost with its node is tried once more elsewhere
+NODE_LOSS_RETRIES = 1  # Ray's max_retries: a process lost with its node is tried once more elsewhere
 NOT_SHIPPED = [".venv", ".git", "results", ".benchmarks", ".hypothesis", ".pytest_cache", "__pycache__",
                "*.egg-info"]  # kept off the nodes: the code is all they need
 WAIT_SECONDS = 1.0  # how often the manager looks up from waiting: signals, nodes that joined
@@ -43,8 +44,8 @@ CONNECT_SECONDS = 5  # how long the head's address may take to answer at all
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one run ended, as the machine that ran it saw it."""
-    result: RunResult
+    """How one worker process ended, as the machine that ran it saw it."""
+    results: dict                   # run_id -> RunResult of each of its runs
     wall_seconds: float
     started_at: float               # Unix time, on the node's clock
     load_average: float | None      # the node's 1-minute load average as the worker started
@@ -63,35 +64,68 @@ def node_facts() -> dict:
             "versions": environment.package_versions()}
 
 
-def run_worker(spec: RunSpec, timeout_seconds: int, scratch: Path, worker_env: dict) -> Outcome:
-    """One worker process, in its own process group so that a time limit kills all it started."""
-    spec_path, result_path, log_path = (scratch / f"{spec.run.run_id}.{suffix}"
+def each_run(spec: ProcessSpec, result: RunResult) -> dict:
+    """The same ``result`` for every run of a process that ended before its runs could answer."""
+    return {run.run.run_id: result for run in spec.runs}
+
+
+def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
+    """One worker process, in its own process group so that a time limit kills all it started.
+
+    A worker reports each run as it has trained. When it dies, the runs it reported keep their
+    results, the run it was training gets the cause, and the runs after that one are left out of
+    the outcome: the manager gives them a process of their own.
+    """
+    spec_path, result_path, log_path = (scratch / f"{spec.process_id}.{suffix}"
                                         for suffix in ("spec.json", "result.json", "log"))
     spec_path.write_text(json.dumps(spec.to_json()), encoding="utf-8")
     result_path.unlink(missing_ok=True)
     started, started_at, load_average = time.perf_counter(), time.time(), os.getloadavg()[0]
-
-    def outcome(result: RunResult) -> Outcome:
-        return Outcome(result, time.perf_counter() - started, started_at, load_average, node_facts())
-
     with open(log_path, "w", encoding="utf-8") as log:
         worker = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
                                   stdout=subprocess.DEVNULL, stderr=log, env=worker_env, process_group=0)
     try:
-        worker.wait(timeout=timeout_seconds)
+        worker.wait(timeout=spec.timeout_seconds)
+        cause = _cause(worker.returncode, log_path, spec)
     except subprocess.TimeoutExpired:
         _kill(worker)
-        return outcome(RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit"))
+        cause = RunResult(TIMEOUT, f"killed at the {spec.timeout_seconds} s time limit of its process")
     except BaseException:  # Ctrl-C, SIGTERM, a cancelled Ray task: the worker must not outlive its run
         _kill(worker)
         raise
-    if result_path.is_file():
-        return outcome(RunResult.from_json(json.loads(result_path.read_text(encoding="utf-8"))))
-    if worker.returncode < 0:
-        return outcome(RunResult(KILLED, f"killed by signal {-worker.returncode}"))
+    answered, complete = _answered(result_path)
+    if not complete:
+        answered = {**answered, **_blamed(spec, answered, cause)}
+    return Outcome(answered, time.perf_counter() - started, started_at, load_average, node_facts())
+
+
+def _cause(returncode: int, log_path: Path, spec: ProcessSpec) -> RunResult:
+    """How a worker that ended by itself or by a signal ended, as a run's result."""
+    if returncode == -signal.SIGALRM:  # the worker's own per-run time limit (bench.worker)
+        limit = spec.first.training.get("timeout_seconds")
+        return RunResult(TIMEOUT, f"killed at the {limit} s time limit")
+    if returncode < 0:
+        return RunResult(KILLED, f"killed by signal {-returncode}")
     last = environment.last_line(log_path.read_text(encoding="utf-8", errors="replace"))
-    why = f"worker exited with status {worker.returncode}" + (f": {last}" if last else "")
-    return outcome(RunResult(FAILED, why))
+    return RunResult(FAILED, f"worker exited with status {returncode}" + (f": {last}" if last else ""))
+
+
+def _answered(result_path: Path) -> tuple:
+    """(run_id -> RunResult the worker reported, whether it reported every run to the end)."""
+    if not result_path.is_file():
+        return {}, False
+    answer = json.loads(result_path.read_text(encoding="utf-8"))
+    return {run_id: RunResult.from_json(result) for run_id, result in answer["results"].items()}, answer["complete"]
+
+
+def _blamed(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
+    """The first run without an answer was running when the worker died: it gets the cause. With
+    every run answered, the death came while timing them: their ratios are lost, and they say so."""
+    missing = [run.run.run_id for run in spec.runs if run.run.run_id not in answered]
+    if missing:
+        return {missing[0]: cause}
+    lost = f"paired timing lost: {cause.status}, {cause.error}"
+    return {run_id: dataclasses.replace(result, reference_error=lost) for run_id, result in answered.items()}
 
 
 def _kill(worker: subprocess.Popen) -> None:
@@ -138,20 +172,20 @@ def _checked_address(address: str) -> str:
 # --- the executors --------------------------------------------------------------------------
 
 class LocalExecutor:
-    """Every run here, one after another, in plan order."""
+    """Every process here, one after another, in plan order."""
     parallel_runs = 1
 
-    def outcomes(self, specs: list, timeout_seconds: int, scratch: Path):
-        """(spec, Outcome) of each run as it ends."""
+    def outcomes(self, specs: list, scratch: Path):
+        """(spec, Outcome) of each process as it ends."""
         for spec in specs:
-            yield spec, run_worker(spec, timeout_seconds, scratch, environment.worker_environment())
+            yield spec, run_worker(spec, scratch, environment.worker_environment())
 
     def where(self, outcome: Outcome) -> str:
         return ""  # always this machine: the progress line need not say so
 
 
 class RayExecutor:
-    """One Ray task per run, dispatched in plan order while a node has its slot free."""
+    """One Ray task per worker process, dispatched in plan order while a node has its slot free."""
 
     def __init__(self, address: str):
         self.ray = _import_ray()
@@ -180,14 +214,14 @@ class RayExecutor:
     def _slots(self) -> int:
         return int(self.ray.cluster_resources().get(SLOT, 0))
 
-    def outcomes(self, specs: list, timeout_seconds: int, scratch: Path):
-        """(spec, Outcome) of each run as it ends, in whatever order the nodes finish them."""
+    def outcomes(self, specs: list, scratch: Path):
+        """(spec, Outcome) of each process as it ends, in whatever order the nodes finish them."""
         waiting, running = list(specs), {}  # running: Ray's reference to a task's answer -> (spec, sent at)
         try:
             while waiting or running:
                 while waiting and len(running) < self.parallel_runs:
                     spec = waiting.pop(0)
-                    running[self.task.remote(spec, timeout_seconds)] = (spec, time.time())
+                    running[self.task.remote(spec)] = (spec, time.time())
                 ended, _ = self.ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)
                 for reference in ended:
                     spec, sent_at = running.pop(reference)
@@ -195,20 +229,21 @@ class RayExecutor:
         finally:
             self._stop(list(running))
 
-    def _outcome(self, reference, spec: RunSpec, sent_at: float) -> Outcome:
+    def _outcome(self, reference, spec: ProcessSpec, sent_at: float) -> Outcome:
         exceptions = self.ray.exceptions
         try:
             outcome, pictures = self.ray.get(reference)
         except exceptions.RayTaskError as error:  # the task's own code raised: not the recipe's doing
-            return _lost(FAILED, f"the Ray task failed: {_first_line(error.cause)}", sent_at)
+            return _lost(spec, FAILED, f"the Ray task failed: {_first_line(error.cause)}", sent_at)
         except exceptions.RayError as error:  # its node or Ray worker died, on every try
-            return _lost(KILLED, f"lost with its Ray node or worker {1 + NODE_LOSS_RETRIES} times: "
-                                 f"{type(error).__name__}: {_first_line(error)}", sent_at)
-        if pictures is None:
-            return outcome
-        _write_whole(Path(spec.artifacts_path), pictures)
-        result = dataclasses.replace(outcome.result, artifacts=spec.artifacts_path)
-        return dataclasses.replace(outcome, result=result)
+            return _lost(spec, KILLED, f"lost with its Ray node or worker {1 + NODE_LOSS_RETRIES} times: "
+                                       f"{type(error).__name__}: {_first_line(error)}", sent_at)
+        results = dict(outcome.results)
+        for run in spec.runs:
+            if run.run.run_id in pictures:
+                _write_whole(Path(run.artifacts_path), pictures[run.run.run_id])
+                results[run.run.run_id] = dataclasses.replace(results[run.run.run_id], artifacts=run.artifacts_path)
+        return dataclasses.replace(outcome, results=results)
 
     def _stop(self, references: list) -> None:
         """Cancel runs still on the nodes (their workers are killed) and wait until they have stopped."""
@@ -246,8 +281,8 @@ def _runtime_env() -> dict:
     return {"working_dir": str(environment.PROJECT_ROOT), "excludes": NOT_SHIPPED, "env_vars": settings}
 
 
-def _lost(status: str, error: str, sent_at: float) -> Outcome:
-    return Outcome(RunResult(status, error), time.time() - sent_at, sent_at, None, {})
+def _lost(spec: ProcessSpec, status: str, error: str, sent_at: float) -> Outcome:
+    return Outcome(each_run(spec, RunResult(status, error)), time.time() - sent_at, sent_at, None, {})
 
 
 def _first_line(error) -> str:
@@ -264,15 +299,16 @@ def _write_whole(path: Path, data: bytes) -> None:
 
 # --- on a node ------------------------------------------------------------------------------
 
-def _run_on_node(spec: RunSpec, timeout_seconds: int) -> tuple:
-    """A Ray task: (Outcome, the run's pictures as bytes or None). Scratch and pictures live on the
-    node; the pictures travel back with the outcome, since the results folder is on the head."""
+def _run_on_node(spec: ProcessSpec) -> tuple:
+    """A Ray task: (Outcome, run_id -> the run's pictures as bytes). Scratch and pictures live on
+    the node; the pictures travel back with the outcome, since the results folder is on the head."""
     with tempfile.TemporaryDirectory(prefix="klbench-") as scratch:
-        pictures = Path(scratch, "artifacts.npz")
-        if spec.artifacts_path:
-            spec = dataclasses.replace(spec, artifacts_path=str(pictures))
-        outcome = run_worker(spec, timeout_seconds, Path(scratch), _node_worker_environment())
-        return outcome, pictures.read_bytes() if outcome.result.artifacts else None
+        on_node = dataclasses.replace(spec, runs=tuple(
+            dataclasses.replace(run, artifacts_path=str(Path(scratch, f"{run.run.run_id}.npz")))
+            if run.artifacts_path else run for run in spec.runs))
+        outcome = run_worker(on_node, Path(scratch), _node_worker_environment())
+        return outcome, {run_id: Path(result.artifacts).read_bytes() for run_id, result in outcome.results.items()
+                         if result.artifacts}
 
 
 def _node_worker_environment() -> dict:

@@ -1,9 +1,10 @@
 """The CI regression gate's decisions: a run's ratios to plain_ae against a committed baseline.
 
-A ratio to the floor measured within one run cancels most of a machine's speed, so baselines
-travel between machines. A recipe x API fails the gate when the lower bound of its ratio's 95% CI
-lies above baseline x (1 + tolerance), when it fails where the baseline says it works, when its
-final loss leaves the baseline's band, or when the baseline has no entry for it.
+A ratio to the floor measured within one process cancels most of a machine's speed, so baselines
+travel between machines. A recipe x API fails the gate when its ratio rose above baseline x
+(1 + tolerance) and the rise is significant (its 95% CI lies wholly above the baseline ratio),
+when it fails where the baseline says it works, when its final loss leaves the baseline's band,
+or when the baseline has no entry for it.
 
 A slowdown shared by every recipe, the floor included, leaves every ratio as it was. So when the
 baseline was recorded on the same host as the run, the floor's own ms/step is checked too, with
@@ -20,7 +21,7 @@ from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results import OK
 from vae_impls import registry
 
-DEFAULT_TOLERANCE = 0.15
+DEFAULT_TOLERANCE = 0.05
 DEFAULT_FLOOR_TOLERANCE = 0.25
 RATIO_CHECK, FLOOR_CHECK = "ratio to floor", "floor ms/step"
 # What a baseline records of the run it came from, and names when the judged run differs.
@@ -148,14 +149,23 @@ def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
         return "new failure", summary["error"]
     if entry["status"] == "fails":
         return "now works", "failed in the baseline; update the baseline once reviewed"
-    if ratio is not None and entry["ratio"] is not None and ratio.ci_low > entry["ratio"] * (1 + tolerance):
-        return "regression", f"CI lower bound {ratio.ci_low:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}"
+    if ratio is not None and entry["ratio"] is not None and _rose(ratio, entry["ratio"], tolerance):
+        return "regression", (f"ratio {ratio.ratio:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}, "
+                               f"CI lower bound {ratio.ci_low:.3f} above the baseline")
     if entry.get("final_loss") and math.isfinite(final_loss) and _loss_outside(entry["final_loss"], final_loss):
         low, high = entry["final_loss"]
         return "loss moved", f"final loss {final_loss:.4f} outside baseline band [{low:.4f}, {high:.4f}] +-5%"
-    if ratio is not None and entry["ratio"] is not None and ratio.ci_high < entry["ratio"] * (1 - tolerance):
-        return "faster", "CI upper bound below baseline: consider updating the baseline"
+    if ratio is not None and entry["ratio"] is not None and _rose(ratio, entry["ratio"], -tolerance):
+        return "faster", "ratio and CI below the baseline's: consider updating the baseline"
     return "ok", ""
+
+
+def _rose(ratio, baseline_ratio: float, tolerance: float) -> bool:
+    """Whether ``ratio`` moved past baseline x (1 + tolerance), upward for a positive tolerance and
+    downward for a negative one, with its CI wholly on that side of the baseline."""
+    if tolerance > 0:
+        return ratio.ratio > baseline_ratio * (1 + tolerance) and ratio.ci_low > baseline_ratio
+    return ratio.ratio < baseline_ratio * (1 + tolerance) and ratio.ci_high < baseline_ratio
 
 
 def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLERANCE,

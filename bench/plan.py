@@ -7,13 +7,18 @@ run in the first round only unless ``[matrix] repeat_expected_failures`` asks fo
 The plan is fixed before the first run and stored with the results, which is what makes a
 benchmark resumable.
 
+The runs of one round that import the same Keras package share a worker process (``process``):
+it trains each of them, then times all their train steps against each other in alternating
+blocks, so that every ratio between two recipes of a round is measured within one process.
+A recipe the harness runs in a Jupyter kernel has a process of its own.
+
 Recipes come from ``bench.recipes``.
 """
 import random
 from dataclasses import dataclass
 
 from bench import recipes
-from vae_impls import registry
+from vae_impls import keras_api, registry
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,11 @@ class PlannedRun:
     repeat: int
     seed: int
     variant: str = ""  # a sweep's settings for this run (bench.sweep); "" for the config as it is
+    process: str = ""  # the worker process the run shares with others ("": its own, as plans before it)
+
+    @property
+    def process_id(self) -> str:
+        return self.process or self.run_id
 
 
 def combinations(recipe_names, apis) -> list:
@@ -57,7 +67,8 @@ def make_plan(config, variants=("",)) -> list:
     """Every round holds every variant's pairs, shuffled together."""
     matrix, seed = config.matrix, config.training.seed
     pairs = combinations(matrix.recipes, matrix.apis)
-    return [PlannedRun(run_id(recipe, api, repeat, variant), recipe, api, repeat, repeat_seed(seed, repeat), variant)
+    return [PlannedRun(run_id(recipe, api, repeat, variant), recipe, api, repeat, repeat_seed(seed, repeat), variant,
+                       process_id(recipe, api, repeat, variant))
             for repeat in range(1, matrix.repeats + 1)
             for variant, (recipe, api) in round_order(
                 [(variant, pair) for variant in variants
@@ -65,4 +76,27 @@ def make_plan(config, variants=("",)) -> list:
 
 
 def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
-    return f"{recipe}-{api}{f'-[{variant}]' if variant else ''}-r{repeat}"
+    return f"{recipe}-{api}{_variant_part(variant)}-r{repeat}"
+
+
+def process_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
+    """The worker process of a run: one per Keras package, variant and round; a recipe run in a
+    Jupyter kernel gets its own."""
+    if getattr(recipes.known().get(recipe), "kernel_of", ""):
+        return run_id(recipe, api, repeat, variant)
+    return f"{PACKAGE_LABELS[keras_api.package_for(api)]}{_variant_part(variant)}-r{repeat}"
+
+
+PACKAGE_LABELS = {"tf_keras": "keras2", "keras": "keras3"}
+
+
+def _variant_part(variant: str) -> str:
+    return f"-[{variant}]" if variant else ""
+
+
+def processes(runs: list) -> list:
+    """The runs grouped by worker process, each group in plan order, groups in order of their first run."""
+    grouped = {}
+    for run in runs:
+        grouped.setdefault(run.process_id, []).append(run)
+    return list(grouped.values())

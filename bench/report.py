@@ -154,7 +154,7 @@ def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
     if typical.half_width <= stats.PRECISION_TARGET:
         return head + ": the median within target."
     needed = stats.repeats_needed(typical.half_width, int(typical.n))
-    per_round = results.runs.wall_seconds.sum() / 3600 / max(results.runs.repeat.max(), 1)
+    per_round = stats.process_walls(results.runs).sum() / 3600 / max(results.runs.repeat.max(), 1)
     cost = f", about {per_round * needed:.1f} h for this matrix" if per_round > 0 else ""
     return (f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few runs "
             f"falls), so the median pair's {int(typical.n)} runs would have to become about {needed}{cost}.")

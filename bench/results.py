@@ -1,7 +1,7 @@
 """The results model: what a worker is asked and answers, and the results folder that keeps it.
 
-In the manner of pyperf's ``Run``: ``RunSpec`` (manager -> worker) and ``RunResult``
-(worker -> manager) own their JSON, ``RunRecord`` owns a row of runs.csv and ``Epoch`` a row of
+In the manner of pyperf's ``Run``: ``ProcessSpec`` and its ``RunSpec``s (manager -> worker) and
+``RunResult`` (worker -> manager) own their JSON, ``RunRecord`` owns a row of runs.csv and ``Epoch`` a row of
 epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
 ``results/<UTC timestamp>-<config name>/``:
   epochs.csv  one row per epoch of a run (``EPOCH_COLUMNS``),
@@ -50,13 +50,12 @@ FOLDER_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # a results folder's name: this UTC time,
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs to train one planned run and time it against its references."""
+    """Everything a worker needs to train one planned run."""
     run: PlannedRun
     device: dict
     training: dict
     network: dict
     artifacts_path: str | None = None
-    references: tuple = ()          # (recipe, api) pairs timed in alternating blocks with the run's
     profile_dir: str | None = None  # where to keep a profiler trace of the run's train step
     injected: dict = field(default_factory=dict)  # "recipe/api" -> ms added to each step (gate tests)
 
@@ -68,15 +67,41 @@ class RunSpec:
 
     @classmethod
     def from_json(cls, data: dict) -> "RunSpec":
-        return cls(**{**data, "run": PlannedRun(**data["run"]),
-                      "references": tuple(tuple(pair) for pair in data.get("references", ()))})
+        return cls(**{**data, "run": PlannedRun(**data["run"])})
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One worker process: the runs it trains, one after another, then times against each other
+    and against its references in alternating blocks. Its runs share a Keras package and settings."""
+    runs: tuple                     # of RunSpec
+    references: tuple = ()          # (recipe, api) models timed beside the runs' that no run trains
+    timeout_seconds: int = 0        # for the whole process, start-up included
+
+    @property
+    def process_id(self) -> str:
+        return self.runs[0].run.process_id
+
+    @property
+    def first(self) -> RunSpec:
+        """The spec whose settings every run of the process shares."""
+        return self.runs[0]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ProcessSpec":
+        return cls(runs=tuple(RunSpec.from_json(run) for run in data["runs"]),
+                   references=tuple(tuple(pair) for pair in data.get("references", ())),
+                   timeout_seconds=data.get("timeout_seconds", 0))
 
 
 @dataclass(frozen=True)
 class BlockStep:
     """One timed train step of one model in a block of the paired measurement (blocks.csv)."""
     block: int
-    model: str                      # the recipe whose step this is: the run's own or a reference
+    model: str                      # the recipe whose step this is: the run's own or a reference's
     model_api: str
     step: int
     seconds: float
@@ -158,13 +183,14 @@ class RunRecord:
     final_kl: float | None = None
     settings_hash: str = ""
     dataset: str = ""
-    wall_seconds: float | None = None
+    wall_seconds: float | None = None   # of the worker process the run was part of
     artifacts: str = ""             # relative to the results folder
     started_at: float | None = None     # Unix time the worker started
     ended_at: float | None = None
     load_average: float | None = None   # the machine's 1-minute load average as the worker started
     host: str = ""                      # environment.host_id of the machine the run ran on
     variant: str = ""                   # a sweep's settings for the run (bench.sweep); "" otherwise
+    process: str = ""                   # the worker process it shared with the other runs of its round
     reference_error: str = ""
     ops_conv2d: int | None = None
     ops_conv2d_backprop_input: int | None = None
@@ -180,7 +206,7 @@ class RunRecord:
                    trace_count=result.trace_count, graph_ops=result.graph_ops, final_loss=result.final("loss"),
                    final_bce=result.final("bce"), final_kl=result.final("kl"), settings_hash=settings_hash,
                    dataset=result.dataset or "", wall_seconds=wall_seconds, artifacts=artifacts,
-                   reference_error=result.reference_error, variant=run.variant, **timing,
+                   reference_error=result.reference_error, variant=run.variant, process=run.process_id, **timing,
                    **{column: result.op_counts.get(op) for op, column in OP_COUNT_COLUMNS.items()
                       if result.op_counts})
 
@@ -188,7 +214,7 @@ class RunRecord:
 RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
 RUN_KEY = RUN_COLUMNS[:4]  # run_id, recipe, api, repeat: which planned run a row belongs to
 EPOCH_COLUMNS = (*RUN_KEY, *(field.name for field in fields(Epoch)))
-BLOCK_COLUMNS = (*RUN_KEY, *(field.name for field in fields(BlockStep)))
+BLOCK_COLUMNS = (*RUN_KEY, "process", *(field.name for field in fields(BlockStep)))
 DETAILS = {EPOCHS_CSV: EPOCH_COLUMNS, BLOCKS_CSV: BLOCK_COLUMNS}  # a run's rows besides its runs.csv row
 
 
@@ -211,7 +237,7 @@ def epoch_rows(run: PlannedRun, result: RunResult) -> list:
 
 
 def block_rows(run: PlannedRun, result: RunResult) -> list:
-    return [{**_key(run), **asdict(step)} for step in result.blocks]
+    return [{**_key(run), "process": run.process_id, **asdict(step)} for step in result.blocks]
 
 
 def _key(run: PlannedRun) -> dict:
@@ -486,12 +512,15 @@ def _value(column: str, text: str, where: str):
 
 
 def pooled(reads: list) -> tuple:
-    """(runs, blocks) of several ``Results``, each run id prefixed with its folder's name: run ids
-    repeat from folder to folder, and a run's blocks must stay its own."""
+    """(runs, blocks) of several ``Results``, each run and process id prefixed with its folder's
+    name: ids repeat from folder to folder, and a process's blocks must stay its own."""
     import pandas as pd
 
     def tagged(results, frame):
-        return frame.assign(run_id=f"{results.folder.name}/" + frame.run_id.astype(str))
+        prefix = f"{results.folder.name}/"
+        process = frame.process.astype(str)
+        return frame.assign(run_id=prefix + frame.run_id.astype(str),
+                            process=process.where(process == "", prefix + process))
 
     return (pd.concat([tagged(results, results.runs) for results in reads], ignore_index=True),
             pd.concat([tagged(results, results.blocks) for results in reads], ignore_index=True))

@@ -1,11 +1,12 @@
-"""The benchmark manager: config -> run plan -> one worker process per run -> records.
+"""The benchmark manager: config -> run plan -> worker processes -> records.
 
 The manager never imports TensorFlow. It checks the config (preflight), creates the results
 folder, then has an executor (``bench/executors.py``) start ``python -m bench.worker`` for each
-planned run, in its own process group with a time limit: here, one at a time, or one at a time
-on each node of a Ray cluster. It appends each run's rows as soon as the run ends. A run that
-fails, diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops
-the running workers, keeps every finished run and prints how to resume.
+process of the plan (the runs of a round that share a Keras package, ``bench.plan``), in its own
+process group with a time limit: here, one at a time, or one at a time on each node of a Ray
+cluster. It appends the rows of a process's runs as soon as the process ends. A run that fails,
+diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops the
+running workers, keeps every finished run and prints how to resume.
 """
 import contextlib
 import signal
@@ -21,7 +22,7 @@ from bench.console import say
 from bench.errors import UsageError
 from bench.formatting import MISSING, duration, text_table
 from bench.executors import Outcome
-from bench.results import OK, ResultsFolder, RunRecord, RunResult, RunSpec, block_rows, epoch_rows
+from bench.results import OK, ProcessSpec, ResultsFolder, RunRecord, RunResult, RunSpec, block_rows, epoch_rows
 from vae_impls.keras_api import APIS, PORT_API, floor_api
 from vae_impls.registry import FLOOR
 
@@ -113,41 +114,47 @@ def _execute(folder: ResultsFolder, config, runs: list, out, executor) -> int:
 
 
 def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> None:
+    """Every missing run, in its planned process; runs left behind by a process that died (those
+    after the run it died in) get a new process, until every run is recorded."""
     pending = folder.missing(runs)
     injected = folder.read_env().get("injected_slowdown", {})
-    specs = [_spec(config, run, folder, injected) for run in pending]
     unfinished = {run.run_id: run for run in pending}
-    walls = {}  # (recipe, api) -> wall seconds of its runs so far
-    with folder.scratch() as scratch, contextlib.closing(
-            executor.outcomes(specs, config.training.timeout_seconds, scratch)) as ended:
-        for spec, outcome in ended:  # as each run ends: on a cluster, not in plan order
-            run = unfinished.pop(spec.run.run_id)
-            _record(folder, config, run, outcome)
-            walls.setdefault((run.recipe, run.api), []).append(outcome.wall_seconds)
-            eta = _eta(list(unfinished.values()), walls) / executor.parallel_runs
-            say(f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
-                f"{_verdict(outcome.result)}{executor.where(outcome)} (ETA {duration(eta)})", out)
+    seconds_per_run = []  # wall seconds of each process so far, per run it answered for
+    while pending:
+        specs = [_process_spec(config, process, folder, injected) for process in plan.processes(pending)]
+        with folder.scratch() as scratch, contextlib.closing(executor.outcomes(specs, scratch)) as ended:
+            for spec, outcome in ended:  # as each process ends: on a cluster, not in plan order
+                seconds_per_run.append(outcome.wall_seconds / max(len(outcome.results), 1))
+                for run_id, result in outcome.results.items():
+                    run = unfinished.pop(run_id)
+                    _record(folder, config, run, result, outcome)
+                    eta = statistics.mean(seconds_per_run) * len(unfinished) / executor.parallel_runs
+                    say(f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
+                        f"{_verdict(result)}{executor.where(outcome)} (ETA {duration(eta)})", out)
+        pending = [run for run in pending if run.run_id in unfinished]
 
 
-def _eta(remaining: list, walls: dict) -> float:
-    """Each remaining run takes as long as its recipe x API did so far, or as the average run."""
-    average = statistics.mean(wall for pair_walls in walls.values() for wall in pair_walls)
-    return sum(statistics.mean(walls.get((run.recipe, run.api), [average])) for run in remaining)
+def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict) -> ProcessSpec:
+    """A worker process's runs, and what they are timed against that none of them trains."""
+    config = sweep.config_of(base_config, runs[0].variant)
+    trained = {(run.recipe, run.api) for run in runs}
+    wanted = [reference for run in runs for reference in claims.references(run.recipe, run.api)]
+    references = [reference for reference in dict.fromkeys(wanted) if reference not in trained]
+    return ProcessSpec(tuple(_spec(config, run, folder, injected) for run in runs),
+                       references=tuple(references) if config.training.paired_blocks else (),
+                       timeout_seconds=config.training.timeout_seconds * len(runs))
 
 
-def _spec(base_config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
-    config = sweep.config_of(base_config, run.variant)
+def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
     settings = config.to_dict()
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
     return RunSpec(run, settings["device"], settings["training"], settings["network"],
                    artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
-                   references=claims.references(run.recipe, run.api) if config.training.paired_blocks else (),
                    profile_dir=str(folder.profile_dir(run.run_id)) if config.training.profile_steps else None,
                    injected=injected)
 
 
-def _record(folder: ResultsFolder, config, run, outcome: Outcome) -> None:
-    result = outcome.result
+def _record(folder: ResultsFolder, config, run, result: RunResult, outcome: Outcome) -> None:
     artifacts = Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
     settings_hash = sweep.config_of(config, run.variant).settings_hash
     record = RunRecord.of(run, result, settings_hash, outcome.wall_seconds, artifacts,

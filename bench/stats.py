@@ -144,21 +144,35 @@ OUTLIER_MAD_FLOOR = 0.01  # in log units: with 3-5 runs a MAD can be ~0, and "5 
 
 
 def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
-    """Per run and reference: the median over the run's blocks of the block's ratio, the run's
-    median step time in the block over the reference's. A block's models ran back to back, so a
-    burst of other work that spans a few blocks touches both sides of those blocks' ratios and
-    the median over blocks sets them aside."""
+    """Per run and every other model timed in its process: the median over the process's blocks of
+    the block's ratio, the run's median step time in the block over the other model's. A block's
+    models ran back to back, so a burst of other work that spans a few blocks touches both sides
+    of those blocks' ratios and the median over blocks sets them aside."""
     columns = ["run_id", "recipe", "api", "repeat", "compared_with", "compared_api", "ratio"]
     if blocks.empty:
         return pd.DataFrame(columns=columns)
-    medians = blocks.groupby(["run_id", "recipe", "api", "repeat", "block", "model", "model_api"],
-                             as_index=False).seconds.median()
-    own = (medians.model == medians.recipe) & (medians.model_api == medians.api)
-    merged = medians[~own].merge(medians.loc[own, ["run_id", "block", "seconds"]], on=["run_id", "block"],
-                                 suffixes=("", "_own"))
-    merged["ratio"] = merged.seconds_own / merged.seconds
+    blocks = blocks.assign(process=_process_of(blocks))
+    medians = blocks.groupby(["process", "block", "model", "model_api"], as_index=False).seconds.median()
+    owners = blocks.loc[(blocks.model == blocks.recipe) & (blocks.model_api == blocks.api),
+                        ["run_id", "recipe", "api", "repeat", "process"]].drop_duplicates()
+    own = owners.merge(medians, left_on=["process", "recipe", "api"], right_on=["process", "model", "model_api"])
+    merged = own[["run_id", "recipe", "api", "repeat", "process", "block", "seconds"]].merge(
+        medians, on=["process", "block"], suffixes=("_own", ""))
+    merged = merged[(merged.model != merged.recipe) | (merged.model_api != merged.api)]
+    merged = merged.assign(ratio=merged.seconds_own / merged.seconds)
     per_run = merged.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False).ratio.median()
     return per_run.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
+
+
+def _process_of(frame: pd.DataFrame) -> pd.Series:
+    """Each row's worker process; a folder from before shared processes had one per run."""
+    process = frame["process"].astype(str) if "process" in frame else pd.Series("", index=frame.index)
+    return process.where(process != "", frame.run_id.astype(str))
+
+
+def process_walls(runs: pd.DataFrame) -> pd.Series:
+    """Wall seconds of each worker process (every run of a process records the process's)."""
+    return runs.assign(process=_process_of(runs)).groupby("process").wall_seconds.first()
 
 
 def log_t_interval(ratios) -> dict:

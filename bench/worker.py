@@ -1,11 +1,14 @@
-"""One benchmark run in a fresh process: ``python -m bench.worker SPEC.json RESULT.json``.
+"""One worker process: ``python -m bench.worker SPEC.json RESULT.json``.
 
-The run spec (written by ``bench.runner``) names the recipe, API, repeat and seed and carries
-the [device], [training] and [network] settings. The worker applies the device settings before
-TensorFlow starts, trains with ``fit(verbose=0)`` while a callback times each epoch with
-``time.perf_counter`` at epoch boundaries only, and writes one JSON result. A recipe that raises
-or diverges is a result too (``failed`` / ``diverged``); only a crash of the process itself
-leaves no result, which the runner then records from the worker's stderr.
+The process spec (written by ``bench.runner``) lists the runs of one round that share a Keras
+package, each naming its recipe, API and seed, and carries the [device], [training] and
+[network] settings. The worker applies the device settings before TensorFlow starts, then trains
+each run in turn with ``fit(verbose=0)`` while a callback times each epoch with
+``time.perf_counter`` at epoch boundaries only (the posts' per-epoch figures). Then it times
+every trained model's train step, and its references', in alternating blocks: the paired
+measurement every ratio comes from. It writes one JSON result per run. A recipe that raises or
+diverges is a result too (``failed`` / ``diverged``) and the others go on; only a crash of the
+process itself leaves no result, which the runner then records for each of its runs.
 
 Nothing TensorFlow-related is imported at module level, so the runner and the tests can use
 ``summarize_exception`` without starting TensorFlow.
@@ -24,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import injection
-from bench.results import DIVERGED, FAILED, OK, BlockStep, Epoch, RunResult, RunSpec
+from bench.results import DIVERGED, FAILED, OK, BlockStep, Epoch, ProcessSpec, RunResult, RunSpec
 
 # Lines Keras 3 wraps around a layer's real error message.
 _WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
@@ -61,46 +64,77 @@ def _after_traced_frames(lines: list) -> list:
     return [_EXCEPTION_PREFIX.sub("", line, count=1) for line in rest]
 
 
-def run(spec: RunSpec) -> RunResult:
-    """Train one recipe as ``spec`` says; never raises for a problem of the recipe."""
+def run(spec: ProcessSpec, report=lambda results: None) -> dict:
+    """run_id -> ``RunResult`` of each run of the process; never raises for a problem of a recipe.
+
+    ``report`` gets the results so far each time a run has trained: what a process that dies
+    later must not lose.
+    """
     from bench import recipes
 
-    kernel_of = getattr(recipes.known().get(spec.run.recipe), "kernel_of", "")
-    if kernel_of:
+    first = spec.first
+    kernel_of = getattr(recipes.known().get(first.run.recipe), "kernel_of", "")
+    if kernel_of:  # such a run has its process to itself (bench.plan)
         from bench import kernel
 
-        return kernel.run_in_kernel(replace(spec, run=replace(spec.run, recipe=kernel_of)))
-    return _run_here(spec)
+        return {first.run.run_id: kernel.run_in_kernel(replace(first, run=replace(first.run, recipe=kernel_of)))}
+    return _run_here(spec, report)
 
 
-def _run_here(spec: RunSpec) -> RunResult:
+def _run_here(spec: ProcessSpec, report) -> dict:
     from bench import datasets, device
     from bench.config import DeviceSettings, TrainingSettings
     from vae_impls import keras_api
 
-    settings, training = DeviceSettings(**spec.device), TrainingSettings(**spec.training)
+    first = spec.first
+    settings, training = DeviceSettings(**first.device), TrainingSettings(**first.training)
     device.prepare_process(settings)
-    _prepare_keras(keras_api.package_for(spec.run.api))
-    notes, result = [], RunResult()
-    keras = built = data = None
+    _prepare_keras(keras_api.package_for(first.run.api))
     try:
         import tensorflow as tf
 
+        notes = []
         device.apply_runtime(tf, settings, notes)
-        keras = keras_api.load(spec.run.api)
+        keras = keras_api.load(first.run.api)
         device.apply_precision(tf, keras, settings, notes)
         data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
-        result = replace(result, dataset=data.name, dataset_origin=data.origin)
+    except Exception as error:  # nothing could train: every run says why
+        return {run.run.run_id: RunResult(error=summarize_exception(error)) for run in spec.runs}
+    results, trained = {}, {}
+    for run in spec.runs:
+        signal.alarm(training.timeout_seconds)  # SIGALRM ends the process: the runner reads it as the time limit
+        results[run.run.run_id], built = _train_run(tf, keras, data, run, settings, training, notes)
+        if results[run.run.run_id].status == OK:
+            trained[run.run.run_id] = built
+        report(results)
+    # Paired blocks time the train function on a tf.data iterator: not what a fit on arrays runs.
+    steppable = {run_id: built for run_id, built in trained.items() if not built.fit_on_arrays}
+    if training.paired_blocks and steppable:
+        signal.alarm(training.timeout_seconds)
+        results = _with_blocks(results, spec, _time_paired(tf, keras, data, spec, settings, training, steppable))
+    signal.alarm(0)
+    for run in spec.runs:
+        results[run.run.run_id] = _after_timing(tf, results[run.run.run_id], trained.get(run.run.run_id), data, run,
+                                                training)
+    return results
+
+
+def _train_run(tf, keras, data, spec: RunSpec, settings, training, notes: list) -> tuple:
+    """(RunResult, the built recipe or None) of one run's ``fit``."""
+    from bench import device
+
+    result, built = RunResult(dataset=data.name, dataset_origin=data.origin), None
+    try:
         built = _build(keras, spec, settings, spec.run.recipe, spec.run.api)
         result = _train(tf, keras, built, data, spec, training, result)
-        # Paired blocks time the train function on a tf.data iterator: not what a fit on arrays runs.
-        if result.status == OK and spec.references and training.paired_blocks and not built.fit_on_arrays:
-            result = _time_paired(tf, keras, built, data, spec, settings, training, result)
-    except Exception as error:  # a recipe's failure is a result; the matrix goes on
+    except Exception as error:  # a recipe's failure is a result; the process goes on
         result = replace(result, error=summarize_exception(error))
-    if keras is not None:
-        result = replace(result, device_settings=device.read_back(tf, keras, built.model if built else None,
-                                                                   settings, notes))
+    read_back = device.read_back(tf, keras, built.model if built else None, settings, notes)
+    return replace(result, device_settings=read_back), built
+
+
+def _after_timing(tf, result: RunResult, built, data, spec: RunSpec, training) -> RunResult:
+    """A profile and pictures, taken once every timing is done."""
     if result.status == OK and spec.profile_dir and not built.fit_on_arrays:
         result = _profile_or_say_why(tf, built, data, spec, training, result)
     if result.status == OK and spec.artifacts_path:
@@ -172,26 +206,45 @@ def _pipeline(tf, built, data, seed, training, endless=False):
 
 # --- the paired measurement -------------------------------------------------------------------
 
-def _time_paired(tf, keras, built, data, spec: RunSpec, settings, training, result: RunResult) -> RunResult:
-    """The run's train step against its references', in one process: alternating blocks of steps.
+def _time_paired(tf, keras, data, spec: ProcessSpec, settings, training, trained: dict) -> tuple:
+    """(every model's timed steps, why a reference could not be timed): the train steps of the
+    process's trained runs and of its references, in alternating blocks of steps.
 
     Each model runs the train function ``fit`` runs, on its own endless pipeline of the same
     batches, one step per call, timed per step. Block order alternates (ABC, CBA, ...) so that a
-    drift of the machine falls on every model alike. A reference that fails to build or train
-    leaves the run's own result as it was and says why.
+    drift of the machine falls on every model alike. A reference that fails to build or train is
+    left out and named; the runs' own results stay as they were.
     """
-    steppers = {(spec.run.recipe, spec.run.api): _stepper(tf, built, data, spec, training)}
+    first = spec.first
+    runs = {run.run.run_id: run.run for run in spec.runs}
+    steppers = {(runs[run_id].recipe, runs[run_id].api): _stepper(tf, built, data, first, training)
+                for run_id, built in trained.items()}
+    errors = []
     for recipe, api in spec.references:
         try:
-            reference = _build(keras, spec, settings, recipe, api)
-            _inject(tf, reference, spec, recipe, api)
-            reference.model.fit(_pipeline(tf, reference, data, spec.run.seed, training, endless=True), epochs=1,
+            reference = _build(keras, first, settings, recipe, api)
+            _inject(tf, reference, first, recipe, api)
+            reference.model.fit(_pipeline(tf, reference, data, first.run.seed, training, endless=True), epochs=1,
                                 steps_per_epoch=PAIRED_TRACING_STEPS, verbose=0)
-            steppers[recipe, api] = _stepper(tf, reference, data, spec, training)
+            steppers[recipe, api] = _stepper(tf, reference, data, first, training)
         except Exception as error:
-            return replace(result, reference_error=f"{recipe} ({api}): {summarize_exception(error)}")
+            errors.append(f"{recipe} ({api}): {summarize_exception(error)}")
+    if len(steppers) < 2:
+        return (), "; ".join(errors)
     _time_blocks(steppers, blocks=1, steps=training.paired_block_steps)  # warm every model alike
-    return replace(result, blocks=_time_blocks(steppers, training.paired_blocks, training.paired_block_steps))
+    return _time_blocks(steppers, training.paired_blocks, training.paired_block_steps), "; ".join(errors)
+
+
+def _with_blocks(results: dict, spec: ProcessSpec, timed: tuple) -> dict:
+    """Each run keeps its own model's steps; the references' steps go with the process's first run."""
+    steps, reference_error = timed
+    owners = {(run.run.recipe, run.run.api): run.run.run_id for run in spec.runs}
+    first_id = spec.first.run.run_id
+    kept = {run_id: [] for run_id in results}
+    for step in steps:
+        kept[owners.get((step.model, step.model_api), first_id)].append(step)
+    return {run_id: replace(result, blocks=tuple(kept[run_id]), reference_error=reference_error)
+            for run_id, result in results.items()}
 
 
 def _profile_or_say_why(tf, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
@@ -330,10 +383,14 @@ def die_with_manager() -> None:
 def main(argv=None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
     die_with_manager()
-    result = run(RunSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))))
-    partial = Path(f"{result_path}.partial")
-    partial.write_text(json.dumps(result.to_json()), encoding="utf-8")
-    os.replace(partial, result_path)  # the runner never reads half a result
+
+    def write(results: dict, complete: bool = False) -> None:
+        partial = Path(f"{result_path}.partial")
+        answer = {"complete": complete, "results": {run_id: result.to_json() for run_id, result in results.items()}}
+        partial.write_text(json.dumps(answer), encoding="utf-8")
+        os.replace(partial, result_path)  # the runner never reads half a result
+
+    write(run(ProcessSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))), write), complete=True)
     return 0
 
 

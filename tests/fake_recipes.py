@@ -30,6 +30,7 @@ def build(name: str, api: str, keras, net):
         print("fake_crash: the worker dies here", file=sys.stderr, flush=True)
         os._exit(3)
     if name == "fake_hang":  # a test that must finish it sets the environment variable
+        print("fake_hang: building", file=sys.stderr, flush=True)  # tests wait for this line
         time.sleep(float(os.environ.get("KLBENCH_FAKE_HANG_SECONDS", 3600)))
     return _tiny_autoencoder(keras, net, name)
 

@@ -255,7 +255,9 @@ def start_bench(tmp_path, recipe_names, repeats=1, timeout=120):
 @pytest.mark.slow
 def test_a_worker_killed_by_a_signal_is_recorded_as_such_and_rerun_on_resume(tmp_path):
     benchmark, results = start_bench(tmp_path, ["fake_hang", "fake_ok"], timeout=600)
-    os.kill(wait_for(lambda: worker_of(benchmark.pid, "fake_hang-keras3-r1"), what="worker"), signal.SIGKILL)
+    wait_for(lambda: any("fake_hang: building" in log.read_text() for log in results.glob("*/.scratch/*.log")),
+             what="fake_hang building")
+    os.kill(wait_for(lambda: worker_of(benchmark.pid, "keras3-r1.spec"), what="worker"), signal.SIGKILL)
     benchmark.communicate(timeout=400)
     folder = ResultsFolder(only_folder(results))
     (killed,) = [record for record in folder.run_records() if record.recipe == "fake_hang"]

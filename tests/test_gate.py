@@ -1,5 +1,7 @@
 """The gate's decisions on synthetic records with known answers."""
 import json
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -67,8 +69,21 @@ def test_regression_beyond_tolerance_fails_and_names_the_recipe(baseline):
 
 
 def test_regression_within_tolerance_passes(baseline):
-    slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.05}
+    slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.02}
     assert verdicts(gate.compare(runs_frame(slowed, seed=4), baseline))["kl_layer", "keras2"] == "ok"
+
+
+@pytest.mark.parametrize("ratio, ci_low, ci_high, verdict", [
+    (1.12, 1.08, 1.16, "regression"),   # past the tolerance, the CI wholly above the baseline
+    (1.12, 0.98, 1.28, "ok"),           # past the tolerance, but the CI holds the baseline: noise
+    (1.04, 1.03, 1.05, "ok"),           # a significant rise within the tolerance
+    (0.90, 0.88, 0.92, "faster"),
+    (0.90, 0.80, 1.02, "ok"),
+])
+def test_a_ratio_must_pass_the_tolerance_and_be_significant(ratio, ci_low, ci_high, verdict):
+    entry = {"status": "works", "ratio": 1.0, "final_loss": None}
+    measured = SimpleNamespace(ratio=ratio, ci_low=ci_low, ci_high=ci_high)
+    assert gate._decide(entry, {"status": "works"}, measured, math.nan, tolerance=0.05)[0] == verdict
 
 
 def test_improvement_passes(baseline):

@@ -110,7 +110,8 @@ def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
 
 
 def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
-    runs = pd.DataFrame({"wall_seconds": [10.0] * 6, "repeat": [1, 2, 3] * 2})
+    runs = pd.DataFrame({"run_id": [f"run-{index}" for index in range(6)], "process": [""] * 6,
+                         "wall_seconds": [10.0] * 6, "repeat": [1, 2, 3] * 2})
     ratios = pd.DataFrame({"recipe": ["vae_loss_layer", "kl_layer", "gradient_tape"], "api": ["keras2"] * 3,
                            "compared_with": ["plain_ae"] * 3, "n": [3, 3, 3], "half_width": [0.10, 0.04, 0.03],
                            "method": ["paired"] * 3})
