@@ -21,7 +21,7 @@ from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results import OK
 from vae_impls import registry
 
-DEFAULT_TOLERANCE = 0.05
+DEFAULT_TOLERANCE = 0.06
 DEFAULT_FLOOR_TOLERANCE = 0.25
 RATIO_CHECK, FLOOR_CHECK = "ratio to floor", "floor ms/step"
 # What a baseline records of the run it came from, and names when the judged run differs.
