@@ -77,7 +77,7 @@ READINGS = (
 
 
 def references(recipe: str, api: str) -> tuple:
-    """What a run of ``recipe`` on ``api`` is timed against in its own process: the floor, the
+    """What a run of ``recipe`` on ``api`` is timed against in its worker process: the floor, the
     baseline of each claim about the recipe, and the variant its reading differs from, each
     where it runs on the same API."""
     found = [(registry.FLOOR, floor_api(api))] if recipes.includes_kl(recipe) else []

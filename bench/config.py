@@ -55,9 +55,9 @@ class TrainingSettings:
     warmup_epochs: int = 1              # timed, but left out of the run's ms/step
     steps_per_epoch: int = 0            # 0 = full passes over the training set
     seed: int = 0
-    timeout_seconds: int = 600          # per run, worker start-up included
-    # The paired measurement: after its epochs, a run times its train step against its references'
-    # (the floor, a claim's baseline) in this many alternating blocks of each model; 0 = none.
+    timeout_seconds: int = 600          # per run: its training, and the process's start-up or timing
+    # The paired measurement: once its runs have trained, a worker times every trained model's train
+    # step and its references' (the floor, a claim's baseline) in this many alternating blocks; 0 = none.
     paired_blocks: int = 8
     paired_block_steps: int = 10        # timed steps of one model in one block
     profile_steps: int = 0              # >0: profile that many train steps after the timing (slow)

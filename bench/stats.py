@@ -134,8 +134,8 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
 
 
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
-METHODS = {PAIRED: "paired in-process blocks; 95% t-interval on the log of the per-process ratios of median step "
-                   "times",
+METHODS = {PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker process); 95% "
+                   "t-interval on the log of the per-process ratios of median step times",
            BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median ms/step over runs"}
 RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", "ratio", "ci_low", "ci_high", "half_width",
                  "method", "n", "p_value"]

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import config, plan, runner
+from bench import config, executors, plan, runner
 from bench.__main__ import main
-from bench.results import (BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ResultsFolder, RunRecord,
-                           RunResult, epoch_rows)
+from bench.results import (BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ProcessSpec, ResultsFolder,
+                           RunRecord, RunResult, RunSpec, epoch_rows)
 from bench.worker import summarize_exception
 from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
 
@@ -58,11 +58,33 @@ def test_shuffled_order_is_reproducible_and_follows_the_seed():
     assert [r.run_id for r in plan_of(*args)] != [r.run_id for r in plan_of(*args, seed=1)]
 
 
+def test_runs_of_one_round_and_keras_package_share_a_process_and_a_kernel_run_has_its_own():
+    runs = plan_of(["plain_ae", "kl_layer", "notebook_kernel"], ["keras2", "keras3", "keras3-port"], 2)
+    groups = {group[0].process_id: {(run.recipe, run.api) for run in group} for group in plan.processes(runs)}
+    assert groups["keras2-r1"] == {("plain_ae", "keras2"), ("kl_layer", "keras2")}
+    assert groups["keras3-r2"] == {("plain_ae", "keras3"), ("kl_layer", "keras3-port")}  # kl_layer keras3: round 1
+    assert groups["notebook_kernel-keras2-r1"] == {("notebook_kernel", "keras2")}
+    assert len(groups) == 2 * 4 + 1  # notebook_kernel keras3 fails as written: round 1 only
+    assert sum(len(group) for group in plan.processes(runs)) == len(runs)
+
+
 def test_pairs_that_fail_as_written_run_in_round_one_unless_asked():
     runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3)
     assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 1}
     runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3, repeat_expected_failures=True)
     assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 3}
+
+
+def test_a_dead_worker_blames_the_run_it_was_training_and_leaves_the_later_ones_to_a_new_process():
+    runs = plan_of(["plain_ae", "kl_layer", "gradient_tape"], ["keras2"], 1)
+    spec = ProcessSpec(tuple(RunSpec(run, {}, {}, {}) for run in runs))
+    first, second, third = (run.run_id for run in runs)
+    cause = RunResult("killed", "killed by signal 9")
+    assert executors._blamed(spec, {first: RunResult("ok")}, cause) == {second: cause}
+    trained = {run_id: RunResult("ok") for run_id in (first, second, third)}
+    lost = executors._blamed(spec, trained, cause)
+    assert {result.reference_error for result in lost.values()} == {"paired timing lost: killed, killed by signal 9"}
+    assert {result.status for result in lost.values()} == {"ok"}
 
 
 # --- error summaries ------------------------------------------------------------------------

@@ -82,6 +82,23 @@ def test_process_ratio_is_the_ratio_of_median_step_times_within_one_run():
     assert ratios.ratio.to_list() == pytest.approx([1.2] * 3, rel=0.01)
 
 
+def test_runs_that_shared_a_process_are_compared_with_each_other_and_never_across_processes():
+    # Two rounds, each one process: kl_layer, vae_loss_layer and plain_ae each stored under its own run.
+    # Round 2's process ran 1.5x slower for its whole life: its ratios are the same.
+    speeds = {1: 1.0, 2: 1.5}
+    rows = [{"run_id": f"{model}-keras2-r{repeat}", "recipe": model, "api": "keras2", "repeat": repeat,
+             "process": f"keras2-r{repeat}", "block": block, "model": model, "model_api": "keras2",
+             "step": step, "seconds": seconds * speeds[repeat]}
+            for repeat in (1, 2) for block in (1, 2, 3) for step in (1, 2)
+            for model, seconds in (("kl_layer", 0.051), ("vae_loss_layer", 0.075), ("plain_ae", 0.050))]
+    ratios = stats.process_ratios(pd.DataFrame(rows)).set_index(["run_id", "compared_with"]).ratio
+    for repeat in (1, 2):
+        assert ratios[f"kl_layer-keras2-r{repeat}", "plain_ae"] == pytest.approx(1.02)
+        assert ratios[f"vae_loss_layer-keras2-r{repeat}", "kl_layer"] == pytest.approx(0.075 / 0.051)
+        assert ratios[f"plain_ae-keras2-r{repeat}", "vae_loss_layer"] == pytest.approx(0.050 / 0.075)
+    assert len(ratios) == 2 * 3 * 2  # each run against the two other models of its own process only
+
+
 def test_paired_ratio_cancels_process_speed_and_its_t_interval_covers_the_truth():
     runs, blocks = paired_runs([1.18, 1.21, 1.20, 1.19, 1.22])
     row = stats.ratio_table(runs, blocks).iloc[0]
