@@ -122,7 +122,7 @@ def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
         tied = candidates[(candidates.index == best.name) | (candidates.ci_low <= best.ci_high)]
         named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
         head = (f"the fastest KL recipe is {named} the floor" if len(tied) == 1 else
-                f"{len(tied)} KL recipes are tied for fastest (their CIs overlap): {named} the floor")
+                f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of the floor: {named}")
         sentences.append(f"{api}: {head}; {floor_text}.")
     return sentences or ["No run finished ok: there are no timings."]
 
