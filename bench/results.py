@@ -1,8 +1,8 @@
 """The results model: what a worker is asked and answers, and the results folder that keeps it.
 
-In the manner of pyperf's ``Run``: ``ProcessSpec`` and its ``RunSpec``s (manager -> worker) and
-``RunResult`` (worker -> manager) own their JSON, ``RunRecord`` owns a row of runs.csv and ``Epoch`` a row of
-epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
+In the manner of pyperf's ``Run``: ``ProcessSpec`` and its ``RunSpec``s (manager -> worker)
+and ``RunResult`` (worker -> manager) own their JSON, ``RunRecord`` owns a row of runs.csv and
+``Epoch`` a row of epochs.csv. ``ResultsFolder`` alone reads and writes a results folder,
 ``results/<UTC timestamp>-<config name>/``:
   epochs.csv  one row per epoch of a run (``EPOCH_COLUMNS``),
   blocks.csv  one row per timed step of the paired measurement (``BLOCK_COLUMNS``),
