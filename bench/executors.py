@@ -64,7 +64,7 @@ def node_facts() -> dict:
             "versions": environment.package_versions()}
 
 
-def each_run(spec: ProcessSpec, result: RunResult) -> dict:
+def _each_run(spec: ProcessSpec, result: RunResult) -> dict:
     """The same ``result`` for every run of a process that ended before its runs could answer."""
     return {run.run.run_id: result for run in spec.runs}
 
@@ -282,7 +282,7 @@ def _runtime_env() -> dict:
 
 
 def _lost(spec: ProcessSpec, status: str, error: str, sent_at: float) -> Outcome:
-    return Outcome(each_run(spec, RunResult(status, error)), time.time() - sent_at, sent_at, None, {})
+    return Outcome(_each_run(spec, RunResult(status, error)), time.time() - sent_at, sent_at, None, {})
 
 
 def _first_line(error) -> str:

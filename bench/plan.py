@@ -82,7 +82,7 @@ def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
 def process_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
     """The worker process of a run: one per Keras package, variant and round; a recipe run in a
     Jupyter kernel gets its own."""
-    if getattr(recipes.known().get(recipe), "kernel_of", ""):
+    if recipes.kernel_of(recipe):
         return run_id(recipe, api, repeat, variant)
     return f"{PACKAGE_LABELS[keras_api.package_for(api)]}{_variant_part(variant)}-r{repeat}"
 

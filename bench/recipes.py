@@ -50,6 +50,12 @@ def build(recipe: str, api: str, keras, net):
     return _source_of(recipe).build(recipe, api, keras, net)
 
 
+def kernel_of(recipe: str) -> str:
+    """The recipe whose notebook cells ``recipe`` runs in a Jupyter kernel; "" for a recipe the
+    worker trains itself."""
+    return getattr(known().get(recipe), "kernel_of", "")
+
+
 def includes_kl(recipe: str) -> bool:
     """False for the floor, which minimizes BCE alone: its losses are not comparable with the others'."""
     found = known().get(recipe)

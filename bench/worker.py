@@ -73,7 +73,7 @@ def run(spec: ProcessSpec, report=lambda results: None) -> dict:
     from bench import recipes
 
     first = spec.first
-    kernel_of = getattr(recipes.known().get(first.run.recipe), "kernel_of", "")
+    kernel_of = recipes.kernel_of(first.run.recipe)
     if kernel_of:  # such a run has its process to itself (bench.plan)
         from bench import kernel
 
