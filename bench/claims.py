@@ -79,8 +79,13 @@ READINGS = (
 def references(recipe: str, api: str) -> tuple:
     """What a run of ``recipe`` on ``api`` is timed against in its worker process: the floor, the
     baseline of each claim about the recipe, and the variant its reading differs from, each
-    where it runs on the same API."""
+    where it runs on the same API. A run in a Jupyter kernel gets its floor only: its reading
+    differs from its variant in the process itself (a kernel's instead of a worker's), which
+    timing both in one process would cancel, so its comparisons go across processes, and each
+    model built in the kernel costs ~4 s of a budget that buys precision for every ratio."""
     found = [(registry.FLOOR, floor_api(api))] if recipes.includes_kl(recipe) else []
+    if recipes.kernel_of(recipe):
+        return tuple(found)
     others = [claim.baseline for claim in CLAIMS if claim.recipe == recipe]
     others += [reading.undone for reading in READINGS if reading.recipe == recipe]
     found += [(other, api) for other in others if recipes.status(other, api) == registry.WORKS]
@@ -89,9 +94,9 @@ def references(recipe: str, api: str) -> tuple:
 
 def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
     """(api, ratio of ``recipe`` to ``other``) on every API where both have numbers."""
-    paired = stats.process_ratios(blocks if blocks is not None else pd.DataFrame())
+    paired, step_ms = stats.process_ratios(stats.or_empty(blocks)), stats.own_step_ms(blocks)
     for api in APIS:
-        ratio = stats.ratio_between(runs, paired, recipe, api, other, api)
+        ratio = stats.ratio_between(runs, paired, step_ms, recipe, api, other, api)
         if ratio is not None:
             yield api, ratio
 

@@ -6,7 +6,9 @@ notebook readings in a namespace dict of a plain process; this path runs the not
 ``bench/notebook_kernel.ipynb`` in a local IPython kernel driven by nbclient (no Jupyter
 server), so that what a kernel adds (its namespace, its ZeroMQ channels and their threads,
 output capture) is part of the measurement. The notebook trains the post's way, ``fit`` on numpy
-arrays, and measures each epoch as the worker does.
+arrays, and measures each epoch as the worker does; then it times the VAE's train step against
+the run's references (its floor, the class version) in alternating blocks, as the worker does, so
+that those ratios are paired inside the kernel.
 
 The kernel's Python is this interpreter, ``sys.executable`` (the project's venv): the name
 "python3" is resolved by a kernel spec manager that searches no kernel folders, so it falls back
@@ -17,7 +19,7 @@ kernel; ipykernel exits by itself within a second once its parent, this process,
 
 The run's settings reach the notebook as a cell of assignments inserted after its cell tagged
 ``parameters``, as papermill does. Its last cell writes the epochs, trace count, graph op count,
-data set and device settings as JSON, read back here into a ``RunResult``; a cell that raises or a
+data set, device settings and the paired blocks as JSON, read back here into a ``RunResult``; a cell that raises or a
 kernel that dies is a ``failed`` result, a run past ``[training] timeout_seconds`` (kernel
 start-up included) a ``timeout`` one. The kernel path saves no latent-space artifacts.
 """
@@ -36,7 +38,7 @@ from nbclient.exceptions import CellExecutionError
 
 from bench import environment
 from bench.config import DeviceSettings, TrainingSettings
-from bench.results import DIVERGED, FAILED, OK, TIMEOUT, Epoch, RunResult, RunSpec
+from bench.results import DIVERGED, FAILED, OK, TIMEOUT, BlockStep, Epoch, RunResult, RunSpec
 from bench.worker import summarize_exception
 from vae_impls import keras_api
 
@@ -46,8 +48,9 @@ PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
 RESULT_FILE = "result.json"
 
 
-def run_in_kernel(spec: RunSpec, *, fit_verbose: int | str = 0) -> RunResult:
-    """Train ``spec``'s run in a fresh kernel; never raises for a problem of the recipe or kernel.
+def run_in_kernel(spec: RunSpec, references=(), *, fit_verbose: int | str = 0) -> RunResult:
+    """Train ``spec``'s run in a fresh kernel, then time its train step against ``references``
+    ((recipe, api) pairs) there; never raises for a problem of the recipe or kernel.
 
     ``fit_verbose`` is ``fit``'s ``verbose``: 0, as the worker fits, by default; the post's call
     leaves Keras' default ``"auto"``, a progress bar streamed through the kernel's output channel.
@@ -55,7 +58,7 @@ def run_in_kernel(spec: RunSpec, *, fit_verbose: int | str = 0) -> RunResult:
     timeout_seconds = TrainingSettings(**spec.training).timeout_seconds
     with tempfile.TemporaryDirectory(prefix="klbench-kernel-") as scratch:
         result_path = Path(scratch) / RESULT_FILE
-        notebook = parameterized_notebook(spec, result_path, fit_verbose)
+        notebook = parameterized_notebook(spec, result_path, references, fit_verbose)
         try:
             asyncio.run(_execute(notebook, kernel_environment(spec), timeout_seconds))
         except TimeoutError:
@@ -67,12 +70,13 @@ def run_in_kernel(spec: RunSpec, *, fit_verbose: int | str = 0) -> RunResult:
         return _read_result(result_path)
 
 
-def parameterized_notebook(spec: RunSpec, result_path: Path, fit_verbose: int | str = 0):
+def parameterized_notebook(spec: RunSpec, result_path: Path, references=(), fit_verbose: int | str = 0):
     """The notebook with a cell setting the run's values inserted after its parameters cell."""
     notebook = nbformat.reads(NOTEBOOK.read_text(encoding="utf-8"), as_version=4)
     values = {"recipe": spec.run.recipe, "api": spec.run.api, "seed": spec.run.seed,
               "device_settings": spec.device, "training_settings": spec.training,
-              "network_settings": spec.network, "fit_verbose": fit_verbose, "result_path": str(result_path)}
+              "network_settings": spec.network, "references": [list(pair) for pair in references],
+              "fit_verbose": fit_verbose, "result_path": str(result_path)}
     # The spec's values came from JSON, so their reprs are Python literals.
     source = "\n".join(f"{name} = {value!r}" for name, value in values.items())
     injected = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
@@ -139,6 +143,7 @@ def _read_result(path: Path) -> RunResult:
         return RunResult(FAILED, "the notebook ran to its end but wrote no result")
     measured = json.loads(path.read_text(encoding="utf-8"))
     epochs = tuple(Epoch(**epoch) for epoch in measured.pop("epochs"))
+    blocks = tuple(BlockStep(**step) for step in measured.pop("blocks", ()))
     # The notebook's epoch timer, as the worker's, stops training at the first non-finite loss.
     status = DIVERGED if any(not math.isfinite(epoch.loss) for epoch in epochs) else OK
-    return RunResult(status=status, epochs=epochs, **measured)
+    return RunResult(status=status, epochs=epochs, blocks=blocks, **measured)

@@ -313,9 +313,8 @@ def _notebook_blocks(tables: Tables) -> list:
                     for name, api in (("model_add_loss", api), (registry.FLOOR, floor_api(api)))]
     return [("h2", "Why is the notebook slower?"),
             ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
-                  "against the variant that differs from it in one choice (in the same processes where both train "
-                  "on the harness' pipeline; across processes for a fit on numpy arrays and for the Jupyter "
-                  "kernel); op counts are of the traced train step. The batch size is a condition of the run: "
+                  "against the variant that differs from it in one choice, in the same processes (the Jupyter "
+                  "kernel reading, whose choice is the process, across processes); op counts are of the traced train step. The batch size is a condition of the run: "
                   "see the claims' conditions above."),
             _table(tables.readings, columns, "No reading of the notebook ran beside the variant it differs from."),
             *([("ul", [_cause_sentence(row, speed) for row in tables.readings.itertuples()]

@@ -107,7 +107,7 @@ def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
 OP_COLUMNS = ["graph_ops", *OP_COUNT_COLUMNS.values()]
 
 
-def _own_step_ms(blocks: pd.DataFrame) -> pd.Series:
+def own_step_ms(blocks: pd.DataFrame) -> pd.Series:
     """run_id -> the median of the run's own train-step times in its paired blocks, in ms."""
     if blocks is None or blocks.empty:
         return pd.Series(dtype=float)
@@ -118,7 +118,7 @@ def _own_step_ms(blocks: pd.DataFrame) -> pd.Series:
 def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Per recipe x API (ok runs): ms/step of fit and first-epoch seconds with CIs, the train step's
     time in the paired blocks, trace and op counts."""
-    step_ms = _own_step_ms(blocks)
+    step_ms = own_step_ms(blocks)
     rows = []
     for recipe, api, group in _groups(ok_runs(runs)):
         ms, first = median_ci(group.ms_per_step), median_ci(group.first_epoch_seconds)
@@ -136,7 +136,8 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
 METHODS = {PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker process); 95% "
                    "t-interval on the log of the per-process ratios of median step times",
-           BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median ms/step over runs"}
+           BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times over runs "
+                      "(a run's median train step in its paired blocks; fit's ms/step where a side has none)"}
 RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", "ratio", "ci_low", "ci_high", "half_width",
                  "method", "n", "p_value"]
 OUTLIER_MADS = 5.0
@@ -162,6 +163,10 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
     merged = merged.assign(ratio=merged.seconds_own / merged.seconds)
     per_run = merged.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False).ratio.median()
     return per_run.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
+
+
+def or_empty(blocks) -> pd.DataFrame:
+    return blocks if blocks is not None else pd.DataFrame()
 
 
 def _process_of(frame: pd.DataFrame) -> pd.Series:
@@ -191,11 +196,12 @@ def log_t_interval(ratios) -> dict:
             "n": len(logs)}
 
 
-def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, recipe: str, api: str, other: str,
-                  other_api: str):
+def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, step_ms: pd.Series, recipe: str, api: str,
+                  other: str, other_api: str):
     """``recipe`` on ``api`` relative to ``other`` on ``other_api``: from the paired measurement
-    when the folder has it (``paired``: ``process_ratios``), else from separate processes; None
-    when neither has numbers."""
+    when the two shared processes (``paired``: ``process_ratios``), else from separate processes,
+    over each run's own step time in its blocks (``step_ms``: ``own_step_ms``) or, for a folder
+    without them, fit's ms/step; None when neither has numbers."""
     mine = paired[(paired.recipe == recipe) & (paired.api == api) & (paired.compared_with == other)
                   & (paired.compared_api == other_api) & paired.run_id.isin(ok_runs(runs).run_id)]
     if len(mine):
@@ -203,19 +209,29 @@ def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, recipe: str, api: st
     sample, reference = ms_per_step(runs, recipe, api), ms_per_step(runs, other, other_api)
     if sample.empty or reference.empty:
         return None
+    sample, reference = _block_steps_if_all_have_them((sample, reference), runs, step_ms)
     return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample)}
+
+
+def _block_steps_if_all_have_them(sides: tuple, runs: pd.DataFrame, step_ms: pd.Series) -> tuple:
+    """Each side's runs (ms/step indexed as ``runs``) by their block step times, when every run
+    of both sides has some: ~20 steps each, without the epoch-boundary cost a 5-step epoch carries."""
+    run_ids = [runs.run_id[side.index] for side in sides]
+    if not all(ids.isin(step_ms.dropna().index).all() for ids in run_ids):
+        return sides
+    return tuple(pd.Series(step_ms.reindex(ids).to_numpy(), index=ids.index) for ids in run_ids)
 
 
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Each KL recipe x API's step time relative to its floor (plain_ae of the same Keras; for a
     port, Keras 3's); from separate processes for a folder without paired blocks."""
-    paired = process_ratios(blocks if blocks is not None else pd.DataFrame())
+    paired, step_ms = process_ratios(or_empty(blocks)), own_step_ms(blocks)
     rows = []
     for recipe, api, _ in _groups(ok_runs(runs)):
         if not recipes.includes_kl(recipe):
             continue
         floor = (registry.FLOOR, floor_api(api))
-        found = ratio_between(runs, paired, recipe, api, *floor)
+        found = ratio_between(runs, paired, step_ms, recipe, api, *floor)
         if found is not None:
             rows.append({"recipe": recipe, "api": api, "compared_with": floor[0], "compared_api": floor[1], **found})
     return pd.DataFrame(rows, columns=RATIO_COLUMNS)

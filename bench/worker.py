@@ -73,11 +73,10 @@ def run(spec: ProcessSpec, report=lambda results: None) -> dict:
     from bench import recipes
 
     first = spec.first
-    kernel_of = recipes.kernel_of(first.run.recipe)
-    if kernel_of:  # such a run has its process to itself (bench.plan)
+    if recipes.kernel_of(first.run.recipe):  # such a run has its process to itself (bench.plan)
         from bench import kernel
 
-        return {first.run.run_id: kernel.run_in_kernel(replace(first, run=replace(first.run, recipe=kernel_of)))}
+        return {first.run.run_id: kernel.run_in_kernel(first, spec.references)}
     return _run_here(spec, report)
 
 
@@ -107,11 +106,12 @@ def _run_here(spec: ProcessSpec, report) -> dict:
         if results[run.run.run_id].status == OK:
             trained[run.run.run_id] = built
         report(results)
-    # Paired blocks time the train function on a tf.data iterator: not what a fit on arrays runs.
-    steppable = {run_id: built for run_id, built in trained.items() if not built.fit_on_arrays}
-    if training.paired_blocks and steppable:
+    if training.paired_blocks and trained:
         signal.alarm(training.timeout_seconds)
-        results = _with_blocks(results, spec, _time_paired(tf, keras, data, spec, settings, training, steppable))
+        runs = {run.run.run_id: run.run for run in spec.runs}
+        models = {(runs[run_id].recipe, runs[run_id].api): built for run_id, built in trained.items()}
+        results = _with_blocks(results, spec, time_paired(tf, keras, data, first, settings, training, models,
+                                                          spec.references))
     signal.alarm(0)
     for run in spec.runs:
         results[run.run.run_id] = _after_timing(tf, results[run.run.run_id], trained.get(run.run.run_id), data, run,
@@ -135,7 +135,7 @@ def _train_run(tf, keras, data, spec: RunSpec, settings, training, notes: list) 
 
 def _after_timing(tf, result: RunResult, built, data, spec: RunSpec, training) -> RunResult:
     """A profile and pictures, taken once every timing is done."""
-    if result.status == OK and spec.profile_dir and not built.fit_on_arrays:
+    if result.status == OK and spec.profile_dir:
         result = _profile_or_say_why(tf, built, data, spec, training, result)
     if result.status == OK and spec.artifacts_path:
         result = _save_artifacts_or_say_why(result, built, data, spec.artifacts_path)
@@ -206,21 +206,19 @@ def _pipeline(tf, built, data, seed, training, endless=False):
 
 # --- the paired measurement -------------------------------------------------------------------
 
-def _time_paired(tf, keras, data, spec: ProcessSpec, settings, training, trained: dict) -> tuple:
+def time_paired(tf, keras, data, first: RunSpec, settings, training, models: dict, references) -> tuple:
     """(every model's timed steps, why a reference could not be timed): the train steps of the
-    process's trained runs and of its references, in alternating blocks of steps.
+    trained ``models`` ((recipe, api) -> built) and of the ``references`` ((recipe, api) pairs,
+    built here with ``first``'s settings), in alternating blocks of steps.
 
-    Each model runs the train function ``fit`` runs, on its own endless pipeline of the same
-    batches, one step per call, timed per step. Block order alternates (ABC, CBA, ...) so that a
-    drift of the machine falls on every model alike. A reference that fails to build or train is
-    left out and named; the runs' own results stay as they were.
+    Each model runs the train function ``fit`` runs, on an endless iterator of the batches its
+    ``fit`` takes, one step per call, timed per step. Block order alternates (ABC, CBA, ...) so
+    that a drift of the machine falls on every model alike. A reference that fails to build or
+    train is left out and named; the runs' own results stay as they were.
     """
-    first = spec.first
-    runs = {run.run.run_id: run.run for run in spec.runs}
-    steppers = {(runs[run_id].recipe, runs[run_id].api): _stepper(tf, built, data, first, training)
-                for run_id, built in trained.items()}
+    steppers = {model: _stepper(tf, built, data, first, training) for model, built in models.items()}
     errors = []
-    for recipe, api in spec.references:
+    for recipe, api in references:
         try:
             reference = _build(keras, first, settings, recipe, api)
             _inject(tf, reference, first, recipe, api)
@@ -264,15 +262,39 @@ PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optim
 
 
 def _stepper(tf, built, data, spec: RunSpec, training):
-    """One train step per call: the model's own train function on an endless iterator."""
+    """One train step per call: the model's own train function on an endless iterator of the
+    batches its ``fit`` takes: the harness' pipeline, or the one Keras builds from numpy arrays."""
     train_function = built.model.make_train_function()
-    batches = iter(_pipeline(tf, built, data, spec.run.seed, training, endless=True))
+    if built.fit_on_arrays:
+        pipeline = _arrays_pipeline(spec.run.api, built, data, training)
+    else:
+        pipeline = _pipeline(tf, built, data, spec.run.seed, training, endless=True)
+    batches = iter(pipeline)
 
     def step():
         logs = train_function(batches)
         next(iter(tf.nest.flatten(logs))).numpy()  # wait for the step, as fit does for its logs
 
     return step
+
+
+def _arrays_pipeline(api: str, built, data, training):
+    """The tf.data pipeline ``fit(x, y, batch_size=..., shuffle=True)`` builds from the arrays
+    (Keras' own data adapter: a gather of each batch from a permutation, reshuffled each pass),
+    repeated without end. Keras keeps that adapter internal under both APIs."""
+    from bench import datasets
+    from vae_impls import keras_api
+
+    x = datasets.arrays_for_fit(data.x_train, training.batch_size, training.steps_per_epoch)
+    y = built.fit_targets(x)
+    if keras_api.package_for(api) == "tf_keras":
+        from tf_keras.src.engine import data_adapter
+
+        adapter = data_adapter.select_data_adapter(x, y)
+        return adapter(x, y, batch_size=training.batch_size, epochs=None, shuffle=True).get_dataset()
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    return get_data_adapter(x, y, batch_size=training.batch_size, shuffle=True).get_tf_dataset().repeat()
 
 
 def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:

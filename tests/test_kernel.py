@@ -42,7 +42,8 @@ def notebook_file(folder, *sources):
 
 def test_run_settings_are_assigned_right_after_the_parameters_cell(tmp_path):
     spec = tiny_spec(api="keras3-port")
-    notebook = kernel.parameterized_notebook(spec, tmp_path / "result.json", fit_verbose="auto")
+    references = (("plain_ae", "keras3"), ("model_add_loss", "keras3-port"))
+    notebook = kernel.parameterized_notebook(spec, tmp_path / "result.json", references, fit_verbose="auto")
     tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
     parameters = tags.index([kernel.PARAMETERS_TAG])
     assert tags[parameters + 1] == [kernel.INJECTED_TAG]
@@ -54,6 +55,7 @@ def test_run_settings_are_assigned_right_after_the_parameters_cell(tmp_path):
     assert namespace["device_settings"] == spec.device and namespace["training_settings"] == spec.training
     assert namespace["network_settings"] == spec.network and namespace["fit_verbose"] == "auto"
     assert namespace["result_path"] == str(tmp_path / "result.json")
+    assert namespace["references"] == [["plain_ae", "keras3"], ["model_add_loss", "keras3-port"]]
 
 
 def test_the_kernel_runs_this_python_whatever_kernelspec_is_installed(tmp_path, monkeypatch):

@@ -285,3 +285,27 @@ def test_a_paired_run_times_the_recipe_and_its_floor_alike(tmp_path):
     assert run.ops_conv2d > 0 and run.load_average >= 0
     ratios = pd.read_csv(results.folder.path / "ratios.csv")
     assert ratios.loc[0, ["compared_with", "compared_api", "method"]].tolist() == ["plain_ae", "keras3", "paired"]
+
+
+@pytest.mark.slow
+def test_a_fit_on_arrays_and_a_kernel_run_are_paired_with_their_floor_on_both_keras(tmp_path):
+    done = run_bench("--config", tiny_config(tmp_path, ["notebook_numpy_fit", "notebook_kernel"],
+                                             apis=["keras2", "keras3-port"]),
+                     "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    results = ResultsFolder(only_folder(tmp_path / "results")).read()
+    assert (results.runs.status == "ok").all() and (results.runs.reference_error == "").all()
+    training = config.load(str(tiny_config(tmp_path, ["plain_ae"]))).training
+    timed = results.blocks.groupby(["recipe", "api", "model"]).size().unstack(fill_value=0)
+    steps = training.paired_blocks * training.paired_block_steps
+    for api, floor_api in (("keras2", "keras2"), ("keras3-port", "keras3")):
+        assert timed.loc["notebook_numpy_fit", api][["notebook_numpy_fit", "plain_ae", "notebook_globals"]].tolist() \
+            == [steps] * 3
+        # in the kernel: beside its floor only
+        assert timed.loc["notebook_kernel", api][["notebook_kernel", "plain_ae"]].tolist() == [steps] * 2
+        assert timed.loc["notebook_kernel", api][["model_add_loss", "notebook_numpy_fit"]].tolist() == [0, 0]
+    ratios = pd.read_csv(results.folder.path / "ratios.csv")
+    across = (ratios.recipe == "notebook_kernel") & (ratios.compared_with != "plain_ae")
+    assert set(ratios.recipe) == {"notebook_numpy_fit", "notebook_kernel"} and across.sum() == 2
+    assert (ratios.method[~across] == "paired").all() and (ratios.method[across] == "bootstrap").all()
+

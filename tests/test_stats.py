@@ -106,6 +106,28 @@ def test_paired_ratio_cancels_process_speed_and_its_t_interval_covers_the_truth(
     assert row.ci_low < 1.2 < row.ci_high and row.half_width < 0.02  # processes ran 0.8-1.3x apart
 
 
+def test_pairs_in_separate_processes_are_compared_over_their_block_step_times():
+    # notebook_kernel and notebook_numpy_fit never share a process; each run's own block steps say
+    # 60 vs 50 ms, while a 5-step epoch's ms/step carries noise from the epoch's boundaries.
+    fit_ms = {("notebook_kernel", "keras2"): [71.0, 58.0, 90.0], ("notebook_numpy_fit", "keras2"): [49.0, 66.0, 52.0]}
+    runs = runs_frame(fit_ms)
+    per_run = {(recipe, "keras2", repeat): {(recipe, "keras2"): seconds}
+               for recipe, seconds in (("notebook_kernel", 0.060), ("notebook_numpy_fit", 0.050))
+               for repeat in (1, 2, 3)}
+    blocks = blocks_frame(per_run)
+    (row,) = claims.reading_table(runs, blocks).query("recipe == 'notebook_kernel'").itertuples()
+    assert (row.undone, row.method, row.n) == ("notebook_numpy_fit", stats.BOOTSTRAP, 3)
+    assert row.ratio == pytest.approx(1.2, rel=0.01)
+    without_blocks = claims.reading_table(runs, blocks[blocks.recipe != "notebook_numpy_fit"])
+    assert without_blocks.query("recipe == 'notebook_kernel'").ratio.iloc[0] == pytest.approx(71.0 / 52.0)
+
+
+def test_a_kernel_run_is_timed_beside_its_floor_only():
+    assert claims.references("notebook_kernel", "keras3-port") == (("plain_ae", "keras3"),)
+    assert claims.references("notebook_numpy_fit", "keras3-port") == (
+        ("plain_ae", "keras3"), ("model_add_loss", "keras3-port"), ("notebook_globals", "keras3-port"))
+
+
 def test_log_t_interval_matches_a_hand_computation():
     ratios = [1.10, 1.20, 1.15]
     logs = np.log(ratios)

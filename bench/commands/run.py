@@ -1,4 +1,5 @@
-"""Run the benchmark: every recipe x API x repeat in its own worker process, into a results folder.
+"""Run the benchmark: every recipe x API x repeat, into a results folder; the runs of a round that
+share a Keras package share a worker process (a run in a Jupyter kernel has its own).
 
 The config (--config: a TOML file, or the name of one in bench/configs) is checked before
 anything runs. Each run prints one line as it ends; at the end comes the results folder and a
