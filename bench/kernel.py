@@ -7,8 +7,8 @@ notebook readings in a namespace dict of a plain process; this path runs the not
 server), so that what a kernel adds (its namespace, its ZeroMQ channels and their threads,
 output capture) is part of the measurement. The notebook trains the post's way, ``fit`` on numpy
 arrays, and measures each epoch as the worker does; then it times the VAE's train step against
-the run's references (its floor, the class version) in alternating blocks, as the worker does, so
-that those ratios are paired inside the kernel.
+the run's references (its floor) in alternating blocks, as the worker does, so that those ratios
+are paired inside the kernel.
 
 The kernel's Python is this interpreter, ``sys.executable`` (the project's venv): the name
 "python3" is resolved by a kernel spec manager that searches no kernel folders, so it falls back
@@ -19,8 +19,8 @@ kernel; ipykernel exits by itself within a second once its parent, this process,
 
 The run's settings reach the notebook as a cell of assignments inserted after its cell tagged
 ``parameters``, as papermill does. Its last cell writes the epochs, trace count, graph op count,
-data set, device settings and the paired blocks as JSON, read back here into a ``RunResult``; a cell that raises or a
-kernel that dies is a ``failed`` result, a run past ``[training] timeout_seconds`` (kernel
+data set, device settings and the paired blocks as JSON, read back here into a ``RunResult``; a
+cell that raises or a kernel that dies is a ``failed`` result, a run past ``[training] timeout_seconds`` (kernel
 start-up included) a ``timeout`` one. The kernel path saves no latent-space artifacts.
 """
 import asyncio

@@ -206,20 +206,16 @@ def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, step_ms: pd.Series, 
                   & (paired.compared_api == other_api) & paired.run_id.isin(ok_runs(runs).run_id)]
     if len(mine):
         return {**log_t_interval(mine.ratio), "method": PAIRED, "p_value": math.nan}
-    sample, reference = ms_per_step(runs, recipe, api), ms_per_step(runs, other, other_api)
-    if sample.empty or reference.empty:
+    ok = ok_runs(runs)
+    sides = [ok[(ok.recipe == name) & (ok.api == name_api)]
+             for name, name_api in ((recipe, api), (other, other_api))]
+    if any(side.empty for side in sides):
         return None
-    sample, reference = _block_steps_if_all_have_them((sample, reference), runs, step_ms)
+    # Block step times where every run of both sides has them: ~20 steps each, without the
+    # epoch-boundary cost a 5-step epoch carries.
+    by_blocks = all(side.run_id.isin(step_ms.dropna().index).all() for side in sides)
+    sample, reference = (step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides)
     return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample)}
-
-
-def _block_steps_if_all_have_them(sides: tuple, runs: pd.DataFrame, step_ms: pd.Series) -> tuple:
-    """Each side's runs (ms/step indexed as ``runs``) by their block step times, when every run
-    of both sides has some: ~20 steps each, without the epoch-boundary cost a 5-step epoch carries."""
-    run_ids = [runs.run_id[side.index] for side in sides]
-    if not all(ids.isin(step_ms.dropna().index).all() for ids in run_ids):
-        return sides
-    return tuple(pd.Series(step_ms.reindex(ids).to_numpy(), index=ids.index) for ids in run_ids)
 
 
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:

@@ -108,8 +108,8 @@ def _run_here(spec: ProcessSpec, report) -> dict:
         report(results)
     if training.paired_blocks and trained:
         signal.alarm(training.timeout_seconds)
-        runs = {run.run.run_id: run.run for run in spec.runs}
-        models = {(runs[run_id].recipe, runs[run_id].api): built for run_id, built in trained.items()}
+        models = {(run.run.recipe, run.run.api): trained[run.run.run_id] for run in spec.runs
+                  if run.run.run_id in trained}
         results = _with_blocks(results, spec, time_paired(tf, keras, data, first, settings, training, models,
                                                           spec.references))
     signal.alarm(0)
@@ -165,15 +165,13 @@ def _as_tuples(values: dict) -> dict:
 
 
 def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
-    from bench import datasets
-
     tracer = TraceCounter(tf, built.model)
     _inject(tf, built, spec, spec.run.recipe, spec.run.api)
     timer = epoch_timer(keras, built)
     steps = training.steps_per_epoch or math.ceil(len(data.x_train) / training.batch_size)
     try:
         if built.fit_on_arrays:
-            x_fit = datasets.arrays_for_fit(data.x_train, training.batch_size, training.steps_per_epoch)
+            x_fit = _fit_arrays(data, training)
             built.model.fit(x_fit, built.fit_targets(x_fit), batch_size=training.batch_size, shuffle=True,
                             epochs=training.epochs, callbacks=[timer], verbose=0)
         else:
@@ -186,6 +184,12 @@ def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -
     status = FAILED if error else DIVERGED if timer.diverged else OK
     return replace(result, status=status, error=error, epochs=epochs, trace_count=tracer.traces,
                    graph_ops=tracer.graph_ops, op_counts=tracer.op_counts)
+
+
+def _fit_arrays(data, training):
+    from bench import datasets
+
+    return datasets.arrays_for_fit(data.x_train, training.batch_size, training.steps_per_epoch)
 
 
 def _inject(tf, built, spec: RunSpec, recipe: str, api: str) -> None:
@@ -282,10 +286,9 @@ def _arrays_pipeline(api: str, built, data, training):
     """The tf.data pipeline ``fit(x, y, batch_size=..., shuffle=True)`` builds from the arrays
     (Keras' own data adapter: a gather of each batch from a permutation, reshuffled each pass),
     repeated without end. Keras keeps that adapter internal under both APIs."""
-    from bench import datasets
     from vae_impls import keras_api
 
-    x = datasets.arrays_for_fit(data.x_train, training.batch_size, training.steps_per_epoch)
+    x = _fit_arrays(data, training)
     y = built.fit_targets(x)
     if keras_api.package_for(api) == "tf_keras":
         from tf_keras.src.engine import data_adapter
