@@ -59,7 +59,7 @@ class TrainingSettings:
     # The paired measurement: once its runs have trained, a worker times every trained model's train
     # step and its references' (the floor, a claim's baseline) in this many alternating blocks; 0 = none.
     paired_blocks: int = 8
-    paired_block_steps: int = 10        # timed steps of one model in one block
+    paired_block_steps: int = 10        # timed steps of one model (of each floor instance) in one block
     profile_steps: int = 0              # >0: profile that many train steps after the timing (slow)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench import injection
 from bench.results import DIVERGED, FAILED, OK, BlockStep, Epoch, ProcessSpec, RunResult, RunSpec
+from vae_impls import registry
 
 # Lines Keras 3 wraps around a layer's real error message.
 _WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
@@ -217,24 +218,53 @@ def time_paired(tf, keras, data, first: RunSpec, settings, training, models: dic
 
     Each model runs the train function ``fit`` runs, on an endless iterator of the batches its
     ``fit`` takes, one step per call, timed per step. Block order alternates (ABC, CBA, ...) so
-    that a drift of the machine falls on every model alike. A reference that fails to build or
+    that a drift of the machine falls on every model alike. The floor runs as several instances
+    (``floor_instances``), their steps pooled under its name. A reference that fails to build or
     train is left out and named; the runs' own results stay as they were.
     """
-    steppers = {model: _stepper(tf, built, data, first, training) for model, built in models.items()}
+    steppers = {model: [_stepper(tf, built, data, first, training)] for model, built in models.items()}
     errors = []
-    for recipe, api in references:
+
+    def add_instance(recipe, api):
         try:
-            reference = _build(keras, first, settings, recipe, api)
-            _inject(tf, reference, first, recipe, api)
-            reference.model.fit(_pipeline(tf, reference, data, first.run.seed, training, endless=True), epochs=1,
-                                steps_per_epoch=PAIRED_TRACING_STEPS, verbose=0)
-            steppers[recipe, api] = _stepper(tf, reference, data, first, training)
+            steppers.setdefault((recipe, api), []).append(
+                _reference_stepper(tf, keras, data, first, settings, training, recipe, api))
         except Exception as error:
             errors.append(f"{recipe} ({api}): {summarize_exception(error)}")
+
+    for recipe, api in references:
+        add_instance(recipe, api)
+    for floor in [model for model in steppers if model[0] == registry.FLOOR]:
+        for _ in range(floor_instances(len(steppers) - 1) - len(steppers[floor])):
+            add_instance(*floor)
     if len(steppers) < 2:
         return (), "; ".join(errors)
-    _time_blocks(steppers, blocks=1, steps=training.paired_block_steps)  # warm every model alike
+    for instances in steppers.values():  # warm every model alike: a fresh iterator fills its buffers
+        for step in instances:
+            for _ in range(WARMING_STEPS):
+                step()
     return _time_blocks(steppers, training.paired_blocks, training.paired_block_steps), "; ".join(errors)
+
+
+def floor_instances(others: int) -> int:
+    """Instances of the floor beside ``others`` models: round(sqrt(others)), at least one.
+
+    Every ratio of a process to the floor shares the floor's estimate, so its error counts in
+    each of them; giving the shared side sqrt(m) times the measurements of each of the m others
+    minimizes their variance for a given number of steps (Dunnett's allocation for comparisons
+    with a control). The floor's extra measurements come from extra instances, not extra steps
+    of one: two instances of the same model in one process differ by 1-3% for their whole life
+    (their own buffers, their own tf.data pipeline), an offset more steps of one never average.
+    """
+    return max(1, round(math.sqrt(others)))
+
+
+def _reference_stepper(tf, keras, data, first: RunSpec, settings, training, recipe: str, api: str):
+    reference = _build(keras, first, settings, recipe, api)
+    _inject(tf, reference, first, recipe, api)
+    reference.model.fit(_pipeline(tf, reference, data, first.run.seed, training, endless=True), epochs=1,
+                        steps_per_epoch=PAIRED_TRACING_STEPS, verbose=0)
+    return _stepper(tf, reference, data, first, training)
 
 
 def _with_blocks(results: dict, spec: ProcessSpec, timed: tuple) -> dict:
@@ -263,6 +293,7 @@ def _profile_or_say_why(tf, built, data, spec: RunSpec, training, result: RunRes
 
 
 PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
+WARMING_STEPS = 2         # each model's untimed steps on its fresh iterator before the blocks
 
 
 def _stepper(tf, built, data, spec: RunSpec, training):
@@ -301,16 +332,39 @@ def _arrays_pipeline(api: str, built, data, training):
 
 
 def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
-    timed = []
+    """Each block visits every instance of every model once, in ``visiting_order``, reversed
+    every other block; a model's steps are numbered across its instances' visits."""
+    timed, order = [], visiting_order({model: len(instances) for model, instances in steppers.items()})
     for block in range(1, blocks + 1):
-        order = list(steppers) if block % 2 else list(steppers)[::-1]
-        for recipe, api in order:
-            step = steppers[recipe, api]
-            for index in range(1, steps + 1):
+        visits, taken = collections.Counter(), collections.Counter()
+        for model in order if block % 2 else order[::-1]:
+            step = steppers[model][visits[model]]
+            visits[model] += 1
+            for _ in range(steps):
                 started = time.perf_counter()
                 step()
-                timed.append(BlockStep(block, recipe, api, index, time.perf_counter() - started))
+                taken[model] += 1
+                timed.append(BlockStep(block, *model, taken[model], time.perf_counter() - started))
     return tuple(timed)
+
+
+def visiting_order(instances: dict) -> list:
+    """One block's visits, model -> its number of instances: one visit per instance, those of
+    the floor spread evenly among the other models'."""
+    others = [model for model, count in instances.items() if model[0] != registry.FLOOR for _ in range(count)]
+    floors = [model for model, count in instances.items() if model[0] == registry.FLOOR for _ in range(count)]
+    if not floors or not others:
+        return others + floors
+    order = []
+    for index, segment in enumerate(_split_evenly(others, len(floors) + 1)):
+        order += segment + floors[index:index + 1]
+    return order
+
+
+def _split_evenly(items: list, parts: int) -> list:
+    size, extra = divmod(len(items), parts)
+    bounds = [index * size + min(index, extra) for index in range(parts + 1)]
+    return [items[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
 class TraceCounter:

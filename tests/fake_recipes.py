@@ -44,13 +44,13 @@ def _tiny_autoencoder(keras, net, name):
     pixels = keras.layers.Dense(28 * 28, activation="sigmoid", name="decoder_dense")(z)
     decoder = keras.Model(z, keras.layers.Reshape(net.input_shape, name="decoder_reshape")(pixels), name="decoder")
     model = keras.Model(images, decoder(mu), name=name)
-    loss = "binary_crossentropy"
-    if name == "fake_nan":
-        def loss(y_true, y_pred):
-            return tf.reduce_mean(y_pred) * float("nan")
-    if name == "fake_error":
-        def loss(y_true, y_pred):
-            raise ValueError("fake_error: this recipe fails on its first step")
+    def nan_loss(y_true, y_pred):
+        return tf.reduce_mean(y_pred) * float("nan")
+
+    def failing_loss(y_true, y_pred):
+        raise ValueError("fake_error: this recipe fails on its first step")
+
+    loss = {"fake_nan": nan_loss, "fake_error": failing_loss}.get(name, "binary_crossentropy")
     model.compile(loss=loss, optimizer=keras.optimizers.Adam(net.learning_rate),
                   metrics=[keras.metrics.BinaryCrossentropy(name="bce")])
     return Built(model=model, mean_encoder=keras.Model(images, mu), decoder=decoder,

@@ -20,7 +20,7 @@ from bench import config, executors, plan, runner
 from bench.__main__ import main
 from bench.results import (BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ProcessSpec, ResultsFolder,
                            RunRecord, RunResult, RunSpec, epoch_rows)
-from bench.worker import summarize_exception
+from bench.worker import _time_blocks, floor_instances, summarize_exception, visiting_order
 from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
 
 def read_runs(folder):
@@ -88,6 +88,41 @@ def test_a_dead_worker_blames_the_run_it_was_training_and_leaves_the_later_ones_
 
 
 # --- error summaries ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("others", [1, 2, 3, 4, 9, 12])
+def test_the_floor_has_about_sqrt_m_instances_visited_among_the_m_others(others):
+    instances = {(f"recipe_{index}", "keras2"): 1 for index in range(others)}
+    instances["plain_ae", "keras2"] = floor_instances(others)
+    order = visiting_order(instances)
+    visits = [index for index, model in enumerate(order) if model == ("plain_ae", "keras2")]
+    assert len(visits) == max(1, round(others ** 0.5))
+    assert [model for model in order if model[0] != "plain_ae"] == list(instances)[:-1]
+    assert all(later - earlier > 1 for earlier, later in zip(visits, visits[1:]))
+
+
+def test_without_a_floor_every_model_is_visited_once_per_instance():
+    instances = {("kl_layer", "keras2"): 1, ("vae_loss_layer", "keras2"): 2}
+    assert visiting_order(instances) == [("kl_layer", "keras2")] + [("vae_loss_layer", "keras2")] * 2
+    assert visiting_order({("plain_ae", "keras2"): 2}) == [("plain_ae", "keras2")] * 2
+
+
+def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_models_steps():
+    called = []
+    models = [(f"recipe_{index}", "keras3-port") for index in range(4)]
+    steppers = {model: [lambda model=model: called.append(model)] for model in models}
+    steppers["plain_ae", "keras3"] = [lambda instance=instance: called.append(("plain_ae", instance))
+                                      for instance in range(2)]
+    timed = _time_blocks(steppers, blocks=2, steps=3)
+    first = [called[index] for index in range(0, len(called) // 2, 3)]
+    second = [called[index] for index in range(len(called) // 2, len(called), 3)]
+    assert [model for model in first if model[0] == "plain_ae"] == [("plain_ae", 0), ("plain_ae", 1)]
+    assert [model for model in second if model[0] == "plain_ae"] == [("plain_ae", 0), ("plain_ae", 1)]
+    assert [model for model in second if model[0] != "plain_ae"] == models[::-1]
+    floor_steps = [step.step for step in timed if step.block == 2 and step.model == "plain_ae"]
+    assert floor_steps == list(range(1, 2 * 3 + 1))
+    names = [name for name, _ in models] + ["plain_ae"]
+    assert {(step.model, step.block) for step in timed} == {(name, block) for name in names for block in (1, 2)}
+
 
 def test_keras3_wrapped_error_gives_its_first_meaningful_line():
     message = ("Exception encountered when calling KLLayer.call().\n\n"
@@ -299,8 +334,9 @@ def test_a_fit_on_arrays_and_a_kernel_run_are_paired_with_their_floor_on_both_ke
     timed = results.blocks.groupby(["recipe", "api", "model"]).size().unstack(fill_value=0)
     steps = training.paired_blocks * training.paired_block_steps
     for api, floor_api in (("keras2", "keras2"), ("keras3-port", "keras3")):
-        assert timed.loc["notebook_numpy_fit", api][["notebook_numpy_fit", "plain_ae", "notebook_globals"]].tolist() \
-            == [steps] * 3
+        # three models beside the floor (the run, model_add_loss and notebook_globals): two floor visits a block
+        assert timed.loc["notebook_numpy_fit", api][["notebook_numpy_fit", "notebook_globals", "plain_ae"]].tolist() \
+            == [steps, steps, 2 * steps]
         # in the kernel: beside its floor only
         assert timed.loc["notebook_kernel", api][["notebook_kernel", "plain_ae"]].tolist() == [steps] * 2
         assert timed.loc["notebook_kernel", api][["model_add_loss", "notebook_numpy_fit"]].tolist() == [0, 0]
