@@ -20,8 +20,9 @@ kernel; ipykernel exits by itself within a second once its parent, this process,
 The run's settings reach the notebook as a cell of assignments inserted after its cell tagged
 ``parameters``, as papermill does. Its last cell writes the epochs, trace count, graph op count,
 data set, device settings and the paired blocks as JSON, read back here into a ``RunResult``; a
-cell that raises or a kernel that dies is a ``failed`` result, a run past ``[training] timeout_seconds`` (kernel
-start-up included) a ``timeout`` one. The kernel path saves no latent-space artifacts.
+cell that raises or a kernel that dies is a ``failed`` result, a run past ``[training]
+timeout_seconds`` (kernel start-up included) a ``timeout`` one. The kernel path saves no
+latent-space artifacts.
 """
 import asyncio
 import importlib.resources

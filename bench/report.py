@@ -314,8 +314,9 @@ def _notebook_blocks(tables: Tables) -> list:
     return [("h2", "Why is the notebook slower?"),
             ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
                   "against the variant that differs from it in one choice, in the same processes (the Jupyter "
-                  "kernel reading, whose choice is the process, across processes); op counts are of the traced train step. The batch size is a condition of the run: "
-                  "see the claims' conditions above."),
+                  "kernel reading, whose choice is the process, across processes); op counts are of the "
+                  "traced train step. The batch size is a condition of the run: see the claims' conditions "
+                  "above."),
             _table(tables.readings, columns, "No reading of the notebook ran beside the variant it differs from."),
             *([("ul", [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
                 + [f"For comparison, ops of {text}" for text in baseline_ops])] if len(tables.readings) else [])]

@@ -234,8 +234,9 @@ def time_paired(tf, keras, data, first: RunSpec, settings, training, models: dic
 
     for recipe, api in references:
         add_instance(recipe, api)
-    for floor in [model for model in steppers if model[0] == registry.FLOOR]:
-        for _ in range(floor_instances(len(steppers) - 1) - len(steppers[floor])):
+    floor = next((model for model in steppers if model[0] == registry.FLOOR), None)  # one Keras, one floor
+    if floor:
+        for _ in range(floor_instances(len(steppers) - 1) - 1):
             add_instance(*floor)
     if len(steppers) < 2:
         return (), "; ".join(errors)
