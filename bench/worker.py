@@ -253,9 +253,10 @@ def floor_instances(others: int) -> int:
     Every ratio of a process to the floor shares the floor's estimate, so its error counts in
     each of them; giving the shared side sqrt(m) times the measurements of each of the m others
     minimizes their variance for a given number of steps (Dunnett's allocation for comparisons
-    with a control). The floor's extra measurements come from extra instances, not extra steps
-    of one: two instances of plain_ae in one process differed by up to 5% (~3% SD) for their
-    whole life (their own buffers, their own tf.data pipeline), which more steps never average.
+    with a control). The floor's extra measurements come from extra instances, each visited once
+    a block, not extra steps of one: a model's time drifts ~2% from one visit to the next, which
+    only more visits average, and two instances of plain_ae in one process differed by up to 5%
+    in a probe of 8 blocks (README: "Why several instances", "Why many short blocks").
     """
     return max(1, round(math.sqrt(others)))
 
