@@ -1,11 +1,11 @@
-"""``python -m bench <verb> ...``: dispatch to ``bench.commands.<verb>``."""
+"""``python -m bench <verb> ...``: dispatch to ``bench.cli.<verb>``."""
 import argparse
 import importlib
 import importlib.util
 import sys
 
 from bench import console
-from bench.commands import VERBS
+from bench.cli import VERBS
 from bench.errors import UsageError
 
 
@@ -19,8 +19,8 @@ def _parser(verbs: dict) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    verbs = {verb: importlib.import_module(f"bench.commands.{verb}") for verb in VERBS
-             if importlib.util.find_spec(f"bench.commands.{verb}")}
+    verbs = {verb: importlib.import_module(f"bench.cli.{verb}") for verb in VERBS
+             if importlib.util.find_spec(f"bench.cli.{verb}")}
     args = _parser(verbs).parse_args(argv)
     try:
         return verbs[args.verb].run(args)

@@ -1,6 +1,6 @@
 """Tiny recipes that misbehave on purpose, for the runner's tests only.
 
-Enabled by ``KLBENCH_EXTRA_RECIPES=tests.fake_recipes`` (see ``bench.plan``), this module has
+Enabled by ``KLBENCH_EXTRA_RECIPES=tests.fake_recipes`` (see ``bench.config.plan``), this module has
 the registry's interface: ``RECIPES``, ``status`` and ``build``. Each fake works on keras2 and
 keras3 and has no keras3-port variant.
 """

@@ -1,5 +1,5 @@
 """Helpers the tests share: tiny configs, benchmarks in subprocesses, and results folders and
-records built through the real writer (``bench.results``), never by writing CSV text by hand."""
+records built through the real writer (``bench.results.folder``), never by writing CSV text by hand."""
 import json
 import math
 import os
@@ -8,8 +8,11 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import config, plan, recipes
-from bench.results import OK, Epoch, ResultsFolder, RunRecord, RunResult, epoch_rows, runs_frame
+from bench import recipes
+from bench.config import plan
+from bench.config import settings as config
+from bench.results.folder import ResultsFolder, runs_frame
+from bench.results.records import OK, Epoch, RunRecord, RunResult, epoch_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED_TIME = datetime(2025, 1, 1, tzinfo=timezone.utc)

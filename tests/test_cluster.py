@@ -11,10 +11,19 @@ import time
 import pytest
 
 from bench.__main__ import main
-from bench.executors import NODE_NAME_ENV, SLOT
-from bench.results import OK, ResultsFolder
-from tests.fixtures import (ROOT, bench_command, bench_environment, folder_of_records, record, run_bench,
-                            tiny_config)
+from bench.results.folder import ResultsFolder
+from bench.results.records import OK
+from bench.run.cluster import SLOT
+from bench.run.executors import NODE_NAME_ENV
+from tests.fixtures import (
+    ROOT,
+    bench_command,
+    bench_environment,
+    folder_of_records,
+    record,
+    run_bench,
+    tiny_config,
+)
 
 NODE_MEMORY = 100 * 1024 * 1024  # each node's object store: runs send back only a few kB each
 

@@ -7,10 +7,19 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from bench import comparison, config, environment
 from bench.__main__ import main
-from bench.results import PLAN_JSON, ResultsFolder
-from tests.fixtures import FIXED_TIME, folder_of_records, matrix_config, new_folder, record
+from bench.analysis import comparison
+from bench.config import settings as config
+from bench.results.env import host_id
+from bench.results.folder import PLAN_JSON, ResultsFolder
+from bench.run import environment
+from tests.fixtures import (
+    FIXED_TIME,
+    folder_of_records,
+    matrix_config,
+    new_folder,
+    record,
+)
 
 REPEATS = 8
 NOISE = 0.01
@@ -251,12 +260,12 @@ def test_host_facts_that_cannot_be_read_are_none(tmp_path, monkeypatch):
     facts = environment.host_facts()
     for key in ("hostname", "physical_cpus", "ram_total_mb", "cpu_mhz", "cpu_governor", "load_average"):
         assert facts[key] is None, key
-    assert environment.host_id({"host": facts}) == ""
+    assert host_id({"host": facts}) == ""
 
 
 def test_host_id_names_the_hardware_not_its_load():
     busy = {"host": {**host("lab-1"), "load_average": [1.9, 1.5, 1.2]}}
     idle = {"host": host("lab-1")}
-    assert environment.host_id(busy) == environment.host_id(idle) == "lab-1 (Test CPU, 2 CPUs)"
-    assert environment.host_id({"host": host("lab-2")}) != environment.host_id(busy)
-    assert environment.host_id({}) == environment.host_id({"host": None}) == ""
+    assert host_id(busy) == host_id(idle) == "lab-1 (Test CPU, 2 CPUs)"
+    assert host_id({"host": host("lab-2")}) != host_id(busy)
+    assert host_id({}) == host_id({"host": None}) == ""

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import config, datasets, plan, recipes
+from bench import datasets, recipes
 from bench.__main__ import main
+from bench.config import plan
+from bench.config import settings as config
 from bench.errors import UsageError
 
 VALID = """
@@ -213,7 +215,7 @@ def test_batch_size_is_checked_against_the_loaded_training_set(tmp_path):
 
 
 def test_loading_a_config_imports_neither_tensorflow_nor_keras():
-    probe = "import bench.config, sys; print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
+    probe = "import bench.config.settings, sys; print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
                           capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"

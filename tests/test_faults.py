@@ -19,12 +19,24 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bench import config, environment, report, runner
 from bench.__main__ import main
+from bench.config import settings as config
 from bench.errors import UsageError
-from bench.results import RUN_COLUMNS, ResultsFolder
-from tests.fixtures import (ROOT, append_result, bench_command, bench_environment, new_folder, ok_result,
-                            only_folder, run_bench, tiny_config)
+from bench.report import sections as report
+from bench.results.folder import ResultsFolder
+from bench.results.records import RUN_COLUMNS
+from bench.run import environment, runner
+from tests.fixtures import (
+    ROOT,
+    append_result,
+    bench_command,
+    bench_environment,
+    new_folder,
+    ok_result,
+    only_folder,
+    run_bench,
+    tiny_config,
+)
 
 
 def refused(capsys, *args, fragment=""):

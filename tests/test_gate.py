@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench import gate, results
 from bench.__main__ import main
+from bench.analysis import gate
 from bench.errors import UsageError
+from bench.results import folder as results
 from tests.fixtures import folder_of_records, record
 
 REPEATS = 8

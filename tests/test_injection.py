@@ -5,9 +5,16 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench import injection, recipes
+from bench import recipes
+from bench.config import injection
 from bench.errors import UsageError
-from tests.fixtures import ROOT, bench_command, bench_environment, only_folder, tiny_config
+from tests.fixtures import (
+    ROOT,
+    bench_command,
+    bench_environment,
+    only_folder,
+    tiny_config,
+)
 
 
 def parse(value):

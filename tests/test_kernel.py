@@ -13,9 +13,17 @@ import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 
-from bench import kernel
-from bench.plan import PlannedRun
-from bench.results import DIVERGED, FAILED, OK, TIMEOUT, Epoch, RunResult, RunSpec
+from bench.config.plan import PlannedRun
+from bench.measure import kernel
+from bench.results.records import (
+    DIVERGED,
+    FAILED,
+    OK,
+    TIMEOUT,
+    Epoch,
+    RunResult,
+    RunSpec,
+)
 from tests.fixtures import ROOT
 from vae_impls import registry
 

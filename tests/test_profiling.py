@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from bench import profiling
-from bench.results import ResultsFolder
+from bench.measure import profiling
+from bench.results.folder import TOP_OPS_FILE, ResultsFolder
 from tests.fixtures import only_folder, run_bench, tiny_config
 
 
@@ -26,6 +26,6 @@ def test_a_profiled_run_keeps_its_trace_and_its_top_ops(tmp_path):
     (run,) = folder.run_records()
     profile = folder.profile_dir(run.run_id)
     assert run.status == "ok" and list(profile.rglob("*.xplane.pb"))
-    top = json.loads((profile / profiling.TOP_OPS_FILE).read_text())
+    top = json.loads((profile / TOP_OPS_FILE).read_text())
     assert any("Conv2D" in op for op in top) and all(ms >= 0 for ms in top.values())
     assert "| kl_layer-keras3-port-r1 |" in (folder.path / "report.md").read_text().split("## Profiles", 1)[1]

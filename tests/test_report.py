@@ -1,7 +1,7 @@
-"""bench.report and ``python -m bench report`` on results folders built from synthetic numbers."""
+"""bench.report.sections and ``python -m bench report`` on results folders built from synthetic numbers."""
 import dataclasses
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -9,10 +9,17 @@ import pytest
 
 from bench.__main__ import main
 from bench.errors import UsageError
-from bench import report
-from bench.report import write_report
-from bench.results import RunRecord, RunResult, epoch_rows
-from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run, write_artifact
+from bench.report import sections as report
+from bench.report.sections import write_report
+from bench.results.records import RunRecord, RunResult, epoch_rows
+from tests.fixtures import (
+    append_result,
+    matrix_config,
+    new_folder,
+    ok_result,
+    planned_run,
+    write_artifact,
+)
 
 # ms/step of each recipe x API: notebook_globals is 1.4x model_add_loss, as post VII claims
 SPEEDS = {("plain_ae", "keras2"): 40.0, ("kl_layer", "keras2"): 45.0, ("tensor_transfer", "keras2"): 48.0,

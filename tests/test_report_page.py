@@ -19,8 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.report import write_report
-from tests.fixtures import append_result, matrix_config, new_folder, ok_result, planned_run, write_artifact
+from bench.report.sections import write_report
+from tests.fixtures import (
+    append_result,
+    matrix_config,
+    new_folder,
+    ok_result,
+    planned_run,
+    write_artifact,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1400, 3000

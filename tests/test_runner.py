@@ -16,12 +16,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import config, executors, plan, runner
 from bench.__main__ import main
-from bench.results import (BLOCK_COLUMNS, EPOCH_COLUMNS, RUN_COLUMNS, STATUSES, Epoch, ProcessSpec, ResultsFolder,
-                           RunRecord, RunResult, RunSpec, epoch_rows)
-from bench.worker import _time_blocks, floor_instances, summarize_exception, visiting_order
-from tests.fixtures import ROOT, bench_command, bench_environment, frame_of, only_folder, run_bench, tiny_config
+from bench.config import plan
+from bench.config import settings as config
+from bench.errors import summarize_exception
+from bench.measure.worker import _time_blocks, floor_instances, visiting_order
+from bench.results.folder import ResultsFolder
+from bench.results.records import (
+    BLOCK_COLUMNS,
+    EPOCH_COLUMNS,
+    RUN_COLUMNS,
+    STATUSES,
+    Epoch,
+    ProcessSpec,
+    RunRecord,
+    RunResult,
+    RunSpec,
+    epoch_rows,
+)
+from bench.run import executors, runner
+from tests.fixtures import (
+    ROOT,
+    bench_command,
+    bench_environment,
+    frame_of,
+    only_folder,
+    run_bench,
+    tiny_config,
+)
+
 
 def read_runs(folder):
     return ResultsFolder(folder).read().runs

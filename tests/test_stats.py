@@ -1,12 +1,12 @@
-"""bench.stats on constructed samples: ratios and their CIs, claim verdicts, quality guard, time to quality."""
+"""bench.analysis.stats on constructed samples: ratios and their CIs, claim verdicts, quality guard, time to quality."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bench import claims, coverage, stats
-from bench.plan import PlannedRun
+from bench.analysis import claims, coverage, stats
+from bench.config.plan import PlannedRun
 from tests.fixtures import frame_of
 
 

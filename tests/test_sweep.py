@@ -4,11 +4,20 @@ import collections
 import numpy as np
 import pytest
 
-from bench import config, plan, report, sweep
 from bench.__main__ import main
-from bench.plan import PlannedRun
-from bench.results import ResultsFolder
-from tests.fixtures import append_result, new_folder, ok_result, only_folder, run_bench, tiny_config
+from bench.config import plan, sweep
+from bench.config import settings as config
+from bench.config.plan import PlannedRun
+from bench.report import sections as report
+from bench.results.folder import ResultsFolder
+from tests.fixtures import (
+    append_result,
+    new_folder,
+    ok_result,
+    only_folder,
+    run_bench,
+    tiny_config,
+)
 
 AXES = [("training.batch_size", ("16", "32")), ("device.xla", ("off", "autojit"))]
 

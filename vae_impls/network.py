@@ -11,7 +11,9 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
-from vae_impls.network_spec import NetworkSpec  # recipes construct it as network.NetworkSpec
+from vae_impls.network_spec import (
+    NetworkSpec,  # recipes construct it as network.NetworkSpec
+)
 
 SEEDED_VARIABLES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 

@@ -1,5 +1,5 @@
 """Post VII's notebook in a real Jupyter kernel: the ``notebook_numpy_fit`` reading, run by the
-harness as cells of a notebook (``bench/notebook_kernel.ipynb``) in a local IPython kernel.
+harness as cells of a notebook (``bench/measure/notebook_kernel.ipynb``) in a local IPython kernel.
 
 A reading of the notebook that post VII ("A strange performance problem when no class is used")
 describes only in words; ``notebook_globals`` lists the readings. The post suspected the data

@@ -1,0 +1,102 @@
+"""The run plan: which recipe x API x repeat runs, in what order, under which seed.
+
+Rounds are interleaved (repeat 1 of every recipe x API, then repeat 2, ...) and each round's
+order is shuffled by a seeded RNG, so slow drifts of the machine (thermal, other load) spread
+over all recipes instead of piling onto whichever ran last. Pairs the registry marks "fails"
+run in the first round only unless ``[matrix] repeat_expected_failures`` asks for every round.
+The plan is fixed before the first run and stored with the results, which is what makes a
+benchmark resumable.
+
+The runs of one round that import the same Keras package share a worker process (``process``):
+it trains each of them, then times all their train steps against each other in alternating
+blocks, so that every ratio between two recipes of a round is measured within one process.
+A recipe the harness runs in a Jupyter kernel has a process of its own.
+
+Recipes come from ``bench.recipes``.
+"""
+import random
+from dataclasses import dataclass
+
+from bench import recipes
+from vae_impls import keras_api, registry
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    recipe: str
+    api: str
+    repeat: int
+    seed: int
+    variant: str = ""  # a sweep's settings for this run (bench.config.sweep); "" for the config as it is
+    process: str = ""  # the worker process the run shares with others ("": its own, as plans before it)
+
+    @property
+    def process_id(self) -> str:
+        return self.process or self.run_id
+
+
+def combinations(recipe_names, apis) -> list:
+    """(recipe, API) pairs to run: those with no variant for an API (n/a) are left out, while
+    those that fail as written stay in, since their failure is a result."""
+    return [(recipe, api) for recipe in recipe_names for api in apis
+            if recipes.status(recipe, api) != registry.NOT_APPLICABLE]
+
+
+def repeat_seed(base_seed: int, repeat: int) -> int:
+    """The seed every recipe of one round shares: same initial weights, data order and noise.
+
+    Existing results folders depend on this derivation; ``bench.config.settings`` bounds the seed and the
+    repeats so that every round's seed stays within numpy's 0..2**32-1."""
+    return base_seed * 1000 + repeat
+
+
+def round_order(pairs: list, base_seed: int, repeat: int) -> list:
+    # A string seed makes random.Random reproducible across processes and Python versions.
+    return random.Random(f"round-{base_seed}-{repeat}").sample(pairs, len(pairs))
+
+
+def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> list:
+    """The pairs of one round: after the first, those that fail as written only if asked for."""
+    if repeat == 1 or repeat_expected_failures:
+        return pairs
+    return [(recipe, api) for recipe, api in pairs if recipes.status(recipe, api) != registry.FAILS]
+
+
+def make_plan(config, variants=("",)) -> list:
+    """Every round holds every variant's pairs, shuffled together."""
+    matrix, seed = config.matrix, config.training.seed
+    pairs = combinations(matrix.recipes, matrix.apis)
+    return [PlannedRun(run_id(recipe, api, repeat, variant), recipe, api, repeat, repeat_seed(seed, repeat), variant,
+                       process_id(recipe, api, repeat, variant))
+            for repeat in range(1, matrix.repeats + 1)
+            for variant, (recipe, api) in round_order(
+                [(variant, pair) for variant in variants
+                 for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)], seed, repeat)]
+
+
+def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
+    return f"{recipe}-{api}{_variant_part(variant)}-r{repeat}"
+
+
+def process_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
+    """The worker process of a run: one per Keras package, variant and round; a recipe run in a
+    Jupyter kernel gets its own."""
+    if recipes.kernel_of(recipe):
+        return run_id(recipe, api, repeat, variant)
+    return f"{PACKAGE_LABELS[keras_api.package_for(api)]}{_variant_part(variant)}-r{repeat}"
+
+
+PACKAGE_LABELS = {"tf_keras": "keras2", "keras": "keras3"}
+
+
+def _variant_part(variant: str) -> str:
+    return f"-[{variant}]" if variant else ""
+
+
+def processes(runs: list) -> list:
+    """The runs grouped by worker process, each group in plan order, groups in order of their first run."""
+    grouped = {}
+    for run in runs:
+        grouped.setdefault(run.process_id, []).append(run)
+    return list(grouped.values())
