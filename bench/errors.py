@@ -1,10 +1,14 @@
 """Errors the command line reports as one line, never as a traceback, and the one rule that
 reduces any exception to such a line."""
+
 import re
 import traceback
 
 # Lines Keras 3 wraps around a layer's real error message.
-_WRAPPER_LINES = ("Exception encountered when calling", "Could not automatically infer the output shape")
+_WRAPPER_LINES = (
+    "Exception encountered when calling",
+    "Could not automatically infer the output shape",
+)
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # tf.function re-raises errors from converted code with the traced frames before the message.
 _AUTOGRAPH_HEADER = "in user code:"
@@ -34,5 +38,5 @@ def _after_traced_frames(lines: list) -> list:
     Each frame is a ``File ...`` line followed by one line of code.
     """
     frames = [index for index, line in enumerate(lines) if line.startswith("File ")]
-    rest = lines[frames[-1] + 2:] if frames else lines[1:]
+    rest = lines[frames[-1] + 2 :] if frames else lines[1:]
     return [_EXCEPTION_PREFIX.sub("", line, count=1) for line in rest]

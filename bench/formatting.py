@@ -3,6 +3,7 @@
 One spelling for a missing number ("n/a"), one way to show a value with its CI, and one
 column-aligned text table for every terminal listing.
 """
+
 import math
 
 MISSING = "n/a"
@@ -20,7 +21,11 @@ def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
     """'74.1 ms/step [72.9, 75.0]'; a value without a CI says so."""
     if not math.isfinite(value):
         return MISSING
-    interval = f"[{number(low, digits)}, {number(high, digits)}]" if math.isfinite(low) else "[no CI: 1 run]"
+    interval = (
+        f"[{number(low, digits)}, {number(high, digits)}]"
+        if math.isfinite(low)
+        else "[no CI: 1 run]"
+    )
     return f"{number(value, digits)}{unit} {interval}"
 
 
@@ -50,5 +55,7 @@ def text_table(header, rows) -> str:
     """Columns padded to their widest cell, a rule under the header."""
     lines = [[str(cell) for cell in line] for line in (header, *rows)]
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
+    ]
     return "\n".join([text[0], "-" * max(len(line) for line in text), *text[1:]])

@@ -1,5 +1,6 @@
 """What the manager and its workers share about processes: the environment a worker starts
 with, and how a worker dies with its manager and leaves quickly."""
+
 import ctypes
 import os
 import signal
@@ -12,7 +13,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def worker_environment() -> dict:
     """The environment of a subprocess: this project importable wherever it is started from."""
     paths = [str(PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 def last_line(text: str) -> str:

@@ -7,6 +7,7 @@ For tests only, the environment variable ``KLBENCH_EXTRA_RECIPES`` may name modu
 (comma-separated) with the registry's interface (``RECIPES``, ``status(name, api)``,
 ``build(name, api, keras, net)``) whose recipes are added; it is unset in normal use.
 """
+
 import importlib
 import os
 
@@ -19,7 +20,9 @@ UNKNOWN = "unknown"
 
 
 def _sources() -> list:
-    names = [name.strip() for name in os.environ.get(EXTRA_RECIPES_ENV, "").split(",") if name.strip()]
+    names = [
+        name.strip() for name in os.environ.get(EXTRA_RECIPES_ENV, "").split(",") if name.strip()
+    ]
     try:
         return [registry, *(importlib.import_module(name) for name in names)]
     except ImportError as error:
@@ -65,5 +68,9 @@ def includes_kl(recipe: str) -> bool:
 def order_key(recipe: str, api: str = "") -> tuple:
     """Registry order of recipes, then API order: every table and figure reads the same way."""
     names = list(known())
-    return (names.index(recipe) if recipe in names else len(names), recipe,
-            APIS.index(api) if api in APIS else len(APIS), api)
+    return (
+        names.index(recipe) if recipe in names else len(names),
+        recipe,
+        APIS.index(api) if api in APIS else len(APIS),
+        api,
+    )

@@ -5,20 +5,18 @@ import sys
 
 import pytest
 
-from tests.fixtures import ROOT
-
-
-def pytest_collection_modifyitems(items):
-    """Every test of the recipe probes is slow: the probes start TensorFlow under both Keras."""
-    for item in items:
-        if "probes" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
+from tests.builders import ROOT
 
 
 def _start_probe(package_api, out_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "recipe_probe.py"), package_api, str(out_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "recipe_probe.py"), package_api, str(out_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ Enabled by ``KLBENCH_EXTRA_RECIPES=tests.fake_recipes`` (see ``bench.config.plan
 the registry's interface: ``RECIPES``, ``status`` and ``build``. Each fake works on keras2 and
 keras3 and has no keras3-port variant.
 """
+
 import os
 import sys
 import time
@@ -11,14 +12,19 @@ import time
 from vae_impls import registry
 from vae_impls.common import Built
 
-RECIPES = {name: registry.Recipe(name, "test", technique, frozenset({"keras2", "keras3"}))
-           for name, technique in (
-               ("fake_ok", "a dense autoencoder that trains in milliseconds"),
-               ("fake_error", "raises on its first training step"),
-               ("fake_nan", "its loss is NaN: it diverges"),
-               ("fake_crash", "kills its own process, leaving a line on stderr"),
-               ("fake_hang", "never finishes building (KLBENCH_FAKE_HANG_SECONDS: builds after that long)"),
-           )}
+RECIPES = {
+    name: registry.Recipe(name, "test", technique, frozenset({"keras2", "keras3"}))
+    for name, technique in (
+        ("fake_ok", "a dense autoencoder that trains in milliseconds"),
+        ("fake_error", "raises on its first training step"),
+        ("fake_nan", "its loss is NaN: it diverges"),
+        ("fake_crash", "kills its own process, leaving a line on stderr"),
+        (
+            "fake_hang",
+            "never finishes building (KLBENCH_FAKE_HANG_SECONDS: builds after that long)",
+        ),
+    )
+}
 
 
 def status(name: str, api: str) -> str:
@@ -39,11 +45,16 @@ def _tiny_autoencoder(keras, net, name):
     import tensorflow as tf
 
     images = keras.Input(shape=net.input_shape, name="encoder_input")
-    mu = keras.layers.Dense(net.z_dim, name="mu")(keras.layers.Flatten(name="encoder_flatten")(images))
+    mu = keras.layers.Dense(net.z_dim, name="mu")(
+        keras.layers.Flatten(name="encoder_flatten")(images)
+    )
     z = keras.Input(shape=(net.z_dim,), name="decoder_input")
     pixels = keras.layers.Dense(28 * 28, activation="sigmoid", name="decoder_dense")(z)
-    decoder = keras.Model(z, keras.layers.Reshape(net.input_shape, name="decoder_reshape")(pixels), name="decoder")
+    decoder = keras.Model(
+        z, keras.layers.Reshape(net.input_shape, name="decoder_reshape")(pixels), name="decoder"
+    )
     model = keras.Model(images, decoder(mu), name=name)
+
     def nan_loss(y_true, y_pred):
         return tf.reduce_mean(y_pred) * float("nan")
 
@@ -51,7 +62,14 @@ def _tiny_autoencoder(keras, net, name):
         raise ValueError("fake_error: this recipe fails on its first step")
 
     loss = {"fake_nan": nan_loss, "fake_error": failing_loss}.get(name, "binary_crossentropy")
-    model.compile(loss=loss, optimizer=keras.optimizers.Adam(net.learning_rate),
-                  metrics=[keras.metrics.BinaryCrossentropy(name="bce")])
-    return Built(model=model, mean_encoder=keras.Model(images, mu), decoder=decoder,
-                 log_keys={"loss": ("loss",), "bce": ("bce",)})
+    model.compile(
+        loss=loss,
+        optimizer=keras.optimizers.Adam(net.learning_rate),
+        metrics=[keras.metrics.BinaryCrossentropy(name="bce")],
+    )
+    return Built(
+        model=model,
+        mean_encoder=keras.Model(images, mu),
+        decoder=decoder,
+        log_keys={"loss": ("loss",), "bce": ("bce",)},
+    )

@@ -12,6 +12,7 @@ The reference objective samples z in numpy (z = mu + exp(log_var / 2) * epsilon)
 network's mu and log_var and decodes that z, so the ``Sampling`` layer is checked, not trusted.
 Keras 2 and 3 cannot share a process, hence a script run once per package.
 """
+
 import os
 import pickle
 import sys
@@ -29,19 +30,33 @@ STEP_LR = 1000.0  # large, so the float32 weight change carries the gradient wit
 WEIGHT_SEED = 7
 # A KL factor other than 1, so that a recipe dropping ``fact`` or applying it twice is caught.
 EQUIVALENCE_FACT = 0.3
-EQUIVALENCE_NET = network.NetworkSpec(z_dim=3, fact=EQUIVALENCE_FACT, optimizer="sgd", learning_rate=STEP_LR,
-                                      sampling_noise=(0.5, -1.0, 0.25))
-WRONG_FACTS = (1.0, EQUIVALENCE_FACT ** 2)
-ZERO_NOISE_NET = network.NetworkSpec(z_dim=3, fact=EQUIVALENCE_FACT, optimizer="sgd", learning_rate=STEP_LR,
-                                     sampling_noise=(0.0, 0.0, 0.0))
+EQUIVALENCE_NET = network.NetworkSpec(
+    z_dim=3,
+    fact=EQUIVALENCE_FACT,
+    optimizer="sgd",
+    learning_rate=STEP_LR,
+    sampling_noise=(0.5, -1.0, 0.25),
+)
+WRONG_FACTS = (1.0, EQUIVALENCE_FACT**2)
+ZERO_NOISE_NET = network.NetworkSpec(
+    z_dim=3,
+    fact=EQUIVALENCE_FACT,
+    optimizer="sgd",
+    learning_rate=STEP_LR,
+    sampling_noise=(0.0, 0.0, 0.0),
+)
 TRAINING_NET = network.NetworkSpec(z_dim=2)
 NETWORK_VARIANTS = {
     "selu_dropout": network.NetworkSpec(activation="selu", dropout=True),
     "relu_batch_norm": network.NetworkSpec(activation="relu", batch_norm=True),
-    "leaky_relu_dropout_batch_norm_z16": network.NetworkSpec(batch_norm=True, dropout=True, z_dim=16),
+    "leaky_relu_dropout_batch_norm_z16": network.NetworkSpec(
+        batch_norm=True, dropout=True, z_dim=16
+    ),
 }
-VARIANT_RECIPES = {"keras2": (("kl_layer", "keras2"), ("gradient_tape", "keras2")),
-                   "keras3": (("kl_layer", "keras3-port"), ("gradient_tape", "keras3"))}
+VARIANT_RECIPES = {
+    "keras2": (("kl_layer", "keras2"), ("gradient_tape", "keras2")),
+    "keras3": (("kl_layer", "keras3-port"), ("gradient_tape", "keras3")),
+}
 
 
 def images(n, seed):
@@ -72,8 +87,13 @@ def reference(keras, net, x):
     epsilon = np.broadcast_to(np.asarray(net.sampling_noise, np.float64), mu_value.shape)
     numpy_z = mu_value.astype(np.float64) + np.exp(log_var_value.astype(np.float64) / 2) * epsilon
     reconstruction = decoder.predict(numpy_z.astype(np.float32), verbose=0)
-    return {**numpy_objective(x, reconstruction, mu_value, log_var_value, net.fact),
-            "mu": mu_value, "z": numpy_z, "layer_z": layer_z_value, "reconstruction": reconstruction}
+    return {
+        **numpy_objective(x, reconstruction, mu_value, log_var_value, net.fact),
+        "mu": mu_value,
+        "z": numpy_z,
+        "layer_z": layer_z_value,
+        "reconstruction": reconstruction,
+    }
 
 
 def metric_classes(model) -> list:
@@ -97,23 +117,42 @@ def one_step(keras, recipe, api, net, x, z):
     mu = built.mean_encoder.predict(x, verbose=0)
     reconstruction = built.decoder.predict(np.asarray(z, np.float32), verbose=0)
     before = network.get_weights(built.model)
-    history = built.model.fit(x, built.fit_targets(x), batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    history = built.model.fit(
+        x, built.fit_targets(x), batch_size=len(x), epochs=1, shuffle=False, verbose=0
+    )
     after = network.get_weights(built.model)
     metrics = built.epoch_metrics({key: values[-1] for key, values in history.history.items()})
-    gradients = {key: (before[key].astype(np.float64) - after[key]) / net.learning_rate for key in before}
-    return {"metrics": metrics, "gradients": gradients, "mu": mu, "reconstruction": reconstruction,
-            "metric_classes": metric_classes(built.model)}
+    gradients = {
+        key: (before[key].astype(np.float64) - after[key]) / net.learning_rate for key in before
+    }
+    return {
+        "metrics": metrics,
+        "gradients": gradients,
+        "mu": mu,
+        "reconstruction": reconstruction,
+        "metric_classes": metric_classes(built.model),
+    }
 
 
 def train_or_raise(keras, recipe, api, net, x):
     try:
         keras.utils.set_random_seed(0)
         built = registry.build(recipe, api, keras, net)
-        history = built.model.fit(x, built.fit_targets(x), batch_size=8, epochs=2, shuffle=True, verbose=0)
+        history = built.model.fit(
+            x, built.fit_targets(x), batch_size=8, epochs=2, shuffle=True, verbose=0
+        )
     except Exception as error:  # the error itself is the result for recipes that fail as written
-        return {"error_type": type(error).__name__, "error_text": str(error), "traceback": traceback.format_exc()}
-    return {"losses": [built.epoch_metrics({k: v[epoch] for k, v in history.history.items()})
-                       for epoch in range(2)]}
+        return {
+            "error_type": type(error).__name__,
+            "error_text": str(error),
+            "traceback": traceback.format_exc(),
+        }
+    return {
+        "losses": [
+            built.epoch_metrics({k: v[epoch] for k, v in history.history.items()})
+            for epoch in range(2)
+        ]
+    }
 
 
 def apis_of(package_api):
@@ -123,8 +162,13 @@ def apis_of(package_api):
 def probe(package_api):
     keras = keras_api.load(package_api)
     x = images(BATCH, seed=1)
-    results = {"reference": reference(keras, EQUIVALENCE_NET, x), "steps": {}, "zero_noise": {},
-               "training": {}, "network_variants": {}}
+    results = {
+        "reference": reference(keras, EQUIVALENCE_NET, x),
+        "steps": {},
+        "zero_noise": {},
+        "training": {},
+        "network_variants": {},
+    }
     z, zero_noise_z = results["reference"]["z"], reference(keras, ZERO_NOISE_NET, x)["z"]
     for api in apis_of(package_api):
         for recipe in registry.RECIPES:
@@ -133,17 +177,25 @@ def probe(package_api):
                 continue
             if status == registry.WORKS:
                 results["steps"][recipe, api] = one_step(keras, recipe, api, EQUIVALENCE_NET, x, z)
-                results["zero_noise"][recipe, api] = one_step(keras, recipe, api, ZERO_NOISE_NET, x,
-                                                              zero_noise_z)["metrics"]
-            results["training"][recipe, api] = train_or_raise(keras, recipe, api, TRAINING_NET, images(32, seed=2))
+                results["zero_noise"][recipe, api] = one_step(
+                    keras, recipe, api, ZERO_NOISE_NET, x, zero_noise_z
+                )["metrics"]
+            results["training"][recipe, api] = train_or_raise(
+                keras, recipe, api, TRAINING_NET, images(32, seed=2)
+            )
     if package_api == "keras2":
         # A recipe that dropped fact (1) or applied it twice (fact**2): the tests must reject both.
         results["wrong_fact"] = {
-            fact: one_step(keras, "gradient_tape", "keras2", replace(EQUIVALENCE_NET, fact=fact), x, z)
-            for fact in WRONG_FACTS}
+            fact: one_step(
+                keras, "gradient_tape", "keras2", replace(EQUIVALENCE_NET, fact=fact), x, z
+            )
+            for fact in WRONG_FACTS
+        }
     for name, net in NETWORK_VARIANTS.items():
         for recipe, api in VARIANT_RECIPES[package_api]:
-            results["network_variants"][name, recipe, api] = train_or_raise(keras, recipe, api, net, images(32, 3))
+            results["network_variants"][name, recipe, api] = train_or_raise(
+                keras, recipe, api, net, images(32, 3)
+            )
     return results
 
 

@@ -4,6 +4,7 @@ The slow test starts a local Ray cluster of two nodes on this one machine, each 
 ``kl_bench_slot`` and named by KLBENCH_NODE_NAME (they share the real hostname), runs the fake
 recipes on it through ``python -m bench run --executor ray``, and removes one node mid-benchmark.
 """
+
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from bench.results.folder import ResultsFolder
 from bench.results.records import OK
 from bench.run.cluster import SLOT
 from bench.run.executors import NODE_NAME_ENV
-from tests.fixtures import (
+from tests.builders import (
     ROOT,
     bench_command,
     bench_environment,
@@ -38,24 +39,46 @@ def refused(capsys, *argv) -> str:
 
 # --- choosing an executor ---------------------------------------------------------------------
 
+
 def test_ray_without_ray_installed_names_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
     results = tmp_path / "results"
-    err = refused(capsys, "run", "--config", str(tiny_config(tmp_path, ["plain_ae"])), "--executor", "ray",
-                  "--results-dir", str(results))
-    assert '.[cluster]' in err and not results.exists()
+    err = refused(
+        capsys,
+        "run",
+        "--config",
+        str(tiny_config(tmp_path, ["plain_ae"])),
+        "--executor",
+        "ray",
+        "--results-dir",
+        str(results),
+    )
+    assert ".[cluster]" in err and not results.exists()
 
 
-@pytest.mark.parametrize("argv, named", [
-    (["--address", "auto"], "--executor ray"),
-    (["--executor", "ray", "--address", "head-without-port"], "HOST:PORT"),
-    (["--executor", "ray", "--address", "head:99999"], "HOST:PORT"),
-    (["--executor", "ray", "--address", "127.0.0.1:1"], "cannot connect to the Ray cluster at 127.0.0.1:1"),
-])
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--address", "auto"], "--executor ray"),
+        (["--executor", "ray", "--address", "head-without-port"], "HOST:PORT"),
+        (["--executor", "ray", "--address", "head:99999"], "HOST:PORT"),
+        (
+            ["--executor", "ray", "--address", "127.0.0.1:1"],
+            "cannot connect to the Ray cluster at 127.0.0.1:1",
+        ),
+    ],
+)
 def test_bad_executor_options_are_refused_in_one_line(tmp_path, capsys, argv, named):
     results = tmp_path / "results"
-    err = refused(capsys, "run", "--config", str(tiny_config(tmp_path, ["plain_ae"])), "--results-dir",
-                  str(results), *argv)
+    err = refused(
+        capsys,
+        "run",
+        "--config",
+        str(tiny_config(tmp_path, ["plain_ae"])),
+        "--results-dir",
+        str(results),
+        *argv,
+    )
     assert named in err and not results.exists()
 
 
@@ -65,17 +88,26 @@ def test_check_judging_folders_takes_no_executor(tmp_path, capsys):
 
 def test_check_refuses_to_pool_runs_from_nodes_with_other_versions(tmp_path, capsys):
     def node(hostname, tensorflow):
-        return {"host": {"hostname": hostname, "cpu_model": "CPU", "logical_cpus": 2},
-                "versions": {"python": "3.11.7", "tensorflow": tensorflow, "keras": "3.15.1"}}
+        return {
+            "host": {"hostname": hostname, "cpu_model": "CPU", "logical_cpus": 2},
+            "versions": {"python": "3.11.7", "tensorflow": tensorflow, "keras": "3.15.1"},
+        }
 
-    folders = [folder_of_records(tmp_path, name, [record("plain_ae", "keras3", ms_per_step=100.0)],
-                                 env={"nodes": {f"{name} (CPU, 2 CPUs)": node(name, tensorflow)}})
-               for name, tensorflow in (("node-a", "2.21.0"), ("node-b", "2.20.0"))]
+    folders = [
+        folder_of_records(
+            tmp_path,
+            name,
+            [record("plain_ae", "keras3", ms_per_step=100.0)],
+            env={"nodes": {f"{name} (CPU, 2 CPUs)": node(name, tensorflow)}},
+        )
+        for name, tensorflow in (("node-a", "2.21.0"), ("node-b", "2.20.0"))
+    ]
     err = refused(capsys, "check", "--results", *(str(folder.path) for folder in folders))
     assert "tensorflow" in err and "2.21.0 on node-a" in err and "2.20.0 on node-b" in err
 
 
 # --- a benchmark on a two-node cluster (slow) -------------------------------------------------
+
 
 @pytest.fixture
 def two_node_cluster():
@@ -84,11 +116,18 @@ def two_node_cluster():
     from ray.cluster_utils import Cluster
 
     def node_args(name):
-        return dict(num_cpus=1, resources={SLOT: 1}, object_store_memory=NODE_MEMORY,
-                    env_vars={NODE_NAME_ENV: name})
+        return dict(
+            num_cpus=1,
+            resources={SLOT: 1},
+            object_store_memory=NODE_MEMORY,
+            env_vars={NODE_NAME_ENV: name},
+        )
 
-    cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={**node_args("node-a"), "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={**node_args("node-a"), "include_dashboard": False},
+    )
     try:
         yield cluster, cluster.add_node(**node_args("node-b"))
     finally:
@@ -107,8 +146,11 @@ def ran_on(node_name: str, runs: list) -> list:
 def assert_one_timed_run_at_a_time_per_host(runs: list) -> None:
     for host in {run.host for run in runs}:
         on_host = sorted((run for run in runs if run.host == host), key=lambda run: run.started_at)
-        overlapping = [(before.run_id, after.run_id) for before, after in zip(on_host, on_host[1:])
-                       if before.ended_at > after.started_at]
+        overlapping = [
+            (before.run_id, after.run_id)
+            for before, after in zip(on_host, on_host[1:])
+            if before.ended_at > after.started_at
+        ]
         assert not overlapping, f"{host} ran two timed runs at once: {overlapping}"
 
 
@@ -116,15 +158,24 @@ def assert_one_timed_run_at_a_time_per_host(runs: list) -> None:
 def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, two_node_cluster):
     cluster, node_b = two_node_cluster
     results = tmp_path / "results"
-    config = tiny_config(tmp_path, ["fake_ok"], repeats=3, apis=("keras2", "keras3"), artifacts=True)
+    config = tiny_config(
+        tmp_path, ["fake_ok"], repeats=3, apis=("keras2", "keras3"), artifacts=True
+    )
     on_the_cluster = ("--executor", "ray", "--address", cluster.address)
-    benchmark = subprocess.Popen(bench_command("--config", config, "--results-dir", results, *on_the_cluster),
-                                 cwd=ROOT, env=bench_environment(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+    benchmark = subprocess.Popen(
+        bench_command("--config", config, "--results-dir", results, *on_the_cluster),
+        cwd=ROOT,
+        env=bench_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Once node-b has finished a run it is given the next one at once: remove it during that one.
     deadline = time.monotonic() + 100
     while not ran_on("node-b", records_so_far(results)):
-        assert benchmark.poll() is None and time.monotonic() < deadline, "node-b never finished a run"
+        assert benchmark.poll() is None and time.monotonic() < deadline, (
+            "node-b never finished a run"
+        )
         time.sleep(0.2)
     finished_on_b = len(ran_on("node-b", records_so_far(results)))
     cluster.remove_node(node_b, allow_graceful=False)
@@ -135,14 +186,27 @@ def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, 
     assert resumed.returncode == 0, resumed.stderr
 
     runs, planned = ResultsFolder(folder).run_records(), ResultsFolder(folder).planned_runs()
-    assert sorted(run.run_id for run in runs) == sorted(run.run_id for run in planned)  # each exactly once
-    assert {run.status for run in runs} == {OK}, "a run lost with node-b is retried, or rerun by --resume"
-    assert len(ran_on("node-a", runs)) + finished_on_b == len(runs)  # node-b's last run ended on node-a
+    assert sorted(run.run_id for run in runs) == sorted(
+        run.run_id for run in planned
+    )  # each exactly once
+    assert {run.status for run in runs} == {OK}, (
+        "a run lost with node-b is retried, or rerun by --resume"
+    )
+    assert len(ran_on("node-a", runs)) + finished_on_b == len(
+        runs
+    )  # node-b's last run ended on node-a
     assert_one_timed_run_at_a_time_per_host(runs)
-    assert all((folder / run.artifacts).is_file() for run in runs if run.repeat == 1)  # sent from the nodes
+    assert all(
+        (folder / run.artifacts).is_file() for run in runs if run.repeat == 1
+    )  # sent from the nodes
     assert " on node-a " in out and " on node-b " in out
     nodes = ResultsFolder(folder).read_env()["nodes"]
     assert {run.host for run in runs} == set(nodes)
     assert len({str(node["versions"]) for node in nodes.values()}) == 1
-    baseline = tmp_path / "baseline.json"  # check pools the runs of both nodes: their versions agree
-    assert main(["check", "--results", str(folder), "--update-baseline", "--baseline", str(baseline)]) == 0
+    baseline = (
+        tmp_path / "baseline.json"
+    )  # check pools the runs of both nodes: their versions agree
+    assert (
+        main(["check", "--results", str(folder), "--update-baseline", "--baseline", str(baseline)])
+        == 0
+    )

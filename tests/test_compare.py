@@ -1,5 +1,6 @@
 """``python -m bench compare`` and ``history`` on synthetic results folders with known answers, and the
 host facts of env.json."""
+
 import math
 import os
 from datetime import timedelta
@@ -13,7 +14,7 @@ from bench.config import settings as config
 from bench.results.env import host_id
 from bench.results.folder import PLAN_JSON, ResultsFolder
 from bench.run import environment
-from tests.fixtures import (
+from tests.builders import (
     FIXED_TIME,
     folder_of_records,
     matrix_config,
@@ -23,28 +24,47 @@ from tests.fixtures import (
 
 REPEATS = 8
 NOISE = 0.01
-BASE = {("plain_ae", "keras2"): 70.0, ("kl_layer", "keras2"): 77.0, ("gradient_tape", "keras2"): 74.0}
+BASE = {
+    ("plain_ae", "keras2"): 70.0,
+    ("kl_layer", "keras2"): 77.0,
+    ("gradient_tape", "keras2"): 74.0,
+}
 SLOWED = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.3}
 CI_SETTINGS = config.load("ci").to_dict()
 
 
 def host(name: str) -> dict:
-    return {"hostname": name, "cpu_model": "Test CPU", "logical_cpus": 2, "load_average": [0.5, 0.4, 0.3]}
+    return {
+        "hostname": name,
+        "cpu_model": "Test CPU",
+        "logical_cpus": 2,
+        "load_average": [0.5, 0.4, 0.3],
+    }
 
 
 def env_of(hostname="lab-1", commit="a" * 40, tensorflow="2.21.0", batch_size=128) -> dict:
     settings = {**CI_SETTINGS, "training": {**CI_SETTINGS["training"], "batch_size": batch_size}}
-    return {"python": "3.11.9", "tensorflow": tensorflow, "keras": "3.12.0", "tf_keras": "2.21.0",
-            "numpy": "2.1.0", "cpu": {"model": "Test CPU", "cores": 2},
-            "host": host(hostname) if hostname else None, "git": {"commit": commit, "dirty": False},
-            "config": settings}
+    return {
+        "python": "3.11.9",
+        "tensorflow": tensorflow,
+        "keras": "3.12.0",
+        "tf_keras": "2.21.0",
+        "numpy": "2.1.0",
+        "cpu": {"model": "Test CPU", "cores": 2},
+        "host": host(hostname) if hostname else None,
+        "git": {"commit": commit, "dirty": False},
+        "config": settings,
+    }
 
 
 def records(ms_by_pair: dict, seed: int, speed: float = 1.0) -> list:
     """REPEATS runs per pair, ms/step = value x ``speed`` (the machine) x (1 +- 1% noise)."""
     rng = np.random.default_rng(seed)
-    return [record(recipe, api, repeat, ms_per_step=ms * speed * rng.normal(1, NOISE))
-            for (recipe, api), ms in ms_by_pair.items() for repeat in range(1, REPEATS + 1)]
+    return [
+        record(recipe, api, repeat, ms_per_step=ms * speed * rng.normal(1, NOISE))
+        for (recipe, api), ms in ms_by_pair.items()
+        for repeat in range(1, REPEATS + 1)
+    ]
 
 
 def folder(tmp_path, name, ms_by_pair, seed, speed=1.0, **env):
@@ -69,27 +89,36 @@ def verdicts(result) -> dict:
 
 
 def table_line(output: str, *cells) -> str:
-    (line,) = [line for line in output.splitlines() if line.split()[:len(cells)] == list(cells)]
+    (line,) = [line for line in output.splitlines() if line.split()[: len(cells)] == list(cells)]
     return line
 
 
 # --- compare ------------------------------------------------------------------------------------
 
+
 def test_same_host_compares_ms_per_step_and_finds_a_30_percent_slowdown(tmp_path, capsys):
     before, after = folder(tmp_path, "a", BASE, seed=1), folder(tmp_path, "b", SLOWED, seed=2)
     result = comparison.compare(read(before), read(after))
     assert result.basis == comparison.ABSOLUTE
-    assert verdicts(result) == {("kl_layer", "keras2"): "slower",
-                                ("gradient_tape", "keras2"): "no significant change",
-                                ("plain_ae", "keras2"): "no significant change"}
+    assert verdicts(result) == {
+        ("kl_layer", "keras2"): "slower",
+        ("gradient_tape", "keras2"): "no significant change",
+        ("plain_ae", "keras2"): "no significant change",
+    }
     slowed = result.changes[0]
-    assert slowed.change == pytest.approx(1.3, rel=0.02) and slowed.ci_low > 1.2 and slowed.p_value < 0.01
+    assert (
+        slowed.change == pytest.approx(1.3, rel=0.02)
+        and slowed.ci_low > 1.2
+        and slowed.p_value < 0.01
+    )
 
     assert main(["compare", str(before), str(after), "--fail-slower", "10"]) == 1
     output = capsys.readouterr().out
     assert "Same host (lab-1 (Test CPU, 2 CPUs)): comparing ms/step." in output
     assert "slower (+" in table_line(output, "kl_layer", "keras2")
-    assert output.splitlines()[-1].startswith("significantly slower by more than 10%: kl_layer keras2 (+")
+    assert output.splitlines()[-1].startswith(
+        "significantly slower by more than 10%: kl_layer keras2 (+"
+    )
     assert "gradient_tape" not in output.splitlines()[-1]
 
 
@@ -113,21 +142,28 @@ def test_different_hosts_compare_ratios_to_the_floor(tmp_path, capsys):
     after = folder(tmp_path, "b", SLOWED, seed=6, speed=1.6, hostname="lab-2")
     result = comparison.compare(read(before), read(after))
     assert result.basis == comparison.FLOOR_RATIO
-    assert verdicts(result) == {("kl_layer", "keras2"): "slower",
-                                ("gradient_tape", "keras2"): "no significant change",
-                                ("plain_ae", "keras2"): comparison.REFERENCE}
+    assert verdicts(result) == {
+        ("kl_layer", "keras2"): "slower",
+        ("gradient_tape", "keras2"): "no significant change",
+        ("plain_ae", "keras2"): comparison.REFERENCE,
+    }
     assert result.changes[0].change == pytest.approx(1.3, rel=0.02)
     assert math.isnan(result.changes[0].p_value)
 
     assert main(["compare", str(before), str(after)]) == 0
     output = capsys.readouterr().out
-    assert ("Different hosts (lab-1 (Test CPU, 2 CPUs) vs lab-2 (Test CPU, 2 CPUs)): "
-            "comparing each recipe's ratio to plain_ae") in output
+    assert (
+        "Different hosts (lab-1 (Test CPU, 2 CPUs) vs lab-2 (Test CPU, 2 CPUs)): "
+        "comparing each recipe's ratio to plain_ae"
+    ) in output
     assert table_line(output, "host").endswith("*")
 
 
 def test_a_folder_without_host_facts_is_compared_by_ratios(tmp_path):
-    before, after = folder(tmp_path, "a", BASE, seed=1, hostname=None), folder(tmp_path, "b", BASE, seed=2)
+    before, after = (
+        folder(tmp_path, "a", BASE, seed=1, hostname=None),
+        folder(tmp_path, "b", BASE, seed=2),
+    )
     assert comparison.compare(read(before), read(after)).basis == comparison.FLOOR_RATIO
 
 
@@ -138,7 +174,12 @@ def test_versions_and_settings_are_listed_with_differences_marked(tmp_path, caps
     output = capsys.readouterr().out
     assert table_line(output, "tensorflow").split() == ["tensorflow", "2.21.0", "2.22.0", "*"]
     assert table_line(output, "keras").split() == ["keras", "3.12.0", "3.12.0"]
-    assert table_line(output, "training.batch_size").split() == ["training.batch_size", "128", "64", "*"]
+    assert table_line(output, "training.batch_size").split() == [
+        "training.batch_size",
+        "128",
+        "64",
+        "*",
+    ]
     assert table_line(output, "settings", "hash").endswith("*")
     assert "training.epochs" not in output  # equal settings are covered by the hash
 
@@ -148,7 +189,10 @@ def test_pairs_in_one_folder_only_are_listed(tmp_path, capsys):
     after = folder(tmp_path, "b", {**BASE, ("tensor_transfer", "keras2"): 75.0}, seed=2)
     assert main(["compare", str(before), str(after)]) == 0
     output = capsys.readouterr().out
-    assert "only in A: kl_layer keras3-port" in output and "only in B: tensor_transfer keras2" in output
+    assert (
+        "only in A: kl_layer keras3-port" in output
+        and "only in B: tensor_transfer keras2" in output
+    )
 
 
 def test_a_recipe_failing_in_b_has_no_ms_per_step_there(tmp_path):
@@ -156,7 +200,10 @@ def test_a_recipe_failing_in_b_has_no_ms_per_step_there(tmp_path):
     works = [run for run in records(BASE, seed=2) if run.recipe != "kl_layer"]
     failed = record("kl_layer", "keras2", status="failed")
     after = folder_of_records(tmp_path, "b", [*works, failed], env_of()).path
-    assert verdicts(comparison.compare(read(before), read(after)))["kl_layer", "keras2"] == "no ms/step in B"
+    assert (
+        verdicts(comparison.compare(read(before), read(after)))["kl_layer", "keras2"]
+        == "no ms/step in B"
+    )
 
 
 @pytest.mark.parametrize("percent", ["-5", "abc", "nan", "inf", ""])
@@ -194,18 +241,29 @@ def test_change_of_ratios_is_the_ratio_of_ratios_with_a_ci_wider_than_either():
 
 # --- history ------------------------------------------------------------------------------------
 
+
 def test_history_orders_folders_by_start_time_and_labels_them(tmp_path, capsys):
     day = timedelta(days=1)
     newest = dated_folder(tmp_path, "ci", FIXED_TIME + 2 * day, SLOWED, seed=3, commit="c" * 40)
     oldest = dated_folder(tmp_path, "ci", FIXED_TIME, BASE, seed=1, commit="a" * 40)
-    middle = dated_folder(tmp_path, "ci", FIXED_TIME + day, BASE, seed=2, commit="b" * 40,
-                          tensorflow="2.22.0")
+    middle = dated_folder(
+        tmp_path, "ci", FIXED_TIME + day, BASE, seed=2, commit="b" * 40, tensorflow="2.22.0"
+    )
     plot = tmp_path / "trend.png"
     assert main(["history", str(newest), str(oldest), str(middle), "--plot", str(plot)]) == 0
     output = capsys.readouterr().out
     assert [table_line(output, str(position)).split()[1] for position in (1, 2, 3)] == [
-        oldest.name, middle.name, newest.name]
-    assert table_line(output, "2").split()[2:7] == ["2025-01-02", "00:00:00", "b" * 8, "2.22.0", "3.12.0"]
+        oldest.name,
+        middle.name,
+        newest.name,
+    ]
+    assert table_line(output, "2").split()[2:7] == [
+        "2025-01-02",
+        "00:00:00",
+        "b" * 8,
+        "2.22.0",
+        "3.12.0",
+    ]
     ratios = table_line(output, "kl_layer", "keras2")
     assert ratios.count("1.10x") == 2 and "1.43x" in ratios
     assert "warning" not in output
@@ -215,7 +273,9 @@ def test_history_orders_folders_by_start_time_and_labels_them(tmp_path, capsys):
 def test_history_warns_of_other_settings_and_dates_a_renamed_folder_by_its_plan(tmp_path, capsys):
     first = dated_folder(tmp_path, "ci", FIXED_TIME, BASE, seed=1)
     pairs = list(BASE)
-    renamed, planned = new_folder(tmp_path, "x", env_of(batch_size=64), matrix_config(pairs, REPEATS))
+    renamed, planned = new_folder(
+        tmp_path, "x", env_of(batch_size=64), matrix_config(pairs, REPEATS)
+    )
     for run_record in records(BASE, seed=2):
         renamed.append(run_record, [])
     planned_time = (FIXED_TIME - timedelta(days=1)).timestamp()
@@ -233,19 +293,42 @@ def test_history_refuses_a_missing_folder_and_an_unwritable_plot(tmp_path, capsy
     assert main(["history", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     existing = folder(tmp_path, "a", BASE, seed=1)
-    assert main(["history", str(existing), "--plot", str(tmp_path / "no" / "such" / "dir.png")]) == 2
+    assert (
+        main(["history", str(existing), "--plot", str(tmp_path / "no" / "such" / "dir.png")]) == 2
+    )
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cannot write the plot" in error
 
 
 # --- host facts ---------------------------------------------------------------------------------
 
+
 def test_machine_facts_add_the_host_and_keep_the_existing_keys():
     facts = environment.machine_facts(config.load("ci"), "python -m bench run")
-    assert {"python", "tensorflow", "keras", "tf_keras", "numpy", "cpu", "gpu", "git", "config"} <= set(facts)
+    assert {
+        "python",
+        "tensorflow",
+        "keras",
+        "tf_keras",
+        "numpy",
+        "cpu",
+        "gpu",
+        "git",
+        "config",
+    } <= set(facts)
     assert facts["cpu"] == {"model": facts["host"]["cpu_model"], "cores": os.cpu_count()}
-    assert set(facts["host"]) == {"hostname", "os", "kernel", "cpu_model", "logical_cpus", "physical_cpus",
-                                  "ram_total_mb", "cpu_mhz", "cpu_governor", "load_average"}
+    assert set(facts["host"]) == {
+        "hostname",
+        "os",
+        "kernel",
+        "cpu_model",
+        "logical_cpus",
+        "physical_cpus",
+        "ram_total_mb",
+        "cpu_mhz",
+        "cpu_governor",
+        "load_average",
+    }
 
 
 def test_host_facts_that_cannot_be_read_are_none(tmp_path, monkeypatch):
@@ -258,7 +341,14 @@ def test_host_facts_that_cannot_be_read_are_none(tmp_path, monkeypatch):
     monkeypatch.setattr(environment.os, "getloadavg", no_load_average)
     monkeypatch.setattr(environment.platform, "node", lambda: "")
     facts = environment.host_facts()
-    for key in ("hostname", "physical_cpus", "ram_total_mb", "cpu_mhz", "cpu_governor", "load_average"):
+    for key in (
+        "hostname",
+        "physical_cpus",
+        "ram_total_mb",
+        "cpu_mhz",
+        "cpu_governor",
+        "load_average",
+    ):
         assert facts[key] is None, key
     assert host_id({"host": facts}) == ""
 

@@ -14,8 +14,8 @@ def _assert_well_formed(data, n_train=None, n_test=None):
         assert x.dtype == np.float32 and x.shape[1:] == (28, 28, 1)
         assert y.dtype == np.int64 and y.shape == (len(x),)
         assert x.flags.c_contiguous and y.flags.c_contiguous
-        assert 0.0 <= x.min() and x.max() <= 1.0
-        assert 0 <= y.min() and y.max() <= 9
+        assert x.min() >= 0.0 and x.max() <= 1.0
+        assert y.min() >= 0 and y.max() <= 9
     if n_train is not None:
         assert len(data.x_train) == n_train
     if n_test is not None:
@@ -63,7 +63,10 @@ def test_synthetic_shapes_dtype_range_and_labels():
 
 
 def test_synthetic_is_deterministic_per_seed():
-    first, again = load("synthetic", synthetic_size=30, seed=7), load("synthetic", synthetic_size=30, seed=7)
+    first, again = (
+        load("synthetic", synthetic_size=30, seed=7),
+        load("synthetic", synthetic_size=30, seed=7),
+    )
     other = load("synthetic", synthetic_size=30, seed=8)
     np.testing.assert_array_equal(first.x_train, again.x_train)
     np.testing.assert_array_equal(first.y_test, again.y_test)
@@ -90,7 +93,9 @@ def test_synthetic_size_must_be_positive_integer(size):
 def test_mnist5k_shapes_range_and_split(mnist5k):
     assert mnist5k.name == "mnist5k"
     _assert_well_formed(mnist5k, n_train=4500, n_test=500)
-    assert mnist5k.x_train.max() == pytest.approx(1.0)  # scaled by 255, not left at 0..255 or squashed
+    assert mnist5k.x_train.max() == pytest.approx(
+        1.0
+    )  # scaled by 255, not left at 0..255 or squashed
     assert mnist5k.x_test.mean() > 0.05  # real ink, not an all-zero array
     assert np.array_equal(np.bincount(mnist5k.y_test), np.full(10, 50))  # stratified split
     assert np.array_equal(np.bincount(mnist5k.y_train), np.full(10, 450))

@@ -1,4 +1,5 @@
 """The deliberate regression switch: parsed strictly, off by default, recorded, and really inside the steps."""
+
 import json
 import subprocess
 
@@ -8,7 +9,7 @@ import pytest
 from bench import recipes
 from bench.config import injection
 from bench.errors import UsageError
-from tests.fixtures import (
+from tests.builders import (
     ROOT,
     bench_command,
     bench_environment,
@@ -27,18 +28,24 @@ def test_unset_means_no_injection():
 
 
 def test_pairs_and_milliseconds_are_parsed():
-    assert parse("kl_layer/keras2=80, plain_ae/keras3=12.5") == {"kl_layer/keras2": 80.0, "plain_ae/keras3": 12.5}
+    assert parse("kl_layer/keras2=80, plain_ae/keras3=12.5") == {
+        "kl_layer/keras2": 80.0,
+        "plain_ae/keras3": 12.5,
+    }
 
 
-@pytest.mark.parametrize("value, named", [
-    ("kl_layr/keras2=80", "kl_layr/keras2=80"),
-    ("kl_layer/keras4=80", "kl_layer/keras4=80"),
-    ("kl_layer=80", "kl_layer=80"),
-    ("kl_layer/keras2=fast", "positive number"),
-    ("kl_layer/keras2=-5", "positive number"),
-    ("kl_layer/keras2=inf", "positive number"),
-    ("kl_layer/keras2", "positive number"),
-])
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        ("kl_layr/keras2=80", "kl_layr/keras2=80"),
+        ("kl_layer/keras4=80", "kl_layer/keras4=80"),
+        ("kl_layer=80", "kl_layer=80"),
+        ("kl_layer/keras2=fast", "positive number"),
+        ("kl_layer/keras2=-5", "positive number"),
+        ("kl_layer/keras2=inf", "positive number"),
+        ("kl_layer/keras2", "positive number"),
+    ],
+)
 def test_bad_values_are_refused_with_the_item_named(value, named):
     with pytest.raises(UsageError, match=injection.ENV_VAR) as error:
         parse(value)
@@ -47,9 +54,16 @@ def test_bad_values_are_refused_with_the_item_named(value, named):
 
 def bench_with_injection(tmp_path, value):
     """A tiny benchmark of the fast fake recipe with ``KLBENCH_INJECT_SLOWDOWN=value``."""
-    return subprocess.run(bench_command("--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir",
-                                        tmp_path / "results"), cwd=ROOT, capture_output=True, text=True,
-                          env={**bench_environment(), injection.ENV_VAR: value}, timeout=400)
+    return subprocess.run(
+        bench_command(
+            "--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir", tmp_path / "results"
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**bench_environment(), injection.ENV_VAR: value},
+        timeout=400,
+    )
 
 
 @pytest.mark.slow
@@ -58,7 +72,9 @@ def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "injected slowdown (KLBENCH_INJECT_SLOWDOWN): fake_ok/keras3 +400 ms/step" in done.stdout
     folder = only_folder(tmp_path / "results")
-    assert json.loads((folder / "env.json").read_text())["injected_slowdown"] == {"fake_ok/keras3": 400.0}
+    assert json.loads((folder / "env.json").read_text())["injected_slowdown"] == {
+        "fake_ok/keras3": 400.0
+    }
     # A lower bound a sleep guarantees, not a timing: a step of the tiny model alone takes ~1 ms.
     timed = pd.read_csv(folder / "epochs.csv").query("not warmup")
     assert (timed.ms_per_step >= 400).all()

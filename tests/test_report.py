@@ -1,4 +1,5 @@
 """bench.report.sections and ``python -m bench report`` on results folders built from synthetic numbers."""
+
 import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ from bench.errors import UsageError
 from bench.report import sections as report
 from bench.report.sections import write_report
 from bench.results.records import RunRecord, RunResult, epoch_rows
-from tests.fixtures import (
+from tests.builders import (
     append_result,
     matrix_config,
     new_folder,
@@ -22,20 +23,42 @@ from tests.fixtures import (
 )
 
 # ms/step of each recipe x API: notebook_globals is 1.4x model_add_loss, as post VII claims
-SPEEDS = {("plain_ae", "keras2"): 40.0, ("kl_layer", "keras2"): 45.0, ("tensor_transfer", "keras2"): 48.0,
-          ("model_add_loss", "keras2"): 46.0, ("notebook_globals", "keras2"): 64.4,
-          ("vae_loss_layer", "keras2"): 63.0, ("plain_ae", "keras3"): 42.0, ("kl_layer", "keras3-port"): 47.0}
-PROBLEMS = [("closure_loss", "keras2", "failed", "TypeError: Cannot convert a symbolic KerasTensor"),
-            ("gradient_tape", "keras2", "timeout", "")]
+SPEEDS = {
+    ("plain_ae", "keras2"): 40.0,
+    ("kl_layer", "keras2"): 45.0,
+    ("tensor_transfer", "keras2"): 48.0,
+    ("model_add_loss", "keras2"): 46.0,
+    ("notebook_globals", "keras2"): 64.4,
+    ("vae_loss_layer", "keras2"): 63.0,
+    ("plain_ae", "keras3"): 42.0,
+    ("kl_layer", "keras3-port"): 47.0,
+}
+PROBLEMS = [
+    ("closure_loss", "keras2", "failed", "TypeError: Cannot convert a symbolic KerasTensor"),
+    ("gradient_tape", "keras2", "timeout", ""),
+]
 PLOTS = ("claims.png", "gap.png", "epoch_times.png", "loss_curves.png", "compat.png")
 PICTURES = ("latent.png", "reconstructions.png", "latent_grid.png")
-ENV = {"python": "3.11.9", "tensorflow": "2.21.0", "cpu": {"model": "Test CPU"}, "gpu": None,
-       "device_settings": {"note": "no GPU present"}, "config": {"name": "synthetic", "training": {"batch_size": 128}},
-       "command": "python -m bench run --config synthetic"}
+ENV = {
+    "python": "3.11.9",
+    "tensorflow": "2.21.0",
+    "cpu": {"model": "Test CPU"},
+    "gpu": None,
+    "device_settings": {"note": "no GPU present"},
+    "config": {"name": "synthetic", "training": {"batch_size": 128}},
+    "command": "python -m bench run --config synthetic",
+}
 
 
-def write_results_folder(results_dir: Path, name="synthetic", speeds: dict = SPEEDS, problems=(), repeats: int = 3,
-                         artifacts=("kl_layer", "plain_ae"), env: dict = ENV) -> Path:
+def write_results_folder(
+    results_dir: Path,
+    name="synthetic",
+    speeds: dict = SPEEDS,
+    problems=(),
+    repeats: int = 3,
+    artifacts=("kl_layer", "plain_ae"),
+    env: dict = ENV,
+) -> Path:
     """A results folder as the runner writes it, from synthetic numbers (seeded), with a plan of every
     pair of its recipes and APIs; the first run of each recipe in ``artifacts`` gets an artifacts file
     (two recipes keep the picture plots quick)."""
@@ -45,9 +68,16 @@ def write_results_folder(results_dir: Path, name="synthetic", speeds: dict = SPE
     for (recipe, api), ms in speeds.items():
         for repeat in range(1, repeats + 1):
             run = planned_run(planned, recipe, api, repeat)
-            picture = (write_artifact(folder.artifact_path(run.run_id), rng)
-                       if recipe in artifacts and repeat == 1 else None)
-            append_result(folder, run, ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture))
+            picture = (
+                write_artifact(folder.artifact_path(run.run_id), rng)
+                if recipe in artifacts and repeat == 1
+                else None
+            )
+            append_result(
+                folder,
+                run,
+                ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture),
+            )
     for recipe, api, status, error in problems:
         append_result(folder, planned_run(planned, recipe, api, 1), RunResult(status, error))
     return folder.path
@@ -63,10 +93,17 @@ def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     md_path, html_path = write_report(folder)
     markdown, page = md_path.read_text(), html_path.read_text()
     summary = section(markdown, "Summary")
-    (notebook_line,) = [line for line in summary.splitlines() if "notebook_globals / model_add_loss" in line]
-    assert notebook_line.endswith("): keras2 reproduced (1.40x [1.38, 1.42]).") or "keras2 reproduced" in notebook_line
+    (notebook_line,) = [
+        line for line in summary.splitlines() if "notebook_globals / model_add_loss" in line
+    ]
+    assert (
+        notebook_line.endswith("): keras2 reproduced (1.40x [1.38, 1.42]).")
+        or "keras2 reproduced" in notebook_line
+    )
     assert "model_add_loss / kl_layer = 0.9-1.1x): keras2 reproduced" in summary  # 46 vs 45 ms/step
-    assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(markdown, "Speed")
+    assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(
+        markdown, "Speed"
+    )
     unfinished = section(markdown, "Runs that did not finish")
     assert "timeout" in unfinished and "Cannot convert a symbolic KerasTensor" in unfinished
     # in the matrix, absent from runs.csv; it fails as written, so only round 1 was due
@@ -91,11 +128,13 @@ def test_report_without_artifacts_or_environment_says_so(tmp_path):
 
 
 def test_a_run_with_an_injected_slowdown_says_so_first(tmp_path):
-    folder = write_results_folder(tmp_path, "ci",
-                                  env={"injected_slowdown": {"kl_layer/keras2": 80.0}})
+    folder = write_results_folder(
+        tmp_path, "ci", env={"injected_slowdown": {"kl_layer/keras2": 80.0}}
+    )
     summary = section(write_report(folder)[0].read_text(), "Summary")
-    assert summary.lstrip().startswith("- DELIBERATE SLOWDOWN INJECTED (KLBENCH_INJECT_SLOWDOWN): "
-                                       "kl_layer/keras2 +80 ms/step.")
+    assert summary.lstrip().startswith(
+        "- DELIBERATE SLOWDOWN INJECTED (KLBENCH_INJECT_SLOWDOWN): kl_layer/keras2 +80 ms/step."
+    )
 
 
 def test_report_command_writes_both_files(tmp_path, capsys):
@@ -117,25 +156,44 @@ def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
 
 
 def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
-    runs = pd.DataFrame({"run_id": [f"run-{index}" for index in range(6)], "process": [""] * 6,
-                         "wall_seconds": [10.0] * 6, "repeat": [1, 2, 3] * 2})
-    ratios = pd.DataFrame({"recipe": ["vae_loss_layer", "kl_layer", "gradient_tape"], "api": ["keras2"] * 3,
-                           "compared_with": ["plain_ae"] * 3, "n": [3, 3, 3], "half_width": [0.10, 0.04, 0.03],
-                           "method": ["paired"] * 3})
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"run-{index}" for index in range(6)],
+            "process": [""] * 6,
+            "wall_seconds": [10.0] * 6,
+            "repeat": [1, 2, 3] * 2,
+        }
+    )
+    ratios = pd.DataFrame(
+        {
+            "recipe": ["vae_loss_layer", "kl_layer", "gradient_tape"],
+            "api": ["keras2"] * 3,
+            "compared_with": ["plain_ae"] * 3,
+            "n": [3, 3, 3],
+            "half_width": [0.10, 0.04, 0.03],
+            "method": ["paired"] * 3,
+        }
+    )
     sentence = report._precision_sentence(SimpleNamespace(runs=runs), ratios)
-    assert sentence == ("Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2, paired), "
-                        "±4.0% at the median, against the ±2% target: over. A half-width shrinks ~1/sqrt(runs) "
-                        "(faster while the t-quantile of few runs falls), so the median pair's 3 runs would have "
-                        "to become about 12, about 0.1 h for this matrix.")
-    assert report._precision_sentence(SimpleNamespace(runs=runs), ratios.assign(half_width=[0.03, 0.02, 0.01])
-                                      ).endswith("against the ±2% target: the median within target.")
+    assert sentence == (
+        "Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2, paired), "
+        "±4.0% at the median, against the ±2% target: over. A half-width shrinks ~1/sqrt(runs) "
+        "(faster while the t-quantile of few runs falls), so the median pair's 3 runs would have "
+        "to become about 12, about 0.1 h for this matrix."
+    )
+    assert report._precision_sentence(
+        SimpleNamespace(runs=runs), ratios.assign(half_width=[0.03, 0.02, 0.01])
+    ).endswith("against the ±2% target: the median within target.")
 
 
 def test_runs_of_two_hosts_are_reported_apart_never_pooled(tmp_path):
     rng = np.random.default_rng(1)
     base = matrix_config([("plain_ae", "keras2"), ("kl_layer", "keras2")], 2, "cluster")
     folder, planned = new_folder(tmp_path, "cluster", ENV, base)
-    for host, kl_ms in (("node-a", 45.0), ("node-b", 60.0)):  # the same recipe, 1.1x and 1.5x the floor
+    for host, kl_ms in (
+        ("node-a", 45.0),
+        ("node-b", 60.0),
+    ):  # the same recipe, 1.1x and 1.5x the floor
         for recipe, ms in (("plain_ae", 40.0), ("kl_layer", kl_ms)):
             for repeat in (1, 2):
                 run = planned_run(planned, recipe, "keras2", repeat)

@@ -5,6 +5,7 @@ Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pi
 no port, and no Python package beyond the suite's own. CI installs Chromium (``.ci/run``); where it
 is missing the tests fail rather than skip, so a page nobody looked at never passes.
 """
+
 import base64
 import binascii
 import fcntl
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from bench.report.sections import write_report
-from tests.fixtures import (
+from tests.builders import (
     append_result,
     matrix_config,
     new_folder,
@@ -32,19 +33,35 @@ from tests.fixtures import (
 CHROMIUM = Path("/usr/bin/chromium")
 WIDTH, HEIGHT = 1400, 3000
 # Everything that would reach out to the network or ask a question at first start stays off.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--no-default-browser-check",
-         "--disable-extensions", f"--window-size={WIDTH},{HEIGHT}")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    f"--window-size={WIDTH},{HEIGHT}",
+)
 TIMEOUT_S = 60
 PNG_DATA = "data:image/png;base64,"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: empty, then its CRC
 
-SPEEDS = {("plain_ae", "keras2"): 40.0, ("kl_layer", "keras2"): 45.0, ("model_add_loss", "keras2"): 46.0,
-          ("notebook_globals", "keras2"): 64.4, ("vae_loss_layer", "keras2"): 63.0}
+SPEEDS = {
+    ("plain_ae", "keras2"): 40.0,
+    ("kl_layer", "keras2"): 45.0,
+    ("model_add_loss", "keras2"): 46.0,
+    ("notebook_globals", "keras2"): 64.4,
+    ("vae_loss_layer", "keras2"): 63.0,
+}
 # A whole 1x1 PNG, the smallest image the browser has to decode.
-DOT_PNG = (PNG_DATA + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9a"
-                      "wAAAABJRU5ErkJggg==")
+DOT_PNG = (
+    PNG_DATA + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9a"
+    "wAAAABJRU5ErkJggg=="
+)
 # Recipes whose first run leaves an artifacts file, so the latent-space pictures are on the page too.
 WITH_ARTIFACTS = ("kl_layer", "plain_ae")
 
@@ -62,19 +79,34 @@ class Browser:
 
     def __init__(self, profile: Path):
         if not CHROMIUM.exists():
-            pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
-                        "(.ci/run does); the report page is checked in a real browser")
+            pytest.fail(
+                f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` "
+                "(.ci/run does); the report page is checked in a real browser"
+            )
         commands_read, self._commands = os.pipe()
         self._answers, answers_write = os.pipe()
         # Chromium reads the protocol on fd 3 and writes on fd 4; bash puts the pipes there (dash cannot
         # redirect fds above 9). Moved above 9 first, neither end sits on 3 or 4 to be overwritten.
-        commands_read, answers_write = (_moved_above(fd, 9) for fd in (commands_read, answers_write))
+        commands_read, answers_write = (
+            _moved_above(fd, 9) for fd in (commands_read, answers_write)
+        )
         redirect = f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write}'
         self.process = subprocess.Popen(
-            ["/bin/bash", "-c", redirect, str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", "about:blank"],
-            pass_fds=(commands_read, answers_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                "/bin/bash",
+                "-c",
+                redirect,
+                str(CHROMIUM),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            pass_fds=(commands_read, answers_write),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(commands_read)
         os.close(answers_write)
         self._buffer, self._next_id, self.events = b"", 0, []
@@ -87,12 +119,20 @@ class Browser:
     def _attach(self) -> None:
         targets = self.call("Target.getTargets")["targetInfos"]
         (page,) = [target for target in targets if target["type"] == "page"]
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
         # The window's own frame takes part of --window-size: the page gets exactly WIDTH x HEIGHT.
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH, height=HEIGHT,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, session=False, **params) -> dict:
         self._next_id += 1
@@ -123,7 +163,9 @@ class Browser:
                 raise TimeoutError(f"Chromium did not answer {what} within {TIMEOUT_S} s")
             chunk = os.read(self._answers, 1 << 20)
             if not chunk:
-                raise RuntimeError(f"Chromium exited (status {self.process.poll()}) waiting for {what}")
+                raise RuntimeError(
+                    f"Chromium exited (status {self.process.poll()}) waiting for {what}"
+                )
             self._buffer += chunk
 
     def open(self, path: Path) -> dict:
@@ -131,8 +173,13 @@ class Browser:
         self.events.clear()
         self.call("Page.navigate", session=True, url=path.resolve().as_uri())
         self.wait_for("Page.loadEventFired")
-        state = self.call("Runtime.evaluate", session=True, expression=PAGE_STATE, awaitPromise=True,
-                          returnByValue=True)
+        state = self.call(
+            "Runtime.evaluate",
+            session=True,
+            expression=PAGE_STATE,
+            awaitPromise=True,
+            returnByValue=True,
+        )
         return json.loads(state["result"]["value"])
 
     def screenshot(self, path: Path) -> Path:
@@ -151,7 +198,9 @@ class Browser:
                 found.append(f"console.{params['type']}: {' '.join(words)}")
             elif method == "Runtime.exceptionThrown":
                 details = params["exceptionDetails"]
-                found.append("exception: " + details.get("exception", {}).get("description", details["text"]))
+                found.append(
+                    "exception: " + details.get("exception", {}).get("description", details["text"])
+                )
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 found.append(f"{params['entry']['source']}: {params['entry']['text']}")
         return found
@@ -180,12 +229,21 @@ def page_problems(browser: Browser, page: dict) -> list:
     """Every image that is not a whole embedded PNG the browser decoded, and every error the page
     logged. A PNG cut short still shows its top rows and reports its full size: only its bytes tell."""
     images = page["images"]
-    problems = [f"image {image['alt']!r} is not embedded: src {image['src'][:60]!r}"
-                for image in images if not image["src"].startswith(PNG_DATA)]
-    problems += [f"image {image['alt']!r} is not a whole PNG" for image in images
-                 if image["src"].startswith(PNG_DATA) and not _whole_png(image["src"][len(PNG_DATA):])]
-    problems += [f"image {image['alt']!r} did not decode ({image['width']}x{image['height']} px)"
-                 for image in images if not (image["decoded"] and image["width"] and image["height"])]
+    problems = [
+        f"image {image['alt']!r} is not embedded: src {image['src'][:60]!r}"
+        for image in images
+        if not image["src"].startswith(PNG_DATA)
+    ]
+    problems += [
+        f"image {image['alt']!r} is not a whole PNG"
+        for image in images
+        if image["src"].startswith(PNG_DATA) and not _whole_png(image["src"][len(PNG_DATA) :])
+    ]
+    problems += [
+        f"image {image['alt']!r} did not decode ({image['width']}x{image['height']} px)"
+        for image in images
+        if not (image["decoded"] and image["width"] and image["height"])
+    ]
     return problems + browser.errors()
 
 
@@ -208,13 +266,17 @@ def report_folder(tmp_path_factory) -> Path:
     """A results folder of synthetic runs (3 rounds of each pair, artifacts from round 1) and its report."""
     rng = np.random.default_rng(0)
     settings = matrix_config(list(SPEEDS), 3, "page")
-    folder, planned = new_folder(tmp_path_factory.mktemp("results"), "page", {"config": settings.to_dict()},
-                                 settings)
+    folder, planned = new_folder(
+        tmp_path_factory.mktemp("results"), "page", {"config": settings.to_dict()}, settings
+    )
     for (recipe, api), ms in SPEEDS.items():
         for repeat in (1, 2, 3):
             run = planned_run(planned, recipe, api, repeat)
-            picture = (write_artifact(folder.artifact_path(run.run_id), rng)
-                       if recipe in WITH_ARTIFACTS and repeat == 1 else None)
+            picture = (
+                write_artifact(folder.artifact_path(run.run_id), rng)
+                if recipe in WITH_ARTIFACTS and repeat == 1
+                else None
+            )
             result = ok_result(recipe, 150 * rng.normal(1, 0.005), ms, rng, artifacts=picture)
             append_result(folder, run, result)
     write_report(folder.path)
@@ -240,24 +302,36 @@ def test_report_page_shows_every_image_and_logs_no_error(report_folder, browser,
     # every plot and picture the report wrote is on the page: 5 plots, 3 latent-space pictures
     assert len(page["images"]) == 8
     tags = [block["tag"] for block in page["blocks"]]
-    assert tags[:5] == ["H1", "H2", "UL", "FIGURE", "FIGURE"] and page["blocks"][1]["text"] == "Summary"
-    assert [block["src"] for block in page["blocks"][3:5]] == [_embedded(report_folder / name)
-                                                                for name in ("claims.png", "gap.png")]
+    assert (
+        tags[:5] == ["H1", "H2", "UL", "FIGURE", "FIGURE"]
+        and page["blocks"][1]["text"] == "Summary"
+    )
+    assert [block["src"] for block in page["blocks"][3:5]] == [
+        _embedded(report_folder / name) for name in ("claims.png", "gap.png")
+    ]
     assert png_size(screenshot) == (WIDTH, HEIGHT)
 
 
 def test_a_cut_image_a_missing_one_and_a_console_error_are_each_found(browser, tmp_path):
     page_path = tmp_path / "broken.html"
-    cut = DOT_PNG[:len(PNG_DATA) + 40]  # its first 30 bytes: the signature and part of its size chunk
-    page_path.write_text(f'<!DOCTYPE html><html><body><img alt="whole" src="{DOT_PNG}">'
-                         f'<img alt="cut" src="{cut}"><img alt="empty" src="{PNG_DATA}">'
-                         '<img alt="file" src="no-such-file.png"><script>console.error("drawn badly")</script>'
-                         '</body></html>')
+    cut = DOT_PNG[
+        : len(PNG_DATA) + 40
+    ]  # its first 30 bytes: the signature and part of its size chunk
+    page_path.write_text(
+        f'<!DOCTYPE html><html><body><img alt="whole" src="{DOT_PNG}">'
+        f'<img alt="cut" src="{cut}"><img alt="empty" src="{PNG_DATA}">'
+        '<img alt="file" src="no-such-file.png"><script>console.error("drawn badly")</script>'
+        "</body></html>"
+    )
     problems = page_problems(browser, browser.open(page_path))
     assert not [problem for problem in problems if "'whole'" in problem]
     assert "image 'cut' is not a whole PNG" in problems
     assert "image 'empty' did not decode (0x0 px)" in problems
-    assert any(problem.startswith("image 'file' is not embedded: src 'file://") for problem in problems)
+    assert any(
+        problem.startswith("image 'file' is not embedded: src 'file://") for problem in problems
+    )
     assert "image 'file' did not decode (0x0 px)" in problems
     assert "console.error: drawn badly" in problems
-    assert any(problem.startswith("network: Failed to load resource") for problem in problems), problems
+    assert any(problem.startswith("network: Failed to load resource") for problem in problems), (
+        problems
+    )

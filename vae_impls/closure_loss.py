@@ -9,6 +9,7 @@ be used, so the first training step raises on both Keras APIs. kl-bench records 
 Differences from the post: the shared network and ``Sampling`` layer; the KL uses the shared
 form. The failure does not depend on either.
 """
+
 from vae_impls import network
 from vae_impls.common import Built
 from vae_impls.objective import kl_loss, reconstruction_loss

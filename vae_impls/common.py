@@ -1,6 +1,7 @@
 """What a recipe hands to whoever trains it."""
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -12,6 +13,7 @@ def _images_are_targets(images):
 @dataclass(frozen=True)
 class Minus:
     """A log key whose value is subtracted: a term derived as a difference of two logged ones."""
+
     key: str
 
 
@@ -29,9 +31,10 @@ class Built:
     derived from others (``LOSS_MINUS_KL``). A missing name means the recipe has no such term.
     Deriving a term instead of logging it keeps the metric work per step equal across recipes.
     """
+
     model: object
-    mean_encoder: object      # images -> mu, for latent-space pictures
-    decoder: object           # z -> images
+    mean_encoder: object  # images -> mu, for latent-space pictures
+    decoder: object  # z -> images
     fit_targets: Callable = _images_are_targets
     log_keys: dict = field(default_factory=lambda: dict(LOSS_MINUS_KL))
     # True: train as post VII's notebook calls fit, on numpy arrays with shuffle=True, instead of
@@ -40,13 +43,19 @@ class Built:
 
     def epoch_metrics(self, logs: dict) -> dict:
         """loss, bce and kl under the same names for every recipe (NaN where a term is absent)."""
-        return {name: _combine(logs, self.log_keys[name]) if name in self.log_keys else float("nan")
-                for name in ("loss", "bce", "kl")}
+        return {
+            name: _combine(logs, self.log_keys[name]) if name in self.log_keys else float("nan")
+            for name in ("loss", "bce", "kl")
+        }
 
 
 def _combine(logs: dict, terms) -> float:
-    return float(sum(-float(logs[term.key]) if isinstance(term, Minus) else float(logs[term])
-                     for term in terms))
+    return float(
+        sum(
+            -float(logs[term.key]) if isinstance(term, Minus) else float(logs[term])
+            for term in terms
+        )
+    )
 
 
 def no_targets(images):

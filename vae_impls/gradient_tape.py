@@ -9,6 +9,7 @@ Differences from keras.io: the keras.io example sums the BCE over pixels and the
 latent dimensions; here both use the shared objective (means, ``fact`` on the KL). The network
 is the posts' shared one. Runs unchanged on both Keras APIs.
 """
+
 import tensorflow as tf
 
 from vae_impls import network
@@ -58,5 +59,10 @@ def build(keras, net):
     decoder = network.decoder_model(keras, net)
     vae = _vae_class(keras, net)(encoder, decoder, name="vae")
     vae.compile(**network.compile_options(keras, net))
-    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder, fit_targets=no_targets,
-                 log_keys={"loss": ("total_loss",), "bce": ("reconstruction_loss",), "kl": ("kl_loss",)})
+    return Built(
+        model=vae,
+        mean_encoder=keras.Model(images, mu),
+        decoder=decoder,
+        fit_targets=no_targets,
+        log_keys={"loss": ("total_loss",), "bce": ("reconstruction_loss",), "kl": ("kl_loss",)},
+    )

@@ -3,6 +3,7 @@
 Keras 2 (``tf_keras``) and Keras 3 (``keras``) cannot share a process, so a process picks one
 API, imports it here, and a second, different choice is refused with a clear error.
 """
+
 import importlib
 import os
 import sys
@@ -46,8 +47,10 @@ def load(api: str):
     # TensorFlow itself imports keras 3 internals, so only tf_keras betrays the other API's use.
     in_use = _loaded_package or ("tf_keras" if "tf_keras" in sys.modules else None)
     if in_use not in (None, package):
-        raise ApiError(f"API {api!r} needs {package}, but {in_use} is already in use in this process; "
-                       "run each Keras API in its own process")
+        raise ApiError(
+            f"API {api!r} needs {package}, but {in_use} is already in use in this process; "
+            "run each Keras API in its own process"
+        )
     _loaded_package = package
     if package == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")

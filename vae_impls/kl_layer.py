@@ -13,6 +13,7 @@ On Keras 3, ``add_loss`` has no ``inputs=`` argument and ``Layer.add_metric`` is
 recipe as written raises. ``build_keras3_port`` drops ``inputs=`` and reports the KL through a
 ``keras.metrics.Mean`` tracker owned by the layer.
 """
+
 from vae_impls import network
 from vae_impls.common import Built
 from vae_impls.objective import kl_loss

@@ -14,6 +14,7 @@ written fails there. ``build_keras3_port`` keeps the loss at model level the Ker
 ``keras.Model`` subclass whose ``call`` runs the same encoder and decoder and calls
 ``self.add_loss(kl)``, with a ``Mean`` tracker for the KL metric.
 """
+
 from vae_impls import network
 from vae_impls.common import Built
 from vae_impls.objective import kl_loss
@@ -42,10 +43,16 @@ class VariationalAutoencoder:
         kl = get_kl_loss(mu=self.mu, log_var=self.log_var)
         self.model.add_loss(kl)
         self.model.add_metric(kl, name="kl", aggregation="mean")
-        self.model.compile(loss="binary_crossentropy", **network.compile_options(self.keras, self.net))
+        self.model.compile(
+            loss="binary_crossentropy", **network.compile_options(self.keras, self.net)
+        )
 
     def built(self):
-        return Built(model=self.model, mean_encoder=self.keras.Model(self.encoder_input, self.mu), decoder=self.decoder)
+        return Built(
+            model=self.model,
+            mean_encoder=self.keras.Model(self.encoder_input, self.mu),
+            decoder=self.decoder,
+        )
 
 
 def build(keras, net):
@@ -81,6 +88,10 @@ def model_with_kl_loss(keras, net, encoder, decoder):
 
 def build_keras3_port(keras, net):
     vae = VariationalAutoencoder(keras, net)
-    encoder = keras.Model(vae.encoder_input, [vae.encoder_output, vae.mu, vae.log_var], name="encoder")
+    encoder = keras.Model(
+        vae.encoder_input, [vae.encoder_output, vae.mu, vae.log_var], name="encoder"
+    )
     model = model_with_kl_loss(keras, net, encoder, vae.decoder)
-    return Built(model=model, mean_encoder=keras.Model(vae.encoder_input, vae.mu), decoder=vae.decoder)
+    return Built(
+        model=model, mean_encoder=keras.Model(vae.encoder_input, vae.mu), decoder=vae.decoder
+    )

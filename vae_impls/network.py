@@ -6,6 +6,7 @@ The builders below create layers with fixed names, so that a weight is called th
 recipe and ``set_seeded_weights`` can give all recipes, under either API, identical initial
 weights drawn with numpy.
 """
+
 import hashlib
 
 import numpy as np
@@ -58,8 +59,14 @@ def encoder_body(keras, net: NetworkSpec, x):
     layers = keras.layers
     specs = zip(net.encoder_filters, net.encoder_kernel_sizes, net.encoder_strides)
     for i, (filters, kernel, stride) in enumerate(specs):
-        x = layers.Conv2D(filters, kernel, strides=stride, padding="same", name=f"encoder_conv_{i}",
-                          kernel_initializer=_kernel_initializer(net))(x)
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            strides=stride,
+            padding="same",
+            name=f"encoder_conv_{i}",
+            kernel_initializer=_kernel_initializer(net),
+        )(x)
         x = _regularize(keras, net, x, "encoder", i)
     x = layers.Flatten(name="encoder_flatten")(x)
     mu = layers.Dense(net.z_dim, name="mu")(x)
@@ -82,8 +89,14 @@ def decoder_body(keras, net: NetworkSpec, z):
     x = layers.Reshape(shape, name="decoder_reshape")(x)
     specs = list(zip(net.decoder_filters, net.decoder_kernel_sizes, net.decoder_strides))
     for i, (filters, kernel, stride) in enumerate(specs):
-        x = layers.Conv2DTranspose(filters, kernel, strides=stride, padding="same",
-                                   name=f"decoder_conv_t_{i}", kernel_initializer=_kernel_initializer(net))(x)
+        x = layers.Conv2DTranspose(
+            filters,
+            kernel,
+            strides=stride,
+            padding="same",
+            name=f"decoder_conv_t_{i}",
+            kernel_initializer=_kernel_initializer(net),
+        )(x)
         if i < len(specs) - 1:
             x = _regularize(keras, net, x, "decoder", i)
     return layers.Activation("sigmoid", name="decoder_output")(x)
@@ -152,14 +165,19 @@ def _network_weights(model) -> dict:
         key = weight_key(variable)
         if key.split("/")[-1] in SEEDED_VARIABLES:
             if key in weights and weights[key] is not variable:
-                raise ValueError(f"two weights are called {key!r}; every weighted layer needs a fixed name")
+                raise ValueError(
+                    f"two weights are called {key!r}; every weighted layer needs a fixed name"
+                )
             weights[key] = variable
     return weights
 
 
 def seeded_weights(model, net: NetworkSpec, seed: int) -> dict:
     """Initial weights keyed by ``weight_key``: the same arrays for every recipe and API."""
-    return {key: _seeded_value(key, tuple(v.shape), net, seed) for key, v in _network_weights(model).items()}
+    return {
+        key: _seeded_value(key, tuple(v.shape), net, seed)
+        for key, v in _network_weights(model).items()
+    }
 
 
 def get_weights(model) -> dict:

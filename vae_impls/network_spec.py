@@ -4,12 +4,18 @@ It lives apart from ``vae_impls.network`` because that module imports TensorFlow
 manager, which never does, constructs a spec to check a config's [network] table. This module
 imports nothing but the standard library.
 """
+
 import math
 from dataclasses import dataclass
 
 ACTIVATIONS = ("leaky_relu", "relu", "selu")
 OPTIMIZERS = ("adam", "sgd")
-LAYER_TUPLES = ("encoder_kernel_sizes", "encoder_strides", "decoder_kernel_sizes", "decoder_strides")
+LAYER_TUPLES = (
+    "encoder_kernel_sizes",
+    "encoder_strides",
+    "decoder_kernel_sizes",
+    "decoder_strides",
+)
 
 
 @dataclass(frozen=True)
@@ -35,31 +41,41 @@ class NetworkSpec:
     def __post_init__(self):
         for name in LAYER_TUPLES:
             value = getattr(self, name)
-            n_layers = len(self.encoder_filters if name.startswith("encoder") else self.decoder_filters)
+            n_layers = len(
+                self.encoder_filters if name.startswith("encoder") else self.decoder_filters
+            )
             if isinstance(value, int):
                 object.__setattr__(self, name, (value,) * n_layers)
             elif len(value) != n_layers:
                 raise ValueError(f"{name} has {len(value)} entries but there are {n_layers} layers")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+            )
         if self.z_dim < 1:
             raise ValueError(f"z_dim must be positive, got {self.z_dim}")
         if self.decoder_filters[-1] != self.input_shape[-1]:
             raise ValueError("the last decoder filter count must equal the image channels")
         self._check_output_size()
         if self.sampling_noise is not None and len(self.sampling_noise) != self.z_dim:
-            raise ValueError(f"sampling_noise needs {self.z_dim} values, got {len(self.sampling_noise)}")
+            raise ValueError(
+                f"sampling_noise needs {self.z_dim} values, got {len(self.sampling_noise)}"
+            )
 
     def _check_output_size(self):
         # The decoder must give back images of the input's size, or no recipe's loss can compare them.
         height, width = self.input_shape[:2]
         output = tuple(side * math.prod(self.decoder_strides) for side in self._encoded_size())
         if output != (height, width):
-            raise ValueError(f"decoder_strides {list(self.decoder_strides)} after encoder_strides "
-                             f"{list(self.encoder_strides)} give {output[0]}x{output[1]} images, "
-                             f"not the input's {height}x{width}")
+            raise ValueError(
+                f"decoder_strides {list(self.decoder_strides)} after encoder_strides "
+                f"{list(self.encoder_strides)} give {output[0]}x{output[1]} images, "
+                f"not the input's {height}x{width}"
+            )
 
     def _encoded_size(self) -> tuple:
         """Height and width after the encoder's "same"-padded convolutions."""
@@ -67,4 +83,3 @@ class NetworkSpec:
         for stride in self.encoder_strides:
             height, width = -(-height // stride), -(-width // stride)
         return height, width
-

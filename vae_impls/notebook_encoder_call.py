@@ -18,6 +18,7 @@ TensorFlow ops on symbolic tensors. The Keras 3 port keeps the wiring: the model
 ``add_loss`` model of ``model_add_loss``'s port gets ``keras.Model(encoder_input,
 [encoder(encoder_input), mu, log_var])``, which again holds the encoder's layers twice.
 """
+
 from vae_impls.notebook_globals import built_from, new_kernel, run_cells
 
 

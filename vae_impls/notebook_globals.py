@@ -30,6 +30,7 @@ On Keras 3 the symbolic KL computation and ``Model.add_loss`` are gone, so the c
 written; the port cells hand the global encoder and decoder to the same model-level
 ``add_loss`` model that ``model_add_loss``'s Keras 3 port uses.
 """
+
 import builtins
 import importlib.util
 
@@ -40,8 +41,14 @@ CELLS = "vae_impls.notebook_globals_cells"
 
 def new_kernel(keras, net, port: bool, wiring: str) -> dict:
     """A kernel namespace holding what the cells expect to find already defined."""
-    return {"__name__": "__main__", "__builtins__": builtins,
-            "keras": keras, "net": net, "port": port, "wiring": wiring}
+    return {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "keras": keras,
+        "net": net,
+        "port": port,
+        "wiring": wiring,
+    }
 
 
 def run_cells(kernel: dict) -> dict:
@@ -51,7 +58,9 @@ def run_cells(kernel: dict) -> dict:
 
 
 def built_from(kernel: dict) -> Built:
-    return Built(model=kernel["vae"], mean_encoder=kernel["mean_encoder"], decoder=kernel["decoder"])
+    return Built(
+        model=kernel["vae"], mean_encoder=kernel["mean_encoder"], decoder=kernel["decoder"]
+    )
 
 
 def build(keras, net):

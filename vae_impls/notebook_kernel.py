@@ -9,6 +9,7 @@ measurement, and the only difference from ``notebook_numpy_fit``. The registry's
 tells the harness to run this recipe in a kernel; ``build`` gives the same model, so that the
 equivalence tests check what the kernel trains.
 """
+
 from vae_impls import notebook_numpy_fit
 
 build = notebook_numpy_fit.build

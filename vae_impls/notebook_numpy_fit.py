@@ -10,6 +10,7 @@ from the arrays, reshuffled each epoch; every other recipe gets the harness' tf.
 Keras 3: as ``notebook_globals``, the cells raise as written; the port trains the port cells on
 numpy arrays.
 """
+
 from dataclasses import replace
 
 from vae_impls import notebook_globals

@@ -20,6 +20,7 @@ initial weights from the same seeded generator.
 Keras 3: as ``notebook_globals``, the cells raise as written on the first run; the port re-runs
 the port cells.
 """
+
 from vae_impls.notebook_globals import built_from, new_kernel, run_cells
 
 RUNS = 3

@@ -3,6 +3,7 @@
 loss = BCE + fact * KL, with BCE Keras' binary cross-entropy averaged over pixels and batch, and
 KL = -mean(1 + log_var - mu^2 - exp(log_var)) over batch and latent dimensions (posts V-VII).
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -25,5 +26,5 @@ def numpy_objective(images, reconstructions, mu, log_var, fact) -> dict:
     p = np.clip(np.asarray(reconstructions, np.float64), KERAS_EPSILON, 1 - KERAS_EPSILON)
     bce = -np.mean(x * np.log(p) + (1 - x) * np.log(1 - p))
     mu, log_var = np.asarray(mu, np.float64), np.asarray(log_var, np.float64)
-    kl = -fact * np.mean(1 + log_var - mu ** 2 - np.exp(log_var))
+    kl = -fact * np.mean(1 + log_var - mu**2 - np.exp(log_var))
     return {"loss": bce + kl, "bce": bce, "kl": kl}

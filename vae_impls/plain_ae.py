@@ -5,6 +5,7 @@ reports every recipe's step time as a ratio to it. It minimizes a different obje
 purpose; its ``kl`` is reported as missing. With the sampling noise fixed at zero, every VAE
 recipe's reconstruction term equals this model's loss, which the tests use.
 """
+
 from vae_impls import network
 from vae_impls.common import Built
 
@@ -16,5 +17,9 @@ def build(keras, net):
     autoencoder = keras.Model(images, decoder(mu), name="autoencoder")
     autoencoder.compile(loss="binary_crossentropy", **network.compile_options(keras, net))
     # The loss is the BCE: a BCE metric would only compute it a second time per step.
-    return Built(model=autoencoder, mean_encoder=keras.Model(images, mu), decoder=decoder,
-                 log_keys={"loss": ("loss",), "bce": ("loss",)})
+    return Built(
+        model=autoencoder,
+        mean_encoder=keras.Model(images, mu),
+        decoder=decoder,
+        log_keys={"loss": ("loss",), "bce": ("loss",)},
+    )

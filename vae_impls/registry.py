@@ -7,6 +7,7 @@ API values: ``keras2`` (tf_keras, as the posts wrote the code), ``keras3`` (the 
 Keras 3) and ``keras3-port`` (a separately written Keras 3 port of a recipe that cannot run on
 Keras 3 as written; ``n/a`` for recipes that need none).
 """
+
 import importlib
 from dataclasses import dataclass, field
 
@@ -37,40 +38,102 @@ class Recipe:
 KERAS3_NO_INPUTS_KWARG = "unexpected keyword argument 'inputs'"
 KERAS3_NO_SYMBOLIC_TF_OPS = "KerasTensor cannot be used as input to a TensorFlow function"
 
-RECIPES = {r.name: r for r in (
-    Recipe("kl_layer", "V", "encoder layer add_loss()es the KL and returns its inputs",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_INPUTS_KWARG}),
-    Recipe("tensor_transfer", "VI/VII", "mu/log_var as extra outputs with Keras loss functions",
-           frozenset({"keras2", "keras3"})),
-    Recipe("model_add_loss", "VII", "model.add_loss() on the functional VAE, built in a class",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("notebook_globals", "VII", "model.add_loss() with notebook-level globals, no class",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("notebook_encoder_call", "VII", "the same notebook, VAE wired as decoder(encoder(x))",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("notebook_rerun", "VII", "the same notebook, cells re-run in one kernel before fit",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("notebook_numpy_fit", "VII", "the same notebook, fit on numpy arrays as the post calls it",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("notebook_kernel", "VII", "the numpy-fit notebook run in a real Jupyter kernel",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS}, kernel_of="notebook_numpy_fit"),
-    Recipe("vae_loss_layer", "III/IV", "loss layer after the decoder, compile(loss=None)",
-           frozenset({"keras2"}), has_keras3_port=True,
-           expected_errors={"keras3": KERAS3_NO_INPUTS_KWARG}),
-    Recipe("gradient_tape", "VIII", "custom train_step with tf.GradientTape",
-           frozenset({"keras2", "keras3"})),
-    Recipe("closure_loss", "III", "loss function closing over symbolic mu/log_var",
-           frozenset(), expected_errors={"keras2": "KerasTensor", "keras3": KERAS3_NO_SYMBOLIC_TF_OPS}),
-    Recipe("plain_ae", "II", "the same network with z = mu and BCE only: the floor",
-           frozenset({"keras2", "keras3"}), includes_kl=False),
-)}
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe(
+            "kl_layer",
+            "V",
+            "encoder layer add_loss()es the KL and returns its inputs",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_INPUTS_KWARG},
+        ),
+        Recipe(
+            "tensor_transfer",
+            "VI/VII",
+            "mu/log_var as extra outputs with Keras loss functions",
+            frozenset({"keras2", "keras3"}),
+        ),
+        Recipe(
+            "model_add_loss",
+            "VII",
+            "model.add_loss() on the functional VAE, built in a class",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "notebook_globals",
+            "VII",
+            "model.add_loss() with notebook-level globals, no class",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "notebook_encoder_call",
+            "VII",
+            "the same notebook, VAE wired as decoder(encoder(x))",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "notebook_rerun",
+            "VII",
+            "the same notebook, cells re-run in one kernel before fit",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "notebook_numpy_fit",
+            "VII",
+            "the same notebook, fit on numpy arrays as the post calls it",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "notebook_kernel",
+            "VII",
+            "the numpy-fit notebook run in a real Jupyter kernel",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+            kernel_of="notebook_numpy_fit",
+        ),
+        Recipe(
+            "vae_loss_layer",
+            "III/IV",
+            "loss layer after the decoder, compile(loss=None)",
+            frozenset({"keras2"}),
+            has_keras3_port=True,
+            expected_errors={"keras3": KERAS3_NO_INPUTS_KWARG},
+        ),
+        Recipe(
+            "gradient_tape",
+            "VIII",
+            "custom train_step with tf.GradientTape",
+            frozenset({"keras2", "keras3"}),
+        ),
+        Recipe(
+            "closure_loss",
+            "III",
+            "loss function closing over symbolic mu/log_var",
+            frozenset(),
+            expected_errors={"keras2": "KerasTensor", "keras3": KERAS3_NO_SYMBOLIC_TF_OPS},
+        ),
+        Recipe(
+            "plain_ae",
+            "II",
+            "the same network with z = mu and BCE only: the floor",
+            frozenset({"keras2", "keras3"}),
+            includes_kl=False,
+        ),
+    )
+}
 
 FLOOR = "plain_ae"
 
@@ -83,7 +146,9 @@ def get(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise UnknownRecipe(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}") from None
+        raise UnknownRecipe(
+            f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}"
+        ) from None
 
 
 def status(name: str, api: str) -> str:

@@ -10,6 +10,7 @@ zero targets for mu and log_var, which those losses ignore.
 Differences from the post: the shared ``Sampling`` layer replaces the ``Lambda``; identity
 layers named ``vae_out_*`` give the outputs the post's names. Runs unchanged on Keras 3.
 """
+
 import tensorflow as tf
 
 from vae_impls import network
@@ -34,7 +35,10 @@ def _decoder_with_transfer(keras, net):
     z = keras.Input(shape=(net.z_dim,), name="decoder_input")
     mu = keras.Input(shape=(net.z_dim,), name="decoder_mu_input")
     log_var = keras.Input(shape=(net.z_dim,), name="decoder_log_var_input")
-    passed_on = [keras.layers.Activation("linear", name=f"decoder_{n}_out")(t) for n, t in (("mu", mu), ("log_var", log_var))]
+    passed_on = [
+        keras.layers.Activation("linear", name=f"decoder_{n}_out")(t)
+        for n, t in (("mu", mu), ("log_var", log_var))
+    ]
     reconstruction = network.decoder_body(keras, net, z)
     return keras.Model([z, mu, log_var], [reconstruction, *passed_on], name="decoder")
 
@@ -49,13 +53,24 @@ def build(keras, net):
     outputs = [keras.layers.Activation("linear", name=name)(t) for name, t in zip(OUTPUTS, decoded)]
     vae = keras.Model(images, outputs, name="vae")
     mu_loss, logvar_loss = _kl_halves(net.fact)
-    vae.compile(loss=dict(zip(OUTPUTS, ("binary_crossentropy", mu_loss, logvar_loss))),
-                **network.compile_options(keras, net))
+    vae.compile(
+        loss=dict(zip(OUTPUTS, ("binary_crossentropy", mu_loss, logvar_loss))),
+        **network.compile_options(keras, net),
+    )
 
     def fit_targets(x):
         dummy = zeros_like_latent(x, net.z_dim)
         return dict(zip(OUTPUTS, (x, dummy, dummy)))
 
     image_decoder = keras.Model(decoder.inputs[0], decoder.outputs[0])
-    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=image_decoder, fit_targets=fit_targets,
-                 log_keys={"loss": ("loss",), "bce": ("vae_out_main_loss",), "kl": ("vae_out_mu_loss", "vae_out_var_loss")})
+    return Built(
+        model=vae,
+        mean_encoder=keras.Model(images, mu),
+        decoder=image_decoder,
+        fit_targets=fit_targets,
+        log_keys={
+            "loss": ("loss",),
+            "bce": ("vae_out_main_loss",),
+            "kl": ("vae_out_mu_loss", "vae_out_var_loss"),
+        },
+    )

@@ -14,6 +14,7 @@ the encoder's inner ``mu``/``log_var`` tensors, so the encoder's layers appear t
 On Keras 3, ``add_loss(inputs=...)`` and ``add_metric`` are gone, so the recipe as written
 raises; ``build_keras3_port`` drops ``inputs=`` and reports through ``Mean`` trackers.
 """
+
 from vae_impls import network
 from vae_impls.common import Built, no_targets
 from vae_impls.objective import kl_loss
@@ -56,11 +57,18 @@ def _build(keras, net, port):
     encoder = keras.Model(images, network.sampling_layer(keras, net)([mu, log_var]), name="encoder")
     decoder = network.decoder_model(keras, net)
     reconstructions = decoder(encoder(images))
-    vae = keras.Model(images, _loss_layer(keras, net, port)([mu, log_var, images, reconstructions]), name="vae")
+    vae = keras.Model(
+        images, _loss_layer(keras, net, port)([mu, log_var, images, reconstructions]), name="vae"
+    )
     vae.compile(loss=None, **network.compile_options(keras, net))
     # The layer computes BCE as part of the loss anyway, so logging it costs no second BCE.
-    return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder, fit_targets=no_targets,
-                 log_keys={"loss": ("loss",), "bce": ("bce",), "kl": ("kl",)})
+    return Built(
+        model=vae,
+        mean_encoder=keras.Model(images, mu),
+        decoder=decoder,
+        fit_targets=no_targets,
+        log_keys={"loss": ("loss",), "bce": ("bce",), "kl": ("kl",)},
+    )
 
 
 def build(keras, net):

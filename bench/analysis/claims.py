@@ -2,6 +2,7 @@
 
 The claimed range of each claim is the band its plot draws and the range its verdict uses.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from vae_impls.keras_api import APIS, floor_api
 @dataclass(frozen=True)
 class Claim:
     """A speed ratio the posts claim, with the posts' own numbers behind it."""
+
     recipe: str
     baseline: str
     low: float  # claimed ratio recipe/baseline of ms/step: low..high
@@ -24,7 +26,9 @@ class Claim:
     says: str
     posts_recipe_figure: str
     posts_baseline_figure: str
-    reading: str = ""  # which reading of the post's words the recipe is, where the post left it open
+    reading: str = (
+        ""  # which reading of the post's words the recipe is, where the post left it open
+    )
 
     @property
     def claimed_range(self) -> str:
@@ -37,24 +41,81 @@ CLASS_FIGURE = "~44 ms/step, 10 s/epoch at batch 256 (235 steps), post VII"
 
 # Post VII's notebook claim once per reading of the notebook (see vae_impls/notebook_globals.py).
 CLAIMS = (
-    Claim("notebook_globals", "model_add_loss", 1.3, 1.5, "VII", POST_VII_NOTEBOOK, NOTEBOOK_FIGURE, CLASS_FIGURE,
-          reading="fresh kernel, decoder on the encoder's output tensor"),
-    Claim("notebook_encoder_call", "model_add_loss", 1.3, 1.5, "VII", POST_VII_NOTEBOOK, NOTEBOOK_FIGURE,
-          CLASS_FIGURE, reading="VAE wired as decoder(encoder(x))"),
-    Claim("notebook_rerun", "model_add_loss", 1.3, 1.5, "VII", POST_VII_NOTEBOOK, NOTEBOOK_FIGURE, CLASS_FIGURE,
-          reading="cells re-run in one kernel before fit"),
-    Claim("notebook_numpy_fit", "model_add_loss", 1.3, 1.5, "VII", POST_VII_NOTEBOOK, NOTEBOOK_FIGURE,
-          CLASS_FIGURE, reading="fit on numpy arrays, as the post calls it"),
-    Claim("notebook_kernel", "model_add_loss", 1.3, 1.5, "VII", POST_VII_NOTEBOOK, NOTEBOOK_FIGURE, CLASS_FIGURE,
-          reading="fit on numpy arrays in a real Jupyter kernel"),
-    Claim("vae_loss_layer", "kl_layer", 1.36, 1.5, "IV",
-          "the loss layer after the decoder is about 1.4x slower than the KL layer",
-          "15 s/epoch, post IV",
-          "10-11 s/epoch (post IV); 11 s/epoch, ~23 ms/step at batch 128 (469 steps), post V"),
-    Claim("model_add_loss", "kl_layer", 0.9, 1.1, "VII",
-          "model.add_loss is comparable to the KL layer",
-          "~44 ms/step, 10 s/epoch at batch 256 (235 steps), post VII",
-          "~23 ms/step, 11 s/epoch at batch 128 (469 steps), post V"),
+    Claim(
+        "notebook_globals",
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading="fresh kernel, decoder on the encoder's output tensor",
+    ),
+    Claim(
+        "notebook_encoder_call",
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading="VAE wired as decoder(encoder(x))",
+    ),
+    Claim(
+        "notebook_rerun",
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading="cells re-run in one kernel before fit",
+    ),
+    Claim(
+        "notebook_numpy_fit",
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading="fit on numpy arrays, as the post calls it",
+    ),
+    Claim(
+        "notebook_kernel",
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading="fit on numpy arrays in a real Jupyter kernel",
+    ),
+    Claim(
+        "vae_loss_layer",
+        "kl_layer",
+        1.36,
+        1.5,
+        "IV",
+        "the loss layer after the decoder is about 1.4x slower than the KL layer",
+        "15 s/epoch, post IV",
+        "10-11 s/epoch (post IV); 11 s/epoch, ~23 ms/step at batch 128 (469 steps), post V",
+    ),
+    Claim(
+        "model_add_loss",
+        "kl_layer",
+        0.9,
+        1.1,
+        "VII",
+        "model.add_loss is comparable to the KL layer",
+        "~44 ms/step, 10 s/epoch at batch 256 (235 steps), post VII",
+        "~23 ms/step, 11 s/epoch at batch 128 (469 steps), post V",
+    ),
 )
 
 
@@ -62,18 +123,34 @@ CLAIMS = (
 class Reading:
     """A reading of post VII's notebook and the variant that differs from it in one choice only:
     timed against each other, the pair shows what that choice costs."""
+
     recipe: str
     undone: str
     choice: str
 
 
 READINGS = (
-    Reading("notebook_globals", "model_add_loss", "notebook-level globals instead of a class's attributes"),
-    Reading("notebook_encoder_call", "notebook_globals",
-            "the VAE wired as decoder(encoder(x)) instead of the decoder on the encoder's output tensor"),
-    Reading("notebook_rerun", "notebook_globals", "the cells run three times in one kernel before fit"),
-    Reading("notebook_numpy_fit", "notebook_globals", "fit on numpy arrays instead of a tf.data pipeline"),
-    Reading("notebook_kernel", "notebook_numpy_fit", "a real Jupyter kernel instead of a worker process"),
+    Reading(
+        "notebook_globals",
+        "model_add_loss",
+        "notebook-level globals instead of a class's attributes",
+    ),
+    Reading(
+        "notebook_encoder_call",
+        "notebook_globals",
+        "the VAE wired as decoder(encoder(x)) instead of the decoder on the encoder's output tensor",
+    ),
+    Reading(
+        "notebook_rerun", "notebook_globals", "the cells run three times in one kernel before fit"
+    ),
+    Reading(
+        "notebook_numpy_fit",
+        "notebook_globals",
+        "fit on numpy arrays instead of a tf.data pipeline",
+    ),
+    Reading(
+        "notebook_kernel", "notebook_numpy_fit", "a real Jupyter kernel instead of a worker process"
+    ),
 )
 
 
@@ -104,10 +181,33 @@ def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
 
 def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Each reading against the variant it differs from in one choice, on every API where both ran."""
-    rows = [{"recipe": reading.recipe, "api": api, "undone": reading.undone, "choice": reading.choice, **ratio}
-            for reading in READINGS for api, ratio in _ratio_on_each_api(runs, blocks, reading.recipe, reading.undone)]
-    return pd.DataFrame(rows, columns=["recipe", "api", "undone", "choice", "ratio", "ci_low", "ci_high",
-                                       "half_width", "method", "n", "p_value"])
+    rows = [
+        {
+            "recipe": reading.recipe,
+            "api": api,
+            "undone": reading.undone,
+            "choice": reading.choice,
+            **ratio,
+        }
+        for reading in READINGS
+        for api, ratio in _ratio_on_each_api(runs, blocks, reading.recipe, reading.undone)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "recipe",
+            "api",
+            "undone",
+            "choice",
+            "ratio",
+            "ci_low",
+            "ci_high",
+            "half_width",
+            "method",
+            "n",
+            "p_value",
+        ],
+    )
 
 
 def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: float) -> str:
@@ -122,9 +222,32 @@ def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: flo
 
 def claim_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Each claim on every API where both of its recipes have numbers."""
-    rows = [{"claim": claim, "api": api, "recipe_ms": stats.ms_per_step(runs, claim.recipe, api).median(),
-             "baseline_ms": stats.ms_per_step(runs, claim.baseline, api).median(), **ratio,
-             "verdict": verdict(ratio["ci_low"], ratio["ci_high"], claim.low, claim.high)}
-            for claim in CLAIMS for api, ratio in _ratio_on_each_api(runs, blocks, claim.recipe, claim.baseline)]
-    return pd.DataFrame(rows, columns=["claim", "api", "recipe_ms", "baseline_ms", "ratio", "ci_low", "ci_high",
-                                       "half_width", "method", "n", "p_value", "verdict"])
+    rows = [
+        {
+            "claim": claim,
+            "api": api,
+            "recipe_ms": stats.ms_per_step(runs, claim.recipe, api).median(),
+            "baseline_ms": stats.ms_per_step(runs, claim.baseline, api).median(),
+            **ratio,
+            "verdict": verdict(ratio["ci_low"], ratio["ci_high"], claim.low, claim.high),
+        }
+        for claim in CLAIMS
+        for api, ratio in _ratio_on_each_api(runs, blocks, claim.recipe, claim.baseline)
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "claim",
+            "api",
+            "recipe_ms",
+            "baseline_ms",
+            "ratio",
+            "ci_low",
+            "ci_high",
+            "half_width",
+            "method",
+            "n",
+            "p_value",
+            "verdict",
+        ],
+    )

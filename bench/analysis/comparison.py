@@ -8,6 +8,7 @@ its own folder (``stats.ratio_table``: paired where the folder has blocks), is c
 the change is ratio_B / ratio_A, and its CI combines the two ratios' CIs on the log scale (MOVER:
 Zou & Donner 2008), whichever way each was computed. A change is significant when its CI excludes 1.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -28,16 +29,17 @@ SETTINGS_TABLES = ("device", "training", "network")  # the tables the settings h
 @dataclass(frozen=True)
 class Change:
     """One recipe x API from folder A to folder B; ``a`` and ``b`` are in the comparison's basis."""
+
     recipe: str
     api: str
     runs_a: int
     runs_b: int
     a: float
     b: float
-    change: float       # b / a
+    change: float  # b / a
     ci_low: float
     ci_high: float
-    p_value: float      # NaN for ratios to the floor: no test of a ratio of ratios
+    p_value: float  # NaN for ratios to the floor: no test of a ratio of ratios
     verdict: str
 
     def slower_than(self, percent: float) -> bool:
@@ -46,9 +48,9 @@ class Change:
 
 @dataclass(frozen=True)
 class Comparison:
-    basis: str          # ABSOLUTE or FLOOR_RATIO
-    changes: list       # of Change, in registry order
-    only_a: list        # (recipe, api) pairs A ran and B did not
+    basis: str  # ABSOLUTE or FLOOR_RATIO
+    changes: list  # of Change, in registry order
+    only_a: list  # (recipe, api) pairs A ran and B did not
     only_b: list
 
 
@@ -62,8 +64,13 @@ def compare(a, b) -> Comparison:
         changes = [_ms_change(a.runs, b.runs, recipe, api) for recipe, api in common]
         basis = ABSOLUTE
     else:
-        ratios_a, ratios_b = stats.floor_ratios(a.runs, a.blocks), stats.floor_ratios(b.runs, b.blocks)
-        changes = [_ratio_change(a.runs, b.runs, ratios_a, ratios_b, recipe, api) for recipe, api in common]
+        ratios_a, ratios_b = (
+            stats.floor_ratios(a.runs, a.blocks),
+            stats.floor_ratios(b.runs, b.blocks),
+        )
+        changes = [
+            _ratio_change(a.runs, b.runs, ratios_a, ratios_b, recipe, api) for recipe, api in common
+        ]
         basis = FLOOR_RATIO
     only_a, only_b = _in_registry_order(pairs_a - pairs_b), _in_registry_order(pairs_b - pairs_a)
     return Comparison(basis, changes, only_a, only_b)
@@ -82,23 +89,49 @@ def _ok_count(runs: pd.DataFrame, recipe: str, api: str) -> int:
 
 
 def _ms_change(runs_a, runs_b, recipe: str, api: str) -> Change:
-    sample_a, sample_b = stats.ms_per_step(runs_a, recipe, api), stats.ms_per_step(runs_b, recipe, api)
+    sample_a, sample_b = (
+        stats.ms_per_step(runs_a, recipe, api),
+        stats.ms_per_step(runs_b, recipe, api),
+    )
     ratio = stats.ratio_ci(sample_b, sample_a)
     a, b = float(sample_a.median()), float(sample_b.median())
     low, high = ratio["ci_low"], ratio["ci_high"]
-    return Change(recipe, api, len(sample_a), len(sample_b), a, b, ratio["ratio"], low, high,
-                  ratio["p_value"], _verdict(a, b, low, high, ABSOLUTE, ratio["p_value"]))
+    return Change(
+        recipe,
+        api,
+        len(sample_a),
+        len(sample_b),
+        a,
+        b,
+        ratio["ratio"],
+        low,
+        high,
+        ratio["p_value"],
+        _verdict(a, b, low, high, ABSOLUTE, ratio["p_value"]),
+    )
 
 
 def _ratio_change(runs_a, runs_b, ratios_a: dict, ratios_b: dict, recipe: str, api: str) -> Change:
     counts = _ok_count(runs_a, recipe, api), _ok_count(runs_b, recipe, api)
     if recipe == registry.FLOOR:
-        return Change(recipe, api, *counts, 1.0, 1.0, math.nan, math.nan, math.nan, math.nan, REFERENCE)
+        return Change(
+            recipe, api, *counts, 1.0, 1.0, math.nan, math.nan, math.nan, math.nan, REFERENCE
+        )
     before, after = ratios_a.get((recipe, api)), ratios_b.get((recipe, api))
     a, b = (row.ratio if row is not None else math.nan for row in (before, after))
     change, low, high = change_of_ratios(before, after)
-    return Change(recipe, api, *counts, a, b, change, low, high, math.nan,
-                  _verdict(a, b, low, high, FLOOR_RATIO))
+    return Change(
+        recipe,
+        api,
+        *counts,
+        a,
+        b,
+        change,
+        low,
+        high,
+        math.nan,
+        _verdict(a, b, low, high, FLOOR_RATIO),
+    )
 
 
 def change_of_ratios(before, after) -> tuple:
@@ -110,13 +143,19 @@ def change_of_ratios(before, after) -> tuple:
     change = after.ratio / before.ratio
     down = math.hypot(math.log(after.ratio / after.ci_low), math.log(before.ci_high / before.ratio))
     up = math.hypot(math.log(after.ci_high / after.ratio), math.log(before.ratio / before.ci_low))
-    return change, change * math.exp(-down), change * math.exp(up)  # a NaN bound (one run) stays NaN
+    return (
+        change,
+        change * math.exp(-down),
+        change * math.exp(up),
+    )  # a NaN bound (one run) stays NaN
 
 
 SIGNIFICANCE = 0.05
 
 
-def _verdict(a: float, b: float, low: float, high: float, basis: str, p_value: float = math.nan) -> str:
+def _verdict(
+    a: float, b: float, low: float, high: float, basis: str, p_value: float = math.nan
+) -> str:
     """Slower or faster when the CI excludes 1 and, where there is one, the rank test agrees: a
     percentile bootstrap over 3 runs a side can exclude 1 by chance, and their p cannot go below 0.1."""
     missing = [side for side, value in (("A", a), ("B", b)) if not math.isfinite(value)]
@@ -131,6 +170,7 @@ def _verdict(a: float, b: float, low: float, high: float, basis: str, p_value: f
 
 # --- what a folder ran under --------------------------------------------------------------------
 
+
 def commit(env: dict, length: int = 8):
     """The git commit's first characters, "-dirty" when the tree had changes (as ``git describe
     --dirty``); None where the folder does not record it."""
@@ -140,8 +180,11 @@ def commit(env: dict, length: int = 8):
 
 def settings(env: dict) -> dict:
     """env.json's device, training and network settings as {"training.batch_size": 128, ...}."""
-    return {f"{table}.{key}": value for table in SETTINGS_TABLES
-            for key, value in (env_value(env, "config", table) or {}).items()}
+    return {
+        f"{table}.{key}": value
+        for table in SETTINGS_TABLES
+        for key, value in (env_value(env, "config", table) or {}).items()
+    }
 
 
 def in_time_order(series: list) -> list:
@@ -152,8 +195,16 @@ def in_time_order(series: list) -> list:
 def floor_ratio_history(series: list) -> pd.DataFrame:
     """Each folder's ratios to the floor, a row per folder x recipe x API: ``position`` (the
     folder's index in ``series``), recipe, api, ratio, ci_low, ci_high."""
-    rows = [{"position": position, "recipe": recipe, "api": api, "ratio": row.ratio, "ci_low": row.ci_low,
-             "ci_high": row.ci_high}
-            for position, results in enumerate(series)
-            for (recipe, api), row in stats.floor_ratios(results.runs, results.blocks).items()]
+    rows = [
+        {
+            "position": position,
+            "recipe": recipe,
+            "api": api,
+            "ratio": row.ratio,
+            "ci_low": row.ci_low,
+            "ci_high": row.ci_high,
+        }
+        for position, results in enumerate(series)
+        for (recipe, api), row in stats.floor_ratios(results.runs, results.blocks).items()
+    ]
     return pd.DataFrame(rows, columns=["position", "recipe", "api", "ratio", "ci_low", "ci_high"])

@@ -3,6 +3,7 @@
 The plan stored with the results (plan.json) says which runs were due; a folder without one is
 judged by the runs it holds.
 """
+
 import pandas as pd
 
 from bench import recipes
@@ -58,8 +59,16 @@ def compatibility(runs: pd.DataFrame, planned=None) -> pd.DataFrame:
             cell = _cell(expected, observed, api)
             if not error and cell == registry.FAILS and recipe in known:
                 error = known[recipe].expected_errors.get(api, "")
-            rows.append({"recipe": recipe, "api": api, "expected": expected, "observed": observed, "cell": cell,
-                         "error": error})
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "api": api,
+                    "expected": expected,
+                    "observed": observed,
+                    "cell": cell,
+                    "error": error,
+                }
+            )
     return pd.DataFrame(rows, columns=["recipe", "api", "expected", "observed", "cell", "error"])
 
 
@@ -67,7 +76,18 @@ def unfinished_runs(runs: pd.DataFrame, planned=None) -> pd.DataFrame:
     """Runs that did not finish ok, and planned runs missing from the folder."""
     failed = runs.loc[runs.status != OK, ["recipe", "api", "repeat", "status", "error"]]
     done = set(runs.run_id)
-    missing = pd.DataFrame([{"recipe": run.recipe, "api": run.api, "repeat": run.repeat, "status": NOT_RUN,
-                             "error": ""} for run in planned or () if run.run_id not in done],
-                           columns=failed.columns)
+    missing = pd.DataFrame(
+        [
+            {
+                "recipe": run.recipe,
+                "api": run.api,
+                "repeat": run.repeat,
+                "status": NOT_RUN,
+                "error": "",
+            }
+            for run in planned or ()
+            if run.run_id not in done
+        ],
+        columns=failed.columns,
+    )
     return in_registry_order(pd.concat([failed, missing], ignore_index=True))

@@ -10,6 +10,7 @@ A slowdown shared by every recipe, the floor included, leaves every ratio as it 
 baseline was recorded on the same host as the run, the floor's own ms/step is checked too, with
 its own (wider) tolerance: absolute times move more than ratios from one run to the next.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -55,7 +56,11 @@ class Decision:
 
     @property
     def change(self) -> float:
-        return self.ratio / self.baseline_ratio - 1 if self.baseline_ratio and math.isfinite(self.ratio) else math.nan
+        return (
+            self.ratio / self.baseline_ratio - 1
+            if self.baseline_ratio and math.isfinite(self.ratio)
+            else math.nan
+        )
 
 
 def _summaries(runs: pd.DataFrame) -> dict:
@@ -68,7 +73,9 @@ def _summaries(runs: pd.DataFrame) -> dict:
             "ok_runs": len(ok),
             "error": "" if len(ok) else str(group["error"].iloc[0]),
             "ms_per_step": float(ok["ms_per_step"].median()) if len(ok) else math.nan,
-            "final_loss": [float(ok["final_loss"].min()), float(ok["final_loss"].max())] if len(ok) else None,
+            "final_loss": [float(ok["final_loss"].min()), float(ok["final_loss"].max())]
+            if len(ok)
+            else None,
             "median_final_loss": float(ok["final_loss"].median()) if len(ok) else math.nan,
         }
     return summaries
@@ -78,8 +85,13 @@ def _json_number(value):
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.DataFrame = None,
-                  settings_hash: str = None) -> dict:
+def make_baseline(
+    runs: pd.DataFrame,
+    env: dict,
+    sources: list = (),
+    blocks: pd.DataFrame = None,
+    settings_hash: str = None,
+) -> dict:
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
     ratios = stats.floor_ratios(runs, blocks)
@@ -91,21 +103,35 @@ def make_baseline(runs: pd.DataFrame, env: dict, sources: list = (), blocks: pd.
             "ms_per_step": _json_number(summary["ms_per_step"]),
             "median_final_loss": _json_number(summary["median_final_loss"]),
             "ratio": None if ratio is None else _json_number(ratio.ratio),
-            "ci": None if ratio is None else [_json_number(ratio.ci_low), _json_number(ratio.ci_high)],
+            "ci": None
+            if ratio is None
+            else [_json_number(ratio.ci_low), _json_number(ratio.ci_high)],
         }
     machine = {key: env.get(key) for key in (*VERSIONS, "cpu", "gpu")}
-    return {"version": BASELINE_VERSION, "machine": machine, "host": host_id(env),
-            "config": env.get("config", {}).get("name"), "settings_hash": settings_hash, "git": env.get("git"),
-            "sources": list(sources), "entries": entries}
+    return {
+        "version": BASELINE_VERSION,
+        "machine": machine,
+        "host": host_id(env),
+        "config": env.get("config", {}).get("name"),
+        "settings_hash": settings_hash,
+        "git": env.get("git"),
+        "sources": list(sources),
+        "entries": entries,
+    }
 
 
 def differences(baseline: dict, env: dict, settings_hash: str) -> list:
     """What the run under judgement ran differently from the baseline's runs, one line each."""
     recorded = baseline.get("machine", {})
-    found = [f"{package} {recorded.get(package)} in the baseline, {env.get(package)} here"
-             for package in VERSIONS if recorded.get(package) != env.get(package)]
+    found = [
+        f"{package} {recorded.get(package)} in the baseline, {env.get(package)} here"
+        for package in VERSIONS
+        if recorded.get(package) != env.get(package)
+    ]
     if baseline.get("settings_hash") and baseline["settings_hash"] != settings_hash:
-        found.append(f"settings hash {baseline['settings_hash']} in the baseline, {settings_hash} here")
+        found.append(
+            f"settings hash {baseline['settings_hash']} in the baseline, {settings_hash} here"
+        )
     return found
 
 
@@ -114,26 +140,53 @@ def on_baseline_host(baseline: dict, env: dict) -> bool:
     return bool(baseline.get("host")) and baseline.get("host") == host_id(env)
 
 
-def floor_decisions(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_FLOOR_TOLERANCE) -> list:
+def floor_decisions(
+    runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_FLOOR_TOLERANCE
+) -> list:
     """The floor's own ms/step against the baseline's, per API: for a run on the baseline's host."""
     decisions = []
     for key, entry in baseline["entries"].items():
         recipe, api = key.split("/")
         if recipe != registry.FLOOR or not entry.get("ms_per_step"):
             continue
-        median, low, high = (value / entry["ms_per_step"] for value in stats.median_ci(stats.ms_per_step(runs, recipe,
-                                                                                                          api)))
+        median, low, high = (
+            value / entry["ms_per_step"]
+            for value in stats.median_ci(stats.ms_per_step(runs, recipe, api))
+        )
         regressed = math.isfinite(low) and low > 1 + tolerance
-        why = f"CI lower bound {low:.3f} x the baseline's ms/step > {1 + tolerance:.2f}" if regressed else ""
-        decisions.append(Decision(recipe, api, 1.0, median, low, high, median * entry["ms_per_step"],
-                                  entry["ms_per_step"], "regression" if regressed else "ok", why, FLOOR_CHECK))
+        why = (
+            f"CI lower bound {low:.3f} x the baseline's ms/step > {1 + tolerance:.2f}"
+            if regressed
+            else ""
+        )
+        decisions.append(
+            Decision(
+                recipe,
+                api,
+                1.0,
+                median,
+                low,
+                high,
+                median * entry["ms_per_step"],
+                entry["ms_per_step"],
+                "regression" if regressed else "ok",
+                why,
+                FLOOR_CHECK,
+            )
+        )
     return decisions
 
 
 def check_baseline(baseline: dict, source: str) -> dict:
-    if not isinstance(baseline, dict) or baseline.get("version") != BASELINE_VERSION or "entries" not in baseline:
-        raise UsageError(f"{source} is not a kl-bench baseline (version {BASELINE_VERSION}); "
-                         "write one with: python -m bench check --update-baseline")
+    if (
+        not isinstance(baseline, dict)
+        or baseline.get("version") != BASELINE_VERSION
+        or "entries" not in baseline
+    ):
+        raise UsageError(
+            f"{source} is not a kl-bench baseline (version {BASELINE_VERSION}); "
+            "write one with: python -m bench check --update-baseline"
+        )
     return baseline
 
 
@@ -145,7 +198,10 @@ def _loss_outside(band, final_loss: float) -> bool:
 
 def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
     if entry is None:
-        return "no baseline", "no baseline entry: review, then python -m bench check --update-baseline"
+        return (
+            "no baseline",
+            "no baseline entry: review, then python -m bench check --update-baseline",
+        )
     if summary["status"] == "fails":
         if entry["status"] == "fails":
             return "fails as before", summary["error"]
@@ -153,12 +209,25 @@ def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
     if entry["status"] == "fails":
         return "now works", "failed in the baseline; update the baseline once reviewed"
     if ratio is not None and entry["ratio"] is not None and _rose(ratio, entry["ratio"], tolerance):
-        return "regression", (f"ratio {ratio.ratio:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}, "
-                               f"CI lower bound {ratio.ci_low:.3f} above the baseline")
-    if entry.get("final_loss") and math.isfinite(final_loss) and _loss_outside(entry["final_loss"], final_loss):
+        return "regression", (
+            f"ratio {ratio.ratio:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}, "
+            f"CI lower bound {ratio.ci_low:.3f} above the baseline"
+        )
+    if (
+        entry.get("final_loss")
+        and math.isfinite(final_loss)
+        and _loss_outside(entry["final_loss"], final_loss)
+    ):
         low, high = entry["final_loss"]
-        return "loss moved", f"final loss {final_loss:.4f} outside baseline band [{low:.4f}, {high:.4f}] +-5%"
-    if ratio is not None and entry["ratio"] is not None and _rose(ratio, entry["ratio"], -tolerance):
+        return (
+            "loss moved",
+            f"final loss {final_loss:.4f} outside baseline band [{low:.4f}, {high:.4f}] +-5%",
+        )
+    if (
+        ratio is not None
+        and entry["ratio"] is not None
+        and _rose(ratio, entry["ratio"], -tolerance)
+    ):
         return "faster", "ratio and CI below the baseline's: consider updating the baseline"
     return "ok", ""
 
@@ -171,12 +240,20 @@ def _rose(ratio, baseline_ratio: float, tolerance: float) -> bool:
     return ratio.ratio < baseline_ratio * (1 + tolerance) and ratio.ci_high < baseline_ratio
 
 
-def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLERANCE,
-            blocks: pd.DataFrame = None) -> list:
+def compare(
+    runs: pd.DataFrame,
+    baseline: dict,
+    tolerance: float = DEFAULT_TOLERANCE,
+    blocks: pd.DataFrame = None,
+) -> list:
     """One ``Decision`` per recipe x API of the run, plus one per baseline entry the run lacks."""
     if not tolerance > 0:
         raise UsageError(f"tolerance must be positive, got {tolerance}")
-    entries, ratios, summaries = baseline["entries"], stats.floor_ratios(runs, blocks), _summaries(runs)
+    entries, ratios, summaries = (
+        baseline["entries"],
+        stats.floor_ratios(runs, blocks),
+        _summaries(runs),
+    )
     unmatched = stats.unmatched_losses(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
@@ -184,31 +261,73 @@ def compare(runs: pd.DataFrame, baseline: dict, tolerance: float = DEFAULT_TOLER
         verdict, why = _decide(entry, summary, ratio, summary["median_final_loss"], tolerance)
         mismatch = unmatched[(unmatched.recipe == recipe) & (unmatched.api == api)]
         if verdict == "ok" and len(mismatch):
-            verdict, why = "loss moved", (f"final loss {mismatch.final_loss.iloc[0]:.6f} equals no other recipe's in "
-                                          f"round {mismatch.repeat.iloc[0]} (closest {mismatch.closest.iloc[0]:.6f})")
-        decisions.append(Decision(
-            recipe, api, baseline_ratio=(entry or {}).get("ratio") or math.nan,
-            ratio=ratio.ratio if ratio is not None else math.nan,
-            ci_low=ratio.ci_low if ratio is not None else math.nan,
-            ci_high=ratio.ci_high if ratio is not None else math.nan,
-            ms_per_step=summary["ms_per_step"], baseline_ms_per_step=(entry or {}).get("ms_per_step") or math.nan,
-            verdict=verdict, why=why))
+            verdict, why = (
+                "loss moved",
+                (
+                    f"final loss {mismatch.final_loss.iloc[0]:.6f} equals no other recipe's in "
+                    f"round {mismatch.repeat.iloc[0]} (closest {mismatch.closest.iloc[0]:.6f})"
+                ),
+            )
+        decisions.append(
+            Decision(
+                recipe,
+                api,
+                baseline_ratio=(entry or {}).get("ratio") or math.nan,
+                ratio=ratio.ratio if ratio is not None else math.nan,
+                ci_low=ratio.ci_low if ratio is not None else math.nan,
+                ci_high=ratio.ci_high if ratio is not None else math.nan,
+                ms_per_step=summary["ms_per_step"],
+                baseline_ms_per_step=(entry or {}).get("ms_per_step") or math.nan,
+                verdict=verdict,
+                why=why,
+            )
+        )
     for key, entry in entries.items():
         recipe, api = key.split("/")
         if (recipe, api) not in summaries:
-            decisions.append(Decision(recipe, api, entry.get("ratio") or math.nan, math.nan, math.nan, math.nan,
-                                      math.nan, entry.get("ms_per_step") or math.nan, "not run",
-                                      "in the baseline but not in this run"))
+            decisions.append(
+                Decision(
+                    recipe,
+                    api,
+                    entry.get("ratio") or math.nan,
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    entry.get("ms_per_step") or math.nan,
+                    "not run",
+                    "in the baseline but not in this run",
+                )
+            )
     return sorted(decisions, key=lambda decision: recipes.order_key(decision.recipe, decision.api))
 
 
 def format_table(decisions: list) -> str:
-    header = ("recipe", "API", "check", "baseline", "current [95% CI]", "change", "ms/step (baseline)", "verdict")
+    header = (
+        "recipe",
+        "API",
+        "check",
+        "baseline",
+        "current [95% CI]",
+        "change",
+        "ms/step (baseline)",
+        "verdict",
+    )
     rows = []
     for d in decisions:
         current = with_ci(d.ratio, d.ci_low, d.ci_high, digits=3)
         ms = f"{number(d.ms_per_step)} ({number(d.baseline_ms_per_step)})"
         verdict = d.verdict + (f": {d.why}" if d.why and not d.passed else "")
-        rows.append((d.recipe, d.api, d.check, number(d.baseline_ratio, 3), current, signed_percent(d.change), ms,
-                     verdict))
+        rows.append(
+            (
+                d.recipe,
+                d.api,
+                d.check,
+                number(d.baseline_ratio, 3),
+                current,
+                signed_percent(d.change),
+                ms,
+                verdict,
+            )
+        )
     return text_table(header, rows)

@@ -5,6 +5,7 @@ timed epochs), so uncertainty comes from run-to-run variation: medians and ratio
 95% percentile-bootstrap CIs (``scipy.stats.bootstrap``, fixed ``random_state``: the same folder
 always gives the same report), differences a Mann-Whitney U two-sided p-value.
 """
+
 import math
 
 import numpy as np
@@ -25,6 +26,7 @@ PRECISION_TARGET = 0.02  # the target CI half-width of a ratio, relative to the 
 # runs by at most the larger of these; more is not run-to-run noise but a different objective.
 QUALITY_IQR_FACTOR = 3.0
 QUALITY_RELATIVE_TOLERANCE = 0.05
+
 
 def _median(sample, axis=-1):
     return np.median(sample, axis=axis)
@@ -47,8 +49,16 @@ def _bootstrap_ci(samples: tuple, statistic) -> tuple:
     """
     if min(len(sample) for sample in samples) < 2:
         return math.nan, math.nan
-    result = stats.bootstrap(samples, statistic, vectorized=True, paired=False, confidence_level=CONFIDENCE,
-                             n_resamples=N_RESAMPLES, method="percentile", random_state=RANDOM_STATE)
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        vectorized=True,
+        paired=False,
+        confidence_level=CONFIDENCE,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        random_state=RANDOM_STATE,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -64,13 +74,23 @@ def ratio_ci(values, reference_values) -> dict:
     """Ratio of medians of two independent samples with its CI, relative half-width and p-value."""
     sample, reference = _finite(values), _finite(reference_values)
     if len(sample) == 0 or len(reference) == 0:
-        return {"ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan,
-                "p_value": math.nan}
+        return {
+            "ratio": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "half_width": math.nan,
+            "p_value": math.nan,
+        }
     ratio = float(_ratio_of_medians(sample, reference))
     low, high = _bootstrap_ci((sample, reference), _ratio_of_medians)
     p_value = float(stats.mannwhitneyu(sample, reference, alternative="two-sided").pvalue)
-    return {"ratio": ratio, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2 / ratio,
-            "p_value": p_value}
+    return {
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "half_width": (high - low) / 2 / ratio,
+        "p_value": p_value,
+    }
 
 
 def repeats_needed(half_width: float, repeats: int, target: float = PRECISION_TARGET) -> int:
@@ -122,26 +142,65 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
     rows = []
     for recipe, api, group in _groups(ok_runs(runs)):
         ms, first = median_ci(group.ms_per_step), median_ci(group.first_epoch_seconds)
-        rows.append({"recipe": recipe, "api": api, "n": len(group),
-                     "ms_per_step": ms[0], "ms_low": ms[1], "ms_high": ms[2],
-                     "step_ms": step_ms.reindex(group.run_id).median(),
-                     "first_epoch_s": first[0], "first_epoch_low": first[1], "first_epoch_high": first[2],
-                     "trace_count": group.trace_count.median(),
-                     **{column: group[column].median() for column in OP_COLUMNS}})
-    return pd.DataFrame(rows, columns=["recipe", "api", "n", "ms_per_step", "ms_low", "ms_high", "step_ms",
-                                       "first_epoch_s", "first_epoch_low", "first_epoch_high", "trace_count",
-                                       *OP_COLUMNS])
+        rows.append(
+            {
+                "recipe": recipe,
+                "api": api,
+                "n": len(group),
+                "ms_per_step": ms[0],
+                "ms_low": ms[1],
+                "ms_high": ms[2],
+                "step_ms": step_ms.reindex(group.run_id).median(),
+                "first_epoch_s": first[0],
+                "first_epoch_low": first[1],
+                "first_epoch_high": first[2],
+                "trace_count": group.trace_count.median(),
+                **{column: group[column].median() for column in OP_COLUMNS},
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "recipe",
+            "api",
+            "n",
+            "ms_per_step",
+            "ms_low",
+            "ms_high",
+            "step_ms",
+            "first_epoch_s",
+            "first_epoch_low",
+            "first_epoch_high",
+            "trace_count",
+            *OP_COLUMNS,
+        ],
+    )
 
 
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
-METHODS = {PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker process); 95% "
-                   "t-interval on the log of the per-process ratios of median step times",
-           BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times over runs "
-                      "(a run's median train step in its paired blocks; fit's ms/step where a side has none)"}
-RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", "ratio", "ci_low", "ci_high", "half_width",
-                 "method", "n", "p_value"]
+METHODS = {
+    PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker process); 95% "
+    "t-interval on the log of the per-process ratios of median step times",
+    BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times over runs "
+    "(a run's median train step in its paired blocks; fit's ms/step where a side has none)",
+}
+RATIO_COLUMNS = [
+    "recipe",
+    "api",
+    "compared_with",
+    "compared_api",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "half_width",
+    "method",
+    "n",
+    "p_value",
+]
 OUTLIER_MADS = 5.0
-OUTLIER_MAD_FLOOR = 0.01  # in log units: with 3-5 runs a MAD can be ~0, and "5 MADs" would flag 1% noise
+OUTLIER_MAD_FLOOR = (
+    0.01  # in log units: with 3-5 runs a MAD can be ~0, and "5 MADs" would flag 1% noise
+)
 
 
 def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
@@ -153,15 +212,24 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
     if blocks.empty:
         return pd.DataFrame(columns=columns)
     blocks = blocks.assign(process=_process_of(blocks))
-    medians = blocks.groupby(["process", "block", "model", "model_api"], as_index=False).seconds.median()
-    owners = blocks.loc[(blocks.model == blocks.recipe) & (blocks.model_api == blocks.api),
-                        ["run_id", "recipe", "api", "repeat", "process"]].drop_duplicates()
-    own = owners.merge(medians, left_on=["process", "recipe", "api"], right_on=["process", "model", "model_api"])
+    medians = blocks.groupby(
+        ["process", "block", "model", "model_api"], as_index=False
+    ).seconds.median()
+    owners = blocks.loc[
+        (blocks.model == blocks.recipe) & (blocks.model_api == blocks.api),
+        ["run_id", "recipe", "api", "repeat", "process"],
+    ].drop_duplicates()
+    own = owners.merge(
+        medians, left_on=["process", "recipe", "api"], right_on=["process", "model", "model_api"]
+    )
     merged = own[["run_id", "recipe", "api", "repeat", "process", "block", "seconds"]].merge(
-        medians, on=["process", "block"], suffixes=("_own", ""))
+        medians, on=["process", "block"], suffixes=("_own", "")
+    )
     merged = merged[(merged.model != merged.recipe) | (merged.model_api != merged.api)]
     merged = merged.assign(ratio=merged.seconds_own / merged.seconds)
-    per_run = merged.groupby(["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False).ratio.median()
+    per_run = merged.groupby(
+        ["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False
+    ).ratio.median()
     return per_run.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
 
 
@@ -171,7 +239,9 @@ def or_empty(blocks) -> pd.DataFrame:
 
 def _process_of(frame: pd.DataFrame) -> pd.Series:
     """Each row's worker process; a folder from before shared processes had one per run."""
-    process = frame["process"].astype(str) if "process" in frame else pd.Series("", index=frame.index)
+    process = (
+        frame["process"].astype(str) if "process" in frame else pd.Series("", index=frame.index)
+    )
     return process.where(process != "", frame.run_id.astype(str))
 
 
@@ -184,37 +254,68 @@ def log_t_interval(ratios) -> dict:
     """Geometric mean of per-process ratios with a 95% t-interval, computed on their logs."""
     logs = np.log(_finite(ratios))
     if len(logs) == 0:
-        return {"ratio": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": 0}
+        return {
+            "ratio": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "half_width": math.nan,
+            "n": 0,
+        }
     center = float(np.mean(logs))
     if len(logs) < 2:
         low = high = math.nan
     else:
-        margin = stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1) * np.std(logs, ddof=1) / math.sqrt(len(logs))
+        margin = (
+            stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1)
+            * np.std(logs, ddof=1)
+            / math.sqrt(len(logs))
+        )
         low, high = math.exp(center - margin), math.exp(center + margin)
     ratio = math.exp(center)
-    return {"ratio": ratio, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2 / ratio,
-            "n": len(logs)}
+    return {
+        "ratio": ratio,
+        "ci_low": low,
+        "ci_high": high,
+        "half_width": (high - low) / 2 / ratio,
+        "n": len(logs),
+    }
 
 
-def ratio_between(runs: pd.DataFrame, paired: pd.DataFrame, step_ms: pd.Series, recipe: str, api: str,
-                  other: str, other_api: str):
+def ratio_between(
+    runs: pd.DataFrame,
+    paired: pd.DataFrame,
+    step_ms: pd.Series,
+    recipe: str,
+    api: str,
+    other: str,
+    other_api: str,
+):
     """``recipe`` on ``api`` relative to ``other`` on ``other_api``: from the paired measurement
     when the two shared processes (``paired``: ``process_ratios``), else from separate processes,
     over each run's own step time in its blocks (``step_ms``: ``own_step_ms``) or, for a folder
     without them, fit's ms/step; None when neither has numbers."""
-    mine = paired[(paired.recipe == recipe) & (paired.api == api) & (paired.compared_with == other)
-                  & (paired.compared_api == other_api) & paired.run_id.isin(ok_runs(runs).run_id)]
+    mine = paired[
+        (paired.recipe == recipe)
+        & (paired.api == api)
+        & (paired.compared_with == other)
+        & (paired.compared_api == other_api)
+        & paired.run_id.isin(ok_runs(runs).run_id)
+    ]
     if len(mine):
         return {**log_t_interval(mine.ratio), "method": PAIRED, "p_value": math.nan}
     ok = ok_runs(runs)
-    sides = [ok[(ok.recipe == name) & (ok.api == name_api)]
-             for name, name_api in ((recipe, api), (other, other_api))]
+    sides = [
+        ok[(ok.recipe == name) & (ok.api == name_api)]
+        for name, name_api in ((recipe, api), (other, other_api))
+    ]
     if any(side.empty for side in sides):
         return None
     # Block step times where every run of both sides has them: ~20 steps each, without the
     # epoch-boundary cost a 5-step epoch carries.
     by_blocks = all(side.run_id.isin(step_ms.dropna().index).all() for side in sides)
-    sample, reference = (step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides)
+    sample, reference = (
+        step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides
+    )
     return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample)}
 
 
@@ -229,7 +330,15 @@ def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
         floor = (registry.FLOOR, floor_api(api))
         found = ratio_between(runs, paired, step_ms, recipe, api, *floor)
         if found is not None:
-            rows.append({"recipe": recipe, "api": api, "compared_with": floor[0], "compared_api": floor[1], **found})
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "api": api,
+                    "compared_with": floor[0],
+                    "compared_api": floor[1],
+                    **found,
+                }
+            )
     return pd.DataFrame(rows, columns=RATIO_COLUMNS)
 
 
@@ -290,11 +399,24 @@ def unmatched_losses(runs: pd.DataFrame) -> pd.DataFrame:
     kl = ok[_kl_recipes(ok.recipe) & ok.final_loss.notna()]
     rows = []
     for run in kl.itertuples():
-        others = kl[(kl.repeat == run.repeat) & (kl.recipe != run.recipe)
-                    & (kl.get("variant", "") == getattr(run, "variant", ""))].final_loss
-        if len(others) and not np.isclose(others, run.final_loss, rtol=EXACT_LOSS_TOLERANCE, atol=0).any():
-            rows.append({"recipe": run.recipe, "api": run.api, "repeat": run.repeat, "final_loss": run.final_loss,
-                         "closest": float(others.iloc[np.argmin(np.abs(others - run.final_loss))])})
+        others = kl[
+            (kl.repeat == run.repeat)
+            & (kl.recipe != run.recipe)
+            & (kl.get("variant", "") == getattr(run, "variant", ""))
+        ].final_loss
+        if (
+            len(others)
+            and not np.isclose(others, run.final_loss, rtol=EXACT_LOSS_TOLERANCE, atol=0).any()
+        ):
+            rows.append(
+                {
+                    "recipe": run.recipe,
+                    "api": run.api,
+                    "repeat": run.repeat,
+                    "final_loss": run.final_loss,
+                    "closest": float(others.iloc[np.argmin(np.abs(others - run.final_loss))]),
+                }
+            )
     return pd.DataFrame(rows, columns=["recipe", "api", "repeat", "final_loss", "closest"])
 
 
@@ -305,15 +427,27 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
     for recipe, api, group in _groups(ok):
         row = {"recipe": recipe, "api": api, "n": len(group)}
         for column in ("final_loss", "final_bce", "final_kl"):
-            row.update({f"{column}_{key}": value for key, value in _median_and_iqr(group[column]).items()})
-        others = ok.final_loss[ok.api.isin(comparable_apis(api)) & (ok.recipe != recipe) & _kl_recipes(ok.recipe)]
-        flag = (quality_flag(row["final_loss_median"], others) if recipes.includes_kl(recipe)
-                else (math.nan, math.nan, False))
+            row.update(
+                {f"{column}_{key}": value for key, value in _median_and_iqr(group[column]).items()}
+            )
+        others = ok.final_loss[
+            ok.api.isin(comparable_apis(api)) & (ok.recipe != recipe) & _kl_recipes(ok.recipe)
+        ]
+        flag = (
+            quality_flag(row["final_loss_median"], others)
+            if recipes.includes_kl(recipe)
+            else (math.nan, math.nan, False)
+        )
         row.update(zip(("reference", "tolerance", "flagged"), flag))
         rows.append(row)
-    measures = [f"{column}_{key}" for column in ("final_loss", "final_bce", "final_kl")
-                for key in ("median", "q1", "q3")]
-    return pd.DataFrame(rows, columns=["recipe", "api", "n", *measures, "reference", "tolerance", "flagged"])
+    measures = [
+        f"{column}_{key}"
+        for column in ("final_loss", "final_bce", "final_kl")
+        for key in ("median", "q1", "q3")
+    ]
+    return pd.DataFrame(
+        rows, columns=["recipe", "api", "n", *measures, "reference", "tolerance", "flagged"]
+    )
 
 
 def time_to_level(run_epochs: pd.DataFrame, level: float) -> tuple:
@@ -339,8 +473,30 @@ def time_to_quality_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFr
         reached = [time_to_level(run, levels[api]) for _, run in group.groupby("run_id")]
         epoch_reached, seconds = (np.array(values) for values in zip(*reached))
         median, low, high = median_ci(seconds)
-        rows.append({"recipe": recipe, "api": api, "level": levels[api], "n": len(reached),
-                     "n_reached": int(np.isfinite(seconds).sum()), "epoch": np.nanmedian(epoch_reached),
-                     "seconds": median, "seconds_low": low, "seconds_high": high})
-    return pd.DataFrame(rows, columns=["recipe", "api", "level", "n", "n_reached", "epoch", "seconds",
-                                       "seconds_low", "seconds_high"])
+        rows.append(
+            {
+                "recipe": recipe,
+                "api": api,
+                "level": levels[api],
+                "n": len(reached),
+                "n_reached": int(np.isfinite(seconds).sum()),
+                "epoch": np.nanmedian(epoch_reached),
+                "seconds": median,
+                "seconds_low": low,
+                "seconds_high": high,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "recipe",
+            "api",
+            "level",
+            "n",
+            "n_reached",
+            "epoch",
+            "seconds",
+            "seconds_low",
+            "seconds_high",
+        ],
+    )

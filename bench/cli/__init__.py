@@ -2,4 +2,5 @@
 
 Each module has a docstring (its help text), ``add_arguments(parser)`` and ``run(args) -> int``.
 """
+
 VERBS = ("run", "sweep", "list", "report", "check", "compare", "history")

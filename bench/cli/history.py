@@ -6,6 +6,7 @@ plan.json was written) and labelled by git commit and TensorFlow/Keras versions.
 of the ratios with 95% CIs and writes a plot (--plot, default history.png). Ratios measured under
 other settings than the first folder's are not comparable: each such folder gets a warning line.
 """
+
 from pathlib import Path
 
 import matplotlib
@@ -25,23 +26,39 @@ LABEL_VERSIONS = ("tensorflow", "keras", "tf_keras")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("folders", nargs="+", type=Path, metavar="FOLDER",
-                        help="results folders, in any order")
-    parser.add_argument("--plot", type=Path, default=Path("history.png"), metavar="PNG",
-                        help="where the plot is written (default: history.png here)")
+    parser.add_argument(
+        "folders", nargs="+", type=Path, metavar="FOLDER", help="results folders, in any order"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("history.png"),
+        metavar="PNG",
+        help="where the plot is written (default: history.png here)",
+    )
 
 
 def run(args) -> int:
-    series = comparison.in_time_order([ResultsFolder.existing(path).read() for path in args.folders])
+    series = comparison.in_time_order(
+        [ResultsFolder.existing(path).read() for path in args.folders]
+    )
     hashes = [results.folder.settings_hash(results.env) for results in series]
     for line in settings_warnings(series, hashes):
         print(line)
     history = comparison.floor_ratio_history(series)
     if history.empty:
-        raise UsageError(f"no folder has a recipe with a ratio to {registry.FLOOR}: nothing to follow")
-    print(text_table(("#", "folder", "started (UTC)", "commit", *LABEL_VERSIONS, "settings hash"),
-                     [folder_row(position, results, settings_hash)
-                      for position, (results, settings_hash) in enumerate(zip(series, hashes), start=1)]))
+        raise UsageError(
+            f"no folder has a recipe with a ratio to {registry.FLOOR}: nothing to follow"
+        )
+    print(
+        text_table(
+            ("#", "folder", "started (UTC)", "commit", *LABEL_VERSIONS, "settings hash"),
+            [
+                folder_row(position, results, settings_hash)
+                for position, (results, settings_hash) in enumerate(zip(series, hashes), start=1)
+            ],
+        )
+    )
     print()
     print(ratio_table(history, len(series)))
     comparable = [settings_hash == hashes[0] for settings_hash in hashes]
@@ -52,32 +69,48 @@ def run(args) -> int:
 def settings_warnings(series: list, hashes: list) -> list:
     """A line per folder whose settings hash is not the first folder's."""
     first, expected = series[0], hashes[0]
-    return [f"warning: {results.folder} ran under settings {settings_hash or MISSING}, not "
-            f"{expected or MISSING} as {first.folder.name}: its ratios are not comparable"
-            for results, settings_hash in zip(series[1:], hashes[1:]) if settings_hash != expected]
+    return [
+        f"warning: {results.folder} ran under settings {settings_hash or MISSING}, not "
+        f"{expected or MISSING} as {first.folder.name}: its ratios are not comparable"
+        for results, settings_hash in zip(series[1:], hashes[1:])
+        if settings_hash != expected
+    ]
 
 
 def folder_row(position: int, results, settings_hash) -> tuple:
     env = results.env
-    return (position, results.folder.name, f"{results.folder.started():%Y-%m-%d %H:%M:%S}",
-            comparison.commit(env) or MISSING,
-            *(env.get(package) or MISSING for package in LABEL_VERSIONS), settings_hash or MISSING)
+    return (
+        position,
+        results.folder.name,
+        f"{results.folder.started():%Y-%m-%d %H:%M:%S}",
+        comparison.commit(env) or MISSING,
+        *(env.get(package) or MISSING for package in LABEL_VERSIONS),
+        settings_hash or MISSING,
+    )
 
 
 def ratio_table(history, folders: int) -> str:
     """A row per recipe x API, a column per folder (numbered as in the folder table)."""
     cells = {(row.recipe, row.api, row.position): ratio_text(row) for row in history.itertuples()}
     pairs = sorted(set(zip(history.recipe, history.api)), key=lambda pair: order_key(*pair))
-    rows = [(recipe, api, *(cells.get((recipe, api, position), MISSING) for position in range(folders)))
-            for recipe, api in pairs]
-    return text_table(("recipe", "API", *(f"#{position}" for position in range(1, folders + 1))), rows)
+    rows = [
+        (recipe, api, *(cells.get((recipe, api, position), MISSING) for position in range(folders)))
+        for recipe, api in pairs
+    ]
+    return text_table(
+        ("recipe", "API", *(f"#{position}" for position in range(1, folders + 1))), rows
+    )
 
 
 def axis_label(results, comparable: bool) -> str:
     env = results.env
-    return "\n".join([comparison.commit(env) or MISSING,
-                      *(f"{package} {env.get(package) or MISSING}" for package in LABEL_VERSIONS),
-                      *([] if comparable else ["(other settings)"])])
+    return "\n".join(
+        [
+            comparison.commit(env) or MISSING,
+            *(f"{package} {env.get(package) or MISSING}" for package in LABEL_VERSIONS),
+            *([] if comparable else ["(other settings)"]),
+        ]
+    )
 
 
 def plot_history(history, series: list, comparable: list, path: Path) -> Path:
@@ -86,11 +119,23 @@ def plot_history(history, series: list, comparable: list, path: Path) -> Path:
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
     lines = sorted(history.groupby(["recipe", "api"]), key=lambda group: order_key(*group[0]))
     for (recipe, api), line in lines:
-        errors = [(line.ratio - line.ci_low).fillna(0), (line.ci_high - line.ratio).fillna(0)]  # no CI: 1 run
-        ax.errorbar(line.position, line.ratio, yerr=errors, capsize=3, color=recipe_colour(recipe),
-                    marker=API_MARKERS.get(api, "o"), linestyle=API_LINESTYLES.get(api, "-"),
-                    label=f"{recipe} ({api})")
-    labels = [axis_label(results, same_settings) for results, same_settings in zip(series, comparable)]
+        errors = [
+            (line.ratio - line.ci_low).fillna(0),
+            (line.ci_high - line.ratio).fillna(0),
+        ]  # no CI: 1 run
+        ax.errorbar(
+            line.position,
+            line.ratio,
+            yerr=errors,
+            capsize=3,
+            color=recipe_colour(recipe),
+            marker=API_MARKERS.get(api, "o"),
+            linestyle=API_LINESTYLES.get(api, "-"),
+            label=f"{recipe} ({api})",
+        )
+    labels = [
+        axis_label(results, same_settings) for results, same_settings in zip(series, comparable)
+    ]
     ax.set_xticks(range(len(series)), labels, fontsize=8)
     ax.set_xlim(-0.5, len(series) - 0.5)
     ax.set_xlabel("results folder, oldest first: git commit and package versions")

@@ -6,11 +6,14 @@ tracing, quality guard, time to quality, runs that did not finish), the plots, t
 and the command that reproduces the folder. Plots are written into the folder as PNG files;
 runs.csv and epochs.csv are only read. Needs neither TensorFlow nor Keras.
 """
+
 from bench.report.sections import write_report
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("folder", help="a results folder written by 'python -m bench run' (holds runs.csv)")
+    parser.add_argument(
+        "folder", help="a results folder written by 'python -m bench run' (holds runs.csv)"
+    )
 
 
 def run(args) -> int:

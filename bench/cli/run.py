@@ -7,6 +7,7 @@ table of median ms/step per recipe x API with its ratio to plain_ae. Ctrl-C keep
 run; --resume FOLDER then runs only what is missing. --executor ray spreads the runs over the nodes
 of a Ray cluster, one at a time on each.
 """
+
 import shlex
 import sys
 from pathlib import Path
@@ -22,17 +23,33 @@ QUICK_CONFIG = "quick"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        help=f"TOML config: a path, or one of {', '.join(config_module.available_names())} "
-                             f"(default: {DEFAULT_CONFIG})")
-    parser.add_argument("--quick", action="store_true", help=f"use the {QUICK_CONFIG} config: a few minutes")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML config: a path, or one of {', '.join(config_module.available_names())} "
+        f"(default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"use the {QUICK_CONFIG} config: a few minutes"
+    )
     parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
-    parser.add_argument("--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})")
+    parser.add_argument(
+        "--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})"
+    )
     parser.add_argument("--repeats", type=int, metavar="N", help="rounds of every recipe x API")
-    parser.add_argument("--resume", metavar="FOLDER", type=Path,
-                        help="run what is missing from an interrupted benchmark's results folder")
-    parser.add_argument("--results-dir", metavar="DIR", type=Path, default=Path("results"),
-                        help="where the results folder is created (default: ./results)")
+    parser.add_argument(
+        "--resume",
+        metavar="FOLDER",
+        type=Path,
+        help="run what is missing from an interrupted benchmark's results folder",
+    )
+    parser.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("results"),
+        help="where the results folder is created (default: ./results)",
+    )
     add_executor_arguments(parser)
 
 
@@ -42,12 +59,28 @@ def run(args) -> int:
     name = QUICK_CONFIG if args.quick else args.config
     if args.resume:
         if args.recipes or args.apis or args.repeats is not None:
-            raise UsageError("--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it")
+            raise UsageError(
+                "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
+            )
         given = config_module.load(name) if name else None
-        return runner.resume(args.resume, given, command_line(), executor=executors.choose(args.executor, args.address))
-    config = config_module.with_overrides(config_module.load(name or DEFAULT_CONFIG),
-                                          recipes=args.recipes, apis=args.apis, repeats=args.repeats)
-    return runner.start(config, args.results_dir, command_line(), executor=executors.choose(args.executor, args.address))
+        return runner.resume(
+            args.resume,
+            given,
+            command_line(),
+            executor=executors.choose(args.executor, args.address),
+        )
+    config = config_module.with_overrides(
+        config_module.load(name or DEFAULT_CONFIG),
+        recipes=args.recipes,
+        apis=args.apis,
+        repeats=args.repeats,
+    )
+    return runner.start(
+        config,
+        args.results_dir,
+        command_line(),
+        executor=executors.choose(args.executor, args.address),
+    )
 
 
 def command_line() -> str:

@@ -6,6 +6,7 @@ same rounds, into one results folder. Each run records its variant; the report's
 shows each ratio to the floor and each claim per variant, and says which gaps survive which
 setting. Every variant's config is checked before anything runs. --resume finishes a sweep.
 """
+
 from pathlib import Path
 
 from bench.cli.common import add_executor_arguments
@@ -17,25 +18,49 @@ from vae_impls.keras_api import APIS
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", metavar="FILE", default=DEFAULT_CONFIG,
-                        help=f"the base config: a path, or one of {', '.join(config_module.available_names())} "
-                             f"(default: {DEFAULT_CONFIG})")
-    parser.add_argument("--vary", action="append", required=True, metavar="SETTING=V1,V2",
-                        help="a [device], [training] or [network] setting and its values, e.g. "
-                             "training.batch_size=128,256 (repeat --vary for more settings)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=DEFAULT_CONFIG,
+        help=f"the base config: a path, or one of {', '.join(config_module.available_names())} "
+        f"(default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="SETTING=V1,V2",
+        help="a [device], [training] or [network] setting and its values, e.g. "
+        "training.batch_size=128,256 (repeat --vary for more settings)",
+    )
     parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
-    parser.add_argument("--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})")
-    parser.add_argument("--repeats", type=int, metavar="N", help="rounds of every variant x recipe x API")
-    parser.add_argument("--results-dir", metavar="DIR", type=Path, default=Path("results"),
-                        help="where the results folder is created (default: ./results)")
+    parser.add_argument(
+        "--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})"
+    )
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="rounds of every variant x recipe x API"
+    )
+    parser.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("results"),
+        help="where the results folder is created (default: ./results)",
+    )
     add_executor_arguments(parser)
 
 
 def run(args) -> int:
-    base = config_module.with_overrides(config_module.load(args.config), recipes=args.recipes, apis=args.apis,
-                                        repeats=args.repeats)
+    base = config_module.with_overrides(
+        config_module.load(args.config), recipes=args.recipes, apis=args.apis, repeats=args.repeats
+    )
     variants = sweep.variants([sweep.parse_axis(text) for text in args.vary])
     for variant in variants:
         sweep.config_of(base, variant)  # every variant's settings are checked before anything runs
-    return runner.start(base, args.results_dir, command_line(), variants=variants,
-                        executor=executors.choose(args.executor, args.address))
+    return runner.start(
+        base,
+        args.results_dir,
+        command_line(),
+        variants=variants,
+        executor=executors.choose(args.executor, args.address),
+    )

@@ -6,6 +6,7 @@ train step, so it costs what a slower op would: per step, inside the timed epoch
 records the injection in env.json and the gate prints it, so an injected run is never mistaken
 for a normal one. It does not combine with ``xla = "jit_compile"`` (XLA cannot compile a sleep).
 """
+
 import math
 import os
 
@@ -22,14 +23,18 @@ def from_environment(known_recipes, environ=os.environ) -> dict:
         pair, _, milliseconds = item.partition("=")
         recipe, _, api = pair.partition("/")
         if recipe not in known_recipes or api not in APIS:
-            raise UsageError(f"{ENV_VAR}: {item!r} must read RECIPE/API=MS with a known recipe and one of "
-                             f"{', '.join(APIS)}")
+            raise UsageError(
+                f"{ENV_VAR}: {item!r} must read RECIPE/API=MS with a known recipe and one of "
+                f"{', '.join(APIS)}"
+            )
         try:
             delay = float(milliseconds)
         except ValueError:
             delay = math.nan
         if not (math.isfinite(delay) and delay > 0):
-            raise UsageError(f"{ENV_VAR}: {item!r} needs a positive number of milliseconds after '='")
+            raise UsageError(
+                f"{ENV_VAR}: {item!r} needs a positive number of milliseconds after '='"
+            )
         injections[pair] = delay
     return injections
 

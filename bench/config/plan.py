@@ -14,6 +14,7 @@ A recipe the harness runs in a Jupyter kernel has a process of its own.
 
 Recipes come from ``bench.recipes``.
 """
+
 import random
 from dataclasses import dataclass
 
@@ -28,8 +29,12 @@ class PlannedRun:
     api: str
     repeat: int
     seed: int
-    variant: str = ""  # a sweep's settings for this run (bench.config.sweep); "" for the config as it is
-    process: str = ""  # the worker process the run shares with others ("": its own, as plans before it)
+    variant: str = (
+        ""  # a sweep's settings for this run (bench.config.sweep); "" for the config as it is
+    )
+    process: str = (
+        ""  # the worker process the run shares with others ("": its own, as plans before it)
+    )
 
     @property
     def process_id(self) -> str:
@@ -39,8 +44,12 @@ class PlannedRun:
 def combinations(recipe_names, apis) -> list:
     """(recipe, API) pairs to run: those with no variant for an API (n/a) are left out, while
     those that fail as written stay in, since their failure is a result."""
-    return [(recipe, api) for recipe in recipe_names for api in apis
-            if recipes.status(recipe, api) != registry.NOT_APPLICABLE]
+    return [
+        (recipe, api)
+        for recipe in recipe_names
+        for api in apis
+        if recipes.status(recipe, api) != registry.NOT_APPLICABLE
+    ]
 
 
 def repeat_seed(base_seed: int, repeat: int) -> int:
@@ -67,12 +76,27 @@ def make_plan(config, variants=("",)) -> list:
     """Every round holds every variant's pairs, shuffled together."""
     matrix, seed = config.matrix, config.training.seed
     pairs = combinations(matrix.recipes, matrix.apis)
-    return [PlannedRun(run_id(recipe, api, repeat, variant), recipe, api, repeat, repeat_seed(seed, repeat), variant,
-                       process_id(recipe, api, repeat, variant))
-            for repeat in range(1, matrix.repeats + 1)
-            for variant, (recipe, api) in round_order(
-                [(variant, pair) for variant in variants
-                 for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)], seed, repeat)]
+    return [
+        PlannedRun(
+            run_id(recipe, api, repeat, variant),
+            recipe,
+            api,
+            repeat,
+            repeat_seed(seed, repeat),
+            variant,
+            process_id(recipe, api, repeat, variant),
+        )
+        for repeat in range(1, matrix.repeats + 1)
+        for variant, (recipe, api) in round_order(
+            [
+                (variant, pair)
+                for variant in variants
+                for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)
+            ],
+            seed,
+            repeat,
+        )
+    ]
 
 
 def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:

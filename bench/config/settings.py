@@ -12,6 +12,7 @@ by constructing the spec, which needs no TensorFlow either.
 Numbers are bounded on both sides: a bound no real benchmark reaches still stops a typo or a
 runaway ``--repeats`` from starting runs that fail, never end, or measure something else.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -38,10 +39,10 @@ PRECISIONS = ("float32", "mixed_float16")
 @dataclass(frozen=True)
 class DeviceSettings:
     device: str = "auto"
-    gpu_memory_limit_mb: int = 0        # 0 = no limit
+    gpu_memory_limit_mb: int = 0  # 0 = no limit
     memory_growth: bool = False
     xla: str = "off"
-    intra_op_threads: int = 0           # 0 = TensorFlow's default
+    intra_op_threads: int = 0  # 0 = TensorFlow's default
     inter_op_threads: int = 0
     precision: str = "float32"
     deterministic_ops: bool = False
@@ -50,18 +51,18 @@ class DeviceSettings:
 @dataclass(frozen=True)
 class TrainingSettings:
     dataset: str = "auto"
-    mnist_path: str = ""                # "" = where Keras caches mnist.npz
+    mnist_path: str = ""  # "" = where Keras caches mnist.npz
     batch_size: int = 128
     epochs: int = 4
-    warmup_epochs: int = 1              # timed, but left out of the run's ms/step
-    steps_per_epoch: int = 0            # 0 = full passes over the training set
+    warmup_epochs: int = 1  # timed, but left out of the run's ms/step
+    steps_per_epoch: int = 0  # 0 = full passes over the training set
     seed: int = 0
-    timeout_seconds: int = 600          # per run: its training, and the process's start-up or timing
+    timeout_seconds: int = 600  # per run: its training, and the process's start-up or timing
     # The paired measurement: once its runs have trained, a worker times every trained model's train
     # step and its references' (the floor, a claim's baseline) in this many alternating blocks; 0 = none.
     paired_blocks: int = 8
-    paired_block_steps: int = 10        # timed steps of one model (of each floor instance) in one block
-    profile_steps: int = 0              # >0: profile that many train steps after the timing (slow)
+    paired_block_steps: int = 10  # timed steps of one model (of each floor instance) in one block
+    profile_steps: int = 0  # >0: profile that many train steps after the timing (slow)
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,24 @@ class MatrixSettings:
 # NetworkSpec fields a config may not set, and why.
 NETWORK_FIXED = {
     "input_shape": "it is fixed by the data (28x28x1 digits)",
-    "jit_compile": "it is set by [device] xla = \"jit_compile\"",
+    "jit_compile": 'it is set by [device] xla = "jit_compile"',
     "sampling_noise": "the benchmark draws the sampling noise from the seed",
 }
 
 
 def field_defaults(cls) -> dict:
     """A dataclass's fields and their defaults, which give each config key's type."""
-    return {spec_field.name: spec_field.default_factory() if spec_field.default is dataclasses.MISSING
-            else spec_field.default for spec_field in dataclasses.fields(cls)}
+    return {
+        spec_field.name: spec_field.default_factory()
+        if spec_field.default is dataclasses.MISSING
+        else spec_field.default
+        for spec_field in dataclasses.fields(cls)
+    }
 
 
-NETWORK_DEFAULTS = {key: default for key, default in field_defaults(NetworkSpec).items()
-                    if key not in NETWORK_FIXED}
+NETWORK_DEFAULTS = {
+    key: default for key, default in field_defaults(NetworkSpec).items() if key not in NETWORK_FIXED
+}
 
 CHOICES = {
     ("device", "device"): DEVICES,
@@ -100,9 +106,15 @@ CHOICES = {
     ("network", "activation"): ACTIVATIONS,
     ("network", "optimizer"): OPTIMIZERS,
 }
-POSITIVE = {("training", "batch_size"), ("training", "epochs"), ("training", "timeout_seconds"),
-            ("training", "paired_block_steps"), ("matrix", "repeats"), ("network", "z_dim"),
-            ("network", "learning_rate")}
+POSITIVE = {
+    ("training", "batch_size"),
+    ("training", "epochs"),
+    ("training", "timeout_seconds"),
+    ("training", "paired_block_steps"),
+    ("matrix", "repeats"),
+    ("network", "z_dim"),
+    ("network", "learning_rate"),
+}
 # The largest value of a key (of each entry, for layer sizes) and why nobody needs more.
 MAXIMA = {
     ("device", "gpu_memory_limit_mb"): (1_048_576, "1 TiB, more memory than any GPU has"),
@@ -110,13 +122,19 @@ MAXIMA = {
     ("device", "inter_op_threads"): (4096, "more threads than any machine has cores"),
     ("training", "batch_size"): (60_000, "the size of MNIST's whole training set"),
     ("training", "epochs"): (10_000, "more epochs than a benchmark run can use"),
-    ("training", "steps_per_epoch"): (1_000_000, "over 2,000 passes over MNIST at batch 128 in one epoch"),
+    ("training", "steps_per_epoch"): (
+        1_000_000,
+        "over 2,000 passes over MNIST at batch 128 in one epoch",
+    ),
     ("training", "timeout_seconds"): (86_400, "a day for one run"),
     ("training", "paired_blocks"): (1000, "more blocks than a run can time"),
     ("training", "paired_block_steps"): (10_000, "more steps per block than a run can time"),
     ("training", "profile_steps"): (1000, "a trace of more steps than anyone can read"),
-    ("matrix", "repeats"): (1000, "more rounds than a benchmark can run, and seed * 1000 + round would "
-                                  "reuse the next seed's round seeds"),
+    ("matrix", "repeats"): (
+        1000,
+        "more rounds than a benchmark can run, and seed * 1000 + round would "
+        "reuse the next seed's round seeds",
+    ),
     ("network", "z_dim"): (784, "more latent dimensions than a 28x28 image has pixels"),
     ("network", "fact"): (1000.0, "a KL term that large swamps the reconstruction loss"),
     ("network", "learning_rate"): (10.0, "steps that large diverge at once"),
@@ -137,19 +155,29 @@ class Config:
     name: str
     device: DeviceSettings = DeviceSettings()
     training: TrainingSettings = TrainingSettings()
-    network: dict = field(default_factory=lambda: dict(NETWORK_DEFAULTS))  # NetworkSpec keyword arguments
+    network: dict = field(
+        default_factory=lambda: dict(NETWORK_DEFAULTS)
+    )  # NetworkSpec keyword arguments
     matrix: MatrixSettings = MatrixSettings()
 
     def to_dict(self) -> dict:
         """JSON-ready: what env.json and plan.json store, and what ``from_dict`` reads back."""
-        return {"name": self.name, "device": dataclasses.asdict(self.device),
-                "training": dataclasses.asdict(self.training), "network": _jsonable(self.network),
-                "matrix": _jsonable(dataclasses.asdict(self.matrix))}
+        return {
+            "name": self.name,
+            "device": dataclasses.asdict(self.device),
+            "training": dataclasses.asdict(self.training),
+            "network": _jsonable(self.network),
+            "matrix": _jsonable(dataclasses.asdict(self.matrix)),
+        }
 
     @property
     def settings_hash(self) -> str:
         """Hash of everything a run measures under; a benchmark's runs all share it."""
-        settings = {key: value for key, value in self.to_dict().items() if key in ("device", "training", "network")}
+        settings = {
+            key: value
+            for key, value in self.to_dict().items()
+            if key in ("device", "training", "network")
+        }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -168,7 +196,9 @@ def resolve(name_or_path: str) -> Path:
     builtin = CONFIG_DIR / f"{name_or_path}.toml"
     if builtin.is_file():
         return builtin
-    raise UsageError(f"no config {name_or_path!r}: not a file, and not one of {', '.join(available_names())}")
+    raise UsageError(
+        f"no config {name_or_path!r}: not a file, and not one of {', '.join(available_names())}"
+    )
 
 
 def load(name_or_path: str) -> Config:
@@ -183,12 +213,16 @@ def load(name_or_path: str) -> Config:
 def from_dict(data: dict, default_name: str = "custom") -> Config:
     unknown = sorted(set(data) - {"name", "network", *TABLES})
     if unknown:
-        raise UsageError(f"unknown config entry {unknown[0]!r}; valid: name and the tables "
-                         f"[{'], ['.join(('device', 'training', 'network', 'matrix'))}]")
+        raise UsageError(
+            f"unknown config entry {unknown[0]!r}; valid: name and the tables "
+            f"[{'], ['.join(('device', 'training', 'network', 'matrix'))}]"
+        )
     tables = {key: data.get(key, {}) for key in (*TABLES, "network")}
     for key, table in tables.items():
         if not isinstance(table, dict):
-            raise UsageError(f"config entry {key!r} must be a table [{key}], got {_type_name(table)}")
+            raise UsageError(
+                f"config entry {key!r} must be a table [{key}], got {_type_name(table)}"
+            )
     config = Config(
         name=_name(data.get("name", default_name)),
         device=_settings("device", tables["device"]),
@@ -202,8 +236,11 @@ def from_dict(data: dict, default_name: str = "custom") -> Config:
 
 def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Config:
     """The command line's --recipes/--apis/--repeats on top of a loaded config."""
-    changes = {key: value for key, value in (("recipes", recipes), ("apis", apis), ("repeats", repeats))
-               if value is not None}
+    changes = {
+        key: value
+        for key, value in (("recipes", recipes), ("apis", apis), ("repeats", repeats))
+        if value is not None
+    }
     if not changes:
         return config
     matrix = _settings("matrix", {**_jsonable(dataclasses.asdict(config.matrix)), **changes})
@@ -212,7 +249,11 @@ def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Con
     return updated
 
 
-SWEEPABLE_TABLES = ("device", "training", "network")  # what a run measures under; [matrix] is what runs
+SWEEPABLE_TABLES = (
+    "device",
+    "training",
+    "network",
+)  # what a run measures under; [matrix] is what runs
 
 
 def with_setting(config: Config, setting: str, text: str) -> Config:
@@ -220,12 +261,16 @@ def with_setting(config: Config, setting: str, text: str) -> Config:
     checked like a config file's value."""
     table, _, key = setting.partition(".")
     if table not in SWEEPABLE_TABLES or not key:
-        raise UsageError(f"cannot vary {setting!r}: name a setting as TABLE.KEY with TABLE one of "
-                         f"{', '.join(SWEEPABLE_TABLES)} (e.g. training.batch_size)")
+        raise UsageError(
+            f"cannot vary {setting!r}: name a setting as TABLE.KEY with TABLE one of "
+            f"{', '.join(SWEEPABLE_TABLES)} (e.g. training.batch_size)"
+        )
     values = config.to_dict()
     if key not in values[table]:
-        raise UsageError(f"cannot vary {setting!r}: [{table}] has no key {key!r}; valid keys: "
-                         f"{', '.join(values[table])}")
+        raise UsageError(
+            f"cannot vary {setting!r}: [{table}] has no key {key!r}; valid keys: "
+            f"{', '.join(values[table])}"
+        )
     return from_dict({**values, table: {**values[table], key: _literal(text)}}, config.name)
 
 
@@ -246,7 +291,9 @@ def check_batch_fits(training: TrainingSettings, data) -> None:
 
 def largest_seed(repeats: int) -> int:
     """The largest [training] seed whose every round seed (``plan.repeat_seed``) numpy accepts."""
-    seed_stride = plan.repeat_seed(1, 0) - plan.repeat_seed(0, 0)  # repeat_seed is linear in the seed
+    seed_stride = plan.repeat_seed(1, 0) - plan.repeat_seed(
+        0, 0
+    )  # repeat_seed is linear in the seed
     return (MAX_RUN_SEED - plan.repeat_seed(0, repeats)) // seed_stride
 
 
@@ -255,8 +302,10 @@ def _name(name) -> str:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise UsageError(f"config name {name!r} must be letters, digits, '_', '.' or '-'")
     if len(name) > MAX_NAME_LENGTH:
-        raise UsageError(f"config name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
-                         f"it is part of the results folder's name")
+        raise UsageError(
+            f"config name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
+            f"it is part of the results folder's name"
+        )
     return name
 
 
@@ -265,7 +314,9 @@ def _settings(table: str, values: dict):
     defaults = field_defaults(cls)
     unknown = sorted(set(values) - set(defaults))
     if unknown:
-        raise UsageError(f"unknown key {unknown[0]!r} in [{table}]; valid keys: {', '.join(defaults)}")
+        raise UsageError(
+            f"unknown key {unknown[0]!r} in [{table}]; valid keys: {', '.join(defaults)}"
+        )
     checked = {key: _checked(table, key, value, defaults[key]) for key, value in values.items()}
     return cls(**checked)
 
@@ -283,9 +334,15 @@ def _checked(table: str, key: str, value, default):
             raise UsageError(f"{where} must be a string, got {_type_name(value)} {value!r}")
         choices = CHOICES.get((table, key))
         if choices and value not in choices:
-            raise UsageError(f"{where} = {value!r} is not valid; choose one of {', '.join(choices)}")
+            raise UsageError(
+                f"{where} = {value!r} is not valid; choose one of {', '.join(choices)}"
+            )
     elif isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or not value:
+        if (
+            not isinstance(value, list)
+            or not all(isinstance(item, str) for item in value)
+            or not value
+        ):
             raise UsageError(f"{where} must be a non-empty list of strings, got {value!r}")
         value = tuple(dict.fromkeys(value))  # repeated names would run twice per round
     return value
@@ -294,8 +351,10 @@ def _checked(table: str, key: str, value, default):
 def _checked_number(table: str, key: str, value, kind: type):
     where = f"[{table}] {key}"
     if not _is_number(value, integer=kind is int):
-        raise UsageError(f"{where} must be {'an integer' if kind is int else 'a number'}, "
-                         f"got {_type_name(value)} {value!r}")
+        raise UsageError(
+            f"{where} must be {'an integer' if kind is int else 'a number'}, "
+            f"got {_type_name(value)} {value!r}"
+        )
     value = kind(value)
     if not math.isfinite(value):  # TOML allows nan and inf
         raise UsageError(f"{where} must be a finite number, got {value}")
@@ -313,7 +372,9 @@ def _check_maximum(table: str, key: str, largest, given, unit: str = "") -> None
         return
     maximum, reason = MAXIMA[table, key]
     if largest > maximum:
-        raise UsageError(f"[{table}] {key} must be at most {maximum}{unit}, got {given!r}: {reason}")
+        raise UsageError(
+            f"[{table}] {key} must be at most {maximum}{unit}, got {given!r}: {reason}"
+        )
 
 
 def _network(values: dict) -> dict:
@@ -322,7 +383,9 @@ def _network(values: dict) -> dict:
         if key in NETWORK_FIXED:
             raise UsageError(f"[network] {key} cannot be set: {NETWORK_FIXED[key]}")
         if key not in NETWORK_DEFAULTS:
-            raise UsageError(f"unknown key {key!r} in [network]; valid keys: {', '.join(NETWORK_DEFAULTS)}")
+            raise UsageError(
+                f"unknown key {key!r} in [network]; valid keys: {', '.join(NETWORK_DEFAULTS)}"
+            )
         default = NETWORK_DEFAULTS[key]
         if isinstance(default, tuple):
             checked[key] = _layer_sizes(key, value)
@@ -338,13 +401,19 @@ def _check_network_spec(network: dict) -> None:
     try:
         NetworkSpec(**network)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"[network] is not a valid NetworkSpec: {' '.join(str(error).split())}") from None
+        raise UsageError(
+            f"[network] is not a valid NetworkSpec: {' '.join(str(error).split())}"
+        ) from None
 
 
 def _layer_sizes(key: str, value):
     single = key in LAYER_TUPLES and _is_number(value, integer=True)
     items = [value] if single else value
-    if not isinstance(items, list) or not items or not all(_is_number(item, integer=True) for item in items):
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(_is_number(item, integer=True) for item in items)
+    ):
         kind = "a list of integers or one integer" if key in LAYER_TUPLES else "a list of integers"
         raise UsageError(f"[network] {key} must be {kind}, got {value!r}")
     if any(item <= 0 for item in items):
@@ -356,36 +425,48 @@ def _layer_sizes(key: str, value):
 def _check_consistency(config: Config) -> None:
     training, matrix = config.training, config.matrix
     if training.warmup_epochs >= training.epochs:
-        raise UsageError(f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
-                         f"({training.epochs}): at least one epoch has to be timed")
+        raise UsageError(
+            f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
+            f"({training.epochs}): at least one epoch has to be timed"
+        )
     _check_seed(training.seed, matrix.repeats)
     _check_data_settings(training)
     known = recipes.known()
     for recipe in matrix.recipes:
         if recipe not in known:
-            raise UsageError(f"unknown recipe {recipe!r} in [matrix] recipes; valid recipes: {', '.join(known)}")
+            raise UsageError(
+                f"unknown recipe {recipe!r} in [matrix] recipes; valid recipes: {', '.join(known)}"
+            )
     for api in matrix.apis:
         if api not in APIS:
             raise UsageError(f"unknown API {api!r} in [matrix] apis; valid APIs: {', '.join(APIS)}")
     if not plan.combinations(matrix.recipes, matrix.apis):
-        raise UsageError(f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: nothing to run")
+        raise UsageError(
+            f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: nothing to run"
+        )
     z_dim = config.network["z_dim"]
     if matrix.save_artifacts and z_dim != 2:
-        raise UsageError(f"[matrix] save_artifacts needs [network] z_dim = 2 (the pictures are of a 2-D latent "
-                         f"space), got z_dim = {z_dim}")
+        raise UsageError(
+            f"[matrix] save_artifacts needs [network] z_dim = 2 (the pictures are of a 2-D latent "
+            f"space), got z_dim = {z_dim}"
+        )
 
 
 def _check_seed(seed: int, repeats: int) -> None:
     if plan.repeat_seed(seed, repeats) > MAX_RUN_SEED:
-        raise UsageError(f"[training] seed must be at most {largest_seed(repeats)} with [matrix] repeats = "
-                         f"{repeats}, got {seed}: round r runs under seed * 1000 + r, and numpy takes seeds "
-                         f"up to {MAX_RUN_SEED}")
+        raise UsageError(
+            f"[training] seed must be at most {largest_seed(repeats)} with [matrix] repeats = "
+            f"{repeats}, got {seed}: round r runs under seed * 1000 + r, and numpy takes seeds "
+            f"up to {MAX_RUN_SEED}"
+        )
 
 
 def _check_data_settings(training: TrainingSettings) -> None:
     if training.mnist_path and training.dataset not in ("mnist", "auto"):
-        raise UsageError(f"[training] mnist_path is read only for dataset = \"mnist\" or \"auto\", "
-                         f"but dataset = {training.dataset!r}: remove one of them")
+        raise UsageError(
+            f'[training] mnist_path is read only for dataset = "mnist" or "auto", '
+            f"but dataset = {training.dataset!r}: remove one of them"
+        )
     size = datasets.fixed_training_size(training.dataset)
     if size is not None:
         _check_batch_size(training.batch_size, size, training.dataset)
@@ -393,9 +474,11 @@ def _check_data_settings(training: TrainingSettings) -> None:
 
 def _check_batch_size(batch_size: int, training_images: int, dataset: str) -> None:
     if batch_size > training_images:
-        raise UsageError(f"[training] batch_size must be at most {training_images}, the training images of "
-                         f"dataset {dataset!r}, got {batch_size}: every batch would be the whole set, "
-                         f"smaller than asked")
+        raise UsageError(
+            f"[training] batch_size must be at most {training_images}, the training images of "
+            f"dataset {dataset!r}, got {batch_size}: every batch would be the whole set, "
+            f"smaller than asked"
+        )
 
 
 def _is_number(value, integer: bool) -> bool:
@@ -406,9 +489,17 @@ def _is_number(value, integer: bool) -> bool:
 
 
 def _type_name(value) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
-            dict: "table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
 
 
 def _jsonable(values: dict) -> dict:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
+    }

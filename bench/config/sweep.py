@@ -5,6 +5,7 @@ device.xla=autojit"; "" is the base config itself). The plan runs every variant'
 same interleaved, shuffled rounds, so a drift of the machine falls on every value alike; each
 run records its variant, and the report compares the variants side by side.
 """
+
 import itertools
 
 from bench.config import settings as config_module
@@ -18,7 +19,9 @@ def parse_axis(text: str) -> tuple:
     setting, equals, values = text.partition("=")
     choices = tuple(value.strip() for value in values.split(",") if value.strip())
     if not equals or not setting.strip() or not choices:
-        raise UsageError(f"--vary {text!r}: write SETTING=VALUE,VALUE,... (e.g. training.batch_size=128,256)")
+        raise UsageError(
+            f"--vary {text!r}: write SETTING=VALUE,VALUE,... (e.g. training.batch_size=128,256)"
+        )
     if len(set(choices)) != len(choices):
         raise UsageError(f"--vary {text!r}: a value is given twice")
     return setting.strip(), choices
@@ -29,7 +32,10 @@ def variants(axes: list) -> list:
     settings = [setting for setting, _ in axes]
     if len(set(settings)) != len(settings):
         raise UsageError(f"--vary names a setting twice: {', '.join(settings)}")
-    return [variant_name(zip(settings, values)) for values in itertools.product(*(values for _, values in axes))]
+    return [
+        variant_name(zip(settings, values))
+        for values in itertools.product(*(values for _, values in axes))
+    ]
 
 
 def variant_name(settings) -> str:

@@ -5,6 +5,7 @@ runtime starts (the first op), so everything here runs between ``import tensorfl
 first op. What a run actually got is read back from TensorFlow and Keras, not copied from the
 config, and every setting that could not take effect says why in a note.
 """
+
 import os
 
 
@@ -24,7 +25,7 @@ def apply_runtime(tf, settings, notes: list) -> None:
         tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     if settings.device == "gpu" and not gpus:
-        raise RuntimeError("[device] device = \"gpu\" but TensorFlow sees no GPU")
+        raise RuntimeError('[device] device = "gpu" but TensorFlow sees no GPU')
     _apply_gpu_memory(tf, settings, gpus, notes)
     if settings.xla == "autojit":
         tf.config.optimizer.set_jit(True)
@@ -40,11 +41,15 @@ def _apply_gpu_memory(tf, settings, gpus, notes: list) -> None:
     for gpu in gpus:
         if settings.gpu_memory_limit_mb:
             tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=settings.gpu_memory_limit_mb)])
+                gpu,
+                [tf.config.LogicalDeviceConfiguration(memory_limit=settings.gpu_memory_limit_mb)],
+            )
         elif settings.memory_growth:
             tf.config.experimental.set_memory_growth(gpu, True)
     if settings.gpu_memory_limit_mb and settings.memory_growth:
-        notes.append("memory growth not applied: TensorFlow cannot combine it with a GPU memory limit")
+        notes.append(
+            "memory growth not applied: TensorFlow cannot combine it with a GPU memory limit"
+        )
 
 
 def apply_precision(tf, keras, settings, notes: list) -> None:
@@ -64,8 +69,10 @@ def read_back(tf, keras, model, settings, notes: list) -> dict:
     if not gpus and settings.device == "auto":
         notes.append("no GPU present: device auto ran on the CPU")
     if settings.xla == "jit_compile" and model is not None and not model.jit_compile:
-        notes.append("jit_compile requested but Keras compiled without XLA (Keras 3 turns it off under "
-                     "op determinism or for a layer without XLA support)")
+        notes.append(
+            "jit_compile requested but Keras compiled without XLA (Keras 3 turns it off under "
+            "op determinism or for a layer without XLA support)"
+        )
     return {
         "device": "gpu" if gpus else "cpu",
         "visible_gpus": len(gpus),
@@ -82,5 +89,9 @@ def read_back(tf, keras, model, settings, notes: list) -> dict:
 
 
 def _memory_limits(tf, gpus):
-    limits = [config.memory_limit for gpu in gpus for config in tf.config.get_logical_device_configuration(gpu) or ()]
+    limits = [
+        config.memory_limit
+        for gpu in gpus
+        for config in tf.config.get_logical_device_configuration(gpu) or ()
+    ]
     return limits[0] if limits else None

@@ -1,4 +1,5 @@
 """The deliberate slowdown that ``bench.config.injection`` parses, applied inside a worker."""
+
 import time
 
 

@@ -24,6 +24,7 @@ cell that raises or a kernel that dies is a ``failed`` result, a run past ``[tra
 timeout_seconds`` (kernel start-up included) a ``timeout`` one. The kernel path saves no
 latent-space artifacts.
 """
+
 import asyncio
 import importlib.resources
 import json
@@ -53,7 +54,7 @@ from bench.results.records import (
 from vae_impls import keras_api
 
 NOTEBOOK = importlib.resources.files("bench.measure") / "notebook_kernel.ipynb"
-KERNEL_NAME = "python3"     # ipykernel's own spec: this interpreter
+KERNEL_NAME = "python3"  # ipykernel's own spec: this interpreter
 PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
 RESULT_FILE = "result.json"
 
@@ -80,13 +81,22 @@ def run_in_kernel(spec: RunSpec, references=(), *, fit_verbose: int | str = 0) -
         return _read_result(result_path)
 
 
-def parameterized_notebook(spec: RunSpec, result_path: Path, references=(), fit_verbose: int | str = 0):
+def parameterized_notebook(
+    spec: RunSpec, result_path: Path, references=(), fit_verbose: int | str = 0
+):
     """The notebook with a cell setting the run's values inserted after its parameters cell."""
     notebook = nbformat.reads(NOTEBOOK.read_text(encoding="utf-8"), as_version=4)
-    values = {"recipe": spec.run.recipe, "api": spec.run.api, "seed": spec.run.seed,
-              "device_settings": spec.device, "training_settings": spec.training,
-              "network_settings": spec.network, "references": [list(pair) for pair in references],
-              "fit_verbose": fit_verbose, "result_path": str(result_path)}
+    values = {
+        "recipe": spec.run.recipe,
+        "api": spec.run.api,
+        "seed": spec.run.seed,
+        "device_settings": spec.device,
+        "training_settings": spec.training,
+        "network_settings": spec.network,
+        "references": [list(pair) for pair in references],
+        "fit_verbose": fit_verbose,
+        "result_path": str(result_path),
+    }
     # The spec's values came from JSON, so their reprs are Python literals.
     source = "\n".join(f"{name} = {value!r}" for name, value in values.items())
     injected = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
@@ -95,10 +105,15 @@ def parameterized_notebook(spec: RunSpec, result_path: Path, references=(), fit_
 
 
 def _parameters_cell_index(notebook) -> int:
-    tagged = [index for index, cell in enumerate(notebook.cells)
-              if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", ())]
+    tagged = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", ())
+    ]
     if len(tagged) != 1:
-        raise ValueError(f"{NOTEBOOK} needs exactly one cell tagged {PARAMETERS_TAG!r}, has {len(tagged)}")
+        raise ValueError(
+            f"{NOTEBOOK} needs exactly one cell tagged {PARAMETERS_TAG!r}, has {len(tagged)}"
+        )
     return tagged[0]
 
 
@@ -116,14 +131,18 @@ def kernel_environment(spec: RunSpec) -> dict:
 
 def kernel_manager() -> AsyncKernelManager:
     """A manager whose "python3" is ipykernel in this interpreter, whatever kernelspecs exist."""
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+    return AsyncKernelManager(
+        kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
+    )
 
 
 async def _execute(notebook, env: dict, timeout_seconds: float) -> None:
     """Run every cell in a new kernel, killed once it is done or the time limit has passed."""
     kernel = kernel_manager()
     # timeout=None: the time limit covers the whole run, kernel start-up included, not each cell.
-    client = NotebookClient(notebook, km=kernel, timeout=None, startup_timeout=math.ceil(timeout_seconds))
+    client = NotebookClient(
+        notebook, km=kernel, timeout=None, startup_timeout=math.ceil(timeout_seconds)
+    )
     execution = asyncio.ensure_future(client.async_execute(env=env, cwd=str(PROJECT_ROOT)))
     try:
         finished, _ = await asyncio.wait([execution], timeout=timeout_seconds)

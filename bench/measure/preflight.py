@@ -1,6 +1,7 @@
 """The preflight subprocess: ``python -m bench.measure.preflight ANSWER.json`` writes what
 TensorFlow itself knows of this machine (its version, the GPUs, CUDA/cuDNN) for env.json, so that
 the manager (``bench.run.environment.preflight``) never imports TensorFlow."""
+
 import json
 import subprocess
 import sys
@@ -18,16 +19,26 @@ def _gpu_facts(tf):
     if not gpus:
         return None
     build = tf.sysconfig.get_build_info()
-    return {"count": len(gpus),
-            "names": [tf.config.experimental.get_device_details(gpu).get("device_name") for gpu in gpus],
-            **_nvidia_smi(), "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version")}
+    return {
+        "count": len(gpus),
+        "names": [
+            tf.config.experimental.get_device_details(gpu).get("device_name") for gpu in gpus
+        ],
+        **_nvidia_smi(),
+        "cuda": build.get("cuda_version"),
+        "cudnn": build.get("cudnn_version"),
+    }
 
 
 def _nvidia_smi() -> dict:
     """Memory and driver version, which TensorFlow does not report."""
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=memory.total,driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {"memory": None, "driver": None}
     rows = [line.split(", ") for line in done.stdout.strip().splitlines() if done.returncode == 0]

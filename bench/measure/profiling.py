@@ -5,6 +5,7 @@ run profiles that many calls of its train function once its epochs and blocks ar
 raw trace in the results folder (open it with TensorBoard's profile plugin) and summarises it as
 the ops' self time per step, by op type: an op's time less the time of what ran inside it.
 """
+
 import collections
 import json
 from pathlib import Path
@@ -27,7 +28,9 @@ def capture(tf, step, steps: int, folder: Path) -> dict:
         space = xplane_pb2.XSpace()
         space.ParseFromString(path.read_bytes())
         spaces.append(space)
-    per_step = {op: seconds * 1000 / steps for op, seconds in self_seconds_by_op_type(spaces).most_common()}
+    per_step = {
+        op: seconds * 1000 / steps for op, seconds in self_seconds_by_op_type(spaces).most_common()
+    }
     (folder / TOP_OPS_FILE).write_text(json.dumps(per_step), encoding="utf-8")
     return per_step
 
@@ -39,8 +42,12 @@ def self_seconds_by_op_type(spaces) -> collections.Counter:
         for plane in space.planes:
             names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
             for line in plane.lines:
-                for name, self_ps in _self_times([(names[event.metadata_id], event.offset_ps, event.duration_ps)
-                                                  for event in line.events]):
+                for name, self_ps in _self_times(
+                    [
+                        (names[event.metadata_id], event.offset_ps, event.duration_ps)
+                        for event in line.events
+                    ]
+                ):
                     if _is_op(name):
                         totals[name.rsplit(":", 1)[1]] += self_ps / 1e12
     return totals

@@ -10,6 +10,7 @@ measurement every ratio comes from. It writes one JSON result per run. A recipe 
 diverges is a result too (``failed`` / ``diverged``) and the others go on; only a crash of the
 process itself leaves no result, which the runner then records for each of its runs.
 """
+
 import collections
 import json
 import math
@@ -35,9 +36,9 @@ from bench.results.records import (
 )
 from vae_impls import registry
 
-ARTIFACT_SAMPLES = 2000     # test digits whose latent means are pictured
-ARTIFACT_DIGITS = 10        # originals shown beside their reconstructions
-GRID_SIZE = 15              # decoded images per side of the latent-space grid
+ARTIFACT_SAMPLES = 2000  # test digits whose latent means are pictured
+ARTIFACT_DIGITS = 10  # originals shown beside their reconstructions
+GRID_SIZE = 15  # decoded images per side of the latent-space grid
 
 
 def run(spec: ProcessSpec, report=lambda results: None) -> dict:
@@ -49,7 +50,9 @@ def run(spec: ProcessSpec, report=lambda results: None) -> dict:
     from bench import recipes
 
     first = spec.first
-    if recipes.kernel_of(first.run.recipe):  # such a run has its process to itself (bench.config.plan)
+    if recipes.kernel_of(
+        first.run.recipe
+    ):  # such a run has its process to itself (bench.config.plan)
         from bench.measure import kernel
 
         return {first.run.run_id: kernel.run_in_kernel(first, spec.references)}
@@ -78,21 +81,30 @@ def _run_here(spec: ProcessSpec, report) -> dict:
         return {run.run.run_id: RunResult(error=summarize_exception(error)) for run in spec.runs}
     results, trained = {}, {}
     for run in spec.runs:
-        signal.alarm(training.timeout_seconds)  # SIGALRM ends the process: the runner reads it as the time limit
+        signal.alarm(
+            training.timeout_seconds
+        )  # SIGALRM ends the process: the runner reads it as the time limit
         results[run.run.run_id], built = _train_run(tf, keras, data, run, settings, training, notes)
         if results[run.run.run_id].status == OK:
             trained[run.run.run_id] = built
         report(results)
     if training.paired_blocks and trained:
         signal.alarm(training.timeout_seconds)
-        models = {(run.run.recipe, run.run.api): trained[run.run.run_id] for run in spec.runs
-                  if run.run.run_id in trained}
-        results = _with_blocks(results, spec, time_paired(tf, keras, data, first, settings, training, models,
-                                                          spec.references))
+        models = {
+            (run.run.recipe, run.run.api): trained[run.run.run_id]
+            for run in spec.runs
+            if run.run.run_id in trained
+        }
+        results = _with_blocks(
+            results,
+            spec,
+            time_paired(tf, keras, data, first, settings, training, models, spec.references),
+        )
     signal.alarm(0)
     for run in spec.runs:
-        results[run.run.run_id] = _after_timing(tf, results[run.run.run_id], trained.get(run.run.run_id), data, run,
-                                                training)
+        results[run.run.run_id] = _after_timing(
+            tf, results[run.run.run_id], trained.get(run.run.run_id), data, run, training
+        )
     return results
 
 
@@ -138,7 +150,9 @@ def _build(keras, spec: RunSpec, settings, recipe: str, api: str):
 
 
 def _as_tuples(values: dict) -> dict:
-    return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
+    }
 
 
 def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
@@ -149,18 +163,37 @@ def _train(tf, keras, built, data, spec: RunSpec, training, result: RunResult) -
     try:
         if built.fit_on_arrays:
             x_fit = _fit_arrays(data, training)
-            built.model.fit(x_fit, built.fit_targets(x_fit), batch_size=training.batch_size, shuffle=True,
-                            epochs=training.epochs, callbacks=[timer], verbose=0)
+            built.model.fit(
+                x_fit,
+                built.fit_targets(x_fit),
+                batch_size=training.batch_size,
+                shuffle=True,
+                epochs=training.epochs,
+                callbacks=[timer],
+                verbose=0,
+            )
         else:
-            built.model.fit(_pipeline(tf, built, data, spec.run.seed, training), epochs=training.epochs,
-                            steps_per_epoch=training.steps_per_epoch or None, callbacks=[timer], verbose=0)
+            built.model.fit(
+                _pipeline(tf, built, data, spec.run.seed, training),
+                epochs=training.epochs,
+                steps_per_epoch=training.steps_per_epoch or None,
+                callbacks=[timer],
+                verbose=0,
+            )
         error = ""
     except Exception as exc:
         error = summarize_exception(exc)
     epochs = timed_epochs(timer, steps, training.warmup_epochs)
     status = FAILED if error else DIVERGED if timer.diverged else OK
-    return replace(result, status=status, error=error, epochs=epochs, trace_count=tracer.traces,
-                   graph_ops=tracer.graph_ops, op_counts=tracer.op_counts)
+    return replace(
+        result,
+        status=status,
+        error=error,
+        epochs=epochs,
+        trace_count=tracer.traces,
+        graph_ops=tracer.graph_ops,
+        op_counts=tracer.op_counts,
+    )
 
 
 def _fit_arrays(data, training):
@@ -179,7 +212,9 @@ def _pipeline(tf, built, data, seed, training, endless=False):
     x = data.x_train
     targets = built.fit_targets(x)
     dataset = tf.data.Dataset.from_tensor_slices(x if targets is None else (x, targets))
-    dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(training.batch_size)
+    dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(
+        training.batch_size
+    )
     if endless or training.steps_per_epoch:
         dataset = dataset.repeat()  # a capped epoch must never run out of batches
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -187,7 +222,10 @@ def _pipeline(tf, built, data, seed, training, endless=False):
 
 # --- the paired measurement -------------------------------------------------------------------
 
-def time_paired(tf, keras, data, first: RunSpec, settings, training, models: dict, references) -> tuple:
+
+def time_paired(
+    tf, keras, data, first: RunSpec, settings, training, models: dict, references
+) -> tuple:
     """(every model's timed steps, why a reference could not be timed): the train steps of the
     trained ``models`` ((recipe, api) -> built) and of the ``references`` ((recipe, api) pairs,
     built here with ``first``'s settings), in alternating blocks of steps.
@@ -198,29 +236,38 @@ def time_paired(tf, keras, data, first: RunSpec, settings, training, models: dic
     (``floor_instances``), their steps pooled under its name. A reference that fails to build or
     train is left out and named; the runs' own results stay as they were.
     """
-    steppers = {model: [_stepper(tf, built, data, first, training)] for model, built in models.items()}
+    steppers = {
+        model: [_stepper(tf, built, data, first, training)] for model, built in models.items()
+    }
     errors = []
 
     def add_instance(recipe, api):
         try:
             steppers.setdefault((recipe, api), []).append(
-                _reference_stepper(tf, keras, data, first, settings, training, recipe, api))
+                _reference_stepper(tf, keras, data, first, settings, training, recipe, api)
+            )
         except Exception as error:
             errors.append(f"{recipe} ({api}): {summarize_exception(error)}")
 
     for recipe, api in references:
         add_instance(recipe, api)
-    floor = next((model for model in steppers if model[0] == registry.FLOOR), None)  # one Keras, one floor
+    floor = next(
+        (model for model in steppers if model[0] == registry.FLOOR), None
+    )  # one Keras, one floor
     if floor:
         for _ in range(floor_instances(len(steppers) - 1) - 1):
             add_instance(*floor)
     if len(steppers) < 2:
         return (), "; ".join(errors)
-    for instances in steppers.values():  # warm every model alike: a fresh iterator fills its buffers
+    for (
+        instances
+    ) in steppers.values():  # warm every model alike: a fresh iterator fills its buffers
         for step in instances:
             for _ in range(WARMING_STEPS):
                 step()
-    return _time_blocks(steppers, training.paired_blocks, training.paired_block_steps), "; ".join(errors)
+    return _time_blocks(steppers, training.paired_blocks, training.paired_block_steps), "; ".join(
+        errors
+    )
 
 
 def floor_instances(others: int) -> int:
@@ -240,8 +287,12 @@ def floor_instances(others: int) -> int:
 def _reference_stepper(tf, keras, data, first: RunSpec, settings, training, recipe: str, api: str):
     reference = _build(keras, first, settings, recipe, api)
     _inject(tf, reference, first, recipe, api)
-    reference.model.fit(_pipeline(tf, reference, data, first.run.seed, training, endless=True), epochs=1,
-                        steps_per_epoch=PAIRED_TRACING_STEPS, verbose=0)
+    reference.model.fit(
+        _pipeline(tf, reference, data, first.run.seed, training, endless=True),
+        epochs=1,
+        steps_per_epoch=PAIRED_TRACING_STEPS,
+        verbose=0,
+    )
     return _stepper(tf, reference, data, first, training)
 
 
@@ -253,8 +304,10 @@ def _with_blocks(results: dict, spec: ProcessSpec, timed: tuple) -> dict:
     kept = {run_id: [] for run_id in results}
     for step in steps:
         kept[owners.get((step.model, step.model_api), first_id)].append(step)
-    return {run_id: replace(result, blocks=tuple(kept[run_id]), reference_error=reference_error)
-            for run_id, result in results.items()}
+    return {
+        run_id: replace(result, blocks=tuple(kept[run_id]), reference_error=reference_error)
+        for run_id, result in results.items()
+    }
 
 
 def _profile_or_say_why(tf, built, data, spec: RunSpec, training, result: RunResult) -> RunResult:
@@ -264,14 +317,16 @@ def _profile_or_say_why(tf, built, data, spec: RunSpec, training, result: RunRes
     try:
         folder = Path(spec.profile_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        profiling.capture(tf, _stepper(tf, built, data, spec, training), training.profile_steps, folder)
+        profiling.capture(
+            tf, _stepper(tf, built, data, spec, training), training.profile_steps, folder
+        )
         return result
     except Exception as error:
         return replace(result, error=f"profile not taken: {summarize_exception(error)}")
 
 
 PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
-WARMING_STEPS = 2         # each model's untimed steps on its fresh iterator before the blocks
+WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
 
 
 def _stepper(tf, built, data, spec: RunSpec, training):
@@ -303,16 +358,25 @@ def _arrays_pipeline(api: str, built, data, training):
         from tf_keras.src.engine import data_adapter
 
         adapter = data_adapter.select_data_adapter(x, y)
-        return adapter(x, y, batch_size=training.batch_size, epochs=None, shuffle=True).get_dataset()
+        return adapter(
+            x, y, batch_size=training.batch_size, epochs=None, shuffle=True
+        ).get_dataset()
     from keras.src.trainers.data_adapters import get_data_adapter
 
-    return get_data_adapter(x, y, batch_size=training.batch_size, shuffle=True).get_tf_dataset().repeat()
+    return (
+        get_data_adapter(x, y, batch_size=training.batch_size, shuffle=True)
+        .get_tf_dataset()
+        .repeat()
+    )
 
 
 def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
     """Each block visits every instance of every model once, in ``visiting_order``, reversed
     every other block; a model's steps are numbered across its instances' visits."""
-    timed, order = [], visiting_order({model: len(instances) for model, instances in steppers.items()})
+    timed, order = (
+        [],
+        visiting_order({model: len(instances) for model, instances in steppers.items()}),
+    )
     for block in range(1, blocks + 1):
         visits = collections.Counter()
         for model in order if block % 2 else order[::-1]:
@@ -328,13 +392,23 @@ def _time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
 def visiting_order(instances: dict) -> list:
     """One block's visits, model -> its number of instances: one visit per instance, those of
     the floor spread evenly among the other models'."""
-    others = [model for model, count in instances.items() if model[0] != registry.FLOOR for _ in range(count)]
-    floors = [model for model, count in instances.items() if model[0] == registry.FLOOR for _ in range(count)]
+    others = [
+        model
+        for model, count in instances.items()
+        if model[0] != registry.FLOOR
+        for _ in range(count)
+    ]
+    floors = [
+        model
+        for model, count in instances.items()
+        if model[0] == registry.FLOOR
+        for _ in range(count)
+    ]
     if not floors or not others:
         return others + floors
     order = []
     for index, segment in enumerate(_split_evenly(others, len(floors) + 1)):
-        order += segment + floors[index:index + 1]
+        order += segment + floors[index : index + 1]
     return order
 
 
@@ -371,8 +445,10 @@ class TraceCounter:
 
 def timed_epochs(timer, steps: int, warmup_epochs: int) -> tuple:
     """The ``Epoch`` records of what an ``epoch_timer`` measured."""
-    return tuple(Epoch(index, seconds, steps, seconds / steps * 1000, index <= warmup_epochs, **metrics)
-                 for index, (seconds, metrics) in enumerate(timer.epochs, start=1))
+    return tuple(
+        Epoch(index, seconds, steps, seconds / steps * 1000, index <= warmup_epochs, **metrics)
+        for index, (seconds, metrics) in enumerate(timer.epochs, start=1)
+    )
 
 
 def epoch_timer(keras, built):
@@ -416,15 +492,24 @@ def _save_artifacts(built, data, path: Path) -> None:
     latent = predict(built.mean_encoder, images)
     originals = data.x_test[:ARTIFACT_DIGITS]
     reconstructions = predict(built.decoder, predict(built.mean_encoder, originals))
-    extent = np.array([latent[:, 0].min(), latent[:, 0].max(), latent[:, 1].min(), latent[:, 1].max()], np.float32)
+    extent = np.array(
+        [latent[:, 0].min(), latent[:, 0].max(), latent[:, 1].min(), latent[:, 1].max()], np.float32
+    )
     xs = np.linspace(extent[0], extent[1], GRID_SIZE)
     ys = np.linspace(extent[3], extent[2], GRID_SIZE)  # top row of the picture = largest y
     grid = np.array([(x, y) for y in ys for x in xs], np.float32)
     grid_images = predict(built.decoder, grid)[..., 0]  # GRID_SIZE**2 digits in row-major order
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
-    np.savez_compressed(partial, latent_mu=latent, latent_labels=labels, originals=originals[..., 0],
-                        reconstructions=reconstructions[..., 0], grid_images=grid_images, grid_extent=extent)
+    np.savez_compressed(
+        partial,
+        latent_mu=latent,
+        latent_labels=labels,
+        originals=originals[..., 0],
+        reconstructions=reconstructions[..., 0],
+        grid_images=grid_images,
+        grid_extent=extent,
+    )
     partial.replace(path)
 
 
@@ -434,11 +519,17 @@ def main(argv=None) -> int:
 
     def write(results: dict, complete: bool = False) -> None:
         partial = Path(f"{result_path}.partial")
-        answer = {"complete": complete, "results": {run_id: result.to_json() for run_id, result in results.items()}}
+        answer = {
+            "complete": complete,
+            "results": {run_id: result.to_json() for run_id, result in results.items()},
+        }
         partial.write_text(json.dumps(answer), encoding="utf-8")
         os.replace(partial, result_path)  # the runner never reads half a result
 
-    write(run(ProcessSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))), write), complete=True)
+    write(
+        run(ProcessSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8"))), write),
+        complete=True,
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Each figure is meant to be read without the report: title, axis labels with units, legend.
 """
+
 import math
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from vae_impls.keras_api import APIS, PORT_API, floor_api  # noqa: E402
 
 API_MARKERS = dict(zip(APIS, "osD"))
 API_LINESTYLES = dict(zip(APIS, ("-", "--", ":")))
-COMPAT_COLOURS = {"works": "#7fc97f", "port": "#80b1d3", "fails": "#f4746b", "n/a": "#d9d9d9", "unknown": "#ffffff"}
+COMPAT_COLOURS = {
+    "works": "#7fc97f",
+    "port": "#80b1d3",
+    "fails": "#f4746b",
+    "n/a": "#d9d9d9",
+    "unknown": "#ffffff",
+}
 
 
 def recipe_colour(recipe: str):
@@ -44,13 +51,15 @@ def _legend(ax, **options) -> None:
 
 def _short(text: str, width: int = 34) -> str:
     text = str(text).splitlines()[0] if str(text) else ""
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def plot_gap(ratios, process_ratios, compat, folder) -> Path:
     """Each recipe x API's step time relative to plain_ae with its CI and the per-process ratios
     beside it; recipes that did not run are marked."""
-    shown = compat[(compat.observed != "") & (compat.recipe != registry.FLOOR)]  # the floor is the 1 line
+    shown = compat[
+        (compat.observed != "") & (compat.recipe != registry.FLOOR)
+    ]  # the floor is the 1 line
     recipe_names = list(dict.fromkeys(shown.recipe))
     apis = list(dict.fromkeys(shown.api))
     fig, ax = plt.subplots(figsize=(max(9, 1.3 * len(recipe_names) + 3), 5))
@@ -63,35 +72,78 @@ def plot_gap(ratios, process_ratios, compat, folder) -> Path:
         x_of = {recipe: i - 0.4 + width * (offset + 0.5) for i, recipe in enumerate(recipe_names)}
         rows = ratios[(ratios.api == api) & ratios.recipe.isin(x_of)]
         errors = np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio])
-        drawn = ax.errorbar([x_of[r] for r in rows.recipe], rows.ratio, yerr=errors, fmt=API_MARKERS.get(api, "o"),
-                            capsize=4, label=f"{api} (ratio, 95% CI)")
+        drawn = ax.errorbar(
+            [x_of[r] for r in rows.recipe],
+            rows.ratio,
+            yerr=errors,
+            fmt=API_MARKERS.get(api, "o"),
+            capsize=4,
+            label=f"{api} (ratio, 95% CI)",
+        )
         points = floor_points[(floor_points.api == api) & floor_points.recipe.isin(x_of)]
-        ax.scatter([x_of[r] + width / 4 for r in points.recipe], points.ratio, s=8, alpha=0.6,
-                   color=drawn[0].get_color(), label=f"{api}: one process" if len(points) else None)
+        ax.scatter(
+            [x_of[r] + width / 4 for r in points.recipe],
+            points.ratio,
+            s=8,
+            alpha=0.6,
+            color=drawn[0].get_color(),
+            label=f"{api}: one process" if len(points) else None,
+        )
         for row in shown[(shown.api == api) & (shown.observed != "ok")].itertuples():
             ax.plot(x_of[row.recipe], 0.04, "x", color="red", markersize=8, mew=2, transform=bottom)
             label = "fails" if row.observed == "failed" else row.observed
-            ax.text(x_of[row.recipe], 0.08, f"{api}: {label}", transform=bottom, ha="center", va="bottom",
-                    rotation=90, fontsize=7, color="red")
+            ax.text(
+                x_of[row.recipe],
+                0.08,
+                f"{api}: {label}",
+                transform=bottom,
+                ha="center",
+                va="bottom",
+                rotation=90,
+                fontsize=7,
+                color="red",
+            )
     ax.set_ylim(bottom=min(0.8, ax.get_ylim()[0]))  # room below the floor line for the red markers
     ax.set_xticks(range(len(recipe_names)), recipe_names, rotation=20, ha="right")
-    ax.set_ylabel(f"step time relative to {registry.FLOOR} (same API; {PORT_API}: {floor_api(PORT_API)})")
+    ax.set_ylabel(
+        f"step time relative to {registry.FLOOR} (same API; {PORT_API}: {floor_api(PORT_API)})"
+    )
     ax.set_title("Cost of each KL recipe: step time ratio to the plain autoencoder")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the points, never on them
+    ax.legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1)
+    )  # beside the points, never on them
     return _save(fig, folder, "gap.png")
 
 
 def plot_claims(claim_rows, folder) -> Path:
     """Each claim of the posts: our ratio with its CI against the claimed range."""
-    labels = [f"{row.claim.recipe} / {row.claim.baseline}\n({row.api}, post {row.claim.post})"
-              for row in claim_rows.itertuples()]
+    labels = [
+        f"{row.claim.recipe} / {row.claim.baseline}\n({row.api}, post {row.claim.post})"
+        for row in claim_rows.itertuples()
+    ]
     fig, ax = plt.subplots(figsize=(8, 1 + 0.55 * max(len(labels), 1)))
     for y, row in enumerate(claim_rows.itertuples()):
-        high = row.claim.high if math.isfinite(row.claim.high) else max(row.claim.low * 2, row.ci_high)
-        ax.plot([row.claim.low, high], [y, y], color="orange", linewidth=9, alpha=0.4,
-                label="claimed range" if y == 0 else None, solid_capstyle="butt")
-        ax.errorbar([row.ratio], [y], xerr=np.nan_to_num([[row.ratio - row.ci_low], [row.ci_high - row.ratio]]),
-                    fmt="o", color="black", capsize=4, label="ours (95% CI)" if y == 0 else None)
+        high = (
+            row.claim.high if math.isfinite(row.claim.high) else max(row.claim.low * 2, row.ci_high)
+        )
+        ax.plot(
+            [row.claim.low, high],
+            [y, y],
+            color="orange",
+            linewidth=9,
+            alpha=0.4,
+            label="claimed range" if y == 0 else None,
+            solid_capstyle="butt",
+        )
+        ax.errorbar(
+            [row.ratio],
+            [y],
+            xerr=np.nan_to_num([[row.ratio - row.ci_low], [row.ci_high - row.ratio]]),
+            fmt="o",
+            color="black",
+            capsize=4,
+            label="ours (95% CI)" if y == 0 else None,
+        )
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
@@ -107,11 +159,20 @@ def plot_sweep(ratios, variants: list, folder) -> Path:
     positions = {variant: index for index, variant in enumerate(variants)}
     for (recipe, api), rows in ratios.groupby(["recipe", "api"], sort=False):
         rows = rows.sort_values("variant", key=lambda column: column.map(positions))
-        ax.errorbar(rows.variant.map(positions), rows.ratio, fmt=API_MARKERS.get(api, "o"),
-                    yerr=np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio]), capsize=4,
-                    linestyle=API_LINESTYLES.get(api, "-"), color=recipe_colour(recipe), label=f"{recipe} ({api})")
+        ax.errorbar(
+            rows.variant.map(positions),
+            rows.ratio,
+            fmt=API_MARKERS.get(api, "o"),
+            yerr=np.nan_to_num([rows.ratio - rows.ci_low, rows.ci_high - rows.ratio]),
+            capsize=4,
+            linestyle=API_LINESTYLES.get(api, "-"),
+            color=recipe_colour(recipe),
+            label=f"{recipe} ({api})",
+        )
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
-    ax.set_xticks(range(len(variants)), [variant.replace(",", "\n") for variant in variants], fontsize=8)
+    ax.set_xticks(
+        range(len(variants)), [variant.replace(",", "\n") for variant in variants], fontsize=8
+    )
     ax.set_ylabel(f"step time relative to {registry.FLOOR}")
     ax.set_title("Does each gap survive the setting? Ratio to the floor per variant")
     _legend(ax, fontsize=7, loc="best")
@@ -120,21 +181,31 @@ def plot_sweep(ratios, variants: list, folder) -> Path:
 
 def _median_over_repeats(epochs, column):
     """Per recipe x API x epoch: median of ``column`` over repeats, warm-up flag kept."""
-    return epochs.groupby(["recipe", "api", "epoch"], sort=False).agg(
-        value=(column, "median"), warmup=("warmup", "any")).reset_index()
+    return (
+        epochs.groupby(["recipe", "api", "epoch"], sort=False)
+        .agg(value=(column, "median"), warmup=("warmup", "any"))
+        .reset_index()
+    )
 
 
 def plot_epoch_times(epochs, folder) -> Path:
     """Seconds per epoch per recipe (median over repeats), one panel per API, warm-up epochs marked."""
     medians = _median_over_repeats(epochs, "seconds")
     apis = [api for api in APIS if api in set(medians.api)] or ["(no epochs)"]
-    fig, axes = plt.subplots(1, len(apis), figsize=(5.5 * len(apis), 4.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(apis), figsize=(5.5 * len(apis), 4.5), sharey=True, squeeze=False
+    )
     for ax, api in zip(axes[0], apis):
         panel = medians[medians.api == api]
         warmup_epochs = panel.epoch[panel.warmup]
         if len(warmup_epochs):
-            ax.axvspan(warmup_epochs.min() - 0.5, warmup_epochs.max() + 0.5, color="grey", alpha=0.2,
-                       label="warm-up (not timed)")
+            ax.axvspan(
+                warmup_epochs.min() - 0.5,
+                warmup_epochs.max() + 0.5,
+                color="grey",
+                alpha=0.2,
+                label="warm-up (not timed)",
+            )
         for recipe, curve in panel.groupby("recipe", sort=False):
             ax.plot(curve.epoch, curve.value, marker="o", color=recipe_colour(recipe), label=recipe)
         ax.set_title(api)
@@ -149,11 +220,18 @@ def plot_epoch_times(epochs, folder) -> Path:
 def plot_loss_curves(epochs, folder) -> Path:
     """Total loss, BCE and KL per recipe x API across epochs (median over repeats)."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for ax, column, title in zip(axes, ("loss", "bce", "kl"), ("total loss", "reconstruction (BCE)", "KL")):
+    for ax, column, title in zip(
+        axes, ("loss", "bce", "kl"), ("total loss", "reconstruction (BCE)", "KL")
+    ):
         medians = _median_over_repeats(epochs, column)
         for (recipe, api), curve in medians.groupby(["recipe", "api"], sort=False):
-            ax.plot(curve.epoch, curve.value, color=recipe_colour(recipe),
-                    linestyle=API_LINESTYLES.get(api, "-"), label=f"{recipe} ({api})")
+            ax.plot(
+                curve.epoch,
+                curve.value,
+                color=recipe_colour(recipe),
+                linestyle=API_LINESTYLES.get(api, "-"),
+                label=f"{recipe} ({api})",
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -177,13 +255,26 @@ def plot_compat(compat, folder) -> Path:
         if row.observed not in ("", "ok", "failed"):
             text += f"\n({row.observed})"
         ax.text(j, i, text, ha="center", va="center", fontsize=7)
-    ax.imshow(codes, cmap=ListedColormap(list(COMPAT_COLOURS.values())), vmin=0, vmax=len(kinds) - 1,
-              aspect="auto")
+    ax.imshow(
+        codes,
+        cmap=ListedColormap(list(COMPAT_COLOURS.values())),
+        vmin=0,
+        vmax=len(kinds) - 1,
+        aspect="auto",
+    )
     ax.set_xticks(range(len(apis)), apis)
     ax.set_yticks(range(len(recipes)), recipes)
     ax.set_xlabel("Keras API")
-    ax.legend(handles=[Patch(color=colour, label=kind) for kind, colour in COMPAT_COLOURS.items()
-                       if kind != "unknown"], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.legend(
+        handles=[
+            Patch(color=colour, label=kind)
+            for kind, colour in COMPAT_COLOURS.items()
+            if kind != "unknown"
+        ],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=8,
+    )
     ax.set_title("Which recipe runs on which Keras API (registry, overridden by observed failures)")
     return _save(fig, folder, "compat.png")
 
@@ -204,8 +295,15 @@ def plot_latent(artifacts, folder):
         return None
     fig, axes = _panels(len(artifacts), 4.5)
     for ax, (label, data) in zip(axes, artifacts):
-        points = ax.scatter(data["latent_mu"][:, 0], data["latent_mu"][:, 1], c=data["latent_labels"],
-                            cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
+        points = ax.scatter(
+            data["latent_mu"][:, 0],
+            data["latent_mu"][:, 1],
+            c=data["latent_labels"],
+            cmap="tab10",
+            s=4,
+            vmin=-0.5,
+            vmax=9.5,
+        )
         fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("z[0] (latent mean)")
@@ -218,9 +316,11 @@ def plot_reconstructions(artifacts, folder):
     """Originals above their reconstructions, per artifact run; None without artifacts."""
     if not artifacts:
         return None
-    fig, axes = plt.subplots(2 * len(artifacts), 1, figsize=(10, 1.6 * 2 * len(artifacts)), squeeze=False)
+    fig, axes = plt.subplots(
+        2 * len(artifacts), 1, figsize=(10, 1.6 * 2 * len(artifacts)), squeeze=False
+    )
     for index, (label, data) in enumerate(artifacts):
-        for ax, key in zip(axes[2 * index:2 * index + 2, 0], ("originals", "reconstructions")):
+        for ax, key in zip(axes[2 * index : 2 * index + 2, 0], ("originals", "reconstructions")):
             ax.imshow(np.hstack(list(data[key][:10])), cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{label}: {key}", fontsize=9)
             ax.axis("off")
@@ -231,7 +331,7 @@ def plot_reconstructions(artifacts, folder):
 def _tile(images: np.ndarray) -> np.ndarray:
     """g*g images in row-major order -> one (g*28, g*28) image, the first row at the top."""
     side = int(round(np.sqrt(len(images))))
-    rows = [np.hstack(list(images[r * side:(r + 1) * side])) for r in range(side)]
+    rows = [np.hstack(list(images[r * side : (r + 1) * side])) for r in range(side)]
     return np.vstack(rows)
 
 

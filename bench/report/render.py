@@ -3,6 +3,7 @@
 Blocks: ``("h1" | "h2" | "p" | "pre", text)``, ``("ul", [text, ...])``, ``("table", DataFrame)``
 and ``("img", caption, path)``; an HTML page embeds its images, so it can be mailed alone.
 """
+
 import base64
 import html
 from pathlib import Path
@@ -25,23 +26,36 @@ def markdown(blocks: list) -> str:
             out.append("\n".join(f"- {item}" for item in content[0]))
         elif kind == "table":
             frame = content[0]
-            lines = [list(frame.columns), ["---"] * len(frame.columns), *frame.itertuples(index=False)]
-            out.append("\n".join("| " + " | ".join(_markdown_cell(cell) for cell in line) + " |" for line in lines))
+            lines = [
+                list(frame.columns),
+                ["---"] * len(frame.columns),
+                *frame.itertuples(index=False),
+            ]
+            out.append(
+                "\n".join(
+                    "| " + " | ".join(_markdown_cell(cell) for cell in line) + " |"
+                    for line in lines
+                )
+            )
         elif kind == "img":
             out.append(f"![{content[0]}]({content[1].name})")
     return "\n\n".join(out) + "\n"
 
 
-STYLE = ("body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
-         "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
-         "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}pre{background:#f4f4f4;padding:1em}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
+    "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}pre{background:#f4f4f4;padding:1em}"
+)
 
 
 def _html_image(caption: str, path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     caption = html.escape(caption)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
 def html_page(blocks: list, title: str) -> str:
@@ -50,10 +64,14 @@ def html_page(blocks: list, title: str) -> str:
         if kind in ("h1", "h2", "p", "pre"):
             out.append(f"<{kind}>{html.escape(str(content[0]))}</{kind}>")
         elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in content[0]) + "</ul>")
+            out.append(
+                "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in content[0]) + "</ul>"
+            )
         elif kind == "table":
             out.append(content[0].to_html(index=False, escape=True, border=0))
         elif kind == "img":
             out.append(_html_image(*content))
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )

@@ -5,6 +5,7 @@ HTML): the summary first (fastest recipe per API, the floor, the verdict on each
 claims), then the tables, the plots, the environment and the command that reproduces the folder.
 The folder's CSV files are only read, never written.
 """
+
 import dataclasses
 import math
 import re
@@ -24,7 +25,14 @@ from bench.results.folder import Results, ResultsFolder, read_top_ops
 from vae_impls import registry
 from vae_impls.keras_api import floor_api
 
-ARTIFACT_ARRAYS = ("latent_mu", "latent_labels", "originals", "reconstructions", "grid_images", "grid_extent")
+ARTIFACT_ARRAYS = (
+    "latent_mu",
+    "latent_labels",
+    "originals",
+    "reconstructions",
+    "grid_images",
+    "grid_extent",
+)
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
 UNKNOWN = "unknown"
 TOP_OPS_SHOWN = 8  # op types listed per profiled run
@@ -46,6 +54,7 @@ def load_artifacts(results: Results) -> list:
 
 # --- sections ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Tables:
     speed: pd.DataFrame
@@ -61,11 +70,21 @@ class Tables:
 
     def all_ratios(self) -> pd.DataFrame:
         """Every ratio the report shows, as ratios.csv holds them."""
-        claim_ratios = self.claims.assign(recipe=[claim.recipe for claim in self.claims.claim],
-                                          compared_with=[claim.baseline for claim in self.claims.claim],
-                                          compared_api=self.claims.api)
-        everything = pd.concat([self.ratios, claim_ratios, self.readings.rename(columns={"undone": "compared_with"})
-                                .assign(compared_api=self.readings.api)], ignore_index=True)[stats.RATIO_COLUMNS]
+        claim_ratios = self.claims.assign(
+            recipe=[claim.recipe for claim in self.claims.claim],
+            compared_with=[claim.baseline for claim in self.claims.claim],
+            compared_api=self.claims.api,
+        )
+        everything = pd.concat(
+            [
+                self.ratios,
+                claim_ratios,
+                self.readings.rename(columns={"undone": "compared_with"}).assign(
+                    compared_api=self.readings.api
+                ),
+            ],
+            ignore_index=True,
+        )[stats.RATIO_COLUMNS]
         return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
 
 
@@ -93,18 +112,34 @@ def variant_slice(results: Results, variant: str, host: str = None) -> Results:
         keep_rows &= results.runs.host == host
     runs = results.runs[keep_rows]
     keep = set(runs.run_id)
-    planned = None if results.planned is None or host is not None else [
-        run for run in results.planned if run.variant == variant]
-    return dataclasses.replace(results, runs=runs, epochs=results.epochs[results.epochs.run_id.isin(keep)],
-                               blocks=results.blocks[results.blocks.run_id.isin(keep)], planned=planned)
+    planned = (
+        None
+        if results.planned is None or host is not None
+        else [run for run in results.planned if run.variant == variant]
+    )
+    return dataclasses.replace(
+        results,
+        runs=runs,
+        epochs=results.epochs[results.epochs.run_id.isin(keep)],
+        blocks=results.blocks[results.blocks.run_id.isin(keep)],
+        planned=planned,
+    )
 
 
 def compute_tables(results: Results) -> Tables:
     runs, blocks, planned = results.runs, results.blocks, results.planned
-    return Tables(stats.speed_table(runs, blocks), stats.ratio_table(runs, blocks), claims.claim_table(runs, blocks),
-                  claims.reading_table(runs, blocks), stats.process_ratios(blocks), stats.outlier_runs(blocks),
-                  stats.quality_table(runs), stats.time_to_quality_table(runs, results.epochs),
-                  coverage.compatibility(runs, planned), coverage.unfinished_runs(runs, planned))
+    return Tables(
+        stats.speed_table(runs, blocks),
+        stats.ratio_table(runs, blocks),
+        claims.claim_table(runs, blocks),
+        claims.reading_table(runs, blocks),
+        stats.process_ratios(blocks),
+        stats.outlier_runs(blocks),
+        stats.quality_table(runs),
+        stats.time_to_quality_table(runs, results.epochs),
+        coverage.compatibility(runs, planned),
+        coverage.unfinished_runs(runs, planned),
+    )
 
 
 def _ms_text(row) -> str:
@@ -117,8 +152,11 @@ def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
     sentences = []
     for api in dict.fromkeys(speed.api):
         floor_rows = speed[(speed.recipe == registry.FLOOR) & (speed.api == floor_api(api))]
-        floor_text = (f"the floor {registry.FLOOR} ({floor_api(api)}) runs at {_ms_text(floor_rows.iloc[0])} of fit"
-                      if len(floor_rows) else f"the floor {registry.FLOOR} ({floor_api(api)}) has no runs of its own")
+        floor_text = (
+            f"the floor {registry.FLOOR} ({floor_api(api)}) runs at {_ms_text(floor_rows.iloc[0])} of fit"
+            if len(floor_rows)
+            else f"the floor {registry.FLOOR} ({floor_api(api)}) has no runs of its own"
+        )
         candidates = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
         if candidates.empty:
             sentences.append(f"{api}: no KL recipe has a ratio to the floor; {floor_text}.")
@@ -126,8 +164,11 @@ def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
         best = candidates.iloc[0]
         tied = candidates[(candidates.index == best.name) | (candidates.ci_low <= best.ci_high)]
         named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
-        head = (f"the fastest KL recipe is {named} the floor" if len(tied) == 1 else
-                f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of the floor: {named}")
+        head = (
+            f"the fastest KL recipe is {named} the floor"
+            if len(tied) == 1
+            else f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of the floor: {named}"
+        )
         sentences.append(f"{api}: {head}; {floor_text}.")
     return sentences or ["No run finished ok: there are no timings."]
 
@@ -151,57 +192,92 @@ def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
     widest = _widest_ratio(ratios)
     if widest is None:
         return "No ratio has a CI (it takes 2 or more ok runs)."
-    typical = ratios.dropna(subset=["half_width"]).sort_values("half_width").iloc[len(ratios.dropna(
-        subset=["half_width"])) // 2]
-    head = (f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.compared_with}, "
-            f"{widest.api}, {widest.method}), {percent(typical.half_width)} at the median, against the "
-            f"±{100 * stats.PRECISION_TARGET:g}% target")
+    typical = (
+        ratios.dropna(subset=["half_width"])
+        .sort_values("half_width")
+        .iloc[len(ratios.dropna(subset=["half_width"])) // 2]
+    )
+    head = (
+        f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.compared_with}, "
+        f"{widest.api}, {widest.method}), {percent(typical.half_width)} at the median, against the "
+        f"±{100 * stats.PRECISION_TARGET:g}% target"
+    )
     if typical.half_width <= stats.PRECISION_TARGET:
         return head + ": the median within target."
     needed = stats.repeats_needed(typical.half_width, int(typical.n))
     per_round = stats.process_walls(results.runs).sum() / 3600 / max(results.runs.repeat.max(), 1)
     cost = f", about {per_round * needed:.1f} h for this matrix" if per_round > 0 else ""
-    return (f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few runs "
-            f"falls), so the median pair's {int(typical.n)} runs would have to become about {needed}{cost}.")
+    return (
+        f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few runs "
+        f"falls), so the median pair's {int(typical.n)} runs would have to become about {needed}{cost}."
+    )
 
 
 def _injection_sentences(env: dict) -> list:
     injected = env.get("injected_slowdown")
     if not injected:
         return []
-    return [f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {injection.describe(injected)}. "
-            "These timings test the regression gate; they are not the recipes' own."]
+    return [
+        f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {injection.describe(injected)}. "
+        "These timings test the regression gate; they are not the recipes' own."
+    ]
 
 
 def summary_blocks(results: Results, tables: Tables) -> list:
     flagged = tables.quality[tables.quality.flagged]
     unmatched = stats.unmatched_losses(results.runs)
-    quality = ("Quality guard: the final loss of " + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
-               + " differs from the other KL recipes' beyond run-to-run noise." if len(flagged)
-               else "Quality guard: no KL recipe's final loss differs from the others' beyond run-to-run noise.")
-    quality += (" Within a round, every KL run's final loss equals another recipe's to "
-                f"{stats.EXACT_LOSS_TOLERANCE:g} (same objective, same training)." if unmatched.empty else
-                " In its round, the final loss of " + ", ".join(f"{r.recipe} ({r.api}, round {r.repeat}: "
-                                                               f"{r.final_loss:.6f}, closest {r.closest:.6f})"
-                                                               for r in unmatched.itertuples())
-                + f" equals no other recipe's to {stats.EXACT_LOSS_TOLERANCE:g}: it trains something else.")
+    quality = (
+        "Quality guard: the final loss of "
+        + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
+        + " differs from the other KL recipes' beyond run-to-run noise."
+        if len(flagged)
+        else "Quality guard: no KL recipe's final loss differs from the others' beyond run-to-run noise."
+    )
+    quality += (
+        " Within a round, every KL run's final loss equals another recipe's to "
+        f"{stats.EXACT_LOSS_TOLERANCE:g} (same objective, same training)."
+        if unmatched.empty
+        else " In its round, the final loss of "
+        + ", ".join(
+            f"{r.recipe} ({r.api}, round {r.repeat}: {r.final_loss:.6f}, closest {r.closest:.6f})"
+            for r in unmatched.itertuples()
+        )
+        + f" equals no other recipe's to {stats.EXACT_LOSS_TOLERANCE:g}: it trains something else."
+    )
     counts = tables.unfinished.status.value_counts(sort=False)
-    unfinished = (f"{len(tables.unfinished)} run(s) did not finish ("
-                  + ", ".join(f"{count} {status}" for status, count in counts.items())
-                  + "): see 'Runs that did not finish'." if len(counts) else ALL_FINISHED)
-    return [("h2", "Summary"),
-            ("ul", [*_injection_sentences(results.env),
-                    *_fastest_sentences(tables.speed, tables.ratios),
-                    *(_claim_sentence(claim, tables.claims) for claim in claims.CLAIMS),
-                    _precision_sentence(results, tables.ratios), quality, unfinished])]
+    unfinished = (
+        f"{len(tables.unfinished)} run(s) did not finish ("
+        + ", ".join(f"{count} {status}" for status, count in counts.items())
+        + "): see 'Runs that did not finish'."
+        if len(counts)
+        else ALL_FINISHED
+    )
+    return [
+        ("h2", "Summary"),
+        (
+            "ul",
+            [
+                *_injection_sentences(results.env),
+                *_fastest_sentences(tables.speed, tables.ratios),
+                *(_claim_sentence(claim, tables.claims) for claim in claims.CLAIMS),
+                _precision_sentence(results, tables.ratios),
+                quality,
+                unfinished,
+            ],
+        ),
+    ]
 
 
 def _table(frame: pd.DataFrame, columns: dict, empty: str) -> tuple:
     """A table block with ``columns``: header -> function(row) -> cell text; ``empty`` if no rows."""
     if frame.empty:
         return ("p", empty)
-    return ("table", pd.DataFrame({header: [cell(row) for row in frame.itertuples()]
-                                   for header, cell in columns.items()}))
+    return (
+        "table",
+        pd.DataFrame(
+            {header: [cell(row) for row in frame.itertuples()] for header, cell in columns.items()}
+        ),
+    )
 
 
 NO_OK_RUNS = "No ok runs."
@@ -209,13 +285,25 @@ RECIPE_API = {"recipe": lambda row: row.recipe, "API": lambda row: row.api}
 
 
 def _speed_blocks(tables: Tables) -> list:
-    return [("h2", "Speed"),
-            ("p", "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the posts "
-                  "timed), median over runs. Train step: the median time of one call of the train function in "
-                  "the paired blocks (no epoch overhead), median over runs."),
-            _table(tables.speed, {**RECIPE_API, "ok runs": lambda row: str(row.n),
-                                  "ms/step of fit, median [95% CI]": _ms_text,
-                                  "train step, ms": lambda row: number(row.step_ms)}, NO_OK_RUNS)]
+    return [
+        ("h2", "Speed"),
+        (
+            "p",
+            "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the posts "
+            "timed), median over runs. Train step: the median time of one call of the train function in "
+            "the paired blocks (no epoch overhead), median over runs.",
+        ),
+        _table(
+            tables.speed,
+            {
+                **RECIPE_API,
+                "ok runs": lambda row: str(row.n),
+                "ms/step of fit, median [95% CI]": _ms_text,
+                "train step, ms": lambda row: number(row.step_ms),
+            },
+            NO_OK_RUNS,
+        ),
+    ]
 
 
 def _compared_text(row) -> str:
@@ -223,27 +311,48 @@ def _compared_text(row) -> str:
 
 
 def _ratio_blocks(results: Results, tables: Tables) -> list:
-    columns = {**RECIPE_API, "compared with": _compared_text, "ratio [95% CI]": ratio_text,
-               "CI half-width": lambda row: percent(row.half_width), "runs": lambda row: number(row.n, 0),
-               "method": lambda row: row.method}
+    columns = {
+        **RECIPE_API,
+        "compared with": _compared_text,
+        "ratio [95% CI]": ratio_text,
+        "CI half-width": lambda row: percent(row.half_width),
+        "runs": lambda row: number(row.n, 0),
+        "method": lambda row: row.method,
+    }
     methods = " ".join(f"{method}: {text}." for method, text in stats.METHODS.items())
-    return [("h2", "Ratios to the floor"),
-            ("p", f"Each KL recipe's step time over the floor's (plain_ae of the same Keras; ports: Keras 3's). "
-                  f"{methods} The numbers are also in ratios.csv."),
-            _table(tables.ratios, columns, NO_OK_RUNS),
-            ("p", _precision_sentence(results, tables.ratios))]
+    return [
+        ("h2", "Ratios to the floor"),
+        (
+            "p",
+            f"Each KL recipe's step time over the floor's (plain_ae of the same Keras; ports: Keras 3's). "
+            f"{methods} The numbers are also in ratios.csv.",
+        ),
+        _table(tables.ratios, columns, NO_OK_RUNS),
+        ("p", _precision_sentence(results, tables.ratios)),
+    ]
 
 
 def _outlier_blocks(results: Results, tables: Tables) -> list:
-    columns = {"run": lambda row: row.run_id, "compared with": _compared_text,
-               "its ratio": lambda row: number(row.ratio, 3), "pair's median": lambda row: number(row.pair_median, 3),
-               "MADs away": lambda row: number(row.mads, 1),
-               "re-measure with": lambda row: (f"python -m bench run --config {_config(results.env).get('name', '?')} "
-                                               f"--recipes {row.recipe} --apis {row.api}")}
-    return [("h2", "Disturbed runs"),
-            ("p", f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations from their "
-                  "pair's median. They stay in the statistics (the t-interval widens with them)."),
-            _table(tables.outliers, columns, "No run's ratio lies far from its pair's.")]
+    columns = {
+        "run": lambda row: row.run_id,
+        "compared with": _compared_text,
+        "its ratio": lambda row: number(row.ratio, 3),
+        "pair's median": lambda row: number(row.pair_median, 3),
+        "MADs away": lambda row: number(row.mads, 1),
+        "re-measure with": lambda row: (
+            f"python -m bench run --config {_config(results.env).get('name', '?')} "
+            f"--recipes {row.recipe} --apis {row.api}"
+        ),
+    }
+    return [
+        ("h2", "Disturbed runs"),
+        (
+            "p",
+            f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations from their "
+            "pair's median. They stay in the statistics (the t-interval widens with them).",
+        ),
+        _table(tables.outliers, columns, "No run's ratio lies far from its pair's."),
+    ]
 
 
 def _posts_numbers(row) -> str:
@@ -254,25 +363,40 @@ def _posts_numbers(row) -> str:
 def _conditions(env: dict) -> str:
     training, device = _config(env).get("training", {}), _config(env).get("device", {})
     steps = training.get("steps_per_epoch") or "full"
-    return (f"config {_config(env).get('name', '?')}: batch {training.get('batch_size', '?')}, {steps} steps per "
-            f"epoch, XLA {device.get('xla', '?')}, "
-            f"on {_lookup(env, 'cpu', 'model')} ({'GPU: ' + _lookup(env, 'gpu') if env.get('gpu') else 'no GPU'})")
+    return (
+        f"config {_config(env).get('name', '?')}: batch {training.get('batch_size', '?')}, {steps} steps per "
+        f"epoch, XLA {device.get('xla', '?')}, "
+        f"on {_lookup(env, 'cpu', 'model')} ({'GPU: ' + _lookup(env, 'gpu') if env.get('gpu') else 'no GPU'})"
+    )
 
 
 def _claim_blocks(results: Results, tables: Tables) -> list:
-    columns = {"claim": lambda row: f"{row.claim.recipe} / {row.claim.baseline} (post {row.claim.post})",
-               "reading": lambda row: row.claim.reading or "-",
-               "API": lambda row: row.api, "claimed": lambda row: row.claim.claimed_range,
-               "ours: ratio [95% CI]": ratio_text, "verdict": lambda row: row.verdict,
-               "method": lambda row: row.method,
-               "ours: ms/step of fit": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f}",
-               "posts' numbers (GTX 960)": _posts_numbers}
-    return [("h2", "The posts' claims"),
-            ("p", "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not reproduced when "
-                  "it lies entirely outside, else inconclusive. The posts timed full MNIST epochs on a GTX 960 "
-                  f"with XLA auto-jit (post VII: batch 256 in the class, 128 in the notebook); ours: "
-                  f"{_conditions(results.env)}."),
-            _table(tables.claims, columns, "No claim could be evaluated: no API has ok runs of both its recipes.")]
+    columns = {
+        "claim": lambda row: f"{row.claim.recipe} / {row.claim.baseline} (post {row.claim.post})",
+        "reading": lambda row: row.claim.reading or "-",
+        "API": lambda row: row.api,
+        "claimed": lambda row: row.claim.claimed_range,
+        "ours: ratio [95% CI]": ratio_text,
+        "verdict": lambda row: row.verdict,
+        "method": lambda row: row.method,
+        "ours: ms/step of fit": lambda row: f"{row.recipe_ms:.1f} vs {row.baseline_ms:.1f}",
+        "posts' numbers (GTX 960)": _posts_numbers,
+    }
+    return [
+        ("h2", "The posts' claims"),
+        (
+            "p",
+            "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not reproduced when "
+            "it lies entirely outside, else inconclusive. The posts timed full MNIST epochs on a GTX 960 "
+            f"with XLA auto-jit (post VII: batch 256 in the class, 128 in the notebook); ours: "
+            f"{_conditions(results.env)}.",
+        ),
+        _table(
+            tables.claims,
+            columns,
+            "No claim could be evaluated: no API has ok runs of both its recipes.",
+        ),
+    ]
 
 
 def _op_counts_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
@@ -293,12 +417,18 @@ def _op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> di
 
 def _cause_sentence(row, speed: pd.DataFrame) -> str:
     extra = _op_difference(speed, row.recipe, row.undone, row.api)
-    work = [f"{value:+.0f} {column}" for column, value in extra.items() if value and math.isfinite(value)]
+    work = [
+        f"{value:+.0f} {column}"
+        for column, value in extra.items()
+        if value and math.isfinite(value)
+    ]
     head = f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}"
     if math.isfinite(row.ci_low) and row.ci_low > 1:
         if work:
-            return (f"{head}, which differs only in {row.choice}; its traced train step has {', '.join(work)}: "
-                    "the step does more work, and the gap closes when the choice is undone.")
+            return (
+                f"{head}, which differs only in {row.choice}; its traced train step has {', '.join(work)}: "
+                "the step does more work, and the gap closes when the choice is undone."
+            )
         return f"{head} ({row.choice}) with the same traced graph: the cost lies outside the graph."
     graph = "the same traced graph" if not work else ", ".join(work)
     if math.isfinite(row.ci_high) and row.ci_high < 1:
@@ -308,23 +438,49 @@ def _cause_sentence(row, speed: pd.DataFrame) -> str:
 
 def _notebook_blocks(tables: Tables) -> list:
     speed = tables.speed
-    columns = {**RECIPE_API, "differs from": lambda row: row.undone, "in": lambda row: row.choice,
-               "ratio [95% CI]": ratio_text, "method": lambda row: row.method,
-               "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul":
-                   lambda row: _op_counts_text(speed, row.recipe, row.api),
-               "first epoch": lambda row: _first_epoch_text(speed, row.recipe, row.api)}
-    baseline_ops = [f"{name} ({api}): {_op_counts_text(speed, name, api)}"
-                    for api in dict.fromkeys(tables.readings.api)
-                    for name, api in (("model_add_loss", api), (registry.FLOOR, floor_api(api)))]
-    return [("h2", "Why is the notebook slower?"),
-            ("p", "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
-                  "against the variant that differs from it in one choice, in the same processes (the Jupyter "
-                  "kernel reading, whose choice is the process, across processes); op counts are of the "
-                  "traced train step. The batch size is a condition of the run: see the claims' conditions "
-                  "above."),
-            _table(tables.readings, columns, "No reading of the notebook ran beside the variant it differs from."),
-            *([("ul", [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
-                + [f"For comparison, ops of {text}" for text in baseline_ops])] if len(tables.readings) else [])]
+    columns = {
+        **RECIPE_API,
+        "differs from": lambda row: row.undone,
+        "in": lambda row: row.choice,
+        "ratio [95% CI]": ratio_text,
+        "method": lambda row: row.method,
+        "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul": lambda row: (
+            _op_counts_text(speed, row.recipe, row.api)
+        ),
+        "first epoch": lambda row: _first_epoch_text(speed, row.recipe, row.api),
+    }
+    baseline_ops = [
+        f"{name} ({api}): {_op_counts_text(speed, name, api)}"
+        for api in dict.fromkeys(tables.readings.api)
+        for name, api in (("model_add_loss", api), (registry.FLOOR, floor_api(api)))
+    ]
+    return [
+        ("h2", "Why is the notebook slower?"),
+        (
+            "p",
+            "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
+            "against the variant that differs from it in one choice, in the same processes (the Jupyter "
+            "kernel reading, whose choice is the process, across processes); op counts are of the "
+            "traced train step. The batch size is a condition of the run: see the claims' conditions "
+            "above.",
+        ),
+        _table(
+            tables.readings,
+            columns,
+            "No reading of the notebook ran beside the variant it differs from.",
+        ),
+        *(
+            [
+                (
+                    "ul",
+                    [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
+                    + [f"For comparison, ops of {text}" for text in baseline_ops],
+                )
+            ]
+            if len(tables.readings)
+            else []
+        ),
+    ]
 
 
 def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
@@ -333,12 +489,16 @@ def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
 
 
 def _tracing_blocks(tables: Tables) -> list:
-    columns = {**RECIPE_API,
-               "first epoch, median [95% CI]": lambda row: with_ci(row.first_epoch_s, row.first_epoch_low,
-                                                                   row.first_epoch_high, " s"),
-               "traces (median)": lambda row: number(row.trace_count, 0),
-               "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul":
-                   lambda row: " / ".join(number(getattr(row, column), 0) for column in stats.OP_COLUMNS)}
+    columns = {
+        **RECIPE_API,
+        "first epoch, median [95% CI]": lambda row: with_ci(
+            row.first_epoch_s, row.first_epoch_low, row.first_epoch_high, " s"
+        ),
+        "traces (median)": lambda row: number(row.trace_count, 0),
+        "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul": lambda row: (
+            " / ".join(number(getattr(row, column), 0) for column in stats.OP_COLUMNS)
+        ),
+    }
     return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
 
 
@@ -349,36 +509,63 @@ def _profile_blocks(results: Results) -> list:
         top = read_top_ops(results.folder.profile_dir(run.run_id))
         if top:
             ops = ", ".join(f"{op} {ms:.2f}" for op, ms in list(top.items())[:TOP_OPS_SHOWN])
-            rows.append({"run": run.run_id, "top ops: self time, ms per step": ops,
-                         "all ops, ms per step": number(sum(top.values()), 2)})
+            rows.append(
+                {
+                    "run": run.run_id,
+                    "top ops: self time, ms per step": ops,
+                    "all ops, ms per step": number(sum(top.values()), 2),
+                }
+            )
     if not rows:
-        return [("h2", "Profiles"), ("p", "No profiles: set [training] profile_steps to take one per run.")]
-    return [("h2", "Profiles"),
-            ("p", f"Self time of the ops in each profiled run's train step, by op type (the profiler "
-                  f"slows what it records: compare ops with each other, not with the timings above). Raw traces: "
-                  f"{results.folder.profile_dir('RUN_ID').relative_to(results.folder.path).parent}/, for "
-                  "TensorBoard's profile plugin."),
-            ("table", pd.DataFrame(rows))]
+        return [
+            ("h2", "Profiles"),
+            ("p", "No profiles: set [training] profile_steps to take one per run."),
+        ]
+    return [
+        ("h2", "Profiles"),
+        (
+            "p",
+            f"Self time of the ops in each profiled run's train step, by op type (the profiler "
+            f"slows what it records: compare ops with each other, not with the timings above). Raw traces: "
+            f"{results.folder.profile_dir('RUN_ID').relative_to(results.folder.path).parent}/, for "
+            "TensorBoard's profile plugin.",
+        ),
+        ("table", pd.DataFrame(rows)),
+    ]
 
 
 def _median_iqr_cell(column: str):
-    return lambda row: with_ci(*(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3")), digits=2)
+    return lambda row: with_ci(
+        *(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3")), digits=2
+    )
 
 
 def _quality_blocks(tables: Tables) -> list:
-    columns = {**RECIPE_API, "ok runs": lambda row: str(row.n),
-               "final loss": _median_iqr_cell("final_loss"), "final BCE": _median_iqr_cell("final_bce"),
-               "final KL": _median_iqr_cell("final_kl"),
-               "others: median ± tolerance": lambda row: (f"{row.reference:.2f} ± {row.tolerance:.2f}"
-                                                          if math.isfinite(row.reference) else MISSING),
-               "flag": lambda row: "FLAGGED" if row.flagged else ""}
-    return [("h2", "Quality guard"),
-            ("p", f"Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss differs "
-                  f"from the median of the other KL recipes' runs of its API (for a port: and of Keras 3) by more "
-                  f"than max({stats.QUALITY_IQR_FACTOR:g} x their IQR, "
-                  f"{100 * stats.QUALITY_RELATIVE_TOLERANCE:g}% of that median). "
-                  f"{registry.FLOOR} is not flagged: it minimizes BCE alone."),
-            _table(tables.quality, columns, NO_OK_RUNS)]
+    columns = {
+        **RECIPE_API,
+        "ok runs": lambda row: str(row.n),
+        "final loss": _median_iqr_cell("final_loss"),
+        "final BCE": _median_iqr_cell("final_bce"),
+        "final KL": _median_iqr_cell("final_kl"),
+        "others: median ± tolerance": lambda row: (
+            f"{row.reference:.2f} ± {row.tolerance:.2f}"
+            if math.isfinite(row.reference)
+            else MISSING
+        ),
+        "flag": lambda row: "FLAGGED" if row.flagged else "",
+    }
+    return [
+        ("h2", "Quality guard"),
+        (
+            "p",
+            f"Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss differs "
+            f"from the median of the other KL recipes' runs of its API (for a port: and of Keras 3) by more "
+            f"than max({stats.QUALITY_IQR_FACTOR:g} x their IQR, "
+            f"{100 * stats.QUALITY_RELATIVE_TOLERANCE:g}% of that median). "
+            f"{registry.FLOOR} is not flagged: it minimizes BCE alone.",
+        ),
+        _table(tables.quality, columns, NO_OK_RUNS),
+    ]
 
 
 # Time to quality means something only after enough training: full passes over the data.
@@ -387,22 +574,40 @@ MIN_PASSES_FOR_QUALITY = 3
 
 def _trains_long_enough(env: dict) -> bool:
     training = _config(env).get("training", {})
-    return training.get("steps_per_epoch", 1) == 0 and training.get("epochs", 0) >= MIN_PASSES_FOR_QUALITY
+    return (
+        training.get("steps_per_epoch", 1) == 0
+        and training.get("epochs", 0) >= MIN_PASSES_FOR_QUALITY
+    )
 
 
 def _time_to_quality_blocks(results: Results, tables: Tables) -> list:
     if not _trains_long_enough(results.env):
-        return [("h2", "Time to quality"),
-                ("p", f"Not reported: these runs train a few steps, not {MIN_PASSES_FOR_QUALITY} or more full "
-                      "passes over the data, so no loss level they reach says anything of convergence.")]
-    columns = {**RECIPE_API, "level": lambda row: number(row.level, 2),
-               "epoch (median)": lambda row: number(row.epoch, 0),
-               "seconds [95% CI]": lambda row: with_ci(row.seconds, row.seconds_low, row.seconds_high, " s"),
-               "runs reaching it": lambda row: f"{row.n_reached}/{row.n}"}
-    return [("h2", "Time to quality"),
-            ("p", "Seconds of training, warm-up included, until the epoch-mean loss first reaches the API's common "
-                  "level: the highest last-epoch loss of any ok KL run of that API. Median over runs [95% CI]."),
-            _table(tables.time_to_quality, columns, "No epoch curves of ok KL runs.")]
+        return [
+            ("h2", "Time to quality"),
+            (
+                "p",
+                f"Not reported: these runs train a few steps, not {MIN_PASSES_FOR_QUALITY} or more full "
+                "passes over the data, so no loss level they reach says anything of convergence.",
+            ),
+        ]
+    columns = {
+        **RECIPE_API,
+        "level": lambda row: number(row.level, 2),
+        "epoch (median)": lambda row: number(row.epoch, 0),
+        "seconds [95% CI]": lambda row: with_ci(
+            row.seconds, row.seconds_low, row.seconds_high, " s"
+        ),
+        "runs reaching it": lambda row: f"{row.n_reached}/{row.n}",
+    }
+    return [
+        ("h2", "Time to quality"),
+        (
+            "p",
+            "Seconds of training, warm-up included, until the epoch-mean loss first reaches the API's common "
+            "level: the highest last-epoch loss of any ok KL run of that API. Median over runs [95% CI].",
+        ),
+        _table(tables.time_to_quality, columns, "No epoch curves of ok KL runs."),
+    ]
 
 
 def _repeats_text(repeats) -> str:
@@ -411,32 +616,57 @@ def _repeats_text(repeats) -> str:
 
 def _unfinished_blocks(tables: Tables) -> list:
     # one row per recipe x API x outcome: a pair that never ran would otherwise fill a row per repeat
-    grouped = tables.unfinished.groupby(["recipe", "api", "status", "error"], sort=False).repeat.agg(
-        _repeats_text).reset_index()
-    columns = {**RECIPE_API, "repeats": lambda row: row.repeat, "status": lambda row: row.status,
-               "error": lambda row: row.error}
+    grouped = (
+        tables.unfinished.groupby(["recipe", "api", "status", "error"], sort=False)
+        .repeat.agg(_repeats_text)
+        .reset_index()
+    )
+    columns = {
+        **RECIPE_API,
+        "repeats": lambda row: row.repeat,
+        "status": lambda row: row.status,
+        "error": lambda row: row.error,
+    }
     return [("h2", "Runs that did not finish"), _table(grouped, columns, ALL_FINISHED)]
 
 
 def table_blocks(results: Results, tables: Tables) -> list:
-    return [*_speed_blocks(tables), *_ratio_blocks(results, tables), *_outlier_blocks(results, tables),
-            *_claim_blocks(results, tables), *_notebook_blocks(tables), *_tracing_blocks(tables),
-            *_profile_blocks(results),
-            *_quality_blocks(tables), *_time_to_quality_blocks(results, tables), *_unfinished_blocks(tables)]
+    return [
+        *_speed_blocks(tables),
+        *_ratio_blocks(results, tables),
+        *_outlier_blocks(results, tables),
+        *_claim_blocks(results, tables),
+        *_notebook_blocks(tables),
+        *_tracing_blocks(tables),
+        *_profile_blocks(results),
+        *_quality_blocks(tables),
+        *_time_to_quality_blocks(results, tables),
+        *_unfinished_blocks(tables),
+    ]
 
 
 def _sweep_notice(variants: list) -> list:
     if len(variants) == 1:
         return []
-    return [("p", f"A sweep over {len(variants)} variants ({'; '.join(variants)}). The sections after 'Sweep' "
-                  f"show the first variant, {variants[0]}.")]
+    return [
+        (
+            "p",
+            f"A sweep over {len(variants)} variants ({'; '.join(variants)}). The sections after 'Sweep' "
+            f"show the first variant, {variants[0]}.",
+        )
+    ]
 
 
 def _hosts_notice(hosts: list) -> list:
     if len(hosts) == 1:
         return []
-    return [("p", f"Runs on {len(hosts)} hosts ({'; '.join(hosts)}): hardware is never pooled into one CI. The "
-                  f"sections after 'Hosts' show the first host, {hosts[0]}.")]
+    return [
+        (
+            "p",
+            f"Runs on {len(hosts)} hosts ({'; '.join(hosts)}): hardware is never pooled into one CI. The "
+            f"sections after 'Hosts' show the first host, {hosts[0]}.",
+        )
+    ]
 
 
 def host_blocks(per_host: dict) -> list:
@@ -445,11 +675,24 @@ def host_blocks(per_host: dict) -> list:
         return []
     ratios = pd.concat([tables.ratios.assign(host=host) for host, tables in per_host.items()])
     pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
-    table = pd.DataFrame([{"recipe": recipe, "API": api, **{
-        row.host: ratio_text(row) for row in ratios[(ratios.recipe == recipe) & (ratios.api == api)].itertuples()}}
-        for recipe, api in pairs])
-    return [("h2", "Hosts"), ("p", "Step time ratio to the floor on each host [95% CI]."),
-            ("table", table) if len(table) else ("p", "No ratio to the floor on any host.")]
+    table = pd.DataFrame(
+        [
+            {
+                "recipe": recipe,
+                "API": api,
+                **{
+                    row.host: ratio_text(row)
+                    for row in ratios[(ratios.recipe == recipe) & (ratios.api == api)].itertuples()
+                },
+            }
+            for recipe, api in pairs
+        ]
+    )
+    return [
+        ("h2", "Hosts"),
+        ("p", "Step time ratio to the floor on each host [95% CI]."),
+        ("table", table) if len(table) else ("p", "No ratio to the floor on any host."),
+    ]
 
 
 # A gap to the floor worth naming: the CI's lower bound above this ratio.
@@ -459,13 +702,17 @@ GAP = 1.05
 def _gap_sentence(recipe: str, api: str, rows: dict) -> str:
     """Whether a recipe's gap to the floor (CI above ``GAP``) holds at every variant of a sweep."""
     at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in rows.items())
-    survives = {variant: math.isfinite(row.ci_low) and row.ci_low > GAP for variant, row in rows.items()}
+    survives = {
+        variant: math.isfinite(row.ci_low) and row.ci_low > GAP for variant, row in rows.items()
+    }
     if all(survives.values()):
         verdict = "the gap survives every setting"
     elif not any(survives.values()):
         verdict = f"no gap over {GAP:g}x at any setting"
     else:
-        verdict = "the gap does not survive " + ", ".join(variant for variant, kept in survives.items() if not kept)
+        verdict = "the gap does not survive " + ", ".join(
+            variant for variant, kept in survives.items() if not kept
+        )
     return f"{recipe} ({api}): {at}: {verdict}."
 
 
@@ -473,24 +720,60 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
     """Each ratio to the floor and each claim per variant, and which gaps survive which setting."""
     if len(per_variant) == 1:
         return []
-    ratios = pd.concat([tables.ratios.assign(variant=variant) for variant, tables in per_variant.items()])
-    claim_rows = pd.concat([tables.claims.assign(variant=variant) for variant, tables in per_variant.items()])
+    ratios = pd.concat(
+        [tables.ratios.assign(variant=variant) for variant, tables in per_variant.items()]
+    )
+    claim_rows = pd.concat(
+        [tables.claims.assign(variant=variant) for variant, tables in per_variant.items()]
+    )
     pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
-    table = pd.DataFrame([{"recipe": recipe, "API": api, **{
-        variant: ratio_text(row) for variant, row in _rows_by_variant(ratios, recipe, api).items()}}
-        for recipe, api in pairs])
-    claims_table = pd.DataFrame([{"claim": f"{row.claim.recipe} / {row.claim.baseline}", "API": row.api,
-                                  "variant": row.variant, "claimed": row.claim.claimed_range,
-                                  "ratio [95% CI]": ratio_text(row), "verdict": row.verdict}
-                                 for row in claim_rows.itertuples()])
-    sentences = [_gap_sentence(recipe, api, _rows_by_variant(ratios, recipe, api)) for recipe, api in pairs]
-    return [("h2", "Sweep"),
-            ("p", f"Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
-                  f"above {GAP:g}."),
-            ("img", "Ratio to the floor per variant", plots.plot_sweep(ratios, list(per_variant), results.folder.path)),
-            ("table", table) if len(table) else ("p", "No ratio to the floor in any variant."),
-            ("ul", sentences or ["No recipe ran in every variant."]),
-            ("table", claims_table) if len(claims_table) else ("p", "No claim could be evaluated in any variant.")]
+    table = pd.DataFrame(
+        [
+            {
+                "recipe": recipe,
+                "API": api,
+                **{
+                    variant: ratio_text(row)
+                    for variant, row in _rows_by_variant(ratios, recipe, api).items()
+                },
+            }
+            for recipe, api in pairs
+        ]
+    )
+    claims_table = pd.DataFrame(
+        [
+            {
+                "claim": f"{row.claim.recipe} / {row.claim.baseline}",
+                "API": row.api,
+                "variant": row.variant,
+                "claimed": row.claim.claimed_range,
+                "ratio [95% CI]": ratio_text(row),
+                "verdict": row.verdict,
+            }
+            for row in claim_rows.itertuples()
+        ]
+    )
+    sentences = [
+        _gap_sentence(recipe, api, _rows_by_variant(ratios, recipe, api)) for recipe, api in pairs
+    ]
+    return [
+        ("h2", "Sweep"),
+        (
+            "p",
+            f"Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
+            f"above {GAP:g}.",
+        ),
+        (
+            "img",
+            "Ratio to the floor per variant",
+            plots.plot_sweep(ratios, list(per_variant), results.folder.path),
+        ),
+        ("table", table) if len(table) else ("p", "No ratio to the floor in any variant."),
+        ("ul", sentences or ["No recipe ran in every variant."]),
+        ("table", claims_table)
+        if len(claims_table)
+        else ("p", "No claim could be evaluated in any variant."),
+    ]
 
 
 def _rows_by_variant(ratios: pd.DataFrame, recipe: str, api: str) -> dict:
@@ -501,24 +784,42 @@ def _rows_by_variant(ratios: pd.DataFrame, recipe: str, api: str) -> dict:
 def headline_blocks(results: Results, tables: Tables) -> list:
     """The two pictures that answer the benchmark's question, right after the summary."""
     folder = results.folder.path
-    return [("img", "The posts' claims against our measurement", plots.plot_claims(tables.claims, folder)),
-            ("img", "Step time of each KL recipe relative to plain_ae",
-             plots.plot_gap(tables.ratios, tables.process_ratios, tables.compat, folder))]
+    return [
+        (
+            "img",
+            "The posts' claims against our measurement",
+            plots.plot_claims(tables.claims, folder),
+        ),
+        (
+            "img",
+            "Step time of each KL recipe relative to plain_ae",
+            plots.plot_gap(tables.ratios, tables.process_ratios, tables.compat, folder),
+        ),
+    ]
 
 
 def plot_blocks(results: Results, tables: Tables) -> list:
     folder, epochs = results.folder.path, results.epochs
-    figures = [("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
-               ("Training curves", plots.plot_loss_curves(epochs, folder)),
-               ("Compatibility", plots.plot_compat(tables.compat, folder))]
+    figures = [
+        ("Seconds per epoch", plots.plot_epoch_times(epochs, folder)),
+        ("Training curves", plots.plot_loss_curves(epochs, folder)),
+        ("Compatibility", plots.plot_compat(tables.compat, folder)),
+    ]
     artifacts = load_artifacts(results)
-    pictures = [("Latent space", plots.plot_latent(artifacts, folder)),
-                ("Reconstructions", plots.plot_reconstructions(artifacts, folder)),
-                ("Decoded latent grid", plots.plot_latent_grid(artifacts, folder))]
+    pictures = [
+        ("Latent space", plots.plot_latent(artifacts, folder)),
+        ("Reconstructions", plots.plot_reconstructions(artifacts, folder)),
+        ("Decoded latent grid", plots.plot_latent_grid(artifacts, folder)),
+    ]
     blocks = [("h2", "Plots"), *(("img", caption, path) for caption, path in figures)]
     if not artifacts:
-        return blocks + [("p", "No artifacts (z_dim = 2 pictures) in this folder: latent, reconstruction and "
-                               "latent-grid plots skipped.")]
+        return blocks + [
+            (
+                "p",
+                "No artifacts (z_dim = 2 pictures) in this folder: latent, reconstruction and "
+                "latent-grid plots skipped.",
+            )
+        ]
     return blocks + [("img", caption, path) for caption, path in pictures]
 
 
@@ -534,21 +835,38 @@ def _lookup(env: dict, *keys) -> str:
 
 def environment_blocks(env: dict) -> list:
     settings = env.get("device_settings")
-    setting_items = ([f"device setting {key}: {value}" for key, value in settings.items()]
-                     if isinstance(settings, dict) else [f"device settings: {_lookup(env, 'device_settings')}"])
-    return [("h2", "Environment"),
-            ("ul", [*(f"{label}: {_lookup(env, key)}" for label, key in (
-                        ("Python", "python"), ("TensorFlow", "tensorflow"), ("Keras", "keras"),
-                        ("tf_keras", "tf_keras"), ("NumPy", "numpy"))),
-                    f"CPU: {_lookup(env, 'cpu', 'model')} ({_lookup(env, 'cpu', 'cores')} cores)",
-                    f"GPU: {_lookup(env, 'gpu')}",
-                    *setting_items,
-                    f"git commit: {_lookup(env, 'git', 'commit')} (dirty: {_lookup(env, 'git', 'dirty')})",
-                    f"config: {_lookup(env, 'config', 'name')}; "
-                    f"batch size {_lookup(env, 'config', 'training', 'batch_size')}, "
-                    f"{_lookup(env, 'config', 'training', 'epochs')} epochs of which "
-                    f"{_lookup(env, 'config', 'training', 'warmup_epochs')} warm-up, "
-                    f"z_dim {_lookup(env, 'config', 'network', 'z_dim')}"])]
+    setting_items = (
+        [f"device setting {key}: {value}" for key, value in settings.items()]
+        if isinstance(settings, dict)
+        else [f"device settings: {_lookup(env, 'device_settings')}"]
+    )
+    return [
+        ("h2", "Environment"),
+        (
+            "ul",
+            [
+                *(
+                    f"{label}: {_lookup(env, key)}"
+                    for label, key in (
+                        ("Python", "python"),
+                        ("TensorFlow", "tensorflow"),
+                        ("Keras", "keras"),
+                        ("tf_keras", "tf_keras"),
+                        ("NumPy", "numpy"),
+                    )
+                ),
+                f"CPU: {_lookup(env, 'cpu', 'model')} ({_lookup(env, 'cpu', 'cores')} cores)",
+                f"GPU: {_lookup(env, 'gpu')}",
+                *setting_items,
+                f"git commit: {_lookup(env, 'git', 'commit')} (dirty: {_lookup(env, 'git', 'dirty')})",
+                f"config: {_lookup(env, 'config', 'name')}; "
+                f"batch size {_lookup(env, 'config', 'training', 'batch_size')}, "
+                f"{_lookup(env, 'config', 'training', 'epochs')} epochs of which "
+                f"{_lookup(env, 'config', 'training', 'warmup_epochs')} warm-up, "
+                f"z_dim {_lookup(env, 'config', 'network', 'z_dim')}",
+            ],
+        ),
+    ]
 
 
 def reproduce_command(results: Results) -> str:
@@ -558,25 +876,51 @@ def reproduce_command(results: Results) -> str:
         return str(command)
     name = _config(results.env).get("name")
     # the folder is <UTC timestamp>-<config name>: drop the leading run of timestamp characters
-    return f"python -m bench run --config {name or re.sub(r'^[0-9TZ_:.-]+-', '', results.folder.name)}"
+    return (
+        f"python -m bench run --config {name or re.sub(r'^[0-9TZ_:.-]+-', '', results.folder.name)}"
+    )
 
 
 def report_blocks(results: Results) -> list:
     variants, hosts = variants_of(results), hosts_of(results)
     host = hosts[0] if len(hosts) > 1 else None
-    per_variant = {variant: compute_tables(variant_slice(results, variant, host)) for variant in variants}
-    per_host = {name: compute_tables(variant_slice(results, variants[0], name)) for name in hosts} if host else {}
-    results.folder.write_ratios(pd.concat(
-        [tables.all_ratios().assign(variant=variant, host=host or "") for variant, tables in per_variant.items()]
-        + [tables.all_ratios().assign(variant=variants[0], host=name) for name, tables in per_host.items()
-           if name != host], ignore_index=True))
+    per_variant = {
+        variant: compute_tables(variant_slice(results, variant, host)) for variant in variants
+    }
+    per_host = (
+        {name: compute_tables(variant_slice(results, variants[0], name)) for name in hosts}
+        if host
+        else {}
+    )
+    results.folder.write_ratios(
+        pd.concat(
+            [
+                tables.all_ratios().assign(variant=variant, host=host or "")
+                for variant, tables in per_variant.items()
+            ]
+            + [
+                tables.all_ratios().assign(variant=variants[0], host=name)
+                for name, tables in per_host.items()
+                if name != host
+            ],
+            ignore_index=True,
+        )
+    )
     tables, main = per_variant[variants[0]], variant_slice(results, variants[0], host)
-    return [("h1", f"kl-bench report: {results.folder.name}"),
-            *_sweep_notice(variants), *_hosts_notice(hosts), *summary_blocks(main, tables),
-            *headline_blocks(main, tables), *sweep_blocks(results, per_variant), *host_blocks(per_host),
-            *table_blocks(main, tables), *plot_blocks(main, tables),
-            *environment_blocks(results.env),
-            ("h2", "Reproduce"), ("pre", reproduce_command(results))]
+    return [
+        ("h1", f"kl-bench report: {results.folder.name}"),
+        *_sweep_notice(variants),
+        *_hosts_notice(hosts),
+        *summary_blocks(main, tables),
+        *headline_blocks(main, tables),
+        *sweep_blocks(results, per_variant),
+        *host_blocks(per_host),
+        *table_blocks(main, tables),
+        *plot_blocks(main, tables),
+        *environment_blocks(results.env),
+        ("h2", "Reproduce"),
+        ("pre", reproduce_command(results)),
+    ]
 
 
 def write_report(path) -> tuple:
@@ -586,7 +930,11 @@ def write_report(path) -> tuple:
     try:
         blocks = report_blocks(results)  # writes the plots and ratios.csv
         md_path.write_text(render.markdown(blocks), encoding="utf-8")
-        html_path.write_text(render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8")
+        html_path.write_text(
+            render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8"
+        )
     except OSError as error:
-        raise UsageError(f"cannot write the report into {results.folder}: {error.strerror or error}") from None
+        raise UsageError(
+            f"cannot write the report into {results.folder}: {error.strerror or error}"
+        ) from None
     return md_path, html_path

@@ -13,6 +13,7 @@ benchmark killed at any moment keeps every finished run. Every read validates: a
 by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
 the schema is a ``UsageError`` naming the file, the line and the value.
 """
+
 import contextlib
 import csv
 import fcntl
@@ -23,7 +24,7 @@ import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.config import settings as config_module
@@ -46,19 +47,25 @@ PLAN_JSON, ENV_JSON, RATIOS_CSV = "plan.json", "env.json", "ratios.csv"
 ARTIFACTS_DIR, PROFILES_DIR = "artifacts", "profiles"
 TOP_OPS_FILE = "top_ops.json"  # a profiled run's {op type: ms per step}, in its profile folder
 LOCK_FILE, SCRATCH_DIR = ".lock", ".scratch"
-FOLDER_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # a results folder's name: this UTC time, "-", the config's name
-DETAILS = {EPOCHS_CSV: EPOCH_COLUMNS, BLOCKS_CSV: BLOCK_COLUMNS}  # a run's rows besides its runs.csv row
+FOLDER_TIME_FORMAT = (
+    "%Y%m%dT%H%M%SZ"  # a results folder's name: this UTC time, "-", the config's name
+)
+DETAILS = {
+    EPOCHS_CSV: EPOCH_COLUMNS,
+    BLOCKS_CSV: BLOCK_COLUMNS,
+}  # a run's rows besides its runs.csv row
 
 
 @dataclass(frozen=True)
 class Results:
     """One read of a results folder: runs and epochs as frames, env.json, and the plan."""
+
     folder: "ResultsFolder"
-    runs: object                    # pandas.DataFrame of RUN_COLUMNS
-    epochs: object                  # ... of EPOCH_COLUMNS
-    blocks: object                  # ... of BLOCK_COLUMNS: the paired measurement, empty for older folders
+    runs: object  # pandas.DataFrame of RUN_COLUMNS
+    epochs: object  # ... of EPOCH_COLUMNS
+    blocks: object  # ... of BLOCK_COLUMNS: the paired measurement, empty for older folders
     env: dict
-    planned: list | None            # PlannedRun of plan.json; None for a folder without one
+    planned: list | None  # PlannedRun of plan.json; None for a folder without one
 
 
 class ResultsFolder:
@@ -74,21 +81,29 @@ class ResultsFolder:
     @staticmethod
     def check_results_dir(results_dir: Path) -> None:
         """A UsageError unless new results folders can be made in ``results_dir``."""
-        existing = next((path for path in (results_dir, *results_dir.parents) if path.exists()), None)
+        existing = next(
+            (path for path in (results_dir, *results_dir.parents) if path.exists()), None
+        )
         if existing is not None and not existing.is_dir():
-            raise UsageError(f"cannot create results under {results_dir}: {existing} is not a folder")
+            raise UsageError(
+                f"cannot create results under {results_dir}: {existing} is not a folder"
+            )
         if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"cannot create results under {results_dir}: {existing} is not writable")
+            raise UsageError(
+                f"cannot create results under {results_dir}: {existing} is not writable"
+            )
 
     @classmethod
-    def create(cls, results_dir: Path, config_name: str, now: datetime | None = None) -> "ResultsFolder":
+    def create(
+        cls, results_dir: Path, config_name: str, now: datetime | None = None
+    ) -> "ResultsFolder":
         """A new, empty results folder; never one another benchmark started at the same second uses."""
         cls.check_results_dir(results_dir)
         try:
             results_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"cannot create {results_dir}: {error.strerror}") from None
-        stem = f"{(now or datetime.now(timezone.utc)):{FOLDER_TIME_FORMAT}}-{config_name}"
+        stem = f"{(now or datetime.now(UTC)):{FOLDER_TIME_FORMAT}}-{config_name}"
         for attempt in itertools.count(1):
             path = results_dir / (stem if attempt == 1 else f"{stem}-{attempt}")
             try:
@@ -115,18 +130,27 @@ class ResultsFolder:
         """When the benchmark started: the UTC time the folder's name begins with, else (a renamed
         folder) when its plan.json, or runs.csv without one, was last written."""
         try:
-            return datetime.strptime(self.name.split("-")[0], FOLDER_TIME_FORMAT).replace(tzinfo=timezone.utc)
+            return datetime.strptime(self.name.split("-")[0], FOLDER_TIME_FORMAT).replace(
+                tzinfo=UTC
+            )
         except ValueError:
             plan = self.path / PLAN_JSON
             written = plan if plan.is_file() else self.path / RUNS_CSV
-            return datetime.fromtimestamp(written.stat().st_mtime, timezone.utc)
+            return datetime.fromtimestamp(written.stat().st_mtime, UTC)
 
     # --- plan.json and env.json ---------------------------------------------------------------
 
     def save_plan(self, config, runs: list, variants: list = ("",)) -> None:
         """``variants``: a sweep's, in the order the sweep names them (the runs are shuffled)."""
-        write_json(self.path / PLAN_JSON, {"settings_hash": config.settings_hash, "config": config.to_dict(),
-                                           "variants": list(variants), "runs": [asdict(run) for run in runs]})
+        write_json(
+            self.path / PLAN_JSON,
+            {
+                "settings_hash": config.settings_hash,
+                "config": config.to_dict(),
+                "variants": list(variants),
+                "runs": [asdict(run) for run in runs],
+            },
+        )
 
     def variants(self) -> list:
         """A sweep's variants in the order it named them; [""] for a plain benchmark."""
@@ -141,7 +165,9 @@ class ResultsFolder:
         try:
             return config_module.from_dict(stored["config"]), runs
         except (KeyError, TypeError) as error:
-            raise UsageError(f"{self.path / PLAN_JSON} holds no config ({type(error).__name__}: {error})") from None
+            raise UsageError(
+                f"{self.path / PLAN_JSON} holds no config ({type(error).__name__}: {error})"
+            ) from None
 
     def settings_hash(self, env: dict) -> str | None:
         """The hash of the settings every run shared: from plan.json's config, else from ``env``
@@ -150,7 +176,9 @@ class ResultsFolder:
             if (self.path / PLAN_JSON).is_file():
                 return self.load_plan()[0].settings_hash
             config = env_value(env, "config")
-            return config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
+            return (
+                config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
+            )
         except UsageError:
             return None  # a config this version cannot read: its settings are unknown, which is no error
 
@@ -166,7 +194,9 @@ class ResultsFolder:
             stored = read_json(path)
             return stored, [PlannedRun(**run) for run in stored["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise UsageError(f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})") from None
+            raise UsageError(
+                f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})"
+            ) from None
 
     def read_env(self) -> dict:
         """env.json, or {} when it is missing or unreadable (every fact then reads "unknown")."""
@@ -194,11 +224,15 @@ class ResultsFolder:
         """Epoch and block rows first, then the run row that marks the run finished, each on disk
         before returning."""
         for name, rows in ((EPOCHS_CSV, epochs), (BLOCKS_CSV, blocks)):
-            _append(self.path / name, [[row.get(column) for column in DETAILS[name]] for row in rows])
+            _append(
+                self.path / name, [[row.get(column) for column in DETAILS[name]] for row in rows]
+            )
         _append(self.path / RUNS_CSV, [[getattr(record, column) for column in RUN_COLUMNS]])
 
     def run_records(self) -> list:
-        return [RunRecord(**row) for row in self._rows(RUNS_CSV, RUN_COLUMNS, RUN_KEY + ("status",))]
+        return [
+            RunRecord(**row) for row in self._rows(RUNS_CSV, RUN_COLUMNS, RUN_KEY + ("status",))
+        ]
 
     def finished_ids(self) -> set:
         return {record.run_id for record in self.run_records()}
@@ -222,8 +256,10 @@ class ResultsFolder:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"
-                raise UsageError(f"{self.path} is being written by another benchmark (PID {holder}); "
-                                 "wait for it to end or stop it first") from None
+                raise UsageError(
+                    f"{self.path} is being written by another benchmark (PID {holder}); "
+                    "wait for it to end or stop it first"
+                ) from None
             handle.truncate(0)
             handle.write(str(os.getpid()))
             handle.flush()
@@ -245,8 +281,10 @@ class ResultsFolder:
         and not timed out); return their run ids."""
         runs = [record for record in self.run_records() if record.status not in RETRIED_ON_RESUME]
         finished = {record.run_id for record in runs}
-        details = {name: [row for row in self._rows(name, columns, RUN_KEY) if row["run_id"] in finished]
-                   for name, columns in DETAILS.items()}
+        details = {
+            name: [row for row in self._rows(name, columns, RUN_KEY) if row["run_id"] in finished]
+            for name, columns in DETAILS.items()
+        }
         _rewrite(self.path / RUNS_CSV, RUN_COLUMNS, [asdict(record) for record in runs])
         for name, rows in details.items():
             _rewrite(self.path / name, DETAILS[name], rows)
@@ -261,9 +299,18 @@ class ResultsFolder:
     def read(self) -> Results:
         import pandas as pd  # only readers need it: workers start without it
 
-        epochs, blocks = (typed_frame(pd.DataFrame(self._rows(name, columns, ()), columns=list(columns)))
-                          for name, columns in DETAILS.items())
-        return Results(self, runs_frame(self.run_records()), epochs, blocks, self.read_env(), self.planned_runs())
+        epochs, blocks = (
+            typed_frame(pd.DataFrame(self._rows(name, columns, ()), columns=list(columns)))
+            for name, columns in DETAILS.items()
+        )
+        return Results(
+            self,
+            runs_frame(self.run_records()),
+            epochs,
+            blocks,
+            self.read_env(),
+            self.planned_runs(),
+        )
 
     def _rows(self, name: str, columns: tuple, required: tuple) -> list:
         """Validated rows of one CSV file as dicts of typed values; [] for a missing file."""
@@ -280,10 +327,15 @@ class ResultsFolder:
         header = lines[0] if lines else []
         lacking = [column for column in required if column not in header]
         if lacking:
-            raise UsageError(f"{path} lacks the column(s) {', '.join(lacking)}: not a kl-bench results file")
+            raise UsageError(
+                f"{path} lacks the column(s) {', '.join(lacking)}: not a kl-bench results file"
+            )
         known = [column for column in header if column in columns]
-        return [parse_row(header, line, known, f"{path}:{number}")
-                for number, line in enumerate(lines[1:], start=2) if line]
+        return [
+            parse_row(header, line, known, f"{path}:{number}")
+            for number, line in enumerate(lines[1:], start=2)
+            if line
+        ]
 
 
 def pooled(reads: list) -> tuple:
@@ -294,24 +346,32 @@ def pooled(reads: list) -> tuple:
     def tagged(results, frame):
         prefix = f"{results.folder.name}/"
         process = frame.process.astype(str)
-        return frame.assign(run_id=prefix + frame.run_id.astype(str),
-                            process=process.where(process == "", prefix + process))
+        return frame.assign(
+            run_id=prefix + frame.run_id.astype(str),
+            process=process.where(process == "", prefix + process),
+        )
 
-    return (pd.concat([tagged(results, results.runs) for results in reads], ignore_index=True),
-            pd.concat([tagged(results, results.blocks) for results in reads], ignore_index=True))
+    return (
+        pd.concat([tagged(results, results.runs) for results in reads], ignore_index=True),
+        pd.concat([tagged(results, results.blocks) for results in reads], ignore_index=True),
+    )
 
 
 def runs_frame(records: list):
     """RunRecords as the frame every statistic reads: one row each, ``RUN_COLUMNS`` typed."""
     import pandas as pd
 
-    return typed_frame(pd.DataFrame([asdict(record) for record in records], columns=list(RUN_COLUMNS)))
+    return typed_frame(
+        pd.DataFrame([asdict(record) for record in records], columns=list(RUN_COLUMNS))
+    )
 
 
 def write_json(path: Path, data: dict) -> None:
     """Written whole or not at all: a partial file is renamed into place."""
     partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8")
+    partial.write_text(
+        json.dumps(data, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8"
+    )
     os.replace(partial, path)
 
 
@@ -323,7 +383,9 @@ def _append(path: Path, rows: list) -> None:
     if not rows:
         return
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([[_cell(value) for value in row] for row in rows])
+    csv.writer(buffer, lineterminator="\n").writerows(
+        [[_cell(value) for value in row] for row in rows]
+    )
     # One write of whole lines: a kill can end the file only between runs, not inside a row.
     with open(path, "a", encoding="utf-8", newline="") as file:
         file.write(buffer.getvalue())

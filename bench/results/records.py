@@ -5,6 +5,7 @@ In the manner of pyperf's ``Run``, each type owns its format: ``ProcessSpec`` an
 ``RunRecord`` a row of runs.csv, ``Epoch`` a row of epochs.csv and ``BlockStep`` one of
 blocks.csv. ``parse_row`` and ``typed_frame`` read those rows back, validating every value.
 """
+
 import math
 import statistics
 import typing
@@ -22,13 +23,16 @@ RETRIED_ON_RESUME = (KILLED, TIMEOUT)
 @dataclass(frozen=True)
 class RunSpec:
     """Everything a worker needs to train one planned run."""
+
     run: PlannedRun
     device: dict
     training: dict
     network: dict
     artifacts_path: str | None = None
     profile_dir: str | None = None  # where to keep a profiler trace of the run's train step
-    injected: dict = field(default_factory=dict)  # "recipe/api" -> ms added to each step (gate tests)
+    injected: dict = field(
+        default_factory=dict
+    )  # "recipe/api" -> ms added to each step (gate tests)
 
     def injected_ms(self, recipe: str, api: str) -> float:
         return self.injected.get(f"{recipe}/{api}", 0.0)
@@ -45,9 +49,10 @@ class RunSpec:
 class ProcessSpec:
     """One worker process: the runs it trains, one after another, then times against each other
     and against its references in alternating blocks. Its runs share a Keras package and settings."""
-    runs: tuple                     # of RunSpec
-    references: tuple = ()          # (recipe, api) models timed beside the runs' that no run trains
-    timeout_seconds: int = 0        # for the whole process, start-up included
+
+    runs: tuple  # of RunSpec
+    references: tuple = ()  # (recipe, api) models timed beside the runs' that no run trains
+    timeout_seconds: int = 0  # for the whole process, start-up included
 
     @property
     def process_id(self) -> str:
@@ -63,16 +68,19 @@ class ProcessSpec:
 
     @classmethod
     def from_json(cls, data: dict) -> "ProcessSpec":
-        return cls(runs=tuple(RunSpec.from_json(run) for run in data["runs"]),
-                   references=tuple(tuple(pair) for pair in data.get("references", ())),
-                   timeout_seconds=data.get("timeout_seconds", 0))
+        return cls(
+            runs=tuple(RunSpec.from_json(run) for run in data["runs"]),
+            references=tuple(tuple(pair) for pair in data.get("references", ())),
+            timeout_seconds=data.get("timeout_seconds", 0),
+        )
 
 
 @dataclass(frozen=True)
 class BlockStep:
     """One timed train step of one model in a block of the paired measurement (blocks.csv)."""
+
     block: int
-    model: str                      # the recipe whose step this is: the run's own or a reference's
+    model: str  # the recipe whose step this is: the run's own or a reference's
     model_api: str
     step: int
     seconds: float
@@ -81,6 +89,7 @@ class BlockStep:
 @dataclass(frozen=True)
 class Epoch:
     """One epoch of ``fit``, timed at its boundaries; warm-up epochs are left out of ms/step."""
+
     epoch: int
     seconds: float
     steps: int
@@ -93,25 +102,30 @@ class Epoch:
 
 # Op types counted in each traced train step, and their runs.csv columns: where a recipe's extra
 # work shows (a second encoder pass adds convolutions and their gradients).
-OP_COUNT_COLUMNS = {"Conv2D": "ops_conv2d", "Conv2DBackpropInput": "ops_conv2d_backprop_input",
-                    "Conv2DBackpropFilter": "ops_conv2d_backprop_filter", "MatMul": "ops_matmul"}
+OP_COUNT_COLUMNS = {
+    "Conv2D": "ops_conv2d",
+    "Conv2DBackpropInput": "ops_conv2d_backprop_input",
+    "Conv2DBackpropFilter": "ops_conv2d_backprop_filter",
+    "MatMul": "ops_matmul",
+}
 
 
 @dataclass(frozen=True)
 class RunResult:
     """What a worker reports; the run's summary numbers are derived from its epochs."""
+
     status: str = FAILED
     error: str = ""
-    epochs: tuple = ()              # of Epoch
-    blocks: tuple = ()              # of BlockStep: the paired measurement
-    reference_error: str = ""       # why a reference could not be timed ("" when all were)
+    epochs: tuple = ()  # of Epoch
+    blocks: tuple = ()  # of BlockStep: the paired measurement
+    reference_error: str = ""  # why a reference could not be timed ("" when all were)
     trace_count: int | None = None
     graph_ops: int | None = None
     op_counts: dict = field(default_factory=dict)  # op type -> count in the traced train step
     dataset: str | None = None
     dataset_origin: str | None = None
     device_settings: dict | None = None
-    artifacts: str | None = None    # path of the run's artifacts file, once saved
+    artifacts: str | None = None  # path of the run's artifacts file, once saved
 
     @property
     def ms_per_step(self):
@@ -132,13 +146,19 @@ class RunResult:
 
     @classmethod
     def from_json(cls, data: dict) -> "RunResult":
-        return cls(**{**data, "epochs": tuple(Epoch(**epoch) for epoch in data.get("epochs", ())),
-                      "blocks": tuple(BlockStep(**step) for step in data.get("blocks", ()))})
+        return cls(
+            **{
+                **data,
+                "epochs": tuple(Epoch(**epoch) for epoch in data.get("epochs", ())),
+                "blocks": tuple(BlockStep(**step) for step in data.get("blocks", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)
 class RunRecord:
     """One row of runs.csv: a planned run, how it ended and its summary numbers."""
+
     run_id: str
     recipe: str
     api: str
@@ -154,14 +174,14 @@ class RunRecord:
     final_kl: float | None = None
     settings_hash: str = ""
     dataset: str = ""
-    wall_seconds: float | None = None   # of the worker process the run was part of
-    artifacts: str = ""             # relative to the results folder
-    started_at: float | None = None     # Unix time the worker started
+    wall_seconds: float | None = None  # of the worker process the run was part of
+    artifacts: str = ""  # relative to the results folder
+    started_at: float | None = None  # Unix time the worker started
     ended_at: float | None = None
-    load_average: float | None = None   # the machine's 1-minute load average as the worker started
-    host: str = ""                      # env.host_id of the machine the run ran on
-    variant: str = ""                   # a sweep's settings for the run (bench.config.sweep); "" otherwise
-    process: str = ""                   # the worker process it shared with the other runs of its round
+    load_average: float | None = None  # the machine's 1-minute load average as the worker started
+    host: str = ""  # env.host_id of the machine the run ran on
+    variant: str = ""  # a sweep's settings for the run (bench.config.sweep); "" otherwise
+    process: str = ""  # the worker process it shared with the other runs of its round
     reference_error: str = ""
     ops_conv2d: int | None = None
     ops_conv2d_backprop_input: int | None = None
@@ -169,17 +189,44 @@ class RunRecord:
     ops_matmul: int | None = None
 
     @classmethod
-    def of(cls, run: PlannedRun, result: RunResult, settings_hash: str, wall_seconds: float,
-           artifacts: str = "", **timing) -> "RunRecord":
+    def of(
+        cls,
+        run: PlannedRun,
+        result: RunResult,
+        settings_hash: str,
+        wall_seconds: float,
+        artifacts: str = "",
+        **timing,
+    ) -> "RunRecord":
         """``timing``: started_at, ended_at, load_average and host, which only the runner sees."""
-        return cls(run.run_id, run.recipe, run.api, run.repeat, result.status, result.error,
-                   ms_per_step=result.ms_per_step, first_epoch_seconds=result.first_epoch_seconds,
-                   trace_count=result.trace_count, graph_ops=result.graph_ops, final_loss=result.final("loss"),
-                   final_bce=result.final("bce"), final_kl=result.final("kl"), settings_hash=settings_hash,
-                   dataset=result.dataset or "", wall_seconds=wall_seconds, artifacts=artifacts,
-                   reference_error=result.reference_error, variant=run.variant, process=run.process_id, **timing,
-                   **{column: result.op_counts.get(op) for op, column in OP_COUNT_COLUMNS.items()
-                      if result.op_counts})
+        return cls(
+            run.run_id,
+            run.recipe,
+            run.api,
+            run.repeat,
+            result.status,
+            result.error,
+            ms_per_step=result.ms_per_step,
+            first_epoch_seconds=result.first_epoch_seconds,
+            trace_count=result.trace_count,
+            graph_ops=result.graph_ops,
+            final_loss=result.final("loss"),
+            final_bce=result.final("bce"),
+            final_kl=result.final("kl"),
+            settings_hash=settings_hash,
+            dataset=result.dataset or "",
+            wall_seconds=wall_seconds,
+            artifacts=artifacts,
+            reference_error=result.reference_error,
+            variant=run.variant,
+            process=run.process_id,
+            **timing,
+            **{
+                column: result.op_counts.get(op)
+                for op, column in OP_COUNT_COLUMNS.items()
+                if result.op_counts
+            },
+        )
 
 
 RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))
@@ -190,15 +237,29 @@ BLOCK_COLUMNS = (*RUN_KEY, "process", *(field.name for field in fields(BlockStep
 
 def _base_type(annotation) -> type:
     """``float | None`` -> float."""
-    return next(arg for arg in typing.get_args(annotation) if arg is not type(None)) if typing.get_args(
-        annotation) else annotation
+    return (
+        next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+        if typing.get_args(annotation)
+        else annotation
+    )
 
 
-_TYPES = {field.name: _base_type(field.type) for cls in (RunRecord, Epoch, BlockStep) for field in fields(cls)}
+_TYPES = {
+    field.name: _base_type(field.type)
+    for cls in (RunRecord, Epoch, BlockStep)
+    for field in fields(cls)
+}
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False"}
 # Numbers that are durations or sizes: a negative one is not a measurement.
-_NON_NEGATIVE = {"seconds", "ms_per_step", "first_epoch_seconds", "wall_seconds", "trace_count",
-                 "graph_ops", "steps"}
+_NON_NEGATIVE = {
+    "seconds",
+    "ms_per_step",
+    "first_epoch_seconds",
+    "wall_seconds",
+    "trace_count",
+    "graph_ops",
+    "steps",
+}
 _POSITIVE = {"repeat", "epoch", "steps", "block", "step"}
 
 
@@ -220,8 +281,14 @@ def parse_row(header: list, line: list, columns: list, where: str) -> dict:
     row = dict(zip(header, line))
     parsed = {column: _value(column, row[column], where) for column in columns}
     if "status" in parsed and parsed["status"] not in STATUSES:
-        raise UsageError(f"{where}: status {parsed['status']!r} is not one of {', '.join(STATUSES)}")
-    if parsed.get("status") == OK and parsed.get("ms_per_step") is None and "ms_per_step" in columns:
+        raise UsageError(
+            f"{where}: status {parsed['status']!r} is not one of {', '.join(STATUSES)}"
+        )
+    if (
+        parsed.get("status") == OK
+        and parsed.get("ms_per_step") is None
+        and "ms_per_step" in columns
+    ):
         raise UsageError(f"{where}: an ok run without ms_per_step")
     return parsed
 
@@ -240,7 +307,11 @@ def _value(column: str, text: str, where: str):
         return value
     if kind is int and not value.is_integer():
         raise UsageError(f"{where}: {column} = {text!r} is not {_KIND_NAMES[kind]}")
-    if not math.isfinite(value) or (column in _NON_NEGATIVE and value < 0) or (column in _POSITIVE and value < 1):
+    if (
+        not math.isfinite(value)
+        or (column in _NON_NEGATIVE and value < 0)
+        or (column in _POSITIVE and value < 1)
+    ):
         raise UsageError(f"{where}: {column} = {text!r} is out of range")
     return int(value) if kind is int else value
 

@@ -5,6 +5,7 @@ a machine. The project's code reaches the nodes as the job's working directory; 
 their node are tried once more elsewhere, then recorded ``killed`` (``--resume`` runs them again).
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when asked for.
 """
+
 import dataclasses
 import logging
 import os
@@ -25,9 +26,19 @@ from bench.run.executors import (
 )
 
 SLOT = "kl_bench_slot"  # the custom resource each node offers once: one worker per machine
-NODE_LOSS_RETRIES = 1  # Ray's max_retries: a process lost with its node is tried once more elsewhere
-NOT_SHIPPED = [".venv", ".git", "results", ".benchmarks", ".hypothesis", ".pytest_cache", "__pycache__",
-               "*.egg-info"]  # kept off the nodes: the code is all they need
+NODE_LOSS_RETRIES = (
+    1  # Ray's max_retries: a process lost with its node is tried once more elsewhere
+)
+NOT_SHIPPED = [
+    ".venv",
+    ".git",
+    "results",
+    ".benchmarks",
+    ".hypothesis",
+    ".pytest_cache",
+    "__pycache__",
+    "*.egg-info",
+]  # kept off the nodes: the code is all they need
 WAIT_SECONDS = 1.0  # how often the manager looks up from waiting: signals, nodes that joined
 CANCEL_SECONDS = 30  # how long an interrupted benchmark waits for its runs on the nodes to stop
 CONNECT_SECONDS = 5  # how long the head's address may take to answer at all
@@ -43,17 +54,24 @@ class RayExecutor:
         # NOT_SHIPPED names Ray's default exclusions too; with Ray's own off, it warns of none of them.
         os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "")
         try:
-            self.ray.init(address=address, runtime_env=_runtime_env(), logging_level=logging.WARNING,
-                          log_to_driver=False)
+            self.ray.init(
+                address=address,
+                runtime_env=_runtime_env(),
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
         except (ConnectionError, RuntimeError, ValueError) as error:
             why = summarize_exception(error)
             raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
         if not self._slots():
             self.ray.shutdown()
-            raise UsageError(f"no node of the Ray cluster at {address} offers a {SLOT}: start each node with "
-                             f"ray start ... --resources='{{\"{SLOT}\": 1}}'")
-        self.task = self.ray.remote(_run_on_node).options(resources={SLOT: 1}, max_retries=NODE_LOSS_RETRIES,
-                                                          retry_exceptions=False)
+            raise UsageError(
+                f"no node of the Ray cluster at {address} offers a {SLOT}: start each node with "
+                f"ray start ... --resources='{{\"{SLOT}\": 1}}'"
+            )
+        self.task = self.ray.remote(_run_on_node).options(
+            resources={SLOT: 1}, max_retries=NODE_LOSS_RETRIES, retry_exceptions=False
+        )
 
     @property
     def parallel_runs(self) -> int:
@@ -65,7 +83,10 @@ class RayExecutor:
 
     def outcomes(self, specs: list, scratch: Path):
         """(spec, Outcome) of each process as it ends, in whatever order the nodes finish them."""
-        waiting, running = list(specs), {}  # running: Ray's reference to a task's answer -> (spec, sent at)
+        waiting, running = (
+            list(specs),
+            {},
+        )  # running: Ray's reference to a task's answer -> (spec, sent at)
         try:
             while waiting or running:
                 while waiting and len(running) < self.parallel_runs:
@@ -82,22 +103,35 @@ class RayExecutor:
         exceptions = self.ray.exceptions
         try:
             outcome, pictures = self.ray.get(reference)
-        except exceptions.RayTaskError as error:  # the task's own code raised: not the recipe's doing
-            return _lost(spec, FAILED, f"the Ray task failed: {summarize_exception(error.cause)}", sent_at)
+        except (
+            exceptions.RayTaskError
+        ) as error:  # the task's own code raised: not the recipe's doing
+            return _lost(
+                spec, FAILED, f"the Ray task failed: {summarize_exception(error.cause)}", sent_at
+            )
         except exceptions.RayError as error:  # its node or Ray worker died, on every try
-            return _lost(spec, KILLED, f"lost with its Ray node or worker {1 + NODE_LOSS_RETRIES} times: "
-                                       f"{summarize_exception(error)}", sent_at)
+            return _lost(
+                spec,
+                KILLED,
+                f"lost with its Ray node or worker {1 + NODE_LOSS_RETRIES} times: "
+                f"{summarize_exception(error)}",
+                sent_at,
+            )
         results = dict(outcome.results)
         for run in spec.runs:
             if run.run.run_id in pictures:
                 _write_whole(Path(run.artifacts_path), pictures[run.run.run_id])
-                results[run.run.run_id] = dataclasses.replace(results[run.run.run_id], artifacts=run.artifacts_path)
+                results[run.run.run_id] = dataclasses.replace(
+                    results[run.run.run_id], artifacts=run.artifacts_path
+                )
         return dataclasses.replace(outcome, results=results)
 
     def _stop(self, references: list) -> None:
         """Cancel runs still on the nodes (their workers are killed) and wait until they have stopped."""
         for reference in references:
-            self.ray.cancel(reference)  # a KeyboardInterrupt in the task: run_worker kills the worker
+            self.ray.cancel(
+                reference
+            )  # a KeyboardInterrupt in the task: run_worker kills the worker
         if references:
             self.ray.wait(references, num_returns=len(references), timeout=CANCEL_SECONDS)
 
@@ -125,8 +159,11 @@ def _check_listening(address: str) -> None:
 
 def _runtime_env() -> dict:
     """The nodes get this project's code, and the manager's KLBENCH_ settings (extra recipes...)."""
-    settings = {name: value for name, value in os.environ.items()
-                if name.startswith("KLBENCH_") and name != NODE_NAME_ENV}
+    settings = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("KLBENCH_") and name != NODE_NAME_ENV
+    }
     return {"working_dir": str(PROJECT_ROOT), "excludes": NOT_SHIPPED, "env_vars": settings}
 
 
@@ -150,13 +187,18 @@ def _check_listening(address: str) -> None:
 
 def _runtime_env() -> dict:
     """The nodes get this project's code, and the manager's KLBENCH_ settings (extra recipes...)."""
-    settings = {name: value for name, value in os.environ.items()
-                if name.startswith("KLBENCH_") and name != NODE_NAME_ENV}
+    settings = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("KLBENCH_") and name != NODE_NAME_ENV
+    }
     return {"working_dir": str(PROJECT_ROOT), "excludes": NOT_SHIPPED, "env_vars": settings}
 
 
 def _lost(spec: ProcessSpec, status: str, error: str, sent_at: float) -> Outcome:
-    return Outcome(each_run(spec, RunResult(status, error)), time.time() - sent_at, sent_at, None, {})
+    return Outcome(
+        each_run(spec, RunResult(status, error)), time.time() - sent_at, sent_at, None, {}
+    )
 
 
 def _write_whole(path: Path, data: bytes) -> None:
@@ -168,16 +210,26 @@ def _write_whole(path: Path, data: bytes) -> None:
 
 # --- on a node ------------------------------------------------------------------------------
 
+
 def _run_on_node(spec: ProcessSpec) -> tuple:
     """A Ray task: (Outcome, run_id -> the run's pictures as bytes). Scratch and pictures live on
     the node; the pictures travel back with the outcome, since the results folder is on the head."""
     with tempfile.TemporaryDirectory(prefix="klbench-") as scratch:
-        on_node = dataclasses.replace(spec, runs=tuple(
-            dataclasses.replace(run, artifacts_path=str(Path(scratch, f"{run.run.run_id}.npz")))
-            if run.artifacts_path else run for run in spec.runs))
+        on_node = dataclasses.replace(
+            spec,
+            runs=tuple(
+                dataclasses.replace(run, artifacts_path=str(Path(scratch, f"{run.run.run_id}.npz")))
+                if run.artifacts_path
+                else run
+                for run in spec.runs
+            ),
+        )
         outcome = run_worker(on_node, Path(scratch), _node_worker_environment())
-        return outcome, {run_id: Path(result.artifacts).read_bytes() for run_id, result in outcome.results.items()
-                         if result.artifacts}
+        return outcome, {
+            run_id: Path(result.artifacts).read_bytes()
+            for run_id, result in outcome.results.items()
+            if result.artifacts
+        }
 
 
 def _node_worker_environment() -> dict:

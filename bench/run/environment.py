@@ -9,6 +9,7 @@ the config constructs its ``NetworkSpec``, which needs no TensorFlow.
 The host facts (hostname, OS, CPU, memory, frequency, load) are read best-effort: a fact this
 machine does not expose is None, never an error, since no benchmark should fail for want of one.
 """
+
 import importlib.metadata
 import json
 import os
@@ -31,24 +32,40 @@ def machine_facts(config, command: str) -> dict:
     """env.json without the TensorFlow facts: no TensorFlow import needed."""
     host = host_facts()
     # "cpu" predates "host"; the report and the gate's baselines read it, so it stays.
-    return {**package_versions(),
-            "cpu": {"model": host["cpu_model"], "cores": host["logical_cpus"]}, "host": host, "gpu": None,
-            "git": _git_state(), "config": config.to_dict(), "command": command}
+    return {
+        **package_versions(),
+        "cpu": {"model": host["cpu_model"], "cores": host["logical_cpus"]},
+        "host": host,
+        "gpu": None,
+        "git": _git_state(),
+        "config": config.to_dict(),
+        "command": command,
+    }
 
 
 def host_facts() -> dict:
     """The machine a benchmark runs on, and how loaded it is as the benchmark starts."""
     cpuinfo = _cpuinfo()
-    return {"hostname": platform.node() or None, "os": platform.platform() or None,
-            "kernel": platform.release() or None, "cpu_model": _cpu_model(cpuinfo),
-            "logical_cpus": os.cpu_count(), "physical_cpus": _physical_cores(cpuinfo),
-            "ram_total_mb": _ram_total_mb(), "cpu_mhz": _cpu_mhz(cpuinfo),
-            "cpu_governor": _first_line(CPUFREQ / "scaling_governor"), "load_average": _load_average()}
+    return {
+        "hostname": platform.node() or None,
+        "os": platform.platform() or None,
+        "kernel": platform.release() or None,
+        "cpu_model": _cpu_model(cpuinfo),
+        "logical_cpus": os.cpu_count(),
+        "physical_cpus": _physical_cores(cpuinfo),
+        "ram_total_mb": _ram_total_mb(),
+        "cpu_mhz": _cpu_mhz(cpuinfo),
+        "cpu_governor": _first_line(CPUFREQ / "scaling_governor"),
+        "load_average": _load_average(),
+    }
 
 
 def package_versions() -> dict:
     """Python's and ``VERSIONED``'s versions, from installed metadata: no TensorFlow import."""
-    return {"python": platform.python_version(), **{package: _version(package) for package in VERSIONED}}
+    return {
+        "python": platform.python_version(),
+        **{package: _version(package) for package in VERSIONED},
+    }
 
 
 def _version(package: str):
@@ -128,13 +145,18 @@ def _load_average():
 def _git_state() -> dict:
     def git(*args):
         try:
-            done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
     status = git("--no-optional-locks", "status", "--porcelain")  # never rewrites the index
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }
 
 
 def preflight(config) -> dict:
@@ -142,16 +164,24 @@ def preflight(config) -> dict:
     with tempfile.TemporaryDirectory(prefix="klbench-preflight-") as scratch:
         answer = Path(scratch, "answer.json")
         try:
-            done = subprocess.run([sys.executable, "-m", "bench.measure.preflight", str(answer)],
-                                  env=worker_environment(), capture_output=True, text=True,
-                                  timeout=PREFLIGHT_TIMEOUT_SECONDS)
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.measure.preflight", str(answer)],
+                env=worker_environment(),
+                capture_output=True,
+                text=True,
+                timeout=PREFLIGHT_TIMEOUT_SECONDS,
+            )
         except subprocess.TimeoutExpired:
-            raise UsageError(f"the TensorFlow preflight took over {PREFLIGHT_TIMEOUT_SECONDS} s") from None
+            raise UsageError(
+                f"the TensorFlow preflight took over {PREFLIGHT_TIMEOUT_SECONDS} s"
+            ) from None
         if not answer.is_file():
             why = last_line(done.stderr) or f"exit status {done.returncode}"
             raise UsageError(f"the TensorFlow preflight failed: {why}")
         facts = json.loads(answer.read_text(encoding="utf-8"))
     if config.device.device == "gpu" and not facts["gpu"]:
-        raise UsageError("[device] device = \"gpu\" but TensorFlow sees no GPU on this machine; "
-                         "use \"auto\" or \"cpu\"")
+        raise UsageError(
+            '[device] device = "gpu" but TensorFlow sees no GPU on this machine; '
+            'use "auto" or "cpu"'
+        )
     return facts

@@ -10,6 +10,7 @@ a resource every node offers once.
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when asked for: the Ray
 executor is ``bench.run.cluster``.
 """
+
 import dataclasses
 import json
 import os
@@ -30,17 +31,20 @@ from bench.run import environment
 LOCAL, RAY = "local", "ray"
 EXECUTORS = (LOCAL, RAY)
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
-NODE_NAME_ENV = "KLBENCH_NODE_NAME"  # names a node instead of its hostname: two test nodes share one machine
+NODE_NAME_ENV = (
+    "KLBENCH_NODE_NAME"  # names a node instead of its hostname: two test nodes share one machine
+)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How one worker process ended, as the machine that ran it saw it."""
-    results: dict                   # run_id -> RunResult of each of its runs
+
+    results: dict  # run_id -> RunResult of each of its runs
     wall_seconds: float
-    started_at: float               # Unix time, on the node's clock
-    load_average: float | None      # the node's 1-minute load average as the worker started
-    node: dict                      # node_facts() of that machine; {} for a run lost with its node
+    started_at: float  # Unix time, on the node's clock
+    load_average: float | None  # the node's 1-minute load average as the worker started
+    node: dict  # node_facts() of that machine; {} for a run lost with its node
 
     @property
     def host(self) -> str:
@@ -51,8 +55,10 @@ def node_facts() -> dict:
     """This machine's host facts and package versions, for records and env.json's "nodes"."""
     host = environment.host_facts()
     name = os.environ.get(NODE_NAME_ENV)
-    return {"host": {**host, "hostname": name} if name else host,
-            "versions": environment.package_versions()}
+    return {
+        "host": {**host, "hostname": name} if name else host,
+        "versions": environment.package_versions(),
+    }
 
 
 def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
@@ -62,21 +68,31 @@ def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
     results, the run it was training gets the cause, and the runs after that one are left out of
     the outcome: the manager gives them a process of their own.
     """
-    spec_path, result_path, log_path = (scratch / f"{spec.process_id}.{suffix}"
-                                        for suffix in ("spec.json", "result.json", "log"))
+    spec_path, result_path, log_path = (
+        scratch / f"{spec.process_id}.{suffix}" for suffix in ("spec.json", "result.json", "log")
+    )
     spec_path.write_text(json.dumps(spec.to_json()), encoding="utf-8")
     result_path.unlink(missing_ok=True)
     started, started_at, load_average = time.perf_counter(), time.time(), os.getloadavg()[0]
     with open(log_path, "w", encoding="utf-8") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)],
-                                  stdout=subprocess.DEVNULL, stderr=log, env=worker_env, process_group=0)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=worker_env,
+            process_group=0,
+        )
     try:
         worker.wait(timeout=spec.timeout_seconds)
         cause = _cause(worker.returncode, log_path, spec)
     except subprocess.TimeoutExpired:
         _kill(worker)
-        cause = RunResult(TIMEOUT, f"killed at the {spec.timeout_seconds} s time limit of its process")
-    except BaseException:  # Ctrl-C, SIGTERM, a cancelled Ray task: the worker must not outlive its run
+        cause = RunResult(
+            TIMEOUT, f"killed at the {spec.timeout_seconds} s time limit of its process"
+        )
+    except (
+        BaseException
+    ):  # Ctrl-C, SIGTERM, a cancelled Ray task: the worker must not outlive its run
         _kill(worker)
         raise
     answered, complete = _answered(result_path)
@@ -93,7 +109,9 @@ def _cause(returncode: int, log_path: Path, spec: ProcessSpec) -> RunResult:
     if returncode < 0:
         return RunResult(KILLED, f"killed by signal {-returncode}")
     last = last_line(log_path.read_text(encoding="utf-8", errors="replace"))
-    return RunResult(FAILED, f"worker exited with status {returncode}" + (f": {last}" if last else ""))
+    return RunResult(
+        FAILED, f"worker exited with status {returncode}" + (f": {last}" if last else "")
+    )
 
 
 def _answered(result_path: Path) -> tuple:
@@ -101,7 +119,9 @@ def _answered(result_path: Path) -> tuple:
     if not result_path.is_file():
         return {}, False
     answer = json.loads(result_path.read_text(encoding="utf-8"))
-    return {run_id: RunResult.from_json(result) for run_id, result in answer["results"].items()}, answer["complete"]
+    return {
+        run_id: RunResult.from_json(result) for run_id, result in answer["results"].items()
+    }, answer["complete"]
 
 
 def _blamed(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
@@ -111,7 +131,10 @@ def _blamed(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
     if missing:
         return {missing[0]: cause}
     lost = f"paired timing lost: {cause.status}, {cause.error}"
-    return {run_id: dataclasses.replace(result, reference_error=lost) for run_id, result in answered.items()}
+    return {
+        run_id: dataclasses.replace(result, reference_error=lost)
+        for run_id, result in answered.items()
+    }
 
 
 def _kill(worker: subprocess.Popen) -> None:
@@ -147,6 +170,7 @@ def _checked_address(address: str) -> str:
 
 class LocalExecutor:
     """Every process here, one after another, in plan order."""
+
     parallel_runs = 1
 
     def outcomes(self, specs: list, scratch: Path):

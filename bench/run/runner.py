@@ -8,6 +8,7 @@ cluster. It appends the rows of a process's runs as soon as the process ends. A 
 diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops the
 running workers, keeps every finished run and prints how to resume.
 """
+
 import contextlib
 import signal
 import statistics
@@ -57,13 +58,18 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     folder.save_plan(config, runs, variants)
     folder.write_env({**machine, **facts, "injected_slowdown": injected})
     swept = f" of {len(variants)} variants" if len(variants) > 1 else ""
-    say(f"{config.name}: {len(runs)} runs{swept} in {config.matrix.repeats} rounds into {folder}", out)
+    say(
+        f"{config.name}: {len(runs)} runs{swept} in {config.matrix.repeats} rounds into {folder}",
+        out,
+    )
     if injected:
         say(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", out)
     return folder, runs
 
 
-def start(config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,), executor=None) -> int:
+def start(
+    config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,), executor=None
+) -> int:
     """Run the whole plan of ``config`` (and a sweep's ``variants``) into a new folder under ``results_dir``."""
     folder, runs = create(config, results_dir, command, out, variants)
     return execute(folder, config, runs, out, executor)
@@ -76,8 +82,10 @@ def resume(path: Path, given_config, command: str, out=None, executor=None) -> i
     folder = ResultsFolder(path)
     config, runs = folder.load_plan()
     if given_config is not None and given_config.settings_hash != config.settings_hash:
-        raise UsageError(f"cannot resume {folder}: its settings hash is {config.settings_hash} but the given "
-                         f"config's is {given_config.settings_hash}; resume without --config/--quick")
+        raise UsageError(
+            f"cannot resume {folder}: its settings hash is {config.settings_hash} but the given "
+            f"config's is {given_config.settings_hash}; resume without --config/--quick"
+        )
     with folder.lock():
         finished = folder.drop_unfinished()
         env = folder.read_env()
@@ -114,14 +122,20 @@ def _execute(folder: ResultsFolder, config, runs: list, out, executor) -> int:
     try:
         _run_pending(folder, config, runs, out, executor)
     except (KeyboardInterrupt, _Terminated) as stop:
-        say(f"\n{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}: "
+        say(
+            f"\n{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}: "
             f"{len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
-            f"resume with: python -m bench run --resume {folder}", out)
+            f"resume with: python -m bench run --resume {folder}",
+            out,
+        )
         return INTERRUPTED if isinstance(stop, KeyboardInterrupt) else TERMINATED
     finally:
         signal.signal(signal.SIGTERM, previous)
-    say(f"\nresults: {folder}\n\n{summary_table(folder.read().runs)}\n\n"
-        f"total wall time {duration(time.perf_counter() - started)}", out)
+    say(
+        f"\nresults: {folder}\n\n{summary_table(folder.read().runs)}\n\n"
+        f"total wall time {duration(time.perf_counter() - started)}",
+        out,
+    )
     _write_report(folder, out)
     return 0
 
@@ -134,16 +148,26 @@ def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> No
     unfinished = {run.run_id: run for run in pending}
     seconds_per_run = []  # wall seconds of each process so far, per run it answered for
     while pending:
-        specs = [_process_spec(config, process, folder, injected) for process in plan.processes(pending)]
-        with folder.scratch() as scratch, contextlib.closing(executor.outcomes(specs, scratch)) as ended:
+        specs = [
+            _process_spec(config, process, folder, injected) for process in plan.processes(pending)
+        ]
+        with (
+            folder.scratch() as scratch,
+            contextlib.closing(executor.outcomes(specs, scratch)) as ended,
+        ):
             for spec, outcome in ended:  # as each process ends: on a cluster, not in plan order
                 seconds_per_run.append(outcome.wall_seconds / max(len(outcome.results), 1))
                 for run_id, result in outcome.results.items():
                     run = unfinished.pop(run_id)
                     _record(folder, config, run, result, outcome)
-                    eta = statistics.mean(seconds_per_run) * len(unfinished) / executor.parallel_runs
-                    say(f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
-                        f"{_verdict(result)}{executor.where(outcome)} (ETA {duration(eta)})", out)
+                    eta = (
+                        statistics.mean(seconds_per_run) * len(unfinished) / executor.parallel_runs
+                    )
+                    say(
+                        f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
+                        f"{_verdict(result)}{executor.where(outcome)} (ETA {duration(eta)})",
+                        out,
+                    )
         pending = [run for run in pending if run.run_id in unfinished]
 
 
@@ -153,26 +177,43 @@ def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict
     trained = {(run.recipe, run.api) for run in runs}
     wanted = [reference for run in runs for reference in claims.references(run.recipe, run.api)]
     references = [reference for reference in dict.fromkeys(wanted) if reference not in trained]
-    return ProcessSpec(tuple(_spec(config, run, folder, injected) for run in runs),
-                       references=tuple(references) if config.training.paired_blocks else (),
-                       timeout_seconds=config.training.timeout_seconds * len(runs))
+    return ProcessSpec(
+        tuple(_spec(config, run, folder, injected) for run in runs),
+        references=tuple(references) if config.training.paired_blocks else (),
+        timeout_seconds=config.training.timeout_seconds * len(runs),
+    )
 
 
 def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
     settings = config.to_dict()
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
-    return RunSpec(run, settings["device"], settings["training"], settings["network"],
-                   artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
-                   profile_dir=str(folder.profile_dir(run.run_id)) if config.training.profile_steps else None,
-                   injected=injected)
+    return RunSpec(
+        run,
+        settings["device"],
+        settings["training"],
+        settings["network"],
+        artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
+        profile_dir=str(folder.profile_dir(run.run_id)) if config.training.profile_steps else None,
+        injected=injected,
+    )
 
 
 def _record(folder: ResultsFolder, config, run, result: RunResult, outcome: Outcome) -> None:
-    artifacts = Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
+    artifacts = (
+        Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
+    )
     settings_hash = sweep.config_of(config, run.variant).settings_hash
-    record = RunRecord.of(run, result, settings_hash, outcome.wall_seconds, artifacts,
-                          started_at=outcome.started_at, ended_at=outcome.started_at + outcome.wall_seconds,
-                          load_average=outcome.load_average, host=outcome.host)
+    record = RunRecord.of(
+        run,
+        result,
+        settings_hash,
+        outcome.wall_seconds,
+        artifacts,
+        started_at=outcome.started_at,
+        ended_at=outcome.started_at + outcome.wall_seconds,
+        load_average=outcome.load_average,
+        host=outcome.host,
+    )
     folder.append(record, epoch_rows(run, result), block_rows(run, result))
     _note_worker_facts(folder, result)
     _note_node(folder, outcome)
@@ -196,14 +237,22 @@ def _note_node(folder: ResultsFolder, outcome: Outcome) -> None:
 def _verdict(result: RunResult) -> str:
     if result.status == OK:
         return f"ok {result.ms_per_step:.1f} ms/step"
-    error = result.error if len(result.error) <= ERROR_WIDTH else result.error[: ERROR_WIDTH - 3] + "..."
+    error = (
+        result.error
+        if len(result.error) <= ERROR_WIDTH
+        else result.error[: ERROR_WIDTH - 3] + "..."
+    )
     return f"{result.status} {error}".rstrip()
 
 
 def summary_table(runs: pd.DataFrame) -> str:
     """Median ms/step per recipe x API over its ok runs, and the ratio to plain_ae of the same Keras."""
     medians = runs[runs.status == OK].groupby(["recipe", "api"]).ms_per_step.median().to_dict()
-    statuses = runs.groupby(["recipe", "api"]).status.agg(lambda seen: "/".join(sorted(set(seen)))).to_dict()
+    statuses = (
+        runs.groupby(["recipe", "api"])
+        .status.agg(lambda seen: "/".join(sorted(set(seen))))
+        .to_dict()
+    )
     names = sorted(set(runs.recipe), key=recipes.order_key)
     apis = [api for api in APIS if api in set(runs.api)]
 
@@ -214,16 +263,22 @@ def summary_table(runs: pd.DataFrame) -> str:
             return f"{medians[recipe, api]:.1f}{ratio}"
         return statuses.get((recipe, api), MISSING)
 
-    table = text_table(["recipe", *apis], [[recipe, *(cell(recipe, api) for api in apis)] for recipe in names])
-    return (f"{table}\nmedian ms/step over ok runs (ratio to {FLOOR} of the same Keras; "
-            f"{PORT_API} vs {floor_api(PORT_API)})")
+    table = text_table(
+        ["recipe", *apis], [[recipe, *(cell(recipe, api) for api in apis)] for recipe in names]
+    )
+    return (
+        f"{table}\nmedian ms/step over ok runs (ratio to {FLOOR} of the same Keras; "
+        f"{PORT_API} vs {floor_api(PORT_API)})"
+    )
 
 
 def _write_report(folder: ResultsFolder, out) -> None:
     try:
         markdown, _ = report.write_report(folder.path)
     except Exception as error:  # the runs are on disk either way; say so and exit normally
-        say(f"report not written ({type(error).__name__}: {error}); retry with: python -m bench report {folder}",
-            out)
+        say(
+            f"report not written ({type(error).__name__}: {error}); retry with: python -m bench report {folder}",
+            out,
+        )
         return
     say(f"report: {markdown}", out)

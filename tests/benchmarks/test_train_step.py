@@ -3,6 +3,7 @@
 ``benchmark.pedantic`` calls the model's own train function on a prepared batch iterator (no
 data conversion in the timed call) and waits for the result, after warm-up rounds that trace.
 """
+
 import numpy as np
 import pytest
 
@@ -11,8 +12,12 @@ from vae_impls import keras_api, network, registry
 
 BATCH_SIZE = 128
 NET = network.NetworkSpec()
-COMBINATIONS = [(recipe, api) for api in APIS for recipe in registry.RECIPES
-                if registry.status(recipe, api) == registry.WORKS]
+COMBINATIONS = [
+    (recipe, api)
+    for api in APIS
+    for recipe in registry.RECIPES
+    if registry.status(recipe, api) == registry.WORKS
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +44,14 @@ def traced_step(keras, recipe, api):
     return step
 
 
-@pytest.mark.parametrize("recipe,api", COMBINATIONS, ids=[f"{api}-{recipe}" for recipe, api in COMBINATIONS])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe,api", COMBINATIONS, ids=[f"{api}-{recipe}" for recipe, api in COMBINATIONS]
+)
 def test_train_step(benchmark, keras, recipe, api):
     benchmark.group = api
     benchmark.extra_info.update({"recipe": recipe, "api": api, "batch_size": BATCH_SIZE})
-    loss = benchmark.pedantic(traced_step(keras, recipe, api), rounds=20, iterations=1, warmup_rounds=3)
+    loss = benchmark.pedantic(
+        traced_step(keras, recipe, api), rounds=20, iterations=1, warmup_rounds=3
+    )
     assert np.isfinite(loss)

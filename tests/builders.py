@@ -1,11 +1,12 @@
 """Helpers the tests share: tiny configs, benchmarks in subprocesses, and results folders and
 records built through the real writer (``bench.results.folder``), never by writing CSV text by hand."""
+
 import json
 import math
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import recipes
@@ -15,7 +16,7 @@ from bench.results.folder import ResultsFolder, runs_frame
 from bench.results.records import OK, Epoch, RunRecord, RunResult, epoch_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXED_TIME = datetime(2025, 1, 1, tzinfo=timezone.utc)
+FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
 TINY = """
 name = "{name}"
@@ -43,10 +44,25 @@ save_artifacts = {artifacts}
 """
 
 
-def tiny_config(tmp_path, recipe_names, repeats=1, epochs=2, timeout=120, artifacts=False, name="tiny",
-                apis=("keras3",)):
-    text = TINY.format(name=name, recipes=json.dumps(recipe_names), repeats=repeats, epochs=epochs,
-                       timeout=timeout, artifacts=str(artifacts).lower(), apis=json.dumps(list(apis)))
+def tiny_config(
+    tmp_path,
+    recipe_names,
+    repeats=1,
+    epochs=2,
+    timeout=120,
+    artifacts=False,
+    name="tiny",
+    apis=("keras3",),
+):
+    text = TINY.format(
+        name=name,
+        recipes=json.dumps(recipe_names),
+        repeats=repeats,
+        epochs=epochs,
+        timeout=timeout,
+        artifacts=str(artifacts).lower(),
+        apis=json.dumps(list(apis)),
+    )
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path
@@ -62,8 +78,14 @@ def bench_environment():
 
 
 def run_bench(*args, timeout=400, verb="run", env=None):
-    return subprocess.run(bench_command(*args, verb=verb), cwd=ROOT, env={**bench_environment(), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        bench_command(*args, verb=verb),
+        cwd=ROOT,
+        env={**bench_environment(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def only_folder(results_dir: Path) -> Path:
@@ -71,14 +93,26 @@ def only_folder(results_dir: Path) -> Path:
     return folder
 
 
-def record(recipe, api, repeat=1, status=OK, ms_per_step=None, final_loss=150.0, **values) -> RunRecord:
+def record(
+    recipe, api, repeat=1, status=OK, ms_per_step=None, final_loss=150.0, **values
+) -> RunRecord:
     """A runs.csv row with plausible defaults: ``final_bce`` 90% and ``final_kl`` 10% of the loss."""
     ok = status == OK
-    return RunRecord(values.pop("run_id", f"{recipe}-{api}-r{repeat}"), recipe, api, repeat, status,
-                     ms_per_step=ms_per_step if ok else None, first_epoch_seconds=3.0 if ok else None,
-                     trace_count=2 if ok else None, graph_ops=400 if ok else None,
-                     final_loss=final_loss if ok else None, final_bce=0.9 * final_loss if ok else None,
-                     final_kl=0.1 * final_loss if ok and recipes.includes_kl(recipe) else None, **values)
+    return RunRecord(
+        values.pop("run_id", f"{recipe}-{api}-r{repeat}"),
+        recipe,
+        api,
+        repeat,
+        status,
+        ms_per_step=ms_per_step if ok else None,
+        first_epoch_seconds=3.0 if ok else None,
+        trace_count=2 if ok else None,
+        graph_ops=400 if ok else None,
+        final_loss=final_loss if ok else None,
+        final_bce=0.9 * final_loss if ok else None,
+        final_kl=0.1 * final_loss if ok and recipes.includes_kl(recipe) else None,
+        **values,
+    )
 
 
 def frame_of(samples: dict, status=OK, final_losses: dict = None):
@@ -86,17 +120,27 @@ def frame_of(samples: dict, status=OK, final_losses: dict = None):
     rows = []
     for (recipe, api), values in samples.items():
         losses = (final_losses or {}).get((recipe, api)) or [150.0] * len(values)
-        rows += [record(recipe, api, repeat, status, ms, loss)
-                 for repeat, (ms, loss) in enumerate(zip(values, losses), start=1)]
+        rows += [
+            record(recipe, api, repeat, status, ms, loss)
+            for repeat, (ms, loss) in enumerate(zip(values, losses), start=1)
+        ]
     return runs_frame(rows)
 
 
 def matrix_config(pairs, repeats, name="synthetic"):
     """A config whose [matrix] covers ``pairs`` (and every other pair of their recipes and APIs)."""
-    return config.from_dict({"name": name, "matrix": {
-        "recipes": sorted({recipe for recipe, _ in pairs}, key=recipes.order_key),
-        "apis": sorted({api for _, api in pairs}, key=lambda api: recipes.order_key("", api)),
-        "repeats": repeats}})
+    return config.from_dict(
+        {
+            "name": name,
+            "matrix": {
+                "recipes": sorted({recipe for recipe, _ in pairs}, key=recipes.order_key),
+                "apis": sorted(
+                    {api for _, api in pairs}, key=lambda api: recipes.order_key("", api)
+                ),
+                "repeats": repeats,
+            },
+        }
+    )
 
 
 def new_folder(results_dir: Path, name: str, env: dict = None, plan_config=None) -> tuple:
@@ -113,30 +157,49 @@ def new_folder(results_dir: Path, name: str, env: dict = None, plan_config=None)
 def planned_run(planned: list, recipe: str, api: str, repeat: int) -> plan.PlannedRun:
     """The plan's run of that recipe x API x repeat, or one made up for a folder without a plan."""
     found = [run for run in planned if (run.recipe, run.api, run.repeat) == (recipe, api, repeat)]
-    return found[0] if found else plan.PlannedRun(f"{recipe}-{api}-r{repeat}", recipe, api, repeat, repeat)
+    return (
+        found[0]
+        if found
+        else plan.PlannedRun(f"{recipe}-{api}-r{repeat}", recipe, api, repeat, repeat)
+    )
 
 
 def append_result(folder: ResultsFolder, run: plan.PlannedRun, result: RunResult) -> None:
-    artifacts = Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
+    artifacts = (
+        Path(result.artifacts).relative_to(folder.path).as_posix() if result.artifacts else ""
+    )
     folder.append(RunRecord.of(run, result, "abc123", 30.0, artifacts), epoch_rows(run, result))
 
 
-def folder_of_records(results_dir: Path, name: str, records: list, env: dict = None) -> ResultsFolder:
+def folder_of_records(
+    results_dir: Path, name: str, records: list, env: dict = None
+) -> ResultsFolder:
     folder, _ = new_folder(results_dir, name, env)
     for run_record in records:
         folder.append(run_record, [])
     return folder
 
 
-def epochs_falling_to(final_loss: float, ms_per_step: float, rng, with_kl=True, epochs=4, warmup=1,
-                      steps=40) -> tuple:
+def epochs_falling_to(
+    final_loss: float, ms_per_step: float, rng, with_kl=True, epochs=4, warmup=1, steps=40
+) -> tuple:
     """Epochs whose loss falls linearly to ``final_loss``; warm-up epochs are 3x slower."""
     rows = []
     for epoch in range(1, epochs + 1):
         loss = final_loss * (1 + 0.3 * (epochs - epoch) / epochs)
         ms = ms_per_step * (3.0 if epoch <= warmup else rng.normal(1, 0.01))
-        rows.append(Epoch(epoch, ms * steps / 1000, steps, ms, epoch <= warmup, loss, 0.9 * loss,
-                          0.1 * loss if with_kl else math.nan))
+        rows.append(
+            Epoch(
+                epoch,
+                ms * steps / 1000,
+                steps,
+                ms,
+                epoch <= warmup,
+                loss,
+                0.9 * loss,
+                0.1 * loss if with_kl else math.nan,
+            )
+        )
     return tuple(rows)
 
 
@@ -150,7 +213,13 @@ def write_artifact(path: Path, rng, samples: int = 300) -> str:
     import numpy as np
 
     path.parent.mkdir(exist_ok=True)
-    np.savez(path, latent_mu=rng.normal(size=(samples, 2)), latent_labels=rng.integers(0, 10, samples),
-             originals=rng.random((8, 28, 28)), reconstructions=rng.random((8, 28, 28)),
-             grid_images=rng.random((25, 28, 28)), grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]))
+    np.savez(
+        path,
+        latent_mu=rng.normal(size=(samples, 2)),
+        latent_labels=rng.integers(0, 10, samples),
+        originals=rng.random((8, 28, 28)),
+        reconstructions=rng.random((8, 28, 28)),
+        grid_images=rng.random((25, 28, 28)),
+        grid_extent=np.array([-3.0, 3.0, -3.0, 3.0]),
+    )
     return str(path)
