@@ -1,17 +1,18 @@
-"""bench.report.sections and ``python -m bench report`` on results folders built from synthetic numbers."""
+"""bench.report.sections and ``python -m bench report`` on results folders built from synthetic
+numbers."""
 
 import dataclasses
+import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bench.__main__ import main
+from bench.analysis import claims, findings
 from bench.errors import UsageError
-from bench.report import sections as report
-from bench.report.sections import write_report
+from bench.report.sections import precision_sentence, write_report
 from bench.results.records import RunRecord, RunResult, epoch_rows
 from tests.builders import (
     append_result,
@@ -59,9 +60,9 @@ def write_results_folder(
     artifacts=("kl_layer", "plain_ae"),
     env: dict = ENV,
 ) -> Path:
-    """A results folder as the runner writes it, from synthetic numbers (seeded), with a plan of every
-    pair of its recipes and APIs; the first run of each recipe in ``artifacts`` gets an artifacts file
-    (two recipes keep the picture plots quick)."""
+    """A results folder as the runner writes it, from synthetic numbers (seeded), with a plan of
+    every pair of its recipes and APIs; the first run of each recipe in ``artifacts`` gets an
+    artifacts file (two recipes keep the picture plots quick)."""
     rng = np.random.default_rng(0)
     pairs = [*speeds, *((recipe, api) for recipe, api, _, _ in problems)]
     folder, planned = new_folder(results_dir, name, env, matrix_config(pairs, repeats, name))
@@ -87,6 +88,24 @@ def section(markdown: str, title: str) -> str:
     return markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
+# A claim's summary line ends with its verdict on each API: "...: keras2 reproduced (1.40x [a, b])."
+VERDICT_ON_KERAS2 = re.compile(
+    r"\): keras2 (?P<verdict>[a-z ]+) "
+    r"\((?P<ratio>[0-9.]+)x \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\]\)\.$"
+)
+
+
+def assert_reproduced(summary_line: str, claim: claims.Claim) -> None:
+    """The line's only verdict: keras2 reproduced, at SPEEDS' ratio, its CI inside the claim."""
+    found = VERDICT_ON_KERAS2.search(summary_line)
+    assert found, summary_line
+    ratio, low, high = (float(found[key]) for key in ("ratio", "low", "high"))
+    expected = SPEEDS[(claim.recipe, "keras2")] / SPEEDS[(claim.baseline, "keras2")]
+    assert found["verdict"] == "reproduced"
+    assert ratio == pytest.approx(expected, abs=0.01)
+    assert claim.low <= low <= ratio <= high <= claim.high
+
+
 def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     folder = write_results_folder(tmp_path, problems=PROBLEMS)
     csv_before = (folder / "runs.csv").read_bytes(), (folder / "epochs.csv").read_bytes()
@@ -96,10 +115,8 @@ def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     (notebook_line,) = [
         line for line in summary.splitlines() if "notebook_globals / model_add_loss" in line
     ]
-    assert (
-        notebook_line.endswith("): keras2 reproduced (1.40x [1.38, 1.42]).")
-        or "keras2 reproduced" in notebook_line
-    )
+    (notebook_claim,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
+    assert_reproduced(notebook_line, notebook_claim)  # 64.4 / 46 ms/step = 1.40x, in 1.3-1.5x
     assert "model_add_loss / kl_layer = 0.9-1.1x): keras2 reproduced" in summary  # 46 vs 45 ms/step
     assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(
         markdown, "Speed"
@@ -156,6 +173,7 @@ def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
 
 
 def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
+    # three ratios, six 10 s processes in three rounds: 20 s a round
     runs = pd.DataFrame(
         {
             "run_id": [f"run-{index}" for index in range(6)],
@@ -174,26 +192,24 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
             "method": ["paired"] * 3,
         }
     )
-    sentence = report._precision_sentence(SimpleNamespace(runs=runs), ratios)
+    sentence = precision_sentence(findings.precision(runs, ratios))
     assert sentence == (
         "Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2, paired), "
         "±4.0% at the median, against the ±2% target: over. A half-width shrinks ~1/sqrt(runs) "
         "(faster while the t-quantile of few runs falls), so the median pair's 3 runs would have "
         "to become about 12, about 0.1 h for this matrix."
     )
-    assert report._precision_sentence(
-        SimpleNamespace(runs=runs), ratios.assign(half_width=[0.03, 0.02, 0.01])
-    ).endswith("against the ±2% target: the median within target.")
+    within = findings.precision(runs, ratios.assign(half_width=[0.03, 0.02, 0.01]))
+    assert precision_sentence(within).endswith("against the ±2% target: the median within target.")
+    assert precision_sentence(None) == "No ratio has a CI (it takes 2 or more ok runs)."
 
 
 def test_runs_of_two_hosts_are_reported_apart_never_pooled(tmp_path):
     rng = np.random.default_rng(1)
     base = matrix_config([("plain_ae", "keras2"), ("kl_layer", "keras2")], 2, "cluster")
     folder, planned = new_folder(tmp_path, "cluster", ENV, base)
-    for host, kl_ms in (
-        ("node-a", 45.0),
-        ("node-b", 60.0),
-    ):  # the same recipe, 1.1x and 1.5x the floor
+    # the same recipe, 1.1x and 1.5x the floor
+    for host, kl_ms in (("node-a", 45.0), ("node-b", 60.0)):
         for recipe, ms in (("plain_ae", 40.0), ("kl_layer", kl_ms)):
             for repeat in (1, 2):
                 run = planned_run(planned, recipe, "keras2", repeat)

@@ -1,4 +1,5 @@
-"""bench.analysis.stats on constructed samples: ratios and their CIs, claim verdicts, quality guard, time to quality."""
+"""bench.analysis.stats on constructed samples: ratios and their CIs, claim verdicts, quality
+guard, time to quality."""
 
 import math
 
@@ -12,7 +13,8 @@ from tests.builders import frame_of
 
 
 def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
-    """One runs.csv row per sample: {(recipe, api): [ms/step of each run]}; final losses likewise."""
+    """One runs.csv row per sample: {(recipe, api): [ms/step of each run]}; final losses
+    likewise."""
     return frame_of(ms_per_step, status, final_loss)
 
 
@@ -72,7 +74,8 @@ def test_port_is_compared_with_keras3_references():
 
 
 def blocks_frame(per_run: dict, blocks=4, steps=5, seed=0) -> pd.DataFrame:
-    """Block steps of paired runs: {(recipe, api, repeat): {(model, model_api): seconds per step}}."""
+    """Block steps of paired runs: {(recipe, api, repeat): {(model, model_api): seconds per
+    step}}."""
     rng = np.random.default_rng(seed)
     rows = [
         {
@@ -95,8 +98,8 @@ def blocks_frame(per_run: dict, blocks=4, steps=5, seed=0) -> pd.DataFrame:
 
 
 def paired_runs(ratios_by_repeat: list, recipe="kl_layer", api="keras2") -> tuple:
-    """(runs, blocks) of paired runs of ``recipe`` against plain_ae with the given per-process ratios;
-    each process runs at its own speed, as separate processes do."""
+    """(runs, blocks) of paired runs of ``recipe`` against plain_ae with the given per-process
+    ratios; each process runs at its own speed, as separate processes do."""
     per_run = {
         (recipe, api, repeat): {
             (recipe, api): 0.05 * speed * ratio,
@@ -118,7 +121,8 @@ def test_process_ratio_is_the_ratio_of_median_step_times_within_one_run():
 
 
 def test_runs_that_shared_a_process_are_compared_with_each_other_and_never_across_processes():
-    # Two rounds, each one process: kl_layer, vae_loss_layer and plain_ae each stored under its own run.
+    # Two rounds, each one process: kl_layer, vae_loss_layer and plain_ae each stored under its
+    # own run.
     # Round 2's process ran 1.5x slower for its whole life: its ratios are the same.
     speeds = {1: 1.0, 2: 1.5}
     rows = [

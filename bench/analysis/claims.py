@@ -138,7 +138,8 @@ READINGS = (
     Reading(
         "notebook_encoder_call",
         "notebook_globals",
-        "the VAE wired as decoder(encoder(x)) instead of the decoder on the encoder's output tensor",
+        "the VAE wired as decoder(encoder(x)) instead of the decoder on the encoder's output "
+        "tensor",
     ),
     Reading(
         "notebook_rerun", "notebook_globals", "the cells run three times in one kernel before fit"
@@ -180,7 +181,8 @@ def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
 
 
 def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
-    """Each reading against the variant it differs from in one choice, on every API where both ran."""
+    """Each reading against the variant it differs from in one choice, on every API where both
+    ran."""
     rows = [
         {
             "recipe": reading.recipe,

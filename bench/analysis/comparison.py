@@ -157,7 +157,8 @@ def _verdict(
     a: float, b: float, low: float, high: float, basis: str, p_value: float = math.nan
 ) -> str:
     """Slower or faster when the CI excludes 1 and, where there is one, the rank test agrees: a
-    percentile bootstrap over 3 runs a side can exclude 1 by chance, and their p cannot go below 0.1."""
+    percentile bootstrap over 3 runs a side can exclude 1 by chance, and their p cannot go below
+    0.1."""
     missing = [side for side, value in (("A", a), ("B", b)) if not math.isfinite(value)]
     if missing:
         return f"no {basis} in {' or '.join(missing)}"

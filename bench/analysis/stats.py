@@ -1,9 +1,22 @@
-"""Statistics of one results folder: pure functions over the ``runs.csv`` / ``epochs.csv`` frames.
+"""Statistics of one results folder: pure functions over its runs, epochs and blocks frames.
 
-Every run of a recipe x API is one sample (its ``ms_per_step`` is already the median over its
-timed epochs), so uncertainty comes from run-to-run variation: medians and ratios of medians get
-95% percentile-bootstrap CIs (``scipy.stats.bootstrap``, fixed ``random_state``: the same folder
-always gives the same report), differences a Mann-Whitney U two-sided p-value.
+A ratio of step times (a KL recipe to the floor, a claim's recipe to its baseline) is measured
+paired where it can be: the recipes of a round (and Keras package) share a worker process, and
+each run times its train step back to back with those of its references in blocks (blocks.csv).
+Each process gives one ratio, the median over its blocks of the block's ratio of median step
+times (``process_ratios``), so a burst of other work that spans a few blocks is set aside; the
+ratio is the geometric mean of the processes' ratios with a 95% t-interval on their logs
+(``log_t_interval``). Where the two recipes never shared a process (a Jupyter kernel reading, a
+folder from before the blocks), each run is one sample (its median train step in its blocks, else
+fit's ms/step) and the ratio of medians gets a 95% percentile-bootstrap CI
+(``scipy.stats.bootstrap``, fixed ``random_state``: the same folder always gives the same report)
+and a Mann-Whitney U two-sided p-value. ``ratio_between`` picks the method; ``METHODS`` words
+both for the report.
+
+Besides the ratios: medians of ms/step and first-epoch seconds with bootstrap CIs, processes whose
+ratio lies far from their pair's (``outlier_runs``), the runs a CI half-width needs to reach the
+precision target, the quality guard on final losses, the exact-loss check within a round, and the
+time to a common loss level.
 """
 
 import math
@@ -42,7 +55,8 @@ def _finite(values) -> np.ndarray:
 
 
 def _bootstrap_ci(samples: tuple, statistic) -> tuple:
-    """95% percentile-bootstrap CI; NaN when a sample has fewer than 2 values (no spread to resample).
+    """95% percentile-bootstrap CI; NaN when a sample has fewer than 2 values (no spread to
+    resample).
 
     Percentile rather than BCa: with 3-5 runs BCa's acceleration estimate is erratic, and a sample
     of identical values gives a zero-width CI instead of a degenerate-data warning.
@@ -179,10 +193,11 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
 
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
 METHODS = {
-    PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker process); 95% "
-    "t-interval on the log of the per-process ratios of median step times",
-    BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times over runs "
-    "(a run's median train step in its paired blocks; fit's ms/step where a side has none)",
+    PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker "
+    "process); 95% t-interval on the log of the per-process ratios of median step times",
+    BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times "
+    "over runs (a run's median train step in its paired blocks; fit's ms/step where a side has "
+    "none)",
 }
 RATIO_COLUMNS = [
     "recipe",
@@ -421,7 +436,8 @@ def unmatched_losses(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per recipe x API: final loss, BCE and KL (median, IQR) and the quality flag (KL recipes only)."""
+    """Per recipe x API: final loss, BCE and KL (median, IQR) and the quality flag (KL recipes
+    only)."""
     ok = ok_runs(runs)
     rows = []
     for recipe, api, group in _groups(ok):

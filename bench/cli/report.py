@@ -1,10 +1,11 @@
-"""Write report.md and a self-contained report.html for a results folder.
+"""Write report.md, a self-contained report.html and ratios.csv for a results folder.
 
-The report puts the summary first (fastest recipe per API, the floor, the verdict on each of the
-posts' speed claims), then the tables (ms/step and ratios with 95% bootstrap CIs, p-values,
-tracing, quality guard, time to quality, runs that did not finish), the plots, the environment
-and the command that reproduces the folder. Plots are written into the folder as PNG files;
-runs.csv and epochs.csv are only read. Needs neither TensorFlow nor Keras.
+The analysis (``bench.analysis.tables``) computes the tables and writes ratios.csv; the report
+(``bench.report.sections``) puts the summary first (fastest recipe per API, the floor, the verdict
+on each of the posts' speed claims), then the tables (ms/step and ratios with 95% CIs, tracing,
+quality guard, time to quality, runs that did not finish), the plots, the environment and the
+command that reproduces the folder. Plots are written into the folder as PNG files; runs.csv and
+epochs.csv are only read. Needs neither TensorFlow nor Keras.
 """
 
 from bench.report.sections import write_report

@@ -1,4 +1,4 @@
-"""The report's figures, one PNG each in the results folder; every function returns the path written.
+"""The report's figures, one PNG each in the results folder; each function returns its path.
 
 Each figure is meant to be read without the report: title, axis labels with units, legend.
 """
@@ -189,7 +189,8 @@ def _median_over_repeats(epochs, column):
 
 
 def plot_epoch_times(epochs, folder) -> Path:
-    """Seconds per epoch per recipe (median over repeats), one panel per API, warm-up epochs marked."""
+    """Seconds per epoch per recipe (median over repeats), one panel per API, warm-up epochs
+    marked."""
     medians = _median_over_repeats(epochs, "seconds")
     apis = [api for api in APIS if api in set(medians.api)] or ["(no epochs)"]
     fig, axes = plt.subplots(
@@ -290,7 +291,8 @@ def _panels(count: int, size: float):
 
 
 def plot_latent(artifacts, folder):
-    """Latent means of test digits coloured by label, one panel per artifact run; None without artifacts."""
+    """Latent means of test digits coloured by label, one panel per artifact run; None without
+    artifacts."""
     if not artifacts:
         return None
     fig, axes = _panels(len(artifacts), 4.5)

@@ -1,27 +1,32 @@
 """The report of one results folder: ``report.md`` and a self-contained ``report.html``.
 
-The sections are built here as one list of blocks (``bench.report.render`` turns them into Markdown and
-HTML): the summary first (fastest recipe per API, the floor, the verdict on each of the posts'
-claims), then the tables, the plots, the environment and the command that reproduces the folder.
-The folder's CSV files are only read, never written.
+The sections are built here as one list of blocks (``bench.report.render`` turns them into
+Markdown and HTML) from an ``Analysis`` (``bench.analysis.tables``): the summary first (fastest
+recipe per API, the floor, the verdict on each of the posts' claims), then the tables, the plots,
+the environment and the command that reproduces the folder. This module words and lays out what
+the analysis found; it computes no statistic and writes only the report and its plots.
 """
 
-import dataclasses
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bench import recipes
-from bench.analysis import claims, coverage, stats
-from bench.config import injection, sweep
+from bench.analysis import claims, findings, stats
+from bench.analysis.tables import (
+    Analysis,
+    Tables,
+    analyse,
+    side_by_side,
+    stacked,
+)
+from bench.config import injection
 from bench.errors import UsageError
 from bench.formatting import MISSING, number, percent, ratio_text, with_ci
 from bench.report import plots, render
 from bench.results.env import env_value
-from bench.results.folder import Results, ResultsFolder, read_top_ops
+from bench.results.folder import Results, read_top_ops
 from vae_impls import registry
 from vae_impls.keras_api import floor_api
 
@@ -55,162 +60,85 @@ def load_artifacts(results: Results) -> list:
 # --- sections ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tables:
-    speed: pd.DataFrame
-    ratios: pd.DataFrame
-    claims: pd.DataFrame
-    readings: pd.DataFrame
-    process_ratios: pd.DataFrame
-    outliers: pd.DataFrame
-    quality: pd.DataFrame
-    time_to_quality: pd.DataFrame
-    compat: pd.DataFrame
-    unfinished: pd.DataFrame
-
-    def all_ratios(self) -> pd.DataFrame:
-        """Every ratio the report shows, as ratios.csv holds them."""
-        claim_ratios = self.claims.assign(
-            recipe=[claim.recipe for claim in self.claims.claim],
-            compared_with=[claim.baseline for claim in self.claims.claim],
-            compared_api=self.claims.api,
-        )
-        everything = pd.concat(
-            [
-                self.ratios,
-                claim_ratios,
-                self.readings.rename(columns={"undone": "compared_with"}).assign(
-                    compared_api=self.readings.api
-                ),
-            ],
-            ignore_index=True,
-        )[stats.RATIO_COLUMNS]
-        return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
-
-
 def _config(env: dict) -> dict:
     config = env.get("config")
     return config if isinstance(config, dict) else {}
-
-
-def variants_of(results: Results) -> list:
-    """A sweep's variants in the order it named them; [""] for a plain benchmark."""
-    return list(dict.fromkeys([*results.folder.variants(), *results.runs.variant])) or [sweep.BASE]
-
-
-def hosts_of(results: Results) -> list:
-    """The hosts the runs ran on (a cluster benchmark has several), first seen first."""
-    return list(dict.fromkeys(results.runs.host)) or [""]
-
-
-def variant_slice(results: Results, variant: str, host: str = None) -> Results:
-    """The runs of one variant of a sweep (and of one host of a cluster), as if they were a folder
-    of their own: different settings or hardware are never pooled into one CI. A host's slice
-    has no plan: the plan does not say which host a run was due on."""
-    keep_rows = results.runs.variant == variant
-    if host is not None:
-        keep_rows &= results.runs.host == host
-    runs = results.runs[keep_rows]
-    keep = set(runs.run_id)
-    planned = (
-        None
-        if results.planned is None or host is not None
-        else [run for run in results.planned if run.variant == variant]
-    )
-    return dataclasses.replace(
-        results,
-        runs=runs,
-        epochs=results.epochs[results.epochs.run_id.isin(keep)],
-        blocks=results.blocks[results.blocks.run_id.isin(keep)],
-        planned=planned,
-    )
-
-
-def compute_tables(results: Results) -> Tables:
-    runs, blocks, planned = results.runs, results.blocks, results.planned
-    return Tables(
-        stats.speed_table(runs, blocks),
-        stats.ratio_table(runs, blocks),
-        claims.claim_table(runs, blocks),
-        claims.reading_table(runs, blocks),
-        stats.process_ratios(blocks),
-        stats.outlier_runs(blocks),
-        stats.quality_table(runs),
-        stats.time_to_quality_table(runs, results.epochs),
-        coverage.compatibility(runs, planned),
-        coverage.unfinished_runs(runs, planned),
-    )
 
 
 def _ms_text(row) -> str:
     return with_ci(row.ms_per_step, row.ms_low, row.ms_high, " ms/step")
 
 
-def _fastest_sentences(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
-    """Per API: the KL recipe(s) closest to the floor, every recipe whose CI overlaps the best one's
+def _fastest_sentence(fastest: findings.Fastest) -> str:
+    """One API's KL recipe(s) closest to the floor, every recipe whose CI overlaps the best one's
     named as tied, and the floor's own speed."""
-    sentences = []
-    for api in dict.fromkeys(speed.api):
-        floor_rows = speed[(speed.recipe == registry.FLOOR) & (speed.api == floor_api(api))]
-        floor_text = (
-            f"the floor {registry.FLOOR} ({floor_api(api)}) runs at {_ms_text(floor_rows.iloc[0])} of fit"
-            if len(floor_rows)
-            else f"the floor {registry.FLOOR} ({floor_api(api)}) has no runs of its own"
-        )
-        candidates = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
-        if candidates.empty:
-            sentences.append(f"{api}: no KL recipe has a ratio to the floor; {floor_text}.")
-            continue
-        best = candidates.iloc[0]
-        tied = candidates[(candidates.index == best.name) | (candidates.ci_low <= best.ci_high)]
-        named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
-        head = (
-            f"the fastest KL recipe is {named} the floor"
-            if len(tied) == 1
-            else f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of the floor: {named}"
-        )
-        sentences.append(f"{api}: {head}; {floor_text}.")
+    floor = f"the floor {registry.FLOOR} ({floor_api(fastest.api)})"
+    floor_text = (
+        f"{floor} runs at {_ms_text(fastest.floor_speed)} of fit"
+        if fastest.floor_speed is not None
+        else f"{floor} has no runs of its own"
+    )
+    tied = fastest.tied
+    if tied.empty:
+        return f"{fastest.api}: no KL recipe has a ratio to the floor; {floor_text}."
+    named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
+    head = (
+        f"the fastest KL recipe is {named} the floor"
+        if len(tied) == 1
+        else f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of "
+        f"the floor: {named}"
+    )
+    return f"{fastest.api}: {head}; {floor_text}."
+
+
+def _fastest_sentences(tables: Tables) -> list:
+    sentences = [
+        _fastest_sentence(fastest)
+        for fastest in findings.fastest_per_api(tables.speed, tables.ratios)
+    ]
     return sentences or ["No run finished ok: there are no timings."]
 
 
 def _claim_sentence(claim: claims.Claim, claim_rows: pd.DataFrame) -> str:
     rows = claim_rows[claim_rows.claim == claim]
     reading = f", reading: {claim.reading}" if claim.reading else ""
-    head = f"Post {claim.post}: {claim.says} ({claim.recipe} / {claim.baseline} = {claim.claimed_range}{reading})"
+    head = (
+        f"Post {claim.post}: {claim.says} "
+        f"({claim.recipe} / {claim.baseline} = {claim.claimed_range}{reading})"
+    )
     if rows.empty:
         return f"{head}: not evaluated, the two recipes have no ok runs on a common API."
     found = "; ".join(f"{row.api} {row.verdict} ({ratio_text(row)})" for row in rows.itertuples())
     return f"{head}: {found}."
 
 
-def _widest_ratio(ratios: pd.DataFrame):
-    finite = ratios.dropna(subset=["half_width"])
-    return None if finite.empty else finite.loc[finite.half_width.idxmax()]
-
-
-def _precision_sentence(results: Results, ratios: pd.DataFrame) -> str:
-    widest = _widest_ratio(ratios)
-    if widest is None:
+def precision_sentence(precision) -> str:
+    """How precise the ratios are against the target (a ``findings.Precision``, or None where no
+    ratio has a CI), and what reaching it at the median would take."""
+    if precision is None:
         return "No ratio has a CI (it takes 2 or more ok runs)."
-    typical = (
-        ratios.dropna(subset=["half_width"])
-        .sort_values("half_width")
-        .iloc[len(ratios.dropna(subset=["half_width"])) // 2]
-    )
+    widest, median = precision.widest, precision.median
     head = (
-        f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs {widest.compared_with}, "
-        f"{widest.api}, {widest.method}), {percent(typical.half_width)} at the median, against the "
-        f"±{100 * stats.PRECISION_TARGET:g}% target"
+        f"Ratio CIs are at most {percent(widest.half_width)} wide ({widest.recipe} vs "
+        f"{widest.compared_with}, {widest.api}, {widest.method}), {percent(median.half_width)} at "
+        f"the median, against the ±{100 * stats.PRECISION_TARGET:g}% target"
     )
-    if typical.half_width <= stats.PRECISION_TARGET:
+    if precision.within_target:
         return head + ": the median within target."
-    needed = stats.repeats_needed(typical.half_width, int(typical.n))
-    per_round = stats.process_walls(results.runs).sum() / 3600 / max(results.runs.repeat.max(), 1)
-    cost = f", about {per_round * needed:.1f} h for this matrix" if per_round > 0 else ""
-    return (
-        f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few runs "
-        f"falls), so the median pair's {int(typical.n)} runs would have to become about {needed}{cost}."
+    cost = (
+        f", about {precision.hours_needed:.1f} h for this matrix"
+        if precision.hours_needed > 0
+        else ""
     )
+    return (
+        f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few "
+        f"runs falls), so the median pair's {int(median.n)} runs would have to become about "
+        f"{precision.runs_needed}{cost}."
+    )
+
+
+def _precision_of(results: Results, tables: Tables) -> str:
+    return precision_sentence(findings.precision(results.runs, tables.ratios))
 
 
 def _injection_sentences(env: dict) -> list:
@@ -223,53 +151,67 @@ def _injection_sentences(env: dict) -> list:
     ]
 
 
-def summary_blocks(results: Results, tables: Tables) -> list:
+def _quality_sentence(tables: Tables) -> str:
     flagged = tables.quality[tables.quality.flagged]
-    unmatched = stats.unmatched_losses(results.runs)
-    quality = (
-        "Quality guard: the final loss of "
-        + ", ".join(f"{r.recipe} ({r.api})" for r in flagged.itertuples())
-        + " differs from the other KL recipes' beyond run-to-run noise."
-        if len(flagged)
-        else "Quality guard: no KL recipe's final loss differs from the others' beyond run-to-run noise."
-    )
-    quality += (
-        " Within a round, every KL run's final loss equals another recipe's to "
-        f"{stats.EXACT_LOSS_TOLERANCE:g} (same objective, same training)."
-        if unmatched.empty
-        else " In its round, the final loss of "
-        + ", ".join(
-            f"{r.recipe} ({r.api}, round {r.repeat}: {r.final_loss:.6f}, closest {r.closest:.6f})"
-            for r in unmatched.itertuples()
+    if len(flagged):
+        named = ", ".join(f"{row.recipe} ({row.api})" for row in flagged.itertuples())
+        head = f"Quality guard: the final loss of {named} differs from the other KL recipes' "
+    else:
+        head = "Quality guard: no KL recipe's final loss differs from the others' "
+    return head + "beyond run-to-run noise." + _same_loss_sentence(tables.unmatched_losses)
+
+
+def _same_loss_sentence(unmatched: pd.DataFrame) -> str:
+    tolerance = f"{stats.EXACT_LOSS_TOLERANCE:g}"
+    if unmatched.empty:
+        return (
+            " Within a round, every KL run's final loss equals another recipe's to "
+            f"{tolerance} (same objective, same training)."
         )
-        + f" equals no other recipe's to {stats.EXACT_LOSS_TOLERANCE:g}: it trains something else."
+    runs = ", ".join(
+        f"{row.recipe} ({row.api}, round {row.repeat}: {row.final_loss:.6f}, "
+        f"closest {row.closest:.6f})"
+        for row in unmatched.itertuples()
     )
+    return (
+        f" In its round, the final loss of {runs} equals no other recipe's to {tolerance}: "
+        "it trains something else."
+    )
+
+
+def _unfinished_sentence(tables: Tables) -> str:
     counts = tables.unfinished.status.value_counts(sort=False)
-    unfinished = (
-        f"{len(tables.unfinished)} run(s) did not finish ("
-        + ", ".join(f"{count} {status}" for status, count in counts.items())
-        + "): see 'Runs that did not finish'."
-        if len(counts)
-        else ALL_FINISHED
+    if not len(counts):
+        return ALL_FINISHED
+    outcomes = ", ".join(f"{count} {status}" for status, count in counts.items())
+    return (
+        f"{len(tables.unfinished)} run(s) did not finish ({outcomes}): "
+        "see 'Runs that did not finish'."
     )
+
+
+def summary_blocks(results: Results, tables: Tables) -> list:
+    """The summary: an injected slowdown first, then the fastest recipes, the claims' verdicts,
+    the precision, the quality guard and the runs that did not finish."""
     return [
         ("h2", "Summary"),
         (
             "ul",
             [
                 *_injection_sentences(results.env),
-                *_fastest_sentences(tables.speed, tables.ratios),
+                *_fastest_sentences(tables),
                 *(_claim_sentence(claim, tables.claims) for claim in claims.CLAIMS),
-                _precision_sentence(results, tables.ratios),
-                quality,
-                unfinished,
+                _precision_of(results, tables),
+                _quality_sentence(tables),
+                _unfinished_sentence(tables),
             ],
         ),
     ]
 
 
 def _table(frame: pd.DataFrame, columns: dict, empty: str) -> tuple:
-    """A table block with ``columns``: header -> function(row) -> cell text; ``empty`` if no rows."""
+    """A table block with ``columns`` (header -> function(row) -> cell text); ``empty`` if no
+    rows."""
     if frame.empty:
         return ("p", empty)
     return (
@@ -289,9 +231,9 @@ def _speed_blocks(tables: Tables) -> list:
         ("h2", "Speed"),
         (
             "p",
-            "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the posts "
-            "timed), median over runs. Train step: the median time of one call of the train function in "
-            "the paired blocks (no epoch overhead), median over runs.",
+            "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the "
+            "posts timed), median over runs. Train step: the median time of one call of the train "
+            "function in the paired blocks (no epoch overhead), median over runs.",
         ),
         _table(
             tables.speed,
@@ -324,11 +266,11 @@ def _ratio_blocks(results: Results, tables: Tables) -> list:
         ("h2", "Ratios to the floor"),
         (
             "p",
-            f"Each KL recipe's step time over the floor's (plain_ae of the same Keras; ports: Keras 3's). "
-            f"{methods} The numbers are also in ratios.csv.",
+            "Each KL recipe's step time over the floor's (plain_ae of the same Keras; ports: "
+            f"Keras 3's). {methods} The numbers are also in ratios.csv.",
         ),
         _table(tables.ratios, columns, NO_OK_RUNS),
-        ("p", _precision_sentence(results, tables.ratios)),
+        ("p", _precision_of(results, tables)),
     ]
 
 
@@ -348,8 +290,9 @@ def _outlier_blocks(results: Results, tables: Tables) -> list:
         ("h2", "Disturbed runs"),
         (
             "p",
-            f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations from their "
-            "pair's median. They stay in the statistics (the t-interval widens with them).",
+            f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations "
+            "from their pair's median. They stay in the statistics (the t-interval widens with "
+            "them).",
         ),
         _table(tables.outliers, columns, "No run's ratio lies far from its pair's."),
     ]
@@ -357,16 +300,20 @@ def _outlier_blocks(results: Results, tables: Tables) -> list:
 
 def _posts_numbers(row) -> str:
     claim = row.claim
-    return f"{claim.recipe}: {claim.posts_recipe_figure}; {claim.baseline}: {claim.posts_baseline_figure}"
+    return (
+        f"{claim.recipe}: {claim.posts_recipe_figure}; "
+        f"{claim.baseline}: {claim.posts_baseline_figure}"
+    )
 
 
 def _conditions(env: dict) -> str:
     training, device = _config(env).get("training", {}), _config(env).get("device", {})
     steps = training.get("steps_per_epoch") or "full"
+    gpu = f"GPU: {_lookup(env, 'gpu')}" if env.get("gpu") else "no GPU"
     return (
-        f"config {_config(env).get('name', '?')}: batch {training.get('batch_size', '?')}, {steps} steps per "
-        f"epoch, XLA {device.get('xla', '?')}, "
-        f"on {_lookup(env, 'cpu', 'model')} ({'GPU: ' + _lookup(env, 'gpu') if env.get('gpu') else 'no GPU'})"
+        f"config {_config(env).get('name', '?')}: batch {training.get('batch_size', '?')}, "
+        f"{steps} steps per epoch, XLA {device.get('xla', '?')}, "
+        f"on {_lookup(env, 'cpu', 'model')} ({gpu})"
     )
 
 
@@ -386,10 +333,10 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
         ("h2", "The posts' claims"),
         (
             "p",
-            "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not reproduced when "
-            "it lies entirely outside, else inconclusive. The posts timed full MNIST epochs on a GTX 960 "
-            f"with XLA auto-jit (post VII: batch 256 in the class, 128 in the notebook); ours: "
-            f"{_conditions(results.env)}.",
+            "Verdict: reproduced when our ratio's 95% CI lies inside the claimed range, not "
+            "reproduced when it lies entirely outside, else inconclusive. The posts timed full "
+            "MNIST epochs on a GTX 960 with XLA auto-jit (post VII: batch 256 in the class, 128 in "
+            f"the notebook); ours: {_conditions(results.env)}.",
         ),
         _table(
             tables.claims,
@@ -399,41 +346,53 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     ]
 
 
+OPS_HEADER = "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul"
+
+
 def _op_counts_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
-    found = speed[(speed.recipe == recipe) & (speed.api == api)]
-    if found.empty:
-        return MISSING
-    row = found.iloc[0]
-    return " / ".join(number(row[column], 0) for column in stats.OP_COLUMNS)
+    row = findings.speed_row(speed, recipe, api)
+    return MISSING if row is None else _op_counts_of(row)
 
 
-def _op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> dict:
-    """Op counts of ``recipe`` minus ``other``'s, by column, where both have them."""
-    mine, theirs = (speed[(speed.recipe == name) & (speed.api == api)] for name in (recipe, other))
-    if mine.empty or theirs.empty:
-        return {}
-    return {column: mine.iloc[0][column] - theirs.iloc[0][column] for column in stats.OP_COLUMNS}
+def _op_counts_of(row) -> str:
+    """A speed_table row's op counts, as the column ``OPS_HEADER`` names them."""
+    return " / ".join(number(getattr(row, column), 0) for column in stats.OP_COLUMNS)
 
 
-def _cause_sentence(row, speed: pd.DataFrame) -> str:
-    extra = _op_difference(speed, row.recipe, row.undone, row.api)
-    work = [
-        f"{value:+.0f} {column}"
-        for column, value in extra.items()
-        if value and math.isfinite(value)
-    ]
+def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
+    row = findings.speed_row(speed, recipe, api)
+    return MISSING if row is None else number(row.first_epoch_s, 2) + " s"
+
+
+def _cause_sentence(explanation: findings.Explanation) -> str:
+    row = explanation.reading
+    work = [f"{value:+.0f} {column}" for column, value in explanation.extra_ops.items()]
     head = f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}"
-    if math.isfinite(row.ci_low) and row.ci_low > 1:
-        if work:
-            return (
-                f"{head}, which differs only in {row.choice}; its traced train step has {', '.join(work)}: "
-                "the step does more work, and the gap closes when the choice is undone."
-            )
+    graph = "the same traced graph" if explanation.same_graph else ", ".join(work)
+    if explanation.outcome == findings.SLOWER and explanation.same_graph:
         return f"{head} ({row.choice}) with the same traced graph: the cost lies outside the graph."
-    graph = "the same traced graph" if not work else ", ".join(work)
-    if math.isfinite(row.ci_high) and row.ci_high < 1:
+    if explanation.outcome == findings.SLOWER:
+        return (
+            f"{head}, which differs only in {row.choice}; its traced train step has {graph}: "
+            "the step does more work, and the gap closes when the choice is undone."
+        )
+    if explanation.outcome == findings.FASTER:
         return f"{head} ({row.choice}): faster, with {graph}."
-    return f"{head} ({row.choice}): no difference beyond the noise ({row.method}, {row.n:.0f} runs), with {graph}."
+    return (
+        f"{head} ({row.choice}): no difference beyond the noise ({row.method}, {row.n:.0f} runs), "
+        f"with {graph}."
+    )
+
+
+def _cause_sentences(tables: Tables) -> list:
+    """Why each reading differs from its variant, then the op counts it is compared with."""
+    speed = tables.speed
+    causes = [_cause_sentence(findings.explain(row, speed)) for row in tables.readings.itertuples()]
+    baselines = [
+        f"For comparison, ops of {name} ({api}): {_op_counts_text(speed, name, api)}"
+        for name, api in findings.op_baselines(tables.readings)
+    ]
+    return causes + baselines
 
 
 def _notebook_blocks(tables: Tables) -> list:
@@ -444,48 +403,26 @@ def _notebook_blocks(tables: Tables) -> list:
         "in": lambda row: row.choice,
         "ratio [95% CI]": ratio_text,
         "method": lambda row: row.method,
-        "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul": lambda row: (
-            _op_counts_text(speed, row.recipe, row.api)
-        ),
+        OPS_HEADER: lambda row: _op_counts_text(speed, row.recipe, row.api),
         "first epoch": lambda row: _first_epoch_text(speed, row.recipe, row.api),
     }
-    baseline_ops = [
-        f"{name} ({api}): {_op_counts_text(speed, name, api)}"
-        for api in dict.fromkeys(tables.readings.api)
-        for name, api in (("model_add_loss", api), (registry.FLOOR, floor_api(api)))
-    ]
     return [
         ("h2", "Why is the notebook slower?"),
         (
             "p",
-            "Post VII describes its notebook in words only. Each reading of those words is a recipe, timed "
-            "against the variant that differs from it in one choice, in the same processes (the Jupyter "
-            "kernel reading, whose choice is the process, across processes); op counts are of the "
-            "traced train step. The batch size is a condition of the run: see the claims' conditions "
-            "above.",
+            "Post VII describes its notebook in words only. Each reading of those words is a "
+            "recipe, timed against the variant that differs from it in one choice, in the same "
+            "processes (the Jupyter kernel reading, whose choice is the process, across "
+            "processes); op counts are of the traced train step. The batch size is a condition of "
+            "the run: see the claims' conditions above.",
         ),
         _table(
             tables.readings,
             columns,
             "No reading of the notebook ran beside the variant it differs from.",
         ),
-        *(
-            [
-                (
-                    "ul",
-                    [_cause_sentence(row, speed) for row in tables.readings.itertuples()]
-                    + [f"For comparison, ops of {text}" for text in baseline_ops],
-                )
-            ]
-            if len(tables.readings)
-            else []
-        ),
+        *([("ul", _cause_sentences(tables))] if len(tables.readings) else []),
     ]
-
-
-def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
-    found = speed[(speed.recipe == recipe) & (speed.api == api)]
-    return number(found.iloc[0].first_epoch_s, 2) + " s" if len(found) else MISSING
 
 
 def _tracing_blocks(tables: Tables) -> list:
@@ -495,9 +432,7 @@ def _tracing_blocks(tables: Tables) -> list:
             row.first_epoch_s, row.first_epoch_low, row.first_epoch_high, " s"
         ),
         "traces (median)": lambda row: number(row.trace_count, 0),
-        "ops: total / Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter / MatMul": lambda row: (
-            " / ".join(number(getattr(row, column), 0) for column in stats.OP_COLUMNS)
-        ),
+        OPS_HEADER: _op_counts_of,
     }
     return [("h2", "First epoch and tracing"), _table(tables.speed, columns, NO_OK_RUNS)]
 
@@ -521,14 +456,14 @@ def _profile_blocks(results: Results) -> list:
             ("h2", "Profiles"),
             ("p", "No profiles: set [training] profile_steps to take one per run."),
         ]
+    traces = results.folder.profile_dir("RUN_ID").relative_to(results.folder.path).parent
     return [
         ("h2", "Profiles"),
         (
             "p",
-            f"Self time of the ops in each profiled run's train step, by op type (the profiler "
-            f"slows what it records: compare ops with each other, not with the timings above). Raw traces: "
-            f"{results.folder.profile_dir('RUN_ID').relative_to(results.folder.path).parent}/, for "
-            "TensorBoard's profile plugin.",
+            "Self time of the ops in each profiled run's train step, by op type (the profiler "
+            "slows what it records: compare ops with each other, not with the timings above). "
+            f"Raw traces: {traces}/, for TensorBoard's profile plugin.",
         ),
         ("table", pd.DataFrame(rows)),
     ]
@@ -558,9 +493,9 @@ def _quality_blocks(tables: Tables) -> list:
         ("h2", "Quality guard"),
         (
             "p",
-            f"Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss differs "
-            f"from the median of the other KL recipes' runs of its API (for a port: and of Keras 3) by more "
-            f"than max({stats.QUALITY_IQR_FACTOR:g} x their IQR, "
+            "Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss "
+            "differs from the median of the other KL recipes' runs of its API (for a port: and of "
+            f"Keras 3) by more than max({stats.QUALITY_IQR_FACTOR:g} x their IQR, "
             f"{100 * stats.QUALITY_RELATIVE_TOLERANCE:g}% of that median). "
             f"{registry.FLOOR} is not flagged: it minimizes BCE alone.",
         ),
@@ -568,26 +503,15 @@ def _quality_blocks(tables: Tables) -> list:
     ]
 
 
-# Time to quality means something only after enough training: full passes over the data.
-MIN_PASSES_FOR_QUALITY = 3
-
-
-def _trains_long_enough(env: dict) -> bool:
-    training = _config(env).get("training", {})
-    return (
-        training.get("steps_per_epoch", 1) == 0
-        and training.get("epochs", 0) >= MIN_PASSES_FOR_QUALITY
-    )
-
-
 def _time_to_quality_blocks(results: Results, tables: Tables) -> list:
-    if not _trains_long_enough(results.env):
+    if not findings.trains_long_enough(results.env):
         return [
             ("h2", "Time to quality"),
             (
                 "p",
-                f"Not reported: these runs train a few steps, not {MIN_PASSES_FOR_QUALITY} or more full "
-                "passes over the data, so no loss level they reach says anything of convergence.",
+                "Not reported: these runs train a few steps, not "
+                f"{findings.MIN_PASSES_FOR_QUALITY} or more full passes over the data, so no loss "
+                "level they reach says anything of convergence.",
             ),
         ]
     columns = {
@@ -603,8 +527,9 @@ def _time_to_quality_blocks(results: Results, tables: Tables) -> list:
         ("h2", "Time to quality"),
         (
             "p",
-            "Seconds of training, warm-up included, until the epoch-mean loss first reaches the API's common "
-            "level: the highest last-epoch loss of any ok KL run of that API. Median over runs [95% CI].",
+            "Seconds of training, warm-up included, until the epoch-mean loss first reaches the "
+            "API's common level: the highest last-epoch loss of any ok KL run of that API. Median "
+            "over runs [95% CI].",
         ),
         _table(tables.time_to_quality, columns, "No epoch curves of ok KL runs."),
     ]
@@ -615,7 +540,8 @@ def _repeats_text(repeats) -> str:
 
 
 def _unfinished_blocks(tables: Tables) -> list:
-    # one row per recipe x API x outcome: a pair that never ran would otherwise fill a row per repeat
+    # one row per recipe x API x outcome: a pair that never ran would otherwise fill a row per
+    # repeat
     grouped = (
         tables.unfinished.groupby(["recipe", "api", "status", "error"], sort=False)
         .repeat.agg(_repeats_text)
@@ -651,8 +577,8 @@ def _sweep_notice(variants: list) -> list:
     return [
         (
             "p",
-            f"A sweep over {len(variants)} variants ({'; '.join(variants)}). The sections after 'Sweep' "
-            f"show the first variant, {variants[0]}.",
+            f"A sweep over {len(variants)} variants ({'; '.join(variants)}). The sections after "
+            f"'Sweep' show the first variant, {variants[0]}.",
         )
     ]
 
@@ -663,31 +589,31 @@ def _hosts_notice(hosts: list) -> list:
     return [
         (
             "p",
-            f"Runs on {len(hosts)} hosts ({'; '.join(hosts)}): hardware is never pooled into one CI. The "
-            f"sections after 'Hosts' show the first host, {hosts[0]}.",
+            f"Runs on {len(hosts)} hosts ({'; '.join(hosts)}): hardware is never pooled into one "
+            f"CI. The sections after 'Hosts' show the first host, {hosts[0]}.",
         )
     ]
+
+
+def _side_by_side_table(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Each recipe x API's ratio to the floor, a column per value of ``column`` (variant, host)."""
+    return pd.DataFrame(
+        [
+            {
+                "recipe": recipe,
+                "API": api,
+                **{key: ratio_text(row) for key, row in rows.items()},
+            }
+            for recipe, api, rows in side_by_side(frame, column)
+        ]
+    )
 
 
 def host_blocks(per_host: dict) -> list:
     """Each host's ratios to the floor, side by side: a cluster's machines measured apart."""
     if not per_host:
         return []
-    ratios = pd.concat([tables.ratios.assign(host=host) for host, tables in per_host.items()])
-    pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
-    table = pd.DataFrame(
-        [
-            {
-                "recipe": recipe,
-                "API": api,
-                **{
-                    row.host: ratio_text(row)
-                    for row in ratios[(ratios.recipe == recipe) & (ratios.api == api)].itertuples()
-                },
-            }
-            for recipe, api in pairs
-        ]
-    )
+    table = _side_by_side_table(stacked(per_host, "ratios", "host"), "host")
     return [
         ("h2", "Hosts"),
         ("p", "Step time ratio to the floor on each host [95% CI]."),
@@ -695,52 +621,20 @@ def host_blocks(per_host: dict) -> list:
     ]
 
 
-# A gap to the floor worth naming: the CI's lower bound above this ratio.
-GAP = 1.05
-
-
-def _gap_sentence(recipe: str, api: str, rows: dict) -> str:
-    """Whether a recipe's gap to the floor (CI above ``GAP``) holds at every variant of a sweep."""
-    at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in rows.items())
-    survives = {
-        variant: math.isfinite(row.ci_low) and row.ci_low > GAP for variant, row in rows.items()
-    }
-    if all(survives.values()):
+def _gap_sentence(gap: findings.Gap) -> str:
+    """Whether a recipe's gap to the floor holds at every variant of a sweep."""
+    at = "; ".join(f"{ratio_text(row)} at {variant}" for variant, row in gap.rows.items())
+    if gap.everywhere:
         verdict = "the gap survives every setting"
-    elif not any(survives.values()):
-        verdict = f"no gap over {GAP:g}x at any setting"
+    elif gap.nowhere:
+        verdict = f"no gap over {findings.GAP:g}x at any setting"
     else:
-        verdict = "the gap does not survive " + ", ".join(
-            variant for variant, kept in survives.items() if not kept
-        )
-    return f"{recipe} ({api}): {at}: {verdict}."
+        verdict = "the gap does not survive " + ", ".join(gap.lost_at)
+    return f"{gap.recipe} ({gap.api}): {at}: {verdict}."
 
 
-def sweep_blocks(results: Results, per_variant: dict) -> list:
-    """Each ratio to the floor and each claim per variant, and which gaps survive which setting."""
-    if len(per_variant) == 1:
-        return []
-    ratios = pd.concat(
-        [tables.ratios.assign(variant=variant) for variant, tables in per_variant.items()]
-    )
-    claim_rows = pd.concat(
-        [tables.claims.assign(variant=variant) for variant, tables in per_variant.items()]
-    )
-    pairs = sorted(set(zip(ratios.recipe, ratios.api)), key=lambda pair: recipes.order_key(*pair))
-    table = pd.DataFrame(
-        [
-            {
-                "recipe": recipe,
-                "API": api,
-                **{
-                    variant: ratio_text(row)
-                    for variant, row in _rows_by_variant(ratios, recipe, api).items()
-                },
-            }
-            for recipe, api in pairs
-        ]
-    )
-    claims_table = pd.DataFrame(
+def _sweep_claims_table(per_variant: dict) -> pd.DataFrame:
+    return pd.DataFrame(
         [
             {
                 "claim": f"{row.claim.recipe} / {row.claim.baseline}",
@@ -750,18 +644,25 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
                 "ratio [95% CI]": ratio_text(row),
                 "verdict": row.verdict,
             }
-            for row in claim_rows.itertuples()
+            for row in stacked(per_variant, "claims", "variant").itertuples()
         ]
     )
-    sentences = [
-        _gap_sentence(recipe, api, _rows_by_variant(ratios, recipe, api)) for recipe, api in pairs
-    ]
+
+
+def sweep_blocks(results: Results, per_variant: dict) -> list:
+    """Each ratio to the floor and each claim per variant, and which gaps survive which setting."""
+    if len(per_variant) == 1:
+        return []
+    ratios = stacked(per_variant, "ratios", "variant")
+    table = _side_by_side_table(ratios, "variant")
+    claims_table = _sweep_claims_table(per_variant)
+    sentences = [_gap_sentence(gap) for gap in findings.gaps(ratios)]
     return [
         ("h2", "Sweep"),
         (
             "p",
-            f"Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its CI lies "
-            f"above {GAP:g}.",
+            "Step time ratio to the floor per variant [95% CI]; a gap survives a setting when its "
+            f"CI lies above {findings.GAP:g}.",
         ),
         (
             "img",
@@ -774,11 +675,6 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
         if len(claims_table)
         else ("p", "No claim could be evaluated in any variant."),
     ]
-
-
-def _rows_by_variant(ratios: pd.DataFrame, recipe: str, api: str) -> dict:
-    mine = ratios[(ratios.recipe == recipe) & (ratios.api == api)]
-    return {row.variant: row for row in mine.itertuples()}
 
 
 def headline_blocks(results: Results, tables: Tables) -> list:
@@ -858,7 +754,8 @@ def environment_blocks(env: dict) -> list:
                 f"CPU: {_lookup(env, 'cpu', 'model')} ({_lookup(env, 'cpu', 'cores')} cores)",
                 f"GPU: {_lookup(env, 'gpu')}",
                 *setting_items,
-                f"git commit: {_lookup(env, 'git', 'commit')} (dirty: {_lookup(env, 'git', 'dirty')})",
+                f"git commit: {_lookup(env, 'git', 'commit')} "
+                f"(dirty: {_lookup(env, 'git', 'dirty')})",
                 f"config: {_lookup(env, 'config', 'name')}; "
                 f"batch size {_lookup(env, 'config', 'training', 'batch_size')}, "
                 f"{_lookup(env, 'config', 'training', 'epochs')} epochs of which "
@@ -881,40 +778,17 @@ def reproduce_command(results: Results) -> str:
     )
 
 
-def report_blocks(results: Results) -> list:
-    variants, hosts = variants_of(results), hosts_of(results)
-    host = hosts[0] if len(hosts) > 1 else None
-    per_variant = {
-        variant: compute_tables(variant_slice(results, variant, host)) for variant in variants
-    }
-    per_host = (
-        {name: compute_tables(variant_slice(results, variants[0], name)) for name in hosts}
-        if host
-        else {}
-    )
-    results.folder.write_ratios(
-        pd.concat(
-            [
-                tables.all_ratios().assign(variant=variant, host=host or "")
-                for variant, tables in per_variant.items()
-            ]
-            + [
-                tables.all_ratios().assign(variant=variants[0], host=name)
-                for name, tables in per_host.items()
-                if name != host
-            ],
-            ignore_index=True,
-        )
-    )
-    tables, main = per_variant[variants[0]], variant_slice(results, variants[0], host)
+def report_blocks(analysis: Analysis) -> list:
+    """Every block of the report, in order; writes the plots into the folder."""
+    results, main, tables = analysis.results, analysis.main, analysis.tables
     return [
         ("h1", f"kl-bench report: {results.folder.name}"),
-        *_sweep_notice(variants),
-        *_hosts_notice(hosts),
+        *_sweep_notice(analysis.variants),
+        *_hosts_notice(analysis.hosts),
         *summary_blocks(main, tables),
         *headline_blocks(main, tables),
-        *sweep_blocks(results, per_variant),
-        *host_blocks(per_host),
+        *sweep_blocks(results, analysis.per_variant),
+        *host_blocks(analysis.per_host),
         *table_blocks(main, tables),
         *plot_blocks(main, tables),
         *environment_blocks(results.env),
@@ -923,18 +797,25 @@ def report_blocks(results: Results) -> list:
     ]
 
 
-def write_report(path) -> tuple:
-    """Write report.md and report.html (plots embedded) into ``folder``; return their paths."""
-    results = ResultsFolder.existing(path).read()
-    md_path, html_path = results.folder.path / REPORT_MD, results.folder.path / REPORT_HTML
+def render_report(analysis: Analysis) -> tuple:
+    """Write report.md and report.html (plots embedded) of an analysed folder into it; return
+    their paths."""
+    folder = analysis.results.folder
+    md_path, html_path = folder.path / REPORT_MD, folder.path / REPORT_HTML
     try:
-        blocks = report_blocks(results)  # writes the plots and ratios.csv
+        blocks = report_blocks(analysis)  # writes the plots
         md_path.write_text(render.markdown(blocks), encoding="utf-8")
         html_path.write_text(
-            render.html_page(blocks, f"kl-bench report: {results.folder.name}"), encoding="utf-8"
+            render.html_page(blocks, f"kl-bench report: {folder.name}"), encoding="utf-8"
         )
     except OSError as error:
         raise UsageError(
-            f"cannot write the report into {results.folder}: {error.strerror or error}"
+            f"cannot write the report into {folder}: {error.strerror or error}"
         ) from None
     return md_path, html_path
+
+
+def write_report(path) -> tuple:
+    """The report of the results folder at ``path``: analyse it (which writes ratios.csv), then
+    write report.md and report.html; return their paths."""
+    return render_report(analyse(path))

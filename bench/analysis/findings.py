@@ -1,0 +1,195 @@
+"""What the report's sentences state, decided here and worded in ``bench.report``.
+
+The fastest KL recipe of each API and those tied with it, how precise the ratios are against the
+target, whether a gap to the floor survives every variant of a sweep, what a reading of post
+VII's notebook changes in its traced train step, and whether the runs trained long enough for a
+time to quality to mean anything. Each is returned as data; the report only words it.
+"""
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.analysis import stats
+from bench.analysis.tables import side_by_side
+from bench.results.env import env_value
+from vae_impls import registry
+from vae_impls.keras_api import floor_api
+
+# A gap to the floor worth naming: the CI's lower bound above this ratio.
+GAP = 1.05
+# Time to quality means something only after enough training: full passes over the data.
+MIN_PASSES_FOR_QUALITY = 3
+# What the notebook's readings are compared with, besides the floor: post VII's class.
+CLASS_RECIPE = "model_add_loss"
+
+
+# --- the fastest KL recipe ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fastest:
+    """One API's KL recipe closest to the floor, and every recipe whose CI overlaps its CI."""
+
+    api: str
+    floor_speed: object  # the floor's speed_table row, or None where the floor has no runs
+    tied: pd.DataFrame  # ratio_table rows, fastest first; empty where no KL recipe has a ratio
+
+
+def fastest_per_api(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
+    """A ``Fastest`` for each API of ``speed`` (a speed_table), from ``ratios`` (a ratio_table)."""
+    return [_fastest(api, speed, ratios) for api in dict.fromkeys(speed.api)]
+
+
+def _fastest(api: str, speed: pd.DataFrame, ratios: pd.DataFrame) -> Fastest:
+    candidates = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
+    if len(candidates):
+        best = candidates.iloc[0]
+        candidates = candidates[
+            (candidates.index == best.name) | (candidates.ci_low <= best.ci_high)
+        ]
+    return Fastest(api, speed_row(speed, registry.FLOOR, floor_api(api)), candidates)
+
+
+# --- precision of the ratios --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The widest and the median CI half-width of the ratios, against ``stats.PRECISION_TARGET``,
+    and what reaching the target at the median would take."""
+
+    widest: object  # the ratio row with the widest CI
+    median: object  # the ratio row with the median half-width
+    runs_needed: int  # for the median pair to reach the target; 0 when it already does
+    hours_needed: float  # that many runs of the whole matrix, in hours; NaN or 0: unknown
+
+    @property
+    def within_target(self) -> bool:
+        return self.median.half_width <= stats.PRECISION_TARGET
+
+
+def precision(runs: pd.DataFrame, ratios: pd.DataFrame):
+    """The ``Precision`` of ``ratios`` (of the folder's ``runs``); None when no ratio has a CI."""
+    finite = ratios.dropna(subset=["half_width"])
+    if finite.empty:
+        return None
+    widest = finite.loc[finite.half_width.idxmax()]
+    median = finite.sort_values("half_width").iloc[len(finite) // 2]
+    if median.half_width <= stats.PRECISION_TARGET:
+        return Precision(widest, median, 0, 0.0)
+    needed = stats.repeats_needed(median.half_width, int(median.n))
+    hours_per_round = stats.process_walls(runs).sum() / 3600 / max(runs.repeat.max(), 1)
+    return Precision(widest, median, needed, hours_per_round * needed)
+
+
+# --- gaps across a sweep ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A KL recipe's ratio to the floor at each variant of a sweep, and where its CI lies above
+    ``GAP``."""
+
+    recipe: str
+    api: str
+    rows: dict  # variant -> its ratio_table row, in the sweep's order
+
+    @property
+    def survives(self) -> dict:
+        """variant -> whether the gap holds there: a CI whose lower bound lies above ``GAP``."""
+        return {
+            variant: math.isfinite(row.ci_low) and row.ci_low > GAP
+            for variant, row in self.rows.items()
+        }
+
+    @property
+    def everywhere(self) -> bool:
+        return all(self.survives.values())
+
+    @property
+    def nowhere(self) -> bool:
+        return not any(self.survives.values())
+
+    @property
+    def lost_at(self) -> list:
+        """The variants where the gap does not hold."""
+        return [variant for variant, kept in self.survives.items() if not kept]
+
+
+def gaps(ratios: pd.DataFrame) -> list:
+    """A ``Gap`` for each recipe x API of ``ratios``: ratio_tables stacked with a variant column."""
+    return [Gap(recipe, api, rows) for recipe, api, rows in side_by_side(ratios, "variant")]
+
+
+# --- why the notebook is slower -----------------------------------------------------------------
+
+SLOWER, FASTER, SAME = "slower", "faster", "no difference"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A reading of the notebook against the variant it undoes: which way its CI lies, and the op
+    counts by which its traced train step differs."""
+
+    reading: object  # its reading_table row
+    outcome: str  # SLOWER: the CI lies above 1, FASTER: below 1, SAME: it holds 1 or is unknown
+    extra_ops: dict  # op column -> how many more ops than the variant's; only nonzero counts
+
+    @property
+    def same_graph(self) -> bool:
+        return not self.extra_ops
+
+
+def explain(reading, speed: pd.DataFrame) -> Explanation:
+    """The ``Explanation`` of one reading_table row, from the op counts in ``speed``."""
+    difference = op_difference(speed, reading.recipe, reading.undone, reading.api)
+    extra = {
+        column: value for column, value in difference.items() if value and math.isfinite(value)
+    }
+    return Explanation(reading, _outcome(reading), extra)
+
+
+def _outcome(row) -> str:
+    if math.isfinite(row.ci_low) and row.ci_low > 1:
+        return SLOWER
+    if math.isfinite(row.ci_high) and row.ci_high < 1:
+        return FASTER
+    return SAME
+
+
+def speed_row(speed: pd.DataFrame, recipe: str, api: str):
+    """``recipe`` on ``api``'s row of a speed_table; None where it has no ok runs."""
+    found = speed[(speed.recipe == recipe) & (speed.api == api)]
+    return found.iloc[0] if len(found) else None
+
+
+def op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> dict:
+    """Op counts of ``recipe`` minus ``other``'s on ``api``, by column, where both have them."""
+    mine, theirs = speed_row(speed, recipe, api), speed_row(speed, other, api)
+    if mine is None or theirs is None:
+        return {}
+    return {column: mine[column] - theirs[column] for column in stats.OP_COLUMNS}
+
+
+def op_baselines(readings: pd.DataFrame) -> list:
+    """(recipe, api) whose op counts the readings are compared with: on each API of theirs, post
+    VII's class and the floor."""
+    return [
+        pair
+        for api in dict.fromkeys(readings.api)
+        for pair in ((CLASS_RECIPE, api), (registry.FLOOR, floor_api(api)))
+    ]
+
+
+# --- time to quality ----------------------------------------------------------------------------
+
+
+def trains_long_enough(env: dict) -> bool:
+    """Whether the runs trained ``MIN_PASSES_FOR_QUALITY`` or more full passes over the data (env
+    .json's config): only then does a loss level they reach say anything of convergence."""
+    return (
+        env_value(env, "config", "training", "steps_per_epoch") == 0
+        and (env_value(env, "config", "training", "epochs") or 0) >= MIN_PASSES_FOR_QUALITY
+    )

@@ -1,0 +1,198 @@
+"""The tables of one results folder, and the analysis step of a report: ratios.csv.
+
+A sweep's variants and a cluster's hosts are sliced apart before any statistic is taken, so that
+different settings or hardware are never pooled into one CI. ``analyse`` reads a folder, computes
+its tables per variant and per host, and writes every ratio into ratios.csv; the report
+(``bench.report``) renders that ``Analysis`` and computes nothing of its own.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from bench import recipes
+from bench.analysis import claims, coverage, stats
+from bench.config import sweep
+from bench.errors import UsageError
+from bench.results.folder import RATIOS_CSV, Results, ResultsFolder
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Every table of one slice of a folder (one variant, one host), as the report shows them."""
+
+    speed: pd.DataFrame
+    ratios: pd.DataFrame
+    claims: pd.DataFrame
+    readings: pd.DataFrame
+    process_ratios: pd.DataFrame
+    outliers: pd.DataFrame
+    quality: pd.DataFrame
+    unmatched_losses: pd.DataFrame
+    time_to_quality: pd.DataFrame
+    compat: pd.DataFrame
+    unfinished: pd.DataFrame
+
+    def all_ratios(self) -> pd.DataFrame:
+        """Every ratio the report shows (to the floor, of each claim, of each reading), each pair
+        once, as ratios.csv holds them."""
+        claim_ratios = self.claims.assign(
+            recipe=[claim.recipe for claim in self.claims.claim],
+            compared_with=[claim.baseline for claim in self.claims.claim],
+            compared_api=self.claims.api,
+        )
+        reading_ratios = self.readings.rename(columns={"undone": "compared_with"}).assign(
+            compared_api=self.readings.api
+        )
+        everything = pd.concat([self.ratios, claim_ratios, reading_ratios], ignore_index=True)[
+            stats.RATIO_COLUMNS
+        ]
+        return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
+
+
+def variants_of(results: Results) -> list:
+    """A sweep's variants in the order it named them; [""] for a plain benchmark."""
+    return list(dict.fromkeys([*results.folder.variants(), *results.runs.variant])) or [sweep.BASE]
+
+
+def hosts_of(results: Results) -> list:
+    """The hosts the runs ran on (a cluster benchmark has several), first seen first."""
+    return list(dict.fromkeys(results.runs.host)) or [""]
+
+
+def variant_slice(results: Results, variant: str, host: str = None) -> Results:
+    """The runs of one variant of a sweep (and of one host of a cluster), as if they were a folder
+    of their own. A host's slice has no plan: the plan does not say which host a run was due
+    on."""
+    keep_rows = results.runs.variant == variant
+    if host is not None:
+        keep_rows &= results.runs.host == host
+    runs = results.runs[keep_rows]
+    keep = set(runs.run_id)
+    planned = (
+        None
+        if results.planned is None or host is not None
+        else [run for run in results.planned if run.variant == variant]
+    )
+    return dataclasses.replace(
+        results,
+        runs=runs,
+        epochs=results.epochs[results.epochs.run_id.isin(keep)],
+        blocks=results.blocks[results.blocks.run_id.isin(keep)],
+        planned=planned,
+    )
+
+
+def compute_tables(results: Results) -> Tables:
+    """Every table of ``results``, taken as one slice: slice a sweep or a cluster first."""
+    runs, blocks, planned = results.runs, results.blocks, results.planned
+    return Tables(
+        speed=stats.speed_table(runs, blocks),
+        ratios=stats.ratio_table(runs, blocks),
+        claims=claims.claim_table(runs, blocks),
+        readings=claims.reading_table(runs, blocks),
+        process_ratios=stats.process_ratios(blocks),
+        outliers=stats.outlier_runs(blocks),
+        quality=stats.quality_table(runs),
+        unmatched_losses=stats.unmatched_losses(runs),
+        time_to_quality=stats.time_to_quality_table(runs, results.epochs),
+        compat=coverage.compatibility(runs, planned),
+        unfinished=coverage.unfinished_runs(runs, planned),
+    )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A results folder's tables: one set per variant of a sweep (of the first host, where the
+    runs ran on several) and one per host of a cluster (of the first variant)."""
+
+    results: Results  # the whole folder
+    variants: list  # as variants_of
+    hosts: list  # as hosts_of
+    per_variant: dict  # variant -> Tables
+    per_host: dict  # host -> Tables; empty where every run ran on one host
+
+    @property
+    def host(self) -> str | None:
+        """The host the per-variant tables are of: the first of several, else None (every run)."""
+        return self.hosts[0] if len(self.hosts) > 1 else None
+
+    @cached_property
+    def main(self) -> Results:
+        """The runs that the report's sections after 'Sweep' and 'Hosts' show: the first variant,
+        on the first host."""
+        return variant_slice(self.results, self.variants[0], self.host)
+
+    @property
+    def tables(self) -> Tables:
+        """The tables of ``main``."""
+        return self.per_variant[self.variants[0]]
+
+    def all_ratios(self) -> pd.DataFrame:
+        """ratios.csv: every ratio of every variant and every host, each slice once."""
+        per_variant = [
+            tables.all_ratios().assign(variant=variant, host=self.host or "")
+            for variant, tables in self.per_variant.items()
+        ]
+        other_hosts = [
+            tables.all_ratios().assign(variant=self.variants[0], host=host)
+            for host, tables in self.per_host.items()
+            if host != self.host
+        ]
+        return pd.concat(per_variant + other_hosts, ignore_index=True)
+
+
+def analysis_of(results: Results) -> Analysis:
+    """The tables of every variant and of every host of ``results``; writes nothing."""
+    variants, hosts = variants_of(results), hosts_of(results)
+    host = hosts[0] if len(hosts) > 1 else None
+    per_variant = {
+        variant: compute_tables(variant_slice(results, variant, host)) for variant in variants
+    }
+    per_host = (
+        {name: compute_tables(variant_slice(results, variants[0], name)) for name in hosts}
+        if host
+        else {}
+    )
+    return Analysis(results, variants, hosts, per_variant, per_host)
+
+
+def analyse(path) -> Analysis:
+    """The analysis step of a report: read the results folder at ``path``, compute its tables and
+    write its ratios.csv (the runs' own files are only read)."""
+    results = ResultsFolder.existing(path).read()
+    analysis = analysis_of(results)
+    try:
+        results.folder.write_ratios(analysis.all_ratios())
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {RATIOS_CSV} into {results.folder}: {error.strerror or error}"
+        ) from None
+    return analysis
+
+
+def stacked(tables_by: dict, table: str, column: str) -> pd.DataFrame:
+    """One ``Tables`` attribute (``table``) of each slice, one under the other, with the slice's
+    key (a variant, a host) in ``column``."""
+    return pd.concat(
+        [getattr(tables, table).assign(**{column: key}) for key, tables in tables_by.items()]
+    )
+
+
+def side_by_side(frame: pd.DataFrame, column: str) -> list:
+    """(recipe, api, {value of ``column``: row}) for each recipe x API of a ``stacked`` frame, in
+    registry order: the rows of a table with a column per variant or per host."""
+    pairs = sorted(set(zip(frame.recipe, frame.api)), key=lambda pair: recipes.order_key(*pair))
+    return [
+        (
+            recipe,
+            api,
+            {
+                getattr(row, column): row
+                for row in frame[(frame.recipe == recipe) & (frame.api == api)].itertuples()
+            },
+        )
+        for recipe, api in pairs
+    ]
