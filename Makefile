@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CONFIG ?= default
 
-.PHONY: bench test bench-quick ci-bench bench-pytest clean-venv
+.PHONY: bench test lint bench-quick ci-bench bench-pytest clean-venv
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kl-bench needs Python >= 3.11")'
@@ -19,6 +19,13 @@ bench: $(INSTALLED)
 
 bench-quick: $(INSTALLED)
 	$(PY) -m bench run --quick
+
+# Style (ruff) and the architecture (import-linter's contracts in pyproject.toml: bench/'s layers,
+# TensorFlow only inside measure/, no import cycle).
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check bench vae_impls tests
+	$(VENV)/bin/ruff format --check --quiet bench vae_impls tests
+	$(VENV)/bin/lint-imports --no-cache
 
 # The main suite runs the step benchmarks once under Keras 3; Keras 2 needs its own process.
 test: $(INSTALLED)

@@ -60,7 +60,7 @@ def kernel_of(recipe: str) -> str:
 
 
 def includes_kl(recipe: str) -> bool:
-    """False for the floor, which minimizes BCE alone: its losses are not comparable with the others'."""
+    """False for the floor, which minimizes BCE alone: its losses compare with no other's."""
     found = known().get(recipe)
     return found.includes_kl if found else recipe != registry.FLOOR
 

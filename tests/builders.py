@@ -1,5 +1,5 @@
-"""Helpers the tests share: tiny configs, benchmarks in subprocesses, and results folders and
-records built through the real writer (``bench.results.folder``), never by writing CSV text by hand."""
+"""Builders the tests share: tiny configs, benchmarks in subprocesses, and results folders and
+records built through the real writer (``bench.results.folder``), never by writing CSV by hand."""
 
 import json
 import math
@@ -96,7 +96,7 @@ def only_folder(results_dir: Path) -> Path:
 def record(
     recipe, api, repeat=1, status=OK, ms_per_step=None, final_loss=150.0, **values
 ) -> RunRecord:
-    """A runs.csv row with plausible defaults: ``final_bce`` 90% and ``final_kl`` 10% of the loss."""
+    """A runs.csv row with plausible defaults: ``final_bce`` 90%, ``final_kl`` 10% of the loss."""
     ok = status == OK
     return RunRecord(
         values.pop("run_id", f"{recipe}-{api}-r{repeat}"),
@@ -116,7 +116,8 @@ def record(
 
 
 def frame_of(samples: dict, status=OK, final_losses: dict = None):
-    """A runs frame, a row per sample: {(recipe, api): [ms/step of each run]}; final losses likewise."""
+    """A runs frame, a row per sample: {(recipe, api): [ms/step of each run]}; final losses
+    likewise."""
     rows = []
     for (recipe, api), values in samples.items():
         losses = (final_losses or {}).get((recipe, api)) or [150.0] * len(values)

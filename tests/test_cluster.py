@@ -1,4 +1,4 @@
-"""The Ray executor: choosing it on the command line, and a benchmark spread over a two-node cluster.
+"""The Ray executor: choosing it on the command line, and a benchmark over a two-node cluster.
 
 The slow test starts a local Ray cluster of two nodes on this one machine, each offering one
 ``kl_bench_slot`` and named by KLBENCH_NODE_NAME (they share the real hostname), runs the fake

@@ -1,5 +1,5 @@
-"""``python -m bench compare`` and ``history`` on synthetic results folders with known answers, and the
-host facts of env.json."""
+"""``python -m bench compare`` and ``history`` on synthetic results folders with known answers,
+and the host facts of env.json."""
 
 import math
 import os

@@ -1,4 +1,4 @@
-"""Config validation: every bad config is one line on stderr, exit status 2, and no results folder."""
+"""Config validation: every bad config is one line on stderr, exit status 2, no results folder."""
 
 import subprocess
 import sys
@@ -370,7 +370,10 @@ def test_batch_size_is_checked_against_the_loaded_training_set(tmp_path):
 
 
 def test_loading_a_config_imports_neither_tensorflow_nor_keras():
-    probe = "import bench.config.settings, sys; print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
+    probe = (
+        "import bench.config.settings, sys; "
+        "print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).resolve().parent.parent,
@@ -383,7 +386,10 @@ def test_loading_a_config_imports_neither_tensorflow_nor_keras():
 
 
 def test_network_spec_module_needs_neither_tensorflow_nor_numpy():
-    probe = "import vae_impls.network_spec, sys; print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
+    probe = (
+        "import vae_impls.network_spec, sys; "
+        "print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).resolve().parent.parent,

@@ -8,7 +8,8 @@ import pytest
 from vae_impls import registry
 
 LOSS_RTOL = 1e-5
-# Per element: |g - g_ref| <= GRADIENT_RTOL * |g_ref| + GRADIENT_ATOL_SHARE * max|g_ref| of that weight.
+# Per element: |g - g_ref| <= GRADIENT_RTOL * |g_ref| + GRADIENT_ATOL_SHARE * max|g_ref| of that
+# weight.
 # The absolute share keeps near-zero elements, whose float32 round-off is relatively large,
 # from failing; measured differences stay below 4e-6 of a weight's largest element.
 GRADIENT_RTOL = 1e-4
@@ -81,7 +82,8 @@ def test_sampling_layer_matches_numpy_with_non_zero_noise(probes):
 
 @pytest.mark.slow
 def test_every_recipe_exposes_the_shared_mean_encoder_and_decoder(probes):
-    """``mean_encoder`` and ``decoder`` feed the harness' pictures: they must be the trained network."""
+    """``mean_encoder`` and ``decoder`` feed the harness' pictures: they must be the trained
+    network."""
     for (recipe, api), step in merged(probes, "steps").items():
         reference = probes["keras3" if api.startswith("keras3") else "keras2"]["reference"]
         np.testing.assert_allclose(
@@ -119,7 +121,7 @@ def test_one_step_losses_match_numpy(probes, term):
 
 @pytest.mark.slow
 def test_no_recipe_computes_a_second_binary_cross_entropy(probes):
-    """Equal metric work per step: BCE is the loss itself or derived as loss - kl, never a metric."""
+    """Equal metric work per step: BCE is the loss itself or derived as loss - kl, not a metric."""
     for (recipe, api), step in merged(probes, "steps").items():
         assert "BinaryCrossentropy" not in step["metric_classes"], (
             recipe,

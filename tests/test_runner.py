@@ -1,17 +1,15 @@
-"""The runner: run order, error summaries, records, containment of bad runs, interruption and resume.
+"""The runner: its summary table, containment of bad runs, interruption and resume.
 
 The slow tests start real benchmarks (``python -m bench run``) in subprocesses with the tiny
 recipes of ``tests/fake_recipes.py`` and the synthetic data; every worker still pays
 TensorFlow's import, so they keep the number of runs small. Timing values are never asserted.
 """
 
-import collections
 import json
 import os
 import signal
 import subprocess
 import time
-from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +19,14 @@ import pytest
 from bench.__main__ import main
 from bench.config import plan
 from bench.config import settings as config
-from bench.errors import summarize_exception
-from bench.measure.worker import _time_blocks, floor_instances, visiting_order
 from bench.results.folder import ResultsFolder
 from bench.results.records import (
     BLOCK_COLUMNS,
     EPOCH_COLUMNS,
     RUN_COLUMNS,
     STATUSES,
-    Epoch,
-    ProcessSpec,
-    RunRecord,
-    RunResult,
-    RunSpec,
-    epoch_rows,
 )
-from bench.run import executors, runner
+from bench.run import runner
 from tests.builders import (
     ROOT,
     bench_command,
@@ -54,209 +44,6 @@ def read_runs(folder):
 
 def read_epochs(folder):
     return ResultsFolder(folder).read().epochs
-
-
-# --- run order ------------------------------------------------------------------------------
-
-
-def plan_of(recipes, apis, repeats, seed=0, repeat_expected_failures=False):
-    return plan.make_plan(
-        config.from_dict(
-            {
-                "training": {"seed": seed},
-                "matrix": {
-                    "recipes": recipes,
-                    "apis": apis,
-                    "repeats": repeats,
-                    "repeat_expected_failures": repeat_expected_failures,
-                },
-            }
-        )
-    )
-
-
-def test_every_pair_runs_once_per_round_in_round_order():
-    runs = plan_of(["plain_ae", "tensor_transfer", "gradient_tape"], ["keras2", "keras3"], 4)
-    rounds = [
-        [(run.recipe, run.api) for run in runs if run.repeat == repeat] for repeat in range(1, 5)
-    ]
-    assert [run.repeat for run in runs] == sorted(
-        run.repeat for run in runs
-    )  # round 1 first, then 2, ...
-    for pairs in rounds:
-        assert sorted(pairs) == sorted(rounds[0]) and len(set(pairs)) == 6
-    assert len({tuple(pairs) for pairs in rounds}) > 1, "each round has its own shuffled order"
-    assert len({run.run_id for run in runs}) == len(runs)
-    for repeat in range(1, 5):
-        assert len({run.seed for run in runs if run.repeat == repeat}) == 1  # one seed per round
-
-
-def test_shuffled_order_is_reproducible_and_follows_the_seed():
-    args = (["plain_ae", "tensor_transfer", "gradient_tape", "kl_layer"], ["keras2", "keras3"], 3)
-    assert plan_of(*args) == plan_of(*args)
-    assert [r.run_id for r in plan_of(*args)] != [r.run_id for r in plan_of(*args, seed=1)]
-
-
-def test_runs_of_one_round_and_keras_package_share_a_process_and_a_kernel_run_has_its_own():
-    runs = plan_of(
-        ["plain_ae", "kl_layer", "notebook_kernel"], ["keras2", "keras3", "keras3-port"], 2
-    )
-    groups = {
-        group[0].process_id: {(run.recipe, run.api) for run in group}
-        for group in plan.processes(runs)
-    }
-    assert groups["keras2-r1"] == {("plain_ae", "keras2"), ("kl_layer", "keras2")}
-    assert groups["keras3-r2"] == {
-        ("plain_ae", "keras3"),
-        ("kl_layer", "keras3-port"),
-    }  # kl_layer keras3: round 1
-    assert groups["notebook_kernel-keras2-r1"] == {("notebook_kernel", "keras2")}
-    assert len(groups) == 2 * 4 + 1  # notebook_kernel keras3 fails as written: round 1 only
-    assert sum(len(group) for group in plan.processes(runs)) == len(runs)
-
-
-def test_pairs_that_fail_as_written_run_in_round_one_unless_asked():
-    runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3)
-    assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 1}
-    runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3, repeat_expected_failures=True)
-    assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 3}
-
-
-def test_a_dead_worker_blames_the_run_it_was_training_and_leaves_the_later_ones_to_a_new_process():
-    runs = plan_of(["plain_ae", "kl_layer", "gradient_tape"], ["keras2"], 1)
-    spec = ProcessSpec(tuple(RunSpec(run, {}, {}, {}) for run in runs))
-    first, second, third = (run.run_id for run in runs)
-    cause = RunResult("killed", "killed by signal 9")
-    assert executors._blamed(spec, {first: RunResult("ok")}, cause) == {second: cause}
-    trained = {run_id: RunResult("ok") for run_id in (first, second, third)}
-    lost = executors._blamed(spec, trained, cause)
-    assert {result.reference_error for result in lost.values()} == {
-        "paired timing lost: killed, killed by signal 9"
-    }
-    assert {result.status for result in lost.values()} == {"ok"}
-
-
-# --- error summaries ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("others", [1, 2, 3, 4, 9, 12])
-def test_the_floor_has_about_sqrt_m_instances_visited_among_the_m_others(others):
-    instances = {(f"recipe_{index}", "keras2"): 1 for index in range(others)}
-    instances["plain_ae", "keras2"] = floor_instances(others)
-    order = visiting_order(instances)
-    visits = [index for index, model in enumerate(order) if model == ("plain_ae", "keras2")]
-    assert len(visits) == max(1, round(others**0.5))
-    assert [model for model in order if model[0] != "plain_ae"] == list(instances)[:-1]
-    assert all(later - earlier > 1 for earlier, later in zip(visits, visits[1:]))
-
-
-def test_without_a_floor_every_model_is_visited_once_per_instance():
-    instances = {("kl_layer", "keras2"): 1, ("vae_loss_layer", "keras2"): 2}
-    assert (
-        visiting_order(instances) == [("kl_layer", "keras2")] + [("vae_loss_layer", "keras2")] * 2
-    )
-    assert visiting_order({("plain_ae", "keras2"): 2}) == [("plain_ae", "keras2")] * 2
-
-
-def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_models_steps():
-    called = []
-    models = [(f"recipe_{index}", "keras3-port") for index in range(4)]
-    steppers = {model: [lambda model=model: called.append(model)] for model in models}
-    steppers["plain_ae", "keras3"] = [
-        lambda instance=instance: called.append(("plain_ae", instance)) for instance in range(2)
-    ]
-    timed = _time_blocks(steppers, blocks=2, steps=3)
-    first = [called[index] for index in range(0, len(called) // 2, 3)]
-    second = [called[index] for index in range(len(called) // 2, len(called), 3)]
-    assert [model for model in first if model[0] == "plain_ae"] == [
-        ("plain_ae", 0),
-        ("plain_ae", 1),
-    ]
-    assert [model for model in second if model[0] == "plain_ae"] == [
-        ("plain_ae", 0),
-        ("plain_ae", 1),
-    ]
-    assert [model for model in second if model[0] != "plain_ae"] == models[::-1]
-    floor_steps = [step.step for step in timed if step.block == 2 and step.model == "plain_ae"]
-    assert floor_steps == list(range(1, 2 * 3 + 1))
-    names = [name for name, _ in models] + ["plain_ae"]
-    assert {(step.model, step.block) for step in timed} == {
-        (name, block) for name in names for block in (1, 2)
-    }
-
-
-def test_keras3_wrapped_error_gives_its_first_meaningful_line():
-    message = (
-        "Exception encountered when calling KLLayer.call().\n\n"
-        "\x1b[1mLayer.add_loss() got an unexpected keyword argument 'inputs'\x1b[0m\n\n"
-        "Arguments received by KLLayer.call():\n  • inputs=['tf.Tensor(shape=(None, 2))']"
-    )
-    assert (
-        summarize_exception(TypeError(message))
-        == "TypeError: Layer.add_loss() got an unexpected keyword argument 'inputs'"
-    )
-    shape_error = "Could not automatically infer the output shape / dtype of 'vae' (of type Functional).\n\nboom"
-    assert summarize_exception(ValueError(shape_error)) == "ValueError: boom"
-
-
-def test_autograph_error_gives_the_original_message():
-    message = (
-        "in user code:\n\n"
-        '    File "/x/training.py", line 1398, in train_function  *\n'
-        "        return step_function(self, iterator)\n"
-        '    File "/x/keras_tensor.py", line 290, in __array__\n'
-        "        raise TypeError(\n\n"
-        "    TypeError: You are passing KerasTensor(...), an intermediate symbolic input\n"
-    )
-    assert (
-        summarize_exception(TypeError(message))
-        == "TypeError: You are passing KerasTensor(...), an intermediate symbolic input"
-    )
-
-
-def test_error_without_message_names_where_it_was_raised():
-    def fit_the_model():
-        raise NotImplementedError
-
-    assert (
-        summarize_exception(raised_from(fit_the_model))
-        == "NotImplementedError: (no message) in fit_the_model()"
-    )
-    assert summarize_exception(RuntimeError("\n  \n")) == "RuntimeError: (no message)"
-
-
-def raised_from(function):
-    try:
-        function()
-    except Exception as caught:
-        return caught
-
-
-# --- records --------------------------------------------------------------------------------
-
-
-def test_two_benchmarks_started_together_get_their_own_folders(tmp_path):
-    from datetime import datetime
-
-    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    first, second = (ResultsFolder.create(tmp_path, "tiny", now) for _ in range(2))
-    assert first.name == "20300102T030405Z-tiny" and second.name == "20300102T030405Z-tiny-2"
-
-
-def test_a_cut_off_last_row_and_an_unfinished_runs_epochs_are_dropped_on_resume(tmp_path):
-    folder = ResultsFolder.create(tmp_path, "tiny")
-    finished, unfinished = (
-        plan.PlannedRun(f"{name}-keras3-r1", name, "keras3", 1, 1) for name in "ab"
-    )
-    result = RunResult("ok", "", (Epoch(1, 1.0, 2, 500.0, False, 1.0, 1.0, float("nan")),))
-    folder.append(RunRecord.of(finished, result, "h", 3.0), epoch_rows(finished, result))
-    folder.append(RunRecord.of(unfinished, result, "h", 3.0), epoch_rows(unfinished, result))
-    text = (folder.path / "runs.csv").read_text()
-    # a kill between b's epoch rows and its run row, then in the middle of writing that row
-    (folder.path / "runs.csv").write_text(text[: text.rindex("b-keras3-r1") + 13])
-    assert folder.drop_unfinished() == {"a-keras3-r1"}
-    assert list(read_epochs(folder.path).run_id) == ["a-keras3-r1"]
-    assert list(read_runs(folder.path).run_id) == ["a-keras3-r1"]
 
 
 def test_summary_table_gives_medians_and_ratios_to_plain_ae():
@@ -486,8 +273,9 @@ def test_a_fit_on_arrays_and_a_kernel_run_are_paired_with_their_floor_on_both_ke
     training = config.load(str(tiny_config(tmp_path, ["plain_ae"]))).training
     timed = results.blocks.groupby(["recipe", "api", "model"]).size().unstack(fill_value=0)
     steps = training.paired_blocks * training.paired_block_steps
-    for api, floor_api in (("keras2", "keras2"), ("keras3-port", "keras3")):
-        # three models beside the floor (the run, model_add_loss and notebook_globals): two floor visits a block
+    for api in ("keras2", "keras3-port"):
+        # three models beside the floor (the run, model_add_loss and notebook_globals): two
+        # floor visits a block
         assert timed.loc["notebook_numpy_fit", api][
             ["notebook_numpy_fit", "notebook_globals", "plain_ae"]
         ].tolist() == [steps, steps, 2 * steps]

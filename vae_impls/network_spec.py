@@ -67,7 +67,8 @@ class NetworkSpec:
             )
 
     def _check_output_size(self):
-        # The decoder must give back images of the input's size, or no recipe's loss can compare them.
+        # The decoder must give back images of the input's size, or no recipe's loss can compare
+        # them.
         height, width = self.input_shape[:2]
         output = tuple(side * math.prod(self.decoder_strides) for side in self._encoded_size())
         if output != (height, width):

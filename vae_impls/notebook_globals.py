@@ -32,23 +32,38 @@ written; the port cells hand the global encoder and decoder to the same model-le
 """
 
 import builtins
+import contextlib
 import importlib.util
 
 from vae_impls.common import Built
 
 CELLS = "vae_impls.notebook_globals_cells"
 
+_real_kernel = None  # the namespace of a real kernel while ``cells_run_in`` holds it
+
+
+@contextlib.contextmanager
+def cells_run_in(namespace: dict):
+    """While open, every reading's ``build`` runs the cells in ``namespace`` instead of a new
+    dict: a Jupyter kernel's globals, which then hold ``encoder``, ``mu``, ``vae``... as the
+    post's notebook does. The harness' notebook (``bench/measure/notebook_kernel.ipynb``) builds
+    its reading so, through the registry, exactly as a worker builds it."""
+    global _real_kernel
+    previous, _real_kernel = _real_kernel, namespace
+    try:
+        yield namespace
+    finally:
+        _real_kernel = previous
+
 
 def new_kernel(keras, net, port: bool, wiring: str) -> dict:
-    """A kernel namespace holding what the cells expect to find already defined."""
-    return {
-        "__name__": "__main__",
-        "__builtins__": builtins,
-        "keras": keras,
-        "net": net,
-        "port": port,
-        "wiring": wiring,
-    }
+    """A kernel namespace holding what the cells expect to find already defined: a new one, or
+    the real kernel's that ``cells_run_in`` holds."""
+    kernel = {} if _real_kernel is None else _real_kernel
+    kernel.setdefault("__name__", "__main__")
+    kernel.setdefault("__builtins__", builtins)
+    kernel.update(keras=keras, net=net, port=port, wiring=wiring)
+    return kernel
 
 
 def run_cells(kernel: dict) -> dict:

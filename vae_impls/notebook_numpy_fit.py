@@ -1,4 +1,4 @@
-"""Post VII's class-free ``model.add_loss()`` notebook, trained on numpy arrays as the post calls it.
+"""Post VII's class-free ``model.add_loss()`` notebook, trained on numpy arrays as the post does.
 
 A reading of the notebook that post VII ("A strange performance problem when no class is used")
 describes only in words; ``notebook_globals`` lists the readings. The VAE is ``notebook_globals``'s,

@@ -17,7 +17,7 @@ ENV_VAR = "KLBENCH_INJECT_SLOWDOWN"
 
 
 def from_environment(known_recipes, environ=os.environ) -> dict:
-    """``{"recipe/api": milliseconds per step}`` from ``KLBENCH_INJECT_SLOWDOWN``; empty when unset."""
+    """``{"recipe/api": milliseconds per step}`` from ``KLBENCH_INJECT_SLOWDOWN``; {} when unset."""
     injections = {}
     for item in filter(None, (part.strip() for part in environ.get(ENV_VAR, "").split(","))):
         pair, _, milliseconds = item.partition("=")

@@ -13,7 +13,8 @@ def host_id(env: dict) -> str:
     host = env.get("host")
     if not isinstance(host, dict) or not host.get("hostname"):
         return ""
-    return f"{host['hostname']} ({host.get('cpu_model') or 'unknown CPU'}, {host.get('logical_cpus')} CPUs)"
+    cpu = host.get("cpu_model") or "unknown CPU"
+    return f"{host['hostname']} ({cpu}, {host.get('logical_cpus')} CPUs)"
 
 
 def same_host(env_a: dict, env_b: dict) -> bool:

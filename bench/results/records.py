@@ -16,7 +16,8 @@ from bench.errors import UsageError
 
 OK, FAILED, TIMEOUT, DIVERGED, KILLED = "ok", "failed", "timeout", "diverged", "killed"
 STATUSES = (OK, FAILED, TIMEOUT, DIVERGED, KILLED)
-# Ends that say nothing of the recipe (a signal from outside, the time limit): resume runs them again.
+# Ends that say nothing of the recipe (a signal from outside, the time limit): resume runs them
+# again.
 RETRIED_ON_RESUME = (KILLED, TIMEOUT)
 
 
@@ -48,7 +49,8 @@ class RunSpec:
 @dataclass(frozen=True)
 class ProcessSpec:
     """One worker process: the runs it trains, one after another, then times against each other
-    and against its references in alternating blocks. Its runs share a Keras package and settings."""
+    and against its references in alternating blocks. Its runs share a Keras package and
+    settings."""
 
     runs: tuple  # of RunSpec
     references: tuple = ()  # (recipe, api) models timed beside the runs' that no run trains

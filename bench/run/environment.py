@@ -3,8 +3,8 @@
 The manager process never imports TensorFlow (it would take seconds and memory away from the
 runs it times). It reads package versions from their installed metadata; everything that needs
 TensorFlow itself (its version, the GPUs, CUDA/cuDNN) comes from one preflight subprocess,
-``python -m bench.measure.preflight ANSWER.json``. A bad [network] table never gets this far: loading
-the config constructs its ``NetworkSpec``, which needs no TensorFlow.
+``python -m bench.measure.preflight ANSWER.json``. A bad [network] table never gets this far:
+loading the config constructs its ``NetworkSpec``, which needs no TensorFlow.
 
 The host facts (hostname, OS, CPU, memory, frequency, load) are read best-effort: a fact this
 machine does not expose is None, never an error, since no benchmark should fail for want of one.
@@ -76,7 +76,7 @@ def _version(package: str):
 
 
 def _first_line(path: Path):
-    """A file's first line, or None where it cannot be read (no such file on this kernel, no permission)."""
+    """A file's first line, or None where it cannot be read (not on this kernel, no permission)."""
     try:
         return path.read_text(encoding="utf-8").strip().splitlines()[0]
     except (OSError, UnicodeDecodeError, IndexError):
