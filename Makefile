@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What a benchmark needs, and on top of it what the tests, the linters and the cluster test need:
+# `make bench` installs only the first.
 INSTALLED := $(VENV)/.installed
+INSTALLED_DEV := $(VENV)/.installed-dev
 CONFIG ?= default
 
 .PHONY: bench test lint bench-quick ci-bench bench-pytest clean-venv
@@ -11,8 +14,12 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kl-bench needs Python >= 3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e .
 	touch $(INSTALLED)
+
+$(INSTALLED_DEV): $(INSTALLED)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED_DEV)
 
 bench: $(INSTALLED)
 	$(PY) -m bench run --config $(CONFIG)
@@ -22,13 +29,13 @@ bench-quick: $(INSTALLED)
 
 # Style (ruff) and the architecture (import-linter's contracts in pyproject.toml: bench/'s layers,
 # TensorFlow only inside measure/, no import cycle).
-lint: $(INSTALLED)
+lint: $(INSTALLED_DEV)
 	$(VENV)/bin/ruff check bench vae_impls tests
 	$(VENV)/bin/ruff format --check --quiet bench vae_impls tests
 	$(VENV)/bin/lint-imports --no-cache
 
 # The main suite runs the step benchmarks once under Keras 3; Keras 2 needs its own process.
-test: $(INSTALLED)
+test: $(INSTALLED_DEV)
 	$(PY) -m pytest
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
 
@@ -44,7 +51,7 @@ ci-bench: $(INSTALLED)
 	$(PY) -m bench check $(if $(GATE_TOLERANCE),--tolerance $(GATE_TOLERANCE)) --floor-tolerance $(GATE_FLOOR_TOLERANCE)
 
 # Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
-bench-pytest: $(INSTALLED)
+bench-pytest: $(INSTALLED_DEV)
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras2
 	KLBENCH_API=keras3 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras3
 

@@ -1,4 +1,5 @@
-"""The deliberate regression switch: parsed strictly, off by default, recorded, and really inside the steps."""
+"""The deliberate regression switch: parsed strictly, off by default, recorded, and really
+inside the steps."""
 
 import json
 import subprocess

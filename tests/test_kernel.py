@@ -180,7 +180,9 @@ def test_a_run_past_its_time_limit_is_a_timeout_and_its_kernel_is_gone(tmp_path,
         "NOTEBOOK",
         notebook_file(
             tmp_path,
-            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)",
+            "import os, time\n"
+            f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "time.sleep(600)",
         ),
     )
     result = kernel.run_in_kernel(tiny_spec(training={"timeout_seconds": 10}))

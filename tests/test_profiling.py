@@ -18,7 +18,7 @@ def test_self_time_is_an_events_time_less_what_ran_inside_it():
         ("Executor::Process", 80, 10),
         ("d:Conv2D", 200, 40),
     ]
-    assert dict(profiling._self_times(events)) == {
+    assert dict(profiling.self_times(events)) == {
         "step:Outer": 40,
         "a:Conv2D": 30,
         "b:MatMul": 15,
@@ -26,7 +26,7 @@ def test_self_time_is_an_events_time_less_what_ran_inside_it():
         "Executor::Process": 10,
         "d:Conv2D": 40,
     }
-    assert [profiling._is_op(name) for name, *_ in events] == [True, True, True, True, False, True]
+    assert [profiling.is_op(name) for name, *_ in events] == [True, True, True, True, False, True]
 
 
 @pytest.mark.slow

@@ -73,6 +73,7 @@ def run_cells(kernel: dict) -> dict:
 
 
 def built_from(kernel: dict) -> Built:
+    """What the harness trains, read from the globals the cells made."""
     return Built(
         model=kernel["vae"], mean_encoder=kernel["mean_encoder"], decoder=kernel["decoder"]
     )

@@ -27,6 +27,7 @@ RUNS = 3
 
 
 def _run_repeatedly(keras, net, port):
+    """The cells run ``RUNS`` times in one kernel namespace; the last build is the one trained."""
     kernel = new_kernel(keras, net, port=port, wiring="encoder_tensor")
     for _ in range(RUNS):
         run_cells(kernel)

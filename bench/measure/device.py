@@ -1,24 +1,36 @@
 """The [device] settings, applied inside a worker before TensorFlow initializes, then read back.
 
-TensorFlow fixes its thread pools, visible devices and GPU memory configuration when its
-runtime starts (the first op), so everything here runs between ``import tensorflow`` and the
-first op. What a run actually got is read back from TensorFlow and Keras, not copied from the
+TensorFlow reads some settings from the environment while it is imported (``environment``)
+and fixes its thread pools, visible devices and GPU memory configuration when its runtime starts
+(the first op), so the rest runs between ``import tensorflow`` and the first op. What a run
+actually got is read back from TensorFlow and Keras, not copied from the
 config, and every setting that could not take effect says why in a note.
 """
 
-import os
+from dataclasses import dataclass, field
+
+from bench.config.settings import DeviceSettings
 
 
-def prepare_process(settings) -> None:
-    """Environment variables TensorFlow reads while it is imported."""
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if settings.device == "cpu":
-        # Hidden before import, CUDA never starts: no GPU memory is taken at all.
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+@dataclass
+class Device:
+    """A process's [device] settings and a note for each one that could not take effect: what a
+    run's read-back reports beside the values TensorFlow gives."""
+
+    settings: DeviceSettings
+    notes: list = field(default_factory=list)
 
 
-def apply_runtime(tf, settings, notes: list) -> None:
+def environment(settings: DeviceSettings) -> dict:
+    """The environment variables TensorFlow reads while it is imported: its C++ logs quiet, and
+    for ``device = "cpu"`` no GPU visible, so that CUDA never starts and takes no GPU memory."""
+    hidden_gpus = {"CUDA_VISIBLE_DEVICES": ""} if settings.device == "cpu" else {}
+    return {"TF_CPP_MIN_LOG_LEVEL": "2", **hidden_gpus}
+
+
+def apply_runtime(tf, device: Device) -> None:
     """Threads, determinism, GPU memory and XLA auto-clustering: before any TensorFlow op."""
+    settings = device.settings
     tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(settings.inter_op_threads)
     if settings.deterministic_ops:
@@ -26,12 +38,14 @@ def apply_runtime(tf, settings, notes: list) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     if settings.device == "gpu" and not gpus:
         raise RuntimeError('[device] device = "gpu" but TensorFlow sees no GPU')
-    _apply_gpu_memory(tf, settings, gpus, notes)
+    _apply_gpu_memory(tf, device, gpus)
     if settings.xla == "autojit":
         tf.config.optimizer.set_jit(True)
 
 
-def _apply_gpu_memory(tf, settings, gpus, notes: list) -> None:
+def _apply_gpu_memory(tf, device: Device, gpus) -> None:
+    """A memory limit, else memory growth, on every GPU; a note for each that cannot apply."""
+    settings, notes = device.settings, device.notes
     if not gpus:
         if settings.gpu_memory_limit_mb:
             notes.append("no GPU present: GPU memory limit not applied")
@@ -52,19 +66,23 @@ def _apply_gpu_memory(tf, settings, gpus, notes: list) -> None:
         )
 
 
-def apply_precision(tf, keras, settings, notes: list) -> None:
+def apply_precision(tf, keras, device: Device) -> None:
     """The global dtype policy of the Keras in use: before any layer is built."""
-    keras.mixed_precision.set_global_policy(settings.precision)
-    if settings.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
-        notes.append("no GPU present: mixed_float16 runs on CPU (slow, not representative)")
+    keras.mixed_precision.set_global_policy(device.settings.precision)
+    if device.settings.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        device.notes.append("no GPU present: mixed_float16 runs on CPU (slow, not representative)")
 
 
-def read_back(tf, keras, model, settings, notes: list) -> dict:
-    """The settings in effect, as TensorFlow and Keras report them, plus the notes."""
+def read_back(tf, keras, model, device: Device) -> dict:
+    """The settings in effect, as TensorFlow and Keras report them, plus the notes so far.
+
+    A note is added at each read-back that finds it true, so a later run of a process also
+    carries the notes of the runs before it."""
     from tensorflow.python.framework import (
         config as tf_config,  # the only getter for op determinism
     )
 
+    settings, notes = device.settings, device.notes
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus and settings.device == "auto":
         notes.append("no GPU present: device auto ran on the CPU")
@@ -89,6 +107,7 @@ def read_back(tf, keras, model, settings, notes: list) -> dict:
 
 
 def _memory_limits(tf, gpus):
+    """The memory limit set on the GPUs' logical devices (the first), None where none is set."""
     limits = [
         config.memory_limit
         for gpu in gpus

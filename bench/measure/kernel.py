@@ -3,12 +3,13 @@
 Post VII found its class-free notebook VAE 1.3-1.5x slower than its class version and suspected
 the data handling "between the Jupyter notebook and the graphics card". The worker builds the
 notebook readings in a namespace dict of a plain process; this path runs the notebook
-``bench/notebook_kernel.ipynb`` in a local IPython kernel driven by nbclient (no Jupyter
+``bench/measure/notebook_kernel.ipynb`` in a local IPython kernel driven by nbclient (no Jupyter
 server), so that what a kernel adds (its namespace, its ZeroMQ channels and their threads,
-output capture) is part of the measurement. The notebook trains the post's way, ``fit`` on numpy
-arrays, and measures each epoch as the worker does; then it times the VAE's train step against
-the run's references (its floor) in alternating blocks, as the worker does, so that those ratios
-are paired inside the kernel.
+output capture) is part of the measurement. The notebook opens the worker's session, builds the
+recipe with the worker's builder (a reading's cells run in the kernel's globals), trains the
+post's way, ``fit`` on numpy arrays, and measures each epoch as the worker does; then it times
+the VAE's train step against the run's references (its floor) in alternating blocks, as the
+worker does, so that those ratios are paired inside the kernel.
 
 The kernel's Python is this interpreter, ``sys.executable`` (the project's venv): the name
 "python3" is resolved by a kernel spec manager that searches no kernel folders, so it falls back
@@ -38,8 +39,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from bench.config.settings import DeviceSettings, TrainingSettings
+from bench.config.settings import TrainingSettings
 from bench.errors import summarize_exception
+from bench.measure.session import LEGACY_KERAS, tensorflow_environment
 from bench.processes import PROJECT_ROOT, worker_environment
 from bench.results.records import (
     DIVERGED,
@@ -51,7 +53,6 @@ from bench.results.records import (
     RunResult,
     RunSpec,
 )
-from vae_impls import keras_api
 
 NOTEBOOK = importlib.resources.files("bench.measure") / "notebook_kernel.ipynb"
 KERNEL_NAME = "python3"  # ipykernel's own spec: this interpreter
@@ -105,6 +106,7 @@ def parameterized_notebook(
 
 
 def _parameters_cell_index(notebook) -> int:
+    """Where the run's values go: after the one cell tagged ``parameters``, as papermill does."""
     tagged = [
         index
         for index, cell in enumerate(notebook.cells)
@@ -118,15 +120,12 @@ def _parameters_cell_index(notebook) -> int:
 
 
 def kernel_environment(spec: RunSpec) -> dict:
-    """What ``bench.measure.worker`` sets before TensorFlow is imported, set for the kernel at its start:
-    the project importable, TensorFlow's C++ logs quiet, legacy Keras for keras2, no GPU for cpu."""
+    """The environment a worker's session sets before TensorFlow is imported, given to the kernel
+    at its start, before the notebook imports TensorFlow: the project importable, TensorFlow's
+    C++ logs quiet, legacy Keras for keras2, no GPU for cpu."""
     env = worker_environment()
-    env.pop("TF_USE_LEGACY_KERAS", None)  # a keras3 kernel started from a keras2 process
-    if keras_api.package_for(spec.run.api) == "tf_keras":
-        env["TF_USE_LEGACY_KERAS"] = "1"
-    if DeviceSettings(**spec.device).device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""  # hidden before TensorFlow starts, CUDA never initializes
-    return env
+    env.pop(LEGACY_KERAS, None)  # a keras3 kernel started from a keras2 process
+    return {**env, **tensorflow_environment(spec)}
 
 
 def kernel_manager() -> AsyncKernelManager:
@@ -168,6 +167,8 @@ def _kernel_exception(error: CellExecutionError) -> Exception:
 
 
 def _read_result(path: Path) -> RunResult:
+    """The ``RunResult`` of what the notebook's last cell wrote; a notebook that wrote nothing
+    failed without saying why."""
     if not path.is_file():
         return RunResult(FAILED, "the notebook ran to its end but wrote no result")
     measured = json.loads(path.read_text(encoding="utf-8"))

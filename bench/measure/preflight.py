@@ -11,10 +11,13 @@ from bench.processes import die_with_manager, exit_now
 
 
 def tensorflow_facts(tf) -> dict:
+    """TensorFlow's version and what it sees of the GPUs (None: no GPU), for env.json."""
     return {"tensorflow": tf.__version__, "gpu": _gpu_facts(tf)}
 
 
 def _gpu_facts(tf):
+    """The GPUs' count and names, memory and driver, and the CUDA/cuDNN TensorFlow was built
+    with: what a GPU result is read against."""
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
@@ -46,6 +49,7 @@ def _nvidia_smi() -> dict:
 
 
 def _preflight_main(answer_path: str) -> int:
+    """Write the facts to ``answer_path``: the manager reads them without importing TensorFlow."""
     import tensorflow as tf
 
     Path(answer_path).write_text(json.dumps(tensorflow_facts(tf)), encoding="utf-8")

@@ -8,13 +8,31 @@ the ops' self time per step, by op type: an op's time less the time of what ran 
 
 import collections
 import json
+from dataclasses import replace
 from pathlib import Path
 
+from bench.errors import summarize_exception
+from bench.measure.steps import stepper
 from bench.results.folder import TOP_OPS_FILE
+from bench.results.records import RunResult, RunSpec
+
+
+def profile_or_say_why(session, built, spec: RunSpec, result: RunResult) -> RunResult:
+    """A profile of ``built``'s train step into the run's profile folder, taken after the timed
+    part: ``result`` as it was, or saying why no profile was taken (the timing stays valid)."""
+    try:
+        folder = Path(spec.profile_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        step = stepper(session, built, spec.run.seed)
+        capture(session.tf, step, session.training.profile_steps, folder)
+        return result
+    except Exception as error:
+        return replace(result, error=f"profile not taken: {summarize_exception(error)}")
 
 
 def capture(tf, step, steps: int, folder: Path) -> dict:
-    """Profile ``steps`` calls of ``step`` into ``folder``; write and return {op type: ms per step}."""
+    """Profile ``steps`` calls of ``step`` into ``folder``, then sum the trace's ops by type:
+    their self time in ms per step ({op type: ms}), written beside the trace and returned."""
     tf.profiler.experimental.start(str(folder))
     try:
         for _ in range(steps):
@@ -42,23 +60,23 @@ def self_seconds_by_op_type(spaces) -> collections.Counter:
         for plane in space.planes:
             names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
             for line in plane.lines:
-                for name, self_ps in _self_times(
+                for name, self_ps in self_times(
                     [
                         (names[event.metadata_id], event.offset_ps, event.duration_ps)
                         for event in line.events
                     ]
                 ):
-                    if _is_op(name):
+                    if is_op(name):
                         totals[name.rsplit(":", 1)[1]] += self_ps / 1e12
     return totals
 
 
-def _is_op(name: str) -> bool:
+def is_op(name: str) -> bool:
     """A TensorFlow op's event is "op_name:OpType"; the runtime's own are "Class::method"."""
     return ":" in name and "::" not in name
 
 
-def _self_times(events: list) -> list:
+def self_times(events: list) -> list:
     """(name, self time) of events (name, start, duration) of one thread, nested by time."""
     events = sorted(events, key=lambda event: (event[1], -event[2]))
     own = [duration for _, _, duration in events]

@@ -1,0 +1,156 @@
+"""The paired measurement every ratio comes from: train steps timed in alternating blocks.
+
+Once a process's runs have trained, it times every trained model's train step, and its
+references' (the floor, a claim's baseline), in one process: each model runs the train function
+``fit`` runs, on an endless iterator of the batches its ``fit`` takes, one step per call, timed
+per step. Block order alternates (ABC, CBA, ...) so that a drift of the machine falls on every
+model alike. The kernel path's notebook times its run the same way inside its kernel.
+"""
+
+import collections
+import math
+import time
+from dataclasses import replace
+
+from bench.errors import summarize_exception
+from bench.measure.steps import pipeline, stepper
+from bench.measure.training import build, slow_down_if_asked
+from bench.results.records import BlockStep, ProcessSpec
+from vae_impls import registry
+
+PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
+WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
+
+
+def time_paired(session, models: dict, references) -> tuple:
+    """(every model's timed steps, why a reference could not be timed): the train steps of the
+    trained ``models`` ((recipe, api) -> built) and of the ``references`` ((recipe, api) pairs,
+    built here with the settings and seed of the session's first run), in alternating blocks.
+
+    The floor runs as several instances (``floor_instances``), their steps pooled under its
+    name. A reference that fails to build or train is left out and named; the runs' own results
+    stay as they were.
+    """
+    seed = session.first.run.seed
+    steppers = {model: [stepper(session, built, seed)] for model, built in models.items()}
+    errors = [_add_instance(session, steppers, model) for model in references]
+    floor = next((model for model in steppers if model[0] == registry.FLOOR), None)
+    if floor:  # one Keras, one floor
+        for _ in range(floor_instances(len(steppers) - 1) - 1):
+            errors.append(_add_instance(session, steppers, floor))
+    why_not = "; ".join(filter(None, errors))
+    if len(steppers) < 2:
+        return (), why_not
+    _warm(steppers)
+    training = session.training
+    return time_blocks(steppers, training.paired_blocks, training.paired_block_steps), why_not
+
+
+def floor_instances(others: int) -> int:
+    """Instances of the floor beside ``others`` models: round(sqrt(others)), at least one.
+
+    Every ratio of a process to the floor shares the floor's estimate, so its error counts in
+    each of them; giving the shared side sqrt(m) times the measurements of each of the m others
+    minimizes their variance for a given number of steps (Dunnett's allocation for comparisons
+    with a control). The floor's extra measurements come from extra instances, each visited once
+    a block, not extra steps of one: a model's time drifts from one visit to the next, which only
+    more visits average, and two instances of one model in one process differ too (README: "Why
+    several instances", "Why many short blocks", with the measurements).
+    """
+    return max(1, round(math.sqrt(others)))
+
+
+def _add_instance(session, steppers: dict, model: tuple) -> str:
+    """Build and add one more instance of ``model`` (recipe, api) to ``steppers``: "" or why it
+    could not be built or trained."""
+    recipe, api = model
+    try:
+        steppers.setdefault((recipe, api), []).append(reference_stepper(session, recipe, api))
+        return ""
+    except Exception as error:
+        return f"{recipe} ({api}): {summarize_exception(error)}"
+
+
+def reference_stepper(session, recipe: str, api: str):
+    """A stepper of a model no run of the process trained: built with the first run's seed and
+    slowdown, then a few untimed steps of ``fit`` trace it and create its optimizer's state."""
+    first = session.first
+    reference = build(session, recipe, api, first.run.seed)
+    slow_down_if_asked(session, reference, first.injected_ms(recipe, api))
+    reference.model.fit(
+        pipeline(session, reference, first.run.seed, endless=True),
+        epochs=1,
+        steps_per_epoch=PAIRED_TRACING_STEPS,
+        verbose=0,
+    )
+    return stepper(session, reference, first.run.seed)
+
+
+def _warm(steppers: dict) -> None:
+    """Warm every instance alike before the blocks: a fresh iterator fills its buffers."""
+    for instances in steppers.values():
+        for step in instances:
+            for _ in range(WARMING_STEPS):
+                step()
+
+
+def time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
+    """Each block visits every instance of every model once, in ``visiting_order``, reversed
+    every other block; a model's steps are numbered across its instances' visits."""
+    timed = []
+    order = visiting_order({model: len(instances) for model, instances in steppers.items()})
+    for block in range(1, blocks + 1):
+        visits = collections.Counter()
+        for model in order if block % 2 else order[::-1]:
+            visit, step = visits[model], steppers[model][visits[model]]
+            visits[model] += 1
+            for index in range(visit * steps + 1, (visit + 1) * steps + 1):
+                started = time.perf_counter()
+                step()
+                timed.append(BlockStep(block, *model, index, time.perf_counter() - started))
+    return tuple(timed)
+
+
+def visiting_order(instances: dict) -> list:
+    """One block's visits, model -> its number of instances: one visit per instance, those of
+    the floor spread evenly among the other models'."""
+    others = [
+        model
+        for model, count in instances.items()
+        if model[0] != registry.FLOOR
+        for _ in range(count)
+    ]
+    floors = [
+        model
+        for model, count in instances.items()
+        if model[0] == registry.FLOOR
+        for _ in range(count)
+    ]
+    if not floors or not others:
+        return others + floors
+    order = []
+    for index, segment in enumerate(_split_evenly(others, len(floors) + 1)):
+        order += segment + floors[index : index + 1]
+    return order
+
+
+def _split_evenly(items: list, parts: int) -> list:
+    """``items`` in ``parts`` consecutive pieces whose lengths differ by at most one."""
+    size, extra = divmod(len(items), parts)
+    bounds = [index * size + min(index, extra) for index in range(parts + 1)]
+    return [items[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def with_blocks(results: dict, spec: ProcessSpec, timed: tuple) -> dict:
+    """Each run keeps its own model's steps; the references' steps go with the process's first
+    run. Every run records why a reference could not be timed."""
+    steps, reference_error = timed
+    owners = {(run.run.recipe, run.run.api): run.run.run_id for run in spec.runs}
+    first_id = spec.first.run.run_id
+    kept = {run_id: [] for run_id in results}
+    for step in steps:
+        kept[owners.get((step.model, step.model_api), first_id)].append(step)
+    return {
+        run_id: replace(result, blocks=tuple(kept[run_id]), reference_error=reference_error)
+        for run_id, result in results.items()
+    }

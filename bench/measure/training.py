@@ -1,0 +1,96 @@
+"""One run's training: its recipe built and seeded, then ``fit`` timed epoch by epoch.
+
+Each run trains with ``fit(verbose=0)`` while a callback times each epoch at its boundaries only
+(the posts' per-epoch figures) and a wrapper counts the traces and ops of its train step. A
+recipe that raises or diverges is a result too (``failed`` / ``diverged``): the process goes on
+with its other runs.
+"""
+
+import math
+from dataclasses import replace
+
+from bench import recipes
+from bench.errors import summarize_exception
+from bench.measure import injection
+from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
+from bench.measure.steps import fit_arrays, pipeline
+from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
+
+
+def train_run(session, spec: RunSpec) -> tuple:
+    """(RunResult, the built recipe or None) of one run's ``fit``."""
+    result = RunResult(dataset=session.data.name, dataset_origin=session.data.origin)
+    built = None
+    try:
+        built = build(session, spec.run.recipe, spec.run.api, spec.run.seed)
+        result = _train(session, built, spec, result)
+    except Exception as error:  # a recipe's failure is a result; the process goes on
+        result = replace(result, error=summarize_exception(error))
+    read_back = session.read_back(built.model if built else None)
+    return replace(result, device_settings=read_back), built
+
+
+def build(session, recipe: str, api: str, seed: int):
+    """``recipe`` built for ``api`` with the session's network, its randomness and its initial
+    weights drawn from ``seed``: the same start for every recipe of a round."""
+    from vae_impls import network  # imports TensorFlow: only once the session has set it up
+
+    session.keras.utils.set_random_seed(seed)  # the sampling noise and dropout are seeded too
+    built = recipes.build(recipe, api, session.keras, session.net)
+    network.set_seeded_weights(built.model, session.net, seed)
+    return built
+
+
+def slow_down_if_asked(session, built, milliseconds: float) -> None:
+    """The deliberate slowdown of ``KLBENCH_INJECT_SLOWDOWN``, if any, inside each train step."""
+    if milliseconds:
+        injection.slow_down(session.tf, built.model, milliseconds)
+
+
+def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
+    """``result`` with the run's timed epochs, its status and its train step's traces and ops;
+    an error of ``fit`` is the run's ``failed`` status, a non-finite loss its ``diverged``."""
+    tracer = TraceCounter(session.tf, built.model)
+    slow_down_if_asked(session, built, spec.injected_ms(spec.run.recipe, spec.run.api))
+    timer = epoch_timer(session.keras, built)
+    training = session.training
+    steps = training.steps_per_epoch or math.ceil(len(session.data.x_train) / training.batch_size)
+    try:
+        _fit(session, built, spec.run.seed, timer)
+        error = ""
+    except Exception as exc:
+        error = summarize_exception(exc)
+    return replace(
+        result,
+        status=FAILED if error else DIVERGED if timer.diverged else OK,
+        error=error,
+        epochs=timed_epochs(timer, steps, training.warmup_epochs),
+        trace_count=tracer.traces,
+        graph_ops=tracer.graph_ops,
+        op_counts=tracer.op_counts,
+    )
+
+
+def _fit(session, built, seed: int, timer) -> None:
+    """``fit`` as the recipe asks: on numpy arrays as post VII's notebook calls it, else on the
+    harness' pipeline."""
+    training = session.training
+    if built.fit_on_arrays:
+        x_fit = fit_arrays(session)
+        built.model.fit(
+            x_fit,
+            built.fit_targets(x_fit),
+            batch_size=training.batch_size,
+            shuffle=True,
+            epochs=training.epochs,
+            callbacks=[timer],
+            verbose=0,
+        )
+    else:
+        built.model.fit(
+            pipeline(session, built, seed),
+            epochs=training.epochs,
+            steps_per_epoch=training.steps_per_epoch or None,
+            callbacks=[timer],
+            verbose=0,
+        )
