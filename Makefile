@@ -43,7 +43,7 @@ test: $(INSTALLED_DEV)
 # A recipe regresses when its paired ratio to plain_ae rose over 6% (the command's default) and
 # its 95% CI lies wholly above the baseline's ratio; GATE_TOLERANCE=0.15 widens the 6%.
 GATE_TOLERANCE ?=
-# CI machines report the same hostname and CPU model yet have run 1-5x apart in speed, so there
+# CI machines report the same hostname and CPU model yet differ in speed (docs/gate.md), so there
 # the floor's own ms/step (checked when the baseline's host looks like this one) only catches a
 # collapse; the command's default 25% is for a developer's own machine.
 GATE_FLOOR_TOLERANCE ?= 4

@@ -7,7 +7,7 @@ import sys
 
 from bench import console
 from bench.cli import VERBS
-from bench.errors import UsageError
+from bench.errors import BAD_INPUT, INTERRUPTED, UsageError
 
 
 def _parser(verbs: dict) -> argparse.ArgumentParser:
@@ -32,7 +32,10 @@ def main(argv=None) -> int:
         return verbs[args.verb].run(args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C outside a benchmark (a preflight, a report): no traceback
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     except BrokenPipeError:  # the reader of our output has gone, e.g. `| head`
         console.silence(sys.stdout)
         return 0

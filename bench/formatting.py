@@ -1,12 +1,18 @@
 """Numbers and tables as the report, the gate and the command line print them.
 
-One spelling for a missing number ("n/a"), one way to show a value with its CI, and one
+One spelling for a missing number ("n/a"), one way to show a value with its CI, one rule for
+measured values whose scale is not known beforehand (losses, KL terms: ``significant``), and one
 column-aligned text table for every terminal listing.
 """
 
 import math
 
 MISSING = "n/a"
+# Significant figures of a value whose scale varies (a loss near 0.7, a KL term near 1e-6): fixed
+# decimals would print both as "0.00" or bury the first in zeros.
+SIGNIFICANT_DIGITS = 3
+# Below this magnitude (or at and above the next), significant figures are written as 3.67e-6.
+SCIENTIFIC_BELOW, SCIENTIFIC_FROM = 1e-3, 1e6
 
 
 def number(value, digits: int = 1) -> str:
@@ -17,16 +23,41 @@ def number(value, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else MISSING
 
 
-def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
-    """'74.1 ms/step [72.9, 75.0]'; a value without a CI says so."""
+def significant(value, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """``value`` to ``digits`` significant figures: 0.684, 107, 12.3; 3.67e-6 for tiny values and
+    2.50e7 for huge ones. Whole digits are never dropped: 1234.6 prints as 1235."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return MISSING
     if not math.isfinite(value):
         return MISSING
-    interval = (
-        f"[{number(low, digits)}, {number(high, digits)}]"
-        if math.isfinite(low)
-        else "[no CI: 1 run]"
-    )
-    return f"{number(value, digits)}{unit} {interval}"
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if magnitude < SCIENTIFIC_BELOW or magnitude >= SCIENTIFIC_FROM:
+        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
+    return f"{value:.{decimals}f}"
+
+
+def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
+    """'74.1 ms/step [72.9, 75.0]'; a value without a CI says so."""
+    return _with_interval(lambda x: number(x, digits), value, low, high, unit)
+
+
+def significant_with_ci(value, low, high, unit: str = "") -> str:
+    """'0.684 [0.683, 0.685]', '3.67e-6 [3.61e-6, 3.72e-6]': ``with_ci`` in significant
+    figures."""
+    return _with_interval(significant, value, low, high, unit)
+
+
+def _with_interval(text_of, value, low, high, unit: str) -> str:
+    if not math.isfinite(value):
+        return MISSING
+    interval = f"[{text_of(low)}, {text_of(high)}]" if math.isfinite(low) else "[no CI: 1 run]"
+    return f"{text_of(value)}{unit} {interval}"
 
 
 def ratio_text(row) -> str:

@@ -34,7 +34,7 @@ def die_with_manager() -> None:
 
 
 def exit_now(status: int) -> None:
-    """Leave without interpreter teardown: TensorFlow's takes ~3 s, a cost paid by every run."""
+    """Leave without interpreter teardown: TensorFlow's takes seconds, paid by every process."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -12,14 +12,17 @@ import pytest
 from bench.__main__ import main
 from bench.analysis import claims, findings
 from bench.errors import UsageError
-from bench.report.sections import precision_sentence, write_report
-from bench.results.records import RunRecord, RunResult, epoch_rows
+from bench.report.sections import OUTLIERS_SHOWN, precision_sentence, write_report
+from bench.results.folder import OUTLIERS_CSV
+from bench.results.records import BlockStep, RunRecord, RunResult, block_rows, epoch_rows
 from tests.builders import (
     append_result,
+    folder_of_records,
     matrix_config,
     new_folder,
     ok_result,
     planned_run,
+    record,
     write_artifact,
 )
 
@@ -88,10 +91,10 @@ def section(markdown: str, title: str) -> str:
     return markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-# A claim's summary line ends with its verdict on each API: "...: keras2 reproduced (1.40x [a, b])."
+# A claim's line in the answer ends with its verdict on each API: "keras2 reproduced (1.40x [a, b])"
 VERDICT_ON_KERAS2 = re.compile(
-    r"\): keras2 (?P<verdict>[a-z ]+) "
-    r"\((?P<ratio>[0-9.]+)x \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\]\)\.$"
+    r"x: keras2 (?P<verdict>[a-z ]+) "
+    r"\((?P<ratio>[0-9.]+)x \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\]\)$"
 )
 
 
@@ -111,20 +114,20 @@ def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     csv_before = (folder / "runs.csv").read_bytes(), (folder / "epochs.csv").read_bytes()
     md_path, html_path = write_report(folder)
     markdown, page = md_path.read_text(), html_path.read_text()
-    summary = section(markdown, "Summary")
+    answer = section(markdown, "Answer")
     (notebook_line,) = [
-        line for line in summary.splitlines() if "notebook_globals / model_add_loss" in line
+        line for line in answer.splitlines() if "notebook_globals / model_add_loss" in line
     ]
     (notebook_claim,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
     assert_reproduced(notebook_line, notebook_claim)  # 64.4 / 46 ms/step = 1.40x, in 1.3-1.5x
-    assert "model_add_loss / kl_layer = 0.9-1.1x): keras2 reproduced" in summary  # 46 vs 45 ms/step
+    assert "model_add_loss / kl_layer, claimed 0.9-1.1x: keras2 reproduced" in answer  # 46 vs 45
     assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(
         markdown, "Speed"
     )
-    unfinished = section(markdown, "Runs that did not finish")
-    assert "timeout" in unfinished and "Cannot convert a symbolic KerasTensor" in unfinished
+    went_wrong = section(markdown, "Runs that went wrong")
+    assert "timeout" in went_wrong
     # in the matrix, absent from runs.csv; it fails as written, so only round 1 was due
-    assert "| kl_layer | keras3 | 1 | not run |" in unfinished
+    assert "| kl_layer | keras3 | 1 | not run |" in went_wrong
     assert page.count("data:image/png;base64,") == len(PLOTS) + len(PICTURES)
     assert "<table" in page and "reproduced" in page
     for name in PLOTS + PICTURES:
@@ -148,10 +151,111 @@ def test_a_run_with_an_injected_slowdown_says_so_first(tmp_path):
     folder = write_results_folder(
         tmp_path, "ci", env={"injected_slowdown": {"kl_layer/keras2": 80.0}}
     )
-    summary = section(write_report(folder)[0].read_text(), "Summary")
-    assert summary.lstrip().startswith(
-        "- DELIBERATE SLOWDOWN INJECTED (KLBENCH_INJECT_SLOWDOWN): kl_layer/keras2 +80 ms/step."
+    answer = section(write_report(folder)[0].read_text(), "Answer")
+    assert answer.lstrip().startswith(
+        "DELIBERATE SLOWDOWN INJECTED (KLBENCH_INJECT_SLOWDOWN): kl_layer/keras2 +80 ms/step."
     )
+
+
+def test_the_report_opens_with_the_answer_then_the_two_pictures_then_the_details(tmp_path):
+    folder = write_results_folder(tmp_path, problems=PROBLEMS, artifacts=())
+    markdown = write_report(folder)[0].read_text()
+    headings = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
+    assert headings[:2] == ["Answer", "Summary"]
+    answer = section(markdown, "Answer")
+    assert answer.index("| recipe | post | technique | Keras 2 |") < answer.index("- Post VII")
+    pictures = answer.index("![The posts' claims"), answer.index("![Step time of each KL recipe")
+    assert answer.index("- Post IV") < pictures[0] < pictures[1]
+
+
+def test_failures_the_registry_expects_are_the_answer_not_runs_gone_wrong(tmp_path):
+    # closure_loss raises as written on Keras 2 with the registered error; gradient_tape timed out
+    folder = write_results_folder(tmp_path, problems=PROBLEMS, artifacts=())
+    markdown = write_report(folder)[0].read_text()
+    summary, went_wrong = section(markdown, "Summary"), section(markdown, "Runs that went wrong")
+    assert "did not finish" not in markdown
+    assert (
+        "1 run(s) failed as the registry expects" in summary and "closure_loss (keras2)" in summary
+    )
+    # the plan's other pairs never ran: they went wrong too, as missing runs
+    outcomes = re.search(r"run\(s\) went wrong \((.*)\): see 'Runs that went wrong'", summary)
+    assert "1 timeout" in outcomes[1] and "failed" not in outcomes[1]
+    assert "closure_loss | keras2" not in went_wrong
+    assert "| gradient_tape | keras2 | 1 | timeout |" in went_wrong
+    (row,) = [
+        line for line in section(markdown, "Answer").splitlines() if "| closure_loss |" in line
+    ]
+    assert "| fails: TypeError: Cannot convert a symbolic KerasTensor |" in row
+
+
+def test_a_folder_where_every_failure_is_registered_has_nothing_gone_wrong(tmp_path):
+    speeds = {key: SPEEDS[key] for key in [("plain_ae", "keras2"), ("kl_layer", "keras2")]}
+    problems = [("closure_loss", "keras2", "failed", "TypeError: symbolic KerasTensor")]
+    folder = write_results_folder(
+        tmp_path, speeds=speeds, problems=problems, repeats=2, artifacts=()
+    )
+    summary = section(write_report(folder)[0].read_text(), "Summary")
+    assert "No run went wrong" in summary and "went wrong (" not in summary
+
+
+def disturbed_folder(results_dir: Path, disturbed: list, calm: int = 12) -> Path:
+    """kl_layer timed against plain_ae in its own worker process each round: ``calm`` processes
+    at 1.2x, then one process at each ratio of ``disturbed``."""
+    rng = np.random.default_rng(3)
+    folder, _ = new_folder(results_dir, "disturbed", ENV)
+    ratios = [1.2 * rng.normal(1, 0.001) for _ in range(calm)] + list(disturbed)
+    for repeat, ratio in enumerate(ratios, start=1):
+        run = planned_run([], "kl_layer", "keras2", repeat)
+        steps = tuple(
+            BlockStep(block, model, "keras2", step, 0.05 * factor)
+            for block in (1, 2, 3)
+            for model, factor in (("kl_layer", ratio), ("plain_ae", 1.0))
+            for step in (1, 2)
+        )
+        result = dataclasses.replace(ok_result("kl_layer", 150.0, 60.0, rng), blocks=steps)
+        record = RunRecord.of(run, result, "abc", 30.0)
+        folder.append(record, epoch_rows(run, result), block_rows(run, result))
+    return folder.path
+
+
+def test_the_report_lists_the_worst_disturbed_runs_and_the_csv_holds_them_all(tmp_path):
+    disturbed = [1.5, 2.2, 1.6, 2.1, 1.7, 2.0, 1.8, 1.9]
+    folder = disturbed_folder(tmp_path, disturbed)
+    section_text = section(write_report(folder)[0].read_text(), "Disturbed runs")
+    shown = re.findall(r"^\| (kl_layer-keras2-r\d+) \|", section_text, flags=re.MULTILINE)
+    written = pd.read_csv(folder / OUTLIERS_CSV)
+    assert len(written) == len(disturbed) and list(written.mads) == sorted(written.mads)[::-1]
+    assert shown == list(written.run_id[:OUTLIERS_SHOWN])  # the furthest out, furthest first
+    worst = 12 + 1 + disturbed.index(max(disturbed))
+    assert shown[0] == f"kl_layer-keras2-r{worst}"
+    assert f"all {len(disturbed)}, furthest first, are in {OUTLIERS_CSV}" in section_text
+
+
+def test_a_few_disturbed_runs_are_all_listed_and_the_csv_is_written_even_when_empty(tmp_path):
+    few = disturbed_folder(tmp_path / "few", [1.9, 2.0])
+    text = section(write_report(few)[0].read_text(), "Disturbed runs")
+    assert text.count("| kl_layer-keras2-r") == 2 and f"also in {OUTLIERS_CSV}" in text
+    calm = disturbed_folder(tmp_path / "calm", [])
+    write_report(calm)
+    assert pd.read_csv(calm / OUTLIERS_CSV).empty
+
+
+def test_the_quality_guard_prints_losses_and_kl_terms_in_significant_figures(tmp_path):
+    # a converged run's KL term is a few millionths: fixed decimals would print 0.00
+    records = [
+        dataclasses.replace(
+            record(recipe, "keras2", repeat, ms_per_step=50.0), final_loss=loss, final_kl=kl
+        )
+        for recipe, losses, kls in (
+            ("plain_ae", (0.6801, 0.6803), (None, None)),
+            ("kl_layer", (0.6838, 0.6842), (3.67e-6, 3.69e-6)),
+        )
+        for repeat, loss, kl in zip((1, 2), losses, kls)
+    ]
+    folder = folder_of_records(tmp_path, "quality", records, ENV)
+    quality = section(write_report(folder.path)[0].read_text(), "Quality guard")
+    (kl_row,) = [line for line in quality.splitlines() if line.startswith("| kl_layer |")]
+    assert "| 0.684 [0.684, 0.684] |" in kl_row and "| 3.68e-6 [3.67e-6, 3.68e-6] |" in kl_row
 
 
 def test_report_command_writes_both_files(tmp_path, capsys):

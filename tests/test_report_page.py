@@ -1,5 +1,6 @@
 """report.html as a reader sees it: opened in headless Chromium, every image decodes, the page logs
-no error, and it opens with the summary, then the claims plot and the gap plot.
+no error, and it opens with the answer (its table's header on the first screen of a laptop), then
+the claims plot and the gap plot, then the summary of the details.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``): no network,
 no port, and no Python package beyond the suite's own. Where Chromium is missing the browser tests
@@ -35,6 +36,7 @@ from tests.builders import (
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = "KLBENCH_REQUIRE_BROWSER"  # "1": a missing browser fails the tests (CI)
 WIDTH, HEIGHT = 1400, 3000
+FIRST_SCREEN = (1280, 800)  # a laptop's window: what a reader sees before scrolling
 # Everything that would reach out to the network or ask a question at first start stays off.
 FLAGS = (
     "--headless",
@@ -142,14 +144,25 @@ class Browser:
         for domain in ("Page", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
         # The window's own frame takes part of --window-size: the page gets exactly WIDTH x HEIGHT.
+        self.resize(WIDTH, HEIGHT)
+
+    def resize(self, width: int, height: int) -> None:
+        """The page's viewport, exactly ``width`` x ``height`` CSS pixels."""
         self.call(
             "Emulation.setDeviceMetricsOverride",
             session=True,
-            width=WIDTH,
-            height=HEIGHT,
+            width=width,
+            height=height,
             deviceScaleFactor=1,
             mobile=False,
         )
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression on the open page."""
+        found = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True
+        )
+        return found["result"].get("value")
 
     def call(self, method: str, session=False, **params) -> dict:
         self._next_id += 1
@@ -322,15 +335,31 @@ def test_report_page_shows_every_image_and_logs_no_error(browser, report_folder,
     assert page_problems(browser, page) == []
     # every plot and picture the report wrote is on the page: 5 plots, 3 latent-space pictures
     assert len(page["images"]) == 8
-    tags = [block["tag"] for block in page["blocks"]]
-    assert (
-        tags[:5] == ["H1", "H2", "UL", "FIGURE", "FIGURE"]
-        and page["blocks"][1]["text"] == "Summary"
-    )
-    assert [block["src"] for block in page["blocks"][3:5]] == [
+    blocks = page["blocks"]
+    # the answer: its heading, where it comes from, the table, the claims' verdicts
+    assert [block["tag"] for block in blocks[:6]] == ["H1", "H2", "P", "TABLE", "P", "UL"]
+    assert blocks[1]["text"] == "Answer" and blocks[3]["text"].split()[:2] == ["recipe", "post"]
+    assert [block["src"] for block in blocks[6:8]] == [
         _embedded(report_folder / name) for name in ("claims.png", "gap.png")
     ]
+    assert (blocks[8]["tag"], blocks[8]["text"]) == ("H2", "Summary")
     assert png_size(screenshot) == (WIDTH, HEIGHT)
+
+
+# The top of the answer table's header row, in CSS pixels from the top of the viewport.
+ANSWER_HEADER_TOP = """(() => {
+    const heading = [...document.querySelectorAll('h2')].find(h => h.textContent === 'Answer');
+    let table = heading.nextElementSibling;
+    while (table && table.tagName !== 'TABLE') table = table.nextElementSibling;
+    return table.querySelector('thead').getBoundingClientRect().top;
+})()"""
+
+
+def test_the_answer_tables_header_is_on_the_first_screen(browser, report_folder):
+    browser.resize(*FIRST_SCREEN)
+    browser.open(report_folder / "report.html")
+    top = browser.evaluate(ANSWER_HEADER_TOP)
+    assert 0 < top < FIRST_SCREEN[1], top
 
 
 def test_a_cut_image_a_missing_one_and_a_console_error_are_each_found(browser, tmp_path):

@@ -26,12 +26,10 @@ from bench.results.records import (
     RUN_COLUMNS,
     STATUSES,
 )
-from bench.run import runner
 from tests.builders import (
     ROOT,
     bench_command,
     bench_environment,
-    frame_of,
     only_folder,
     run_bench,
     tiny_config,
@@ -44,23 +42,6 @@ def read_runs(folder):
 
 def read_epochs(folder):
     return ResultsFolder(folder).read().epochs
-
-
-def test_summary_table_gives_medians_and_ratios_to_plain_ae():
-    runs = pd.concat(
-        [
-            frame_of(
-                {("plain_ae", "keras3"): [100.0, 300.0], ("kl_layer", "keras3-port"): [250.0]}
-            ),
-            frame_of({("kl_layer", "keras3"): [None]}, status="failed"),
-            frame_of({("closure_loss", "keras3"): [None]}, status="timeout"),
-        ]
-    )
-    table = runner.summary_table(runs)
-    lines = {line.split()[0]: line.split()[1:] for line in table.splitlines()[2:-1]}
-    assert lines["plain_ae"] == ["200.0", "(1.00x)", "n/a"]
-    assert lines["kl_layer"] == ["failed", "250.0", "(1.25x)"]
-    assert lines["closure_loss"] == ["timeout", "n/a"]
 
 
 def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
@@ -224,7 +205,7 @@ def test_end_to_end_with_two_real_recipes(tmp_path):
             pictures["latent_mu"]
         )
     assert len(read_epochs(folder)) == 2
-    assert "plain_ae" in done.stdout and "(1.00x)" in done.stdout and str(folder) in done.stdout
+    assert "works: the floor" in done.stdout and str(folder) in done.stdout
     check_csv_schema(folder)
 
 

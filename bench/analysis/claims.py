@@ -173,9 +173,9 @@ def references(recipe: str, api: str) -> tuple:
 
 def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
     """(api, ratio of ``recipe`` to ``other``) on every API where both have numbers."""
-    paired, step_ms = stats.process_ratios(stats.or_empty(blocks)), stats.own_step_ms(blocks)
+    measured = stats.Measured.of(runs, blocks)
     for api in APIS:
-        ratio = stats.ratio_between(runs, paired, step_ms, recipe, api, other, api)
+        ratio = stats.ratio_between(measured, (recipe, api), (other, api))
         if ratio is not None:
             yield api, ratio
 

@@ -1,14 +1,16 @@
 """What a results folder covers: which planned runs did not finish, and which recipe runs where.
 
 The plan stored with the results (plan.json) says which runs were due; a folder without one is
-judged by the runs it holds.
+judged by the runs it holds. A run that fails as the registry expects (its recipe raises as
+written on that Keras, with the registered error) is part of the answer, not a run gone wrong:
+``failed_as_registered`` tells the two apart.
 """
 
 import pandas as pd
 
 from bench import recipes
 from bench.analysis.stats import in_registry_order
-from bench.results.records import OK
+from bench.results.records import FAILED, OK
 from vae_impls import registry
 from vae_impls.keras_api import APIS, PORT_API
 
@@ -70,6 +72,35 @@ def compatibility(runs: pd.DataFrame, planned=None) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["recipe", "api", "expected", "observed", "cell", "error"])
+
+
+def expected_error(recipe: str, api: str) -> str:
+    """The text the registry says ``recipe``'s error contains on ``api`` as written; "" where it
+    registers none."""
+    found = recipes.known().get(recipe)
+    return getattr(found, "expected_errors", {}).get(api, "") if found else ""
+
+
+def failed_as_registered(recipe: str, api: str, status: str, error: str) -> bool:
+    """Whether a run ended exactly as the registry expects a failure: its recipe is registered to
+    fail on ``api`` as written, the run failed, and its error holds the registered text."""
+    return (
+        status == FAILED
+        and recipes.status(recipe, api) == registry.FAILS
+        and expected_error(recipe, api) in error
+    )
+
+
+def registered_mask(frame: pd.DataFrame) -> pd.Series:
+    """Per row of a frame with recipe, api, status and error: ``failed_as_registered``."""
+    return pd.Series(
+        [
+            failed_as_registered(row.recipe, row.api, row.status, row.error)
+            for row in frame.itertuples()
+        ],
+        index=frame.index,
+        dtype=bool,
+    )
 
 
 def unfinished_runs(runs: pd.DataFrame, planned=None) -> pd.DataFrame:

@@ -20,6 +20,7 @@ time to a common loss level.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -296,19 +297,28 @@ def log_t_interval(ratios) -> dict:
     }
 
 
-def ratio_between(
-    runs: pd.DataFrame,
-    paired: pd.DataFrame,
-    step_ms: pd.Series,
-    recipe: str,
-    api: str,
-    other: str,
-    other_api: str,
-):
-    """``recipe`` on ``api`` relative to ``other`` on ``other_api``: from the paired measurement
-    when the two shared processes (``paired``: ``process_ratios``), else from separate processes,
-    over each run's own step time in its blocks (``step_ms``: ``own_step_ms``) or, for a folder
-    without them, fit's ms/step; None when neither has numbers."""
+@dataclass(frozen=True)
+class Measured:
+    """What every ratio of a folder is computed from: its runs, the per-process ratios of its
+    paired measurement (``process_ratios``) and each run's own step time in its blocks
+    (``own_step_ms``)."""
+
+    runs: pd.DataFrame
+    paired: pd.DataFrame
+    step_ms: pd.Series
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, blocks: pd.DataFrame = None) -> "Measured":
+        return cls(runs, process_ratios(or_empty(blocks)), own_step_ms(blocks))
+
+
+def ratio_between(measured: Measured, model: tuple, other: tuple):
+    """``model`` relative to ``other``, each a (recipe, api) pair: from the paired measurement
+    when the two shared processes, else from separate processes, over each run's own step time
+    in its blocks or, for a folder without them, fit's ms/step; None when neither has
+    numbers."""
+    runs, paired, step_ms = measured.runs, measured.paired, measured.step_ms
+    (recipe, api), (other, other_api) = model, other
     mine = paired[
         (paired.recipe == recipe)
         & (paired.api == api)
@@ -337,13 +347,13 @@ def ratio_between(
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
     """Each KL recipe x API's step time relative to its floor (plain_ae of the same Keras; for a
     port, Keras 3's); from separate processes for a folder without paired blocks."""
-    paired, step_ms = process_ratios(or_empty(blocks)), own_step_ms(blocks)
+    measured = Measured.of(runs, blocks)
     rows = []
     for recipe, api, _ in _groups(ok_runs(runs)):
         if not recipes.includes_kl(recipe):
             continue
         floor = (registry.FLOOR, floor_api(api))
-        found = ratio_between(runs, paired, step_ms, recipe, api, *floor)
+        found = ratio_between(measured, (recipe, api), floor)
         if found is not None:
             rows.append(
                 {

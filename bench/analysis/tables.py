@@ -1,9 +1,10 @@
-"""The tables of one results folder, and the analysis step of a report: ratios.csv.
+"""The tables of one results folder, and the analysis step of a report: ratios.csv, outliers.csv.
 
 A sweep's variants and a cluster's hosts are sliced apart before any statistic is taken, so that
 different settings or hardware are never pooled into one CI. ``analyse`` reads a folder, computes
-its tables per variant and per host, and writes every ratio into ratios.csv; the report
-(``bench.report``) renders that ``Analysis`` and computes nothing of its own.
+its tables per variant and per host, and writes every ratio into ratios.csv and every disturbed
+run into outliers.csv; the report (``bench.report``) renders that ``Analysis`` and computes
+nothing of its own.
 """
 
 import dataclasses
@@ -16,7 +17,7 @@ from bench import recipes
 from bench.analysis import claims, coverage, stats
 from bench.config import sweep
 from bench.errors import UsageError
-from bench.results.folder import RATIOS_CSV, Results, ResultsFolder
+from bench.results.folder import OUTLIERS_CSV, RATIOS_CSV, Results, ResultsFolder
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class Tables:
     unmatched_losses: pd.DataFrame
     time_to_quality: pd.DataFrame
     compat: pd.DataFrame
-    unfinished: pd.DataFrame
+    unfinished: pd.DataFrame  # every run that did not end ok, and planned runs never recorded
+    went_wrong: pd.DataFrame  # of those, all but the failures the registry expects
+    failed_as_registered: pd.DataFrame  # the rest: recipes that raise as written, as registered
 
     def all_ratios(self) -> pd.DataFrame:
         """Every ratio the report shows (to the floor, of each claim, of each reading), each pair
@@ -88,6 +91,8 @@ def variant_slice(results: Results, variant: str, host: str = None) -> Results:
 def compute_tables(results: Results) -> Tables:
     """Every table of ``results``, taken as one slice: slice a sweep or a cluster first."""
     runs, blocks, planned = results.runs, results.blocks, results.planned
+    unfinished = coverage.unfinished_runs(runs, planned)
+    registered = coverage.registered_mask(unfinished)
     return Tables(
         speed=stats.speed_table(runs, blocks),
         ratios=stats.ratio_table(runs, blocks),
@@ -99,7 +104,9 @@ def compute_tables(results: Results) -> Tables:
         unmatched_losses=stats.unmatched_losses(runs),
         time_to_quality=stats.time_to_quality_table(runs, results.epochs),
         compat=coverage.compatibility(runs, planned),
-        unfinished=coverage.unfinished_runs(runs, planned),
+        unfinished=unfinished,
+        went_wrong=unfinished[~registered],
+        failed_as_registered=unfinished[registered],
     )
 
 
@@ -132,12 +139,23 @@ class Analysis:
 
     def all_ratios(self) -> pd.DataFrame:
         """ratios.csv: every ratio of every variant and every host, each slice once."""
+        return self._every_slice(Tables.all_ratios)
+
+    def all_outliers(self) -> pd.DataFrame:
+        """outliers.csv: every disturbed run of every variant and every host, the furthest from
+        its pair's median first."""
+        outliers = self._every_slice(lambda tables: tables.outliers)
+        return outliers.sort_values("mads", ascending=False, kind="stable")
+
+    def _every_slice(self, table_of) -> pd.DataFrame:
+        """``table_of(Tables)`` of each variant and each other host, with variant and host
+        columns, one under the other."""
         per_variant = [
-            tables.all_ratios().assign(variant=variant, host=self.host or "")
+            table_of(tables).assign(variant=variant, host=self.host or "")
             for variant, tables in self.per_variant.items()
         ]
         other_hosts = [
-            tables.all_ratios().assign(variant=self.variants[0], host=host)
+            table_of(tables).assign(variant=self.variants[0], host=host)
             for host, tables in self.per_host.items()
             if host != self.host
         ]
@@ -161,16 +179,21 @@ def analysis_of(results: Results) -> Analysis:
 
 def analyse(path) -> Analysis:
     """The analysis step of a report: read the results folder at ``path``, compute its tables and
-    write its ratios.csv (the runs' own files are only read)."""
+    write its ratios.csv and outliers.csv (the runs' own files are only read)."""
     results = ResultsFolder.existing(path).read()
     analysis = analysis_of(results)
-    try:
-        results.folder.write_ratios(analysis.all_ratios())
-    except OSError as error:
-        raise UsageError(
-            f"cannot write {RATIOS_CSV} into {results.folder}: {error.strerror or error}"
-        ) from None
+    folder, outliers = results.folder, analysis.all_outliers()
+    _writing(folder, RATIOS_CSV, lambda: folder.write_ratios(analysis.all_ratios()))
+    _writing(folder, OUTLIERS_CSV, lambda: folder.write_outliers(outliers))
     return analysis
+
+
+def _writing(folder: ResultsFolder, name: str, write) -> None:
+    """Call ``write``; an OSError becomes a UsageError naming the file ``name`` and the folder."""
+    try:
+        write()
+    except OSError as error:
+        raise UsageError(f"cannot write {name} into {folder}: {error.strerror or error}") from None
 
 
 def stacked(tables_by: dict, table: str, column: str) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""CI regression gate: run the ci config and compare each recipe's ratio to plain_ae with a baseline.
+"""CI regression gate: run the ci config and compare each recipe's ratio to plain_ae with a
+baseline.
 
 Ratios to plain_ae measured in the same run cancel most of the machine's speed, so the committed
 baseline (bench/baseline.json) works across machines. Exit status 1 on any regression, new
@@ -6,20 +7,28 @@ failure, moved final loss or missing baseline entry; 0 otherwise. --update-basel
 the baseline from this run, or from the runs of every folder given to --results (a deliberate
 step, never taken by CI; a baseline pooled from several runs is steadier than one run's). Runs
 from machines whose package versions differ (env.json's "nodes") are never pooled.
+
+What the gate cannot judge is refused with exit status 2, before any benchmark runs where it can
+be known then: a tolerance that is negative or not finite, a baseline that cannot be read or
+written, a folder that measured nothing (no run ended ok, failed or diverged), and folders run
+under other settings than the baseline's (another config: not a regression, another question).
+A new run of the config that measures nothing exits 3, as ``run`` does.
 """
 
-import json
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.analysis import gate
-from bench.cli.common import add_executor_arguments, executor_requested
+from bench.cli.common import add_executor_arguments, executor_of, executor_requested
+from bench.cli.output import OutputFile, write_json_file
 from bench.cli.run import command_line
 from bench.config import injection
 from bench.config import settings as config_module
-from bench.errors import UsageError
-from bench.results.folder import ResultsFolder, pooled, write_json
-from bench.run import executors, runner
+from bench.errors import GATE_FAILED, UsageError, quoted
+from bench.results.folder import ResultsFolder, pooled, read_json
+from bench.run import runner
 from vae_impls import registry
 
 BASELINE = Path(__file__).resolve().parent.parent / "baseline.json"
@@ -66,9 +75,21 @@ def add_arguments(parser) -> None:
     add_executor_arguments(parser)
 
 
+def _check_tolerances(args) -> None:
+    """--tolerance: a finite fraction above 0; --floor-tolerance: a finite fraction of 0 or more.
+    Checked first: a benchmark must not run for minutes to be refused for a typo."""
+    for flag, value, least in (
+        ("--tolerance", args.tolerance, "above 0"),
+        ("--floor-tolerance", args.floor_tolerance, "of 0 or more"),
+    ):
+        below = value <= 0 if flag == "--tolerance" else value < 0
+        if not math.isfinite(value) or below:
+            raise UsageError(f"{flag} takes a fraction {least}, e.g. 0.06 for 6%, got {value}")
+
+
 def _load_baseline(path: Path) -> dict:
     try:
-        return gate.check_baseline(json.loads(path.read_text(encoding="utf-8")), str(path))
+        return _checked_entries(gate.check_baseline(read_json(path), str(path)), path)
     except FileNotFoundError:
         raise UsageError(
             f"no baseline at {path}; write one with: python -m bench check --update-baseline"
@@ -77,14 +98,48 @@ def _load_baseline(path: Path) -> dict:
         raise UsageError(f"cannot read the baseline {path}: {error}") from None
 
 
-def _measure(args) -> list:
-    """The results folders to judge: those given, or a new run of the config."""
+def _checked_entries(baseline: dict, path: Path) -> dict:
+    """``baseline`` when every part the gate reads has the type it reads (``gate.check_baseline``
+    checks its version only); a UsageError naming the first part that does not."""
+    entries = baseline["entries"]
+    if not isinstance(entries, dict) or not isinstance(baseline.get("machine", {}), dict):
+        raise UsageError(f"{path} is not a kl-bench baseline: its entries or machine are no table")
+    for key, entry in entries.items():
+        if key.count("/") != 1 or not _is_entry(entry):
+            raise UsageError(
+                f"{path} is not a kl-bench baseline: its entry {quoted(key)} is not a RECIPE/API "
+                f"key with a status, ratio, ms_per_step and final_loss band of the gate's types"
+            )
+    return baseline
+
+
+def _is_entry(entry) -> bool:
+    def number(value) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+    if not isinstance(entry, dict) or entry.get("status") not in ("works", "fails"):
+        return False
+    if "ratio" not in entry:  # the gate reads it as entry["ratio"]
+        return False
+    band = entry.get("final_loss")
+    good_band = band is None or (
+        isinstance(band, list) and len(band) == 2 and all(number(end) for end in band)
+    )
+    return good_band and all(number(entry.get(key)) for key in ("ratio", "ms_per_step"))
+
+
+def _measure(args, baseline: dict | None = None) -> list:
+    """The results folders to judge: those given, or a new run of the config, once it is known
+    that the ``baseline`` (None: a baseline is to be written) can judge it."""
     if args.results:
         if executor_requested(args):
             raise UsageError("--executor and --address run a new benchmark: not with --results")
         return args.results
     config = config_module.load(args.config)
-    executor = executors.choose(args.executor, args.address)
+    if baseline is not None:
+        _check_same_settings(baseline, config.settings_hash, args)
+    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
+    executor = executor_of(args)
     folder, runs = runner.create(config, args.results_dir, command_line())
     status = runner.execute(folder, config, runs, sys.stdout, executor)
     if status:
@@ -92,8 +147,57 @@ def _measure(args) -> list:
     return [folder.path]
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The folders judged, read, and their runs pooled: what the gate or a new baseline uses."""
+
+    folders: list
+    reads: list  # a ``Results`` per folder
+    runs: object  # their runs.csv rows, pooled (``bench.results.folder.pooled``)
+    blocks: object  # ... and their blocks.csv rows
+    settings_hash: str | None
+
+    @classmethod
+    def of(cls, folders: list) -> "Pool":
+        """The folders read and checked: each measured something, and all may be pooled."""
+        reads = [ResultsFolder.existing(folder).read() for folder in folders]
+        for results in reads:
+            _check_measured(results)
+        _check_node_versions(reads)
+        settings_hash = _settings_hash(reads)
+        return cls(folders, reads, *pooled(reads), settings_hash)
+
+
+def _check_measured(results) -> None:
+    """A UsageError when a folder measured nothing: the gate has nothing to judge there."""
+    if len(results.measured):
+        return
+    raise UsageError(
+        f"cannot judge {results.folder}: it measured nothing "
+        f"({results.ends or 'no finished run'}); the gate needs runs that ended ok, failed or "
+        f"diverged"
+    )
+
+
+def _check_same_settings(baseline: dict, settings_hash: str | None, args) -> None:
+    """A UsageError when the runs to judge (the folders of --results, or the config about to run)
+    have other settings than the baseline's runs, or settings that cannot be read: a ratio
+    measured under other settings is neither a regression nor an improvement."""
+    expected = baseline.get("settings_hash")
+    if not expected or settings_hash == expected:
+        return
+    judged = ", ".join(map(str, args.results)) if args.results else f"config {args.config}"
+    ran = f"settings {settings_hash}" if settings_hash else "settings that cannot be read"
+    raise UsageError(
+        f"cannot judge {judged} against {args.baseline}: {ran}, the baseline {expected} (config "
+        f"{baseline.get('config') or 'unknown'}); judge runs of that config, or write a baseline "
+        f"for this one with --update-baseline"
+    )
+
+
 def _settings_hash(reads: list) -> str:
-    """The one settings hash of the folders pooled; a UsageError when they ran under different ones."""
+    """The one settings hash of the folders pooled; a UsageError when they ran under different
+    ones."""
     hashes = {results.folder.name: results.folder.settings_hash(results.env) for results in reads}
     if len(set(hashes.values())) > 1:
         listed = ", ".join(f"{name}: {value}" for name, value in hashes.items())
@@ -104,11 +208,7 @@ def _settings_hash(reads: list) -> str:
 def _check_node_versions(reads: list) -> None:
     """Runs from machines with other package versions timed different programs: a UsageError
     naming the first package whose version differs between the nodes of the folders pooled."""
-    nodes = [
-        (node["host"].get("hostname") or host, node.get("versions", {}))
-        for results in reads
-        for host, node in results.env.get("nodes", {}).items()
-    ]
+    nodes = [node for results in reads for node in _nodes(results.env)]
     for package in sorted({package for _, versions in nodes for package in versions}):
         hosts_by_version = {}
         for hostname, versions in nodes:
@@ -122,45 +222,70 @@ def _check_node_versions(reads: list) -> None:
             )
 
 
+def _nodes(env: dict) -> list:
+    """(hostname, {package: version}) of each node env.json's "nodes" records; what is not
+    recorded as a kl-bench runner writes it is left out, as unknown."""
+    recorded = env.get("nodes")
+    nodes = []
+    for host, node in recorded.items() if isinstance(recorded, dict) else ():
+        facts = node.get("host") if isinstance(node, dict) else None
+        versions = node.get("versions") if isinstance(node, dict) else None
+        if isinstance(versions, dict):
+            name = facts.get("hostname") if isinstance(facts, dict) else None
+            texts = {package: None if v is None else str(v) for package, v in versions.items()}
+            nodes.append((str(name or host), texts))
+    return nodes
+
+
 def run(args) -> int:
-    baseline = None if args.update_baseline else _load_baseline(args.baseline)
-    folders = _measure(args)
-    reads = [ResultsFolder.existing(folder).read() for folder in folders]
-    _check_node_versions(reads)
-    settings_hash = _settings_hash(reads)
-    runs, blocks = pooled(reads)
+    _check_tolerances(args)
     if args.update_baseline:
-        write_json(
-            args.baseline,
-            gate.make_baseline(
-                runs, reads[0].env, [Path(folder).name for folder in folders], blocks, settings_hash
-            ),
-        )
-        print(f"baseline written: {args.baseline} (from {len(folders)} results folder(s))")
-        return 0
-    decisions = gate.compare(runs, baseline, args.tolerance, blocks)
-    print(
-        f"\ngate: {', '.join(map(str, folders))} against {args.baseline} (tolerance {args.tolerance:.0%})"
+        return _update_baseline(args)
+    baseline = _load_baseline(args.baseline)
+    pool = Pool.of(_measure(args, baseline))
+    _check_same_settings(baseline, pool.settings_hash, args)
+    return _judge(args, baseline, pool)
+
+
+def _update_baseline(args) -> int:
+    output = OutputFile(args.baseline, "the baseline").checked()  # before a benchmark runs
+    pool = Pool.of(_measure(args))
+    names = [Path(folder).name for folder in pool.folders]
+    content = gate.make_baseline(
+        pool.runs, pool.reads[0].env, names, pool.blocks, pool.settings_hash
     )
-    for difference in gate.differences(baseline, reads[0].env, settings_hash):
+    written = write_json_file(output, content)
+    print(f"baseline written: {written} (from {len(pool.folders)} results folder(s))")
+    return 0
+
+
+def _judge(args, baseline: dict, pool: Pool) -> int:
+    """The gate's decisions printed; ``GATE_FAILED`` when any failed."""
+    env = pool.reads[0].env
+    decisions = gate.compare(pool.runs, baseline, args.tolerance, pool.blocks)
+    print(
+        f"\ngate: {', '.join(map(str, pool.folders))} against {args.baseline} "
+        f"(tolerance {args.tolerance:.0%})"
+    )
+    for difference in gate.differences(baseline, env, pool.settings_hash):
         print(f"differs from the baseline: {difference}")
-    if gate.on_baseline_host(baseline, reads[0].env):
-        decisions += gate.floor_decisions(runs, baseline, args.floor_tolerance)
+    floor = registry.FLOOR
+    if gate.on_baseline_host(baseline, env):
+        decisions += gate.floor_decisions(pool.runs, baseline, args.floor_tolerance)
         print(
-            f"checks: each recipe's ratio to {registry.FLOOR}, and {registry.FLOOR}'s own ms/step (the baseline "
+            f"checks: each recipe's ratio to {floor}, and {floor}'s own ms/step (the baseline "
             f"was recorded on this host; tolerance {args.floor_tolerance:.0%})"
         )
     else:
         print(
-            f"checks: each recipe's ratio to {registry.FLOOR}; not {registry.FLOOR}'s own ms/step (the baseline "
+            f"checks: each recipe's ratio to {floor}; not {floor}'s own ms/step (the baseline "
             f"was recorded on {baseline.get('host') or 'an unrecorded host'})"
         )
-    for results in reads:
+    for results in pool.reads:
         injected = results.env.get("injected_slowdown")
         if injected:
-            print(
-                f"deliberate slowdown injected ({injection.ENV_VAR}): {injection.describe(injected)}"
-            )
+            described = injection.describe(injected)
+            print(f"deliberate slowdown injected ({injection.ENV_VAR}): {described}")
     print()
     print(gate.format_table(decisions))
     failed = [d for d in decisions if not d.passed]
@@ -169,4 +294,4 @@ def run(args) -> int:
         if failed
         else "\ngate passed"
     )
-    return 1 if failed else 0
+    return GATE_FAILED if failed else 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.analysis import comparison
 from bench.analysis.comparison import ABSOLUTE, FASTER, NO_CHANGE, SLOWER
-from bench.errors import UsageError
+from bench.errors import GATE_FAILED, UsageError, quoted
 from bench.formatting import (
     MISSING,
     number,
@@ -77,7 +77,9 @@ def percent_limit(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise UsageError(f"--fail-slower takes a percentage of 0 or more, e.g. 10, got {text!r}")
+        raise UsageError(
+            f"--fail-slower takes a percentage of 0 or more, e.g. 10, got {quoted(text)}"
+        )
     return value
 
 
@@ -185,7 +187,8 @@ def summary(changes: list) -> str:
 
 
 def judge(changes: list, limit: float) -> int:
-    """--fail-slower: 1 naming every pair significantly slower by more than ``limit`` percent, else 0."""
+    """--fail-slower: 1 (``GATE_FAILED``) naming every pair significantly slower by more than
+    ``limit`` percent, else 0."""
     slower = [change for change in changes if change.slower_than(limit)]
     if not slower:
         print(f"none significantly slower by more than {limit:g}%")
@@ -194,4 +197,4 @@ def judge(changes: list, limit: float) -> int:
         f"{change.recipe} {change.api} ({signed_percent(change.change - 1)})" for change in slower
     )
     print(f"significantly slower by more than {limit:g}%: {names}")
-    return 1
+    return GATE_FAILED

@@ -3,8 +3,10 @@
 For a trend over commits and package versions: the folders are put in the order their
 benchmarks started (the UTC time their names begin with; for a renamed folder, when its
 plan.json was written) and labelled by git commit and TensorFlow/Keras versions. Prints a table
-of the ratios with 95% CIs and writes a plot (--plot, default history.png). Ratios measured under
-other settings than the first folder's are not comparable: each such folder gets a warning line.
+of the ratios with 95% CIs and writes a plot (--plot, default history.png; its extension names
+the format, one matplotlib writes; the path is checked before any folder is read). Ratios
+measured under other settings than the first folder's are not comparable: each such folder gets
+a warning line.
 """
 
 from pathlib import Path
@@ -13,8 +15,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, as the report's figures
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from bench.analysis import comparison  # noqa: E402
+from bench.cli.output import OutputFile, figure_formats, save_figure  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.formatting import MISSING, ratio_text, text_table  # noqa: E402
 from bench.recipes import order_key  # noqa: E402
@@ -33,12 +37,14 @@ def add_arguments(parser) -> None:
         "--plot",
         type=Path,
         default=Path("history.png"),
-        metavar="PNG",
-        help="where the plot is written (default: history.png here)",
+        metavar="FILE",
+        help="where the plot is written, in the format its extension names "
+        "(default: history.png here)",
     )
 
 
 def run(args) -> int:
+    plot = OutputFile(args.plot, "the plot", figure_formats(Figure())).checked()
     series = comparison.in_time_order(
         [ResultsFolder.existing(path).read() for path in args.folders]
     )
@@ -62,7 +68,7 @@ def run(args) -> int:
     print()
     print(ratio_table(history, len(series)))
     comparable = [settings_hash == hashes[0] for settings_hash in hashes]
-    print(f"\nwrote {plot_history(history, series, comparable, args.plot)}")
+    print(f"\nwrote {plot_history(history, series, comparable, plot)}")
     return 0
 
 
@@ -113,7 +119,7 @@ def axis_label(results, comparable: bool) -> str:
     )
 
 
-def plot_history(history, series: list, comparable: list, path: Path) -> Path:
+def plot_history(history, series: list, comparable: list, plot: OutputFile) -> Path:
     """Ratios with 95% CIs, a line per recipe x API, folders oldest first along x."""
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(series) + 4), 5.5))
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=f"floor: {registry.FLOOR} = 1")
@@ -144,9 +150,6 @@ def plot_history(history, series: list, comparable: list, path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=110)
-    except OSError as error:
-        raise UsageError(f"cannot write the plot {path}: {error.strerror or error}") from None
+        return save_figure(plot, fig)
     finally:
         plt.close(fig)
-    return path

@@ -5,17 +5,19 @@ The config (--config: a TOML file, or the name of one in bench/config/configs) i
 anything runs. Each run prints one line as it ends; at the end comes the results folder and a
 table of median ms/step per recipe x API with its ratio to plain_ae. Ctrl-C keeps every finished
 run; --resume FOLDER then runs only what is missing. --executor ray spreads the runs over the nodes
-of a Ray cluster, one at a time on each.
+of a Ray cluster, one at a time on each. Exit status 3 when no run of the plan measured its recipe
+(every one timed out or was killed), 2 for input refused before anything runs.
 """
 
 import shlex
 import sys
 from pathlib import Path
 
-from bench.cli.common import add_executor_arguments
+from bench.cli.common import add_executor_arguments, executor_of
 from bench.config import settings as config_module
 from bench.errors import UsageError
-from bench.run import executors, runner
+from bench.results.folder import ResultsFolder
+from bench.run import runner
 from vae_impls.keras_api import APIS
 
 DEFAULT_CONFIG = "default"
@@ -58,29 +60,31 @@ def run(args) -> int:
         raise UsageError("--quick is the quick config: give either --quick or --config")
     name = QUICK_CONFIG if args.quick else args.config
     if args.resume:
-        if args.recipes or args.apis or args.repeats is not None:
-            raise UsageError(
-                "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
-            )
-        given = config_module.load(name) if name else None
-        return runner.resume(
-            args.resume,
-            given,
-            command_line(),
-            executor=executors.choose(args.executor, args.address),
-        )
+        return _resume(args, name)
     config = config_module.with_overrides(
         config_module.load(name or DEFAULT_CONFIG),
         recipes=args.recipes,
         apis=args.apis,
         repeats=args.repeats,
     )
+    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
     return runner.start(
         config,
         args.results_dir,
         command_line(),
-        executor=executors.choose(args.executor, args.address),
+        executor=executor_of(args),
     )
+
+
+def _resume(args, name: str | None) -> int:
+    """--resume: the folder is checked before a cluster is connected or anything written."""
+    if args.recipes or args.apis or args.repeats is not None:
+        raise UsageError(
+            "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
+        )
+    given = config_module.load(name) if name else None
+    checked = runner.resumable(args.resume, given)
+    return runner.resume(checked, command_line(), executor=executor_of(args))
 
 
 def command_line() -> str:

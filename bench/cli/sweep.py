@@ -4,16 +4,18 @@
 the values (a variant) for every recipe x API, all variants' runs interleaved and shuffled in the
 same rounds, into one results folder. Each run records its variant; the report's "Sweep" section
 shows each ratio to the floor and each claim per variant, and says which gaps survive which
-setting. Every variant's config is checked before anything runs. --resume finishes a sweep.
+setting. The plan's size is bounded (its runs, all variants' together, as a run's are), and
+every variant's config is checked before anything runs. ``run --resume`` finishes a sweep.
 """
 
 from pathlib import Path
 
-from bench.cli.common import add_executor_arguments
+from bench.cli.common import add_executor_arguments, executor_of
 from bench.cli.run import DEFAULT_CONFIG, command_line
 from bench.config import settings as config_module
 from bench.config import sweep
-from bench.run import executors, runner
+from bench.results.folder import ResultsFolder
+from bench.run import runner
 from vae_impls.keras_api import APIS
 
 
@@ -54,13 +56,12 @@ def run(args) -> int:
     base = config_module.with_overrides(
         config_module.load(args.config), recipes=args.recipes, apis=args.apis, repeats=args.repeats
     )
-    variants = sweep.variants([sweep.parse_axis(text) for text in args.vary])
-    for variant in variants:
-        sweep.config_of(base, variant)  # every variant's settings are checked before anything runs
+    variants = sweep.checked_variants(base, args.vary)  # the plan's size first, then each variant
+    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
     return runner.start(
         base,
         args.results_dir,
         command_line(),
         variants=variants,
-        executor=executors.choose(args.executor, args.address),
+        executor=executor_of(args),
     )

@@ -12,6 +12,10 @@ it trains each of them, then times all their train steps against each other in a
 blocks, so that every ratio between two recipes of a round is measured within one process.
 A recipe the harness runs in a Jupyter kernel has a process of its own.
 
+A plan holds at most ``MAX_PLANNED_RUNS`` runs, however it is built (a config's matrix, its
+``--repeats``, a sweep's variants): each run trains a model, and a plan far beyond any benchmark
+that can finish would only be checked, written and started.
+
 Recipes come from ``bench.recipes``.
 """
 
@@ -19,7 +23,10 @@ import random
 from dataclasses import dataclass
 
 from bench import recipes
+from bench.errors import UsageError
 from vae_impls import keras_api, registry
+
+MAX_PLANNED_RUNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,8 @@ def combinations(recipe_names, apis) -> list:
 def repeat_seed(base_seed: int, repeat: int) -> int:
     """The seed every recipe of one round shares: same initial weights, data order and noise.
 
-    Existing results folders depend on this derivation; ``bench.config.settings`` bounds the seed and the
-    repeats so that every round's seed stays within numpy's 0..2**32-1."""
+    Existing results folders depend on this derivation; ``bench.config.settings`` bounds the seed
+    and the repeats so that every round's seed stays within numpy's 0..2**32-1."""
     return base_seed * 1000 + repeat
 
 
@@ -72,8 +79,34 @@ def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> lis
     return [(recipe, api) for recipe, api in pairs if recipes.status(recipe, api) != registry.FAILS]
 
 
+def planned_run_count(matrix, variants: int = 1) -> int:
+    """The runs ``make_plan`` makes of a ``[matrix]`` and that many variants, without making them:
+    round 1 holds every pair, each later round the same pairs as round 2."""
+    pairs = combinations(matrix.recipes, matrix.apis)
+    first, later = (
+        len(round_pairs(pairs, repeat, matrix.repeat_expected_failures)) for repeat in (1, 2)
+    )
+    return variants * (first + (matrix.repeats - 1) * later)
+
+
+def check_plan_size(matrix, variants: int = 1) -> None:
+    """A UsageError when the plan of ``matrix`` and ``variants`` would pass ``MAX_PLANNED_RUNS``."""
+    runs = planned_run_count(matrix, variants)
+    if runs > MAX_PLANNED_RUNS:
+        swept = f"{variants:,} variants x " if variants > 1 else ""
+        rounds = f"{matrix.repeats} round{'s' if matrix.repeats > 1 else ''}"
+        pairs = len(combinations(matrix.recipes, matrix.apis))
+        raise UsageError(
+            f"the plan has {runs:,} runs ({swept}{rounds} of up to {pairs} recipe x API): at "
+            f"most {MAX_PLANNED_RUNS:,}, more than a benchmark can finish; vary fewer values, or "
+            f"run fewer repeats, recipes or APIs"
+        )
+
+
 def make_plan(config, variants=("",)) -> list:
-    """Every round holds every variant's pairs, shuffled together."""
+    """Every round holds every variant's pairs, shuffled together; a UsageError for a plan of
+    more than ``MAX_PLANNED_RUNS`` runs."""
+    check_plan_size(config.matrix, len(variants))
     matrix, seed = config.matrix, config.training.seed
     pairs = combinations(matrix.recipes, matrix.apis)
     return [
@@ -119,7 +152,8 @@ def _variant_part(variant: str) -> str:
 
 
 def processes(runs: list) -> list:
-    """The runs grouped by worker process, each group in plan order, groups in order of their first run."""
+    """The runs grouped by worker process, each group in plan order, groups in order of their
+    first run."""
     grouped = {}
     for run in runs:
         grouped.setdefault(run.process_id, []).append(run)

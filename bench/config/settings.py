@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import datasets, recipes
 from bench.config import plan
-from bench.errors import UsageError
+from bench.errors import UsageError, quoted
 from vae_impls import registry
 from vae_impls.keras_api import APIS
 from vae_impls.network_spec import ACTIVATIONS, LAYER_TUPLES, OPTIMIZERS, NetworkSpec
@@ -58,8 +58,9 @@ class TrainingSettings:
     steps_per_epoch: int = 0  # 0 = full passes over the training set
     seed: int = 0
     timeout_seconds: int = 600  # per run: its training, and the process's start-up or timing
-    # The paired measurement: once its runs have trained, a worker times every trained model's train
-    # step and its references' (the floor, a claim's baseline) in this many alternating blocks; 0 = none.
+    # The paired measurement: once its runs have trained, a worker times every trained model's
+    # train step and its references' (the floor, a claim's baseline) in this many alternating
+    # blocks; 0 = none.
     paired_blocks: int = 8
     paired_block_steps: int = 10  # timed steps of one model (of each floor instance) in one block
     profile_steps: int = 0  # >0: profile that many train steps after the timing (slow)
@@ -191,37 +192,68 @@ def available_names() -> list:
 def resolve(name_or_path: str) -> Path:
     """A path to a TOML file, or the stem of a file in bench/config/configs."""
     path = Path(name_or_path).expanduser()
-    if path.is_file():
+    if _is_file(path):
         return path
+    if _is_folder(path):
+        raise UsageError(f"config {path} is a folder: give a TOML file")
     builtin = CONFIG_DIR / f"{name_or_path}.toml"
-    if builtin.is_file():
+    if _is_file(builtin):
         return builtin
     raise UsageError(
-        f"no config {name_or_path!r}: not a file, and not one of {', '.join(available_names())}"
+        f"no config {quoted(name_or_path)}: not a file, and not one of "
+        f"{', '.join(available_names())}"
     )
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False, not an OSError, for a name too long to look up."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def load(name_or_path: str) -> Config:
     path = resolve(name_or_path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        data = _parse_toml(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # ValueError: TOML, UTF-8 and nesting errors
         raise UsageError(f"cannot read config {path}: {' '.join(str(error).split())}") from None
     return from_dict(data, default_name=path.stem)
 
 
+def _parse_toml(text: str) -> dict:
+    """``tomllib.loads``, with every way TOML text can fail as a ValueError: tables or arrays
+    nested too deeply for the parser, and integers of too many digits, included."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ValueError("TOML nested too deeply") from None
+
+
 def from_dict(data: dict, default_name: str = "custom") -> Config:
-    unknown = sorted(set(data) - {"name", "network", *TABLES})
+    """The config of ``data`` (a TOML file's tables, or a stored ``Config.to_dict()``), checked
+    as a file's would be: a UsageError naming the first problem."""
+    if not isinstance(data, dict):
+        raise UsageError(f"a config must be a table of tables, got {_type_name(data)}")
+    unknown = sorted(set(data) - {"name", "network", *TABLES}, key=str)
     if unknown:
         raise UsageError(
-            f"unknown config entry {unknown[0]!r}; valid: name and the tables "
+            f"unknown config entry {quoted(unknown[0])}; valid: name and the tables "
             f"[{'], ['.join(('device', 'training', 'network', 'matrix'))}]"
         )
     tables = {key: data.get(key, {}) for key in (*TABLES, "network")}
     for key, table in tables.items():
         if not isinstance(table, dict):
             raise UsageError(
-                f"config entry {key!r} must be a table [{key}], got {_type_name(table)}"
+                f"config entry {quoted(key)} must be a table [{key}], got {_type_name(table)}"
             )
     config = Config(
         name=_name(data.get("name", default_name)),
@@ -262,13 +294,13 @@ def with_setting(config: Config, setting: str, text: str) -> Config:
     table, _, key = setting.partition(".")
     if table not in SWEEPABLE_TABLES or not key:
         raise UsageError(
-            f"cannot vary {setting!r}: name a setting as TABLE.KEY with TABLE one of "
+            f"cannot vary {quoted(setting)}: name a setting as TABLE.KEY with TABLE one of "
             f"{', '.join(SWEEPABLE_TABLES)} (e.g. training.batch_size)"
         )
     values = config.to_dict()
     if key not in values[table]:
         raise UsageError(
-            f"cannot vary {setting!r}: [{table}] has no key {key!r}; valid keys: "
+            f"cannot vary {quoted(setting)}: [{table}] has no key {quoted(key)}; valid keys: "
             f"{', '.join(values[table])}"
         )
     return from_dict({**values, table: {**values[table], key: _literal(text)}}, config.name)
@@ -277,8 +309,8 @@ def with_setting(config: Config, setting: str, text: str) -> Config:
 def _literal(text: str):
     """A TOML literal (256, 5e-4, true, [1, 2]) as its value; anything else as a string."""
     try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
+        return _parse_toml(f"value = {text}")["value"]
+    except ValueError:
         return text
 
 
@@ -300,7 +332,7 @@ def largest_seed(repeats: int) -> int:
 def _name(name) -> str:
     # The name becomes part of the results folder's name.
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise UsageError(f"config name {name!r} must be letters, digits, '_', '.' or '-'")
+        raise UsageError(f"config name {quoted(name)} must be letters, digits, '_', '.' or '-'")
     if len(name) > MAX_NAME_LENGTH:
         raise UsageError(
             f"config name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
@@ -315,7 +347,7 @@ def _settings(table: str, values: dict):
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise UsageError(
-            f"unknown key {unknown[0]!r} in [{table}]; valid keys: {', '.join(defaults)}"
+            f"unknown key {quoted(unknown[0])} in [{table}]; valid keys: {', '.join(defaults)}"
         )
     checked = {key: _checked(table, key, value, defaults[key]) for key, value in values.items()}
     return cls(**checked)
@@ -326,16 +358,16 @@ def _checked(table: str, key: str, value, default):
     where = f"[{table}] {key}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise UsageError(f"{where} must be true or false, got {value!r}")
+            raise UsageError(f"{where} must be true or false, got {quoted(value)}")
     elif isinstance(default, (int, float)):
         value = _checked_number(table, key, value, type(default))
     elif isinstance(default, str):
         if not isinstance(value, str):
-            raise UsageError(f"{where} must be a string, got {_type_name(value)} {value!r}")
+            raise UsageError(f"{where} must be a string, got {_type_name(value)} {quoted(value)}")
         choices = CHOICES.get((table, key))
         if choices and value not in choices:
             raise UsageError(
-                f"{where} = {value!r} is not valid; choose one of {', '.join(choices)}"
+                f"{where} = {quoted(value)} is not valid; choose one of {', '.join(choices)}"
             )
     elif isinstance(default, tuple):
         if (
@@ -343,7 +375,7 @@ def _checked(table: str, key: str, value, default):
             or not all(isinstance(item, str) for item in value)
             or not value
         ):
-            raise UsageError(f"{where} must be a non-empty list of strings, got {value!r}")
+            raise UsageError(f"{where} must be a non-empty list of strings, got {quoted(value)}")
         value = tuple(dict.fromkeys(value))  # repeated names would run twice per round
     return value
 
@@ -353,7 +385,7 @@ def _checked_number(table: str, key: str, value, kind: type):
     if not _is_number(value, integer=kind is int):
         raise UsageError(
             f"{where} must be {'an integer' if kind is int else 'a number'}, "
-            f"got {_type_name(value)} {value!r}"
+            f"got {_type_name(value)} {quoted(value)}"
         )
     value = kind(value)
     if not math.isfinite(value):  # TOML allows nan and inf
@@ -367,13 +399,14 @@ def _checked_number(table: str, key: str, value, kind: type):
 
 
 def _check_maximum(table: str, key: str, largest, given, unit: str = "") -> None:
-    """``largest`` (the value, or a list's largest entry) within ``MAXIMA``; ``given`` is what was set."""
+    """``largest`` (the value, or a list's largest entry) within ``MAXIMA``; ``given`` is what
+    was set."""
     if (table, key) not in MAXIMA:
         return
     maximum, reason = MAXIMA[table, key]
     if largest > maximum:
         raise UsageError(
-            f"[{table}] {key} must be at most {maximum}{unit}, got {given!r}: {reason}"
+            f"[{table}] {key} must be at most {maximum}{unit}, got {quoted(given)}: {reason}"
         )
 
 
@@ -384,7 +417,7 @@ def _network(values: dict) -> dict:
             raise UsageError(f"[network] {key} cannot be set: {NETWORK_FIXED[key]}")
         if key not in NETWORK_DEFAULTS:
             raise UsageError(
-                f"unknown key {key!r} in [network]; valid keys: {', '.join(NETWORK_DEFAULTS)}"
+                f"unknown key {quoted(key)} in [network]; valid keys: {', '.join(NETWORK_DEFAULTS)}"
             )
         default = NETWORK_DEFAULTS[key]
         if isinstance(default, tuple):
@@ -415,9 +448,9 @@ def _layer_sizes(key: str, value):
         or not all(_is_number(item, integer=True) for item in items)
     ):
         kind = "a list of integers or one integer" if key in LAYER_TUPLES else "a list of integers"
-        raise UsageError(f"[network] {key} must be {kind}, got {value!r}")
+        raise UsageError(f"[network] {key} must be {kind}, got {quoted(value)}")
     if any(item <= 0 for item in items):
-        raise UsageError(f"[network] {key} must be positive sizes, got {value!r}")
+        raise UsageError(f"[network] {key} must be positive sizes, got {quoted(value)}")
     _check_maximum("network", key, max(items), value, unit=" per layer")
     return value if single else tuple(items)
 
@@ -435,15 +468,20 @@ def _check_consistency(config: Config) -> None:
     for recipe in matrix.recipes:
         if recipe not in known:
             raise UsageError(
-                f"unknown recipe {recipe!r} in [matrix] recipes; valid recipes: {', '.join(known)}"
+                f"unknown recipe {quoted(recipe)} in [matrix] recipes; valid recipes: "
+                f"{', '.join(known)}"
             )
     for api in matrix.apis:
         if api not in APIS:
-            raise UsageError(f"unknown API {api!r} in [matrix] apis; valid APIs: {', '.join(APIS)}")
+            raise UsageError(
+                f"unknown API {quoted(api)} in [matrix] apis; valid APIs: {', '.join(APIS)}"
+            )
     if not plan.combinations(matrix.recipes, matrix.apis):
         raise UsageError(
-            f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: nothing to run"
+            f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: "
+            f"nothing to run"
         )
+    plan.check_plan_size(matrix)
     z_dim = config.network["z_dim"]
     if matrix.save_artifacts and z_dim != 2:
         raise UsageError(
@@ -465,7 +503,7 @@ def _check_data_settings(training: TrainingSettings) -> None:
     if training.mnist_path and training.dataset not in ("mnist", "auto"):
         raise UsageError(
             f'[training] mnist_path is read only for dataset = "mnist" or "auto", '
-            f"but dataset = {training.dataset!r}: remove one of them"
+            f"but dataset = {quoted(training.dataset)}: remove one of them"
         )
     size = datasets.fixed_training_size(training.dataset)
     if size is not None:
@@ -476,7 +514,7 @@ def _check_batch_size(batch_size: int, training_images: int, dataset: str) -> No
     if batch_size > training_images:
         raise UsageError(
             f"[training] batch_size must be at most {training_images}, the training images of "
-            f"dataset {dataset!r}, got {batch_size}: every batch would be the whole set, "
+            f"dataset {quoted(dataset)}, got {batch_size}: every batch would be the whole set, "
             f"smaller than asked"
         )
 

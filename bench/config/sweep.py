@@ -7,9 +7,12 @@ run records its variant, and the report compares the variants side by side.
 """
 
 import itertools
+import math
+import re
 
+from bench.config import plan
 from bench.config import settings as config_module
-from bench.errors import UsageError
+from bench.errors import UsageError, quoted
 
 BASE = ""  # the variant of a plain benchmark: the config as loaded
 
@@ -17,25 +20,45 @@ BASE = ""  # the variant of a plain benchmark: the config as loaded
 def parse_axis(text: str) -> tuple:
     """``"training.batch_size=128,256"`` -> ("training.batch_size", ("128", "256"))."""
     setting, equals, values = text.partition("=")
+    setting = setting.strip()
     choices = tuple(value.strip() for value in values.split(",") if value.strip())
-    if not equals or not setting.strip() or not choices:
+    if not equals or not re.fullmatch(r"[\w.]+", setting) or not choices:
         raise UsageError(
-            f"--vary {text!r}: write SETTING=VALUE,VALUE,... (e.g. training.batch_size=128,256)"
+            f"--vary {quoted(text)}: write SETTING=VALUE,VALUE,... "
+            f"(e.g. training.batch_size=128,256)"
         )
     if len(set(choices)) != len(choices):
-        raise UsageError(f"--vary {text!r}: a value is given twice")
-    return setting.strip(), choices
+        raise UsageError(f"--vary {quoted(text)}: a value is given twice")
+    return setting, choices
+
+
+def checked_variants(base, texts: list) -> list:
+    """The variants of the ``--vary`` texts on ``base``, each one's config checked. The plan's
+    size (``plan.MAX_PLANNED_RUNS``) is checked first, from the number of combinations alone:
+    a sweep too large to run is refused before any of its variants is made or checked."""
+    axes = [parse_axis(text) for text in texts]
+    _check_settings_named_once(axes)
+    plan.check_plan_size(base.matrix, math.prod(len(values) for _, values in axes))
+    names = variants(axes)
+    for name in names:
+        config_of(base, name)
+    return names
 
 
 def variants(axes: list) -> list:
     """Every combination of the axes' values, as variant names, in the order given."""
+    _check_settings_named_once(axes)
     settings = [setting for setting, _ in axes]
-    if len(set(settings)) != len(settings):
-        raise UsageError(f"--vary names a setting twice: {', '.join(settings)}")
     return [
         variant_name(zip(settings, values))
         for values in itertools.product(*(values for _, values in axes))
     ]
+
+
+def _check_settings_named_once(axes: list) -> None:
+    settings = [setting for setting, _ in axes]
+    if len(set(settings)) != len(settings):
+        raise UsageError(f"--vary names a setting twice: {quoted(', '.join(settings))}")
 
 
 def variant_name(settings) -> str:

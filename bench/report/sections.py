@@ -1,10 +1,12 @@
 """The report of one results folder: ``report.md`` and a self-contained ``report.html``.
 
 The sections are built here as one list of blocks (``bench.report.render`` turns them into
-Markdown and HTML) from an ``Analysis`` (``bench.analysis.tables``): the summary first (fastest
-recipe per API, the floor, the verdict on each of the posts' claims), then the tables, the plots,
-the environment and the command that reproduces the folder. This module words and lays out what
-the analysis found; it computes no statistic and writes only the report and its plots.
+Markdown and HTML) from an ``Analysis`` (``bench.analysis.tables``): the answer first (one row per
+recipe: where it runs, its ratio to the floor, why; the claims' verdicts: ``bench.report.answer``),
+the claims plot and the gap plot, then the summary of the details (fastest recipe per API,
+precision, quality guard, runs that went wrong), the tables, the plots, the environment and the
+command that reproduces the folder. This module words and lays out what the analysis found; it
+computes no statistic and writes only the report and its plots.
 """
 
 import math
@@ -13,7 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from bench.analysis import claims, findings, stats
+from bench.analysis import answer, findings, stats
 from bench.analysis.tables import (
     Analysis,
     Tables,
@@ -21,12 +23,20 @@ from bench.analysis.tables import (
     side_by_side,
     stacked,
 )
-from bench.config import injection
 from bench.errors import UsageError
-from bench.formatting import MISSING, number, percent, ratio_text, with_ci
+from bench.formatting import (
+    MISSING,
+    number,
+    percent,
+    ratio_text,
+    significant,
+    significant_with_ci,
+    with_ci,
+)
 from bench.report import plots, render
+from bench.report.answer import answer_blocks, answer_markdown
 from bench.results.env import env_value
-from bench.results.folder import Results, read_top_ops
+from bench.results.folder import OUTLIERS_CSV, Results, read_top_ops
 from vae_impls import registry
 from vae_impls.keras_api import floor_api
 
@@ -41,7 +51,11 @@ ARTIFACT_ARRAYS = (
 REPORT_MD, REPORT_HTML = "report.md", "report.html"
 UNKNOWN = "unknown"
 TOP_OPS_SHOWN = 8  # op types listed per profiled run
-ALL_FINISHED = "No run failed, timed out, diverged or is missing."
+OUTLIERS_SHOWN = 5  # disturbed runs listed in the report, the furthest out first; all in the CSV
+WENT_WRONG_TITLE = "Runs that went wrong"
+NOTHING_WENT_WRONG = (
+    "No run went wrong: none failed unexpectedly, timed out, diverged, was killed or is missing."
+)
 
 
 def load_artifacts(results: Results) -> list:
@@ -99,19 +113,6 @@ def _fastest_sentences(tables: Tables) -> list:
     return sentences or ["No run finished ok: there are no timings."]
 
 
-def _claim_sentence(claim: claims.Claim, claim_rows: pd.DataFrame) -> str:
-    rows = claim_rows[claim_rows.claim == claim]
-    reading = f", reading: {claim.reading}" if claim.reading else ""
-    head = (
-        f"Post {claim.post}: {claim.says} "
-        f"({claim.recipe} / {claim.baseline} = {claim.claimed_range}{reading})"
-    )
-    if rows.empty:
-        return f"{head}: not evaluated, the two recipes have no ok runs on a common API."
-    found = "; ".join(f"{row.api} {row.verdict} ({ratio_text(row)})" for row in rows.itertuples())
-    return f"{head}: {found}."
-
-
 def precision_sentence(precision) -> str:
     """How precise the ratios are against the target (a ``findings.Precision``, or None where no
     ratio has a CI), and what reaching it at the median would take."""
@@ -141,16 +142,6 @@ def _precision_of(results: Results, tables: Tables) -> str:
     return precision_sentence(findings.precision(results.runs, tables.ratios))
 
 
-def _injection_sentences(env: dict) -> list:
-    injected = env.get("injected_slowdown")
-    if not injected:
-        return []
-    return [
-        f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): {injection.describe(injected)}. "
-        "These timings test the regression gate; they are not the recipes' own."
-    ]
-
-
 def _quality_sentence(tables: Tables) -> str:
     flagged = tables.quality[tables.quality.flagged]
     if len(flagged):
@@ -169,8 +160,8 @@ def _same_loss_sentence(unmatched: pd.DataFrame) -> str:
             f"{tolerance} (same objective, same training)."
         )
     runs = ", ".join(
-        f"{row.recipe} ({row.api}, round {row.repeat}: {row.final_loss:.6f}, "
-        f"closest {row.closest:.6f})"
+        f"{row.recipe} ({row.api}, round {row.repeat}: {significant(row.final_loss, 6)}, "
+        f"closest {significant(row.closest, 6)})"
         for row in unmatched.itertuples()
     )
     return (
@@ -179,31 +170,40 @@ def _same_loss_sentence(unmatched: pd.DataFrame) -> str:
     )
 
 
-def _unfinished_sentence(tables: Tables) -> str:
-    counts = tables.unfinished.status.value_counts(sort=False)
+def _registered_sentences(tables: Tables) -> list:
+    """The failures the registry expects, named as part of the answer, never as runs gone
+    wrong."""
+    registered = tables.failed_as_registered
+    if registered.empty:
+        return []
+    pairs = ", ".join(dict.fromkeys(f"{row.recipe} ({row.api})" for row in registered.itertuples()))
+    return [
+        f"{len(registered)} run(s) failed as the registry expects, each recipe raising as "
+        f"written on that Keras (see the answer): {pairs}."
+    ]
+
+
+def _went_wrong_sentence(tables: Tables) -> str:
+    counts = tables.went_wrong.status.value_counts(sort=False)
     if not len(counts):
-        return ALL_FINISHED
+        return NOTHING_WENT_WRONG
     outcomes = ", ".join(f"{count} {status}" for status, count in counts.items())
-    return (
-        f"{len(tables.unfinished)} run(s) did not finish ({outcomes}): "
-        "see 'Runs that did not finish'."
-    )
+    return f"{len(tables.went_wrong)} run(s) went wrong ({outcomes}): see '{WENT_WRONG_TITLE}'."
 
 
 def summary_blocks(results: Results, tables: Tables) -> list:
-    """The summary: an injected slowdown first, then the fastest recipes, the claims' verdicts,
-    the precision, the quality guard and the runs that did not finish."""
+    """The summary of the details: the fastest recipes, the precision, the quality guard, the
+    failures the registry expects and the runs that went wrong."""
     return [
         ("h2", "Summary"),
         (
             "ul",
             [
-                *_injection_sentences(results.env),
                 *_fastest_sentences(tables),
-                *(_claim_sentence(claim, tables.claims) for claim in claims.CLAIMS),
                 _precision_of(results, tables),
                 _quality_sentence(tables),
-                _unfinished_sentence(tables),
+                *_registered_sentences(tables),
+                _went_wrong_sentence(tables),
             ],
         ),
     ]
@@ -286,16 +286,30 @@ def _outlier_blocks(results: Results, tables: Tables) -> list:
             f"--recipes {row.recipe} --apis {row.api}"
         ),
     }
+    worst = tables.outliers.sort_values("mads", ascending=False, kind="stable")
     return [
         ("h2", "Disturbed runs"),
         (
             "p",
             f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations "
             "from their pair's median. They stay in the statistics (the t-interval widens with "
-            "them).",
+            f"them).{_outliers_shown(len(worst))}",
         ),
-        _table(tables.outliers, columns, "No run's ratio lies far from its pair's."),
+        _table(worst.head(OUTLIERS_SHOWN), columns, "No run's ratio lies far from its pair's."),
     ]
+
+
+def _outliers_shown(count: int) -> str:
+    """Where the disturbed runs the report leaves out are: a sentence, led by a space; "" for
+    none."""
+    if not count:
+        return ""
+    if count <= OUTLIERS_SHOWN:
+        return f" Every one is also in {OUTLIERS_CSV}."
+    return (
+        f" The {OUTLIERS_SHOWN} furthest out of {count} are shown; all {count}, furthest first, "
+        f"are in {OUTLIERS_CSV}."
+    )
 
 
 def _posts_numbers(row) -> str:
@@ -443,12 +457,13 @@ def _profile_blocks(results: Results) -> list:
     for run in results.runs.itertuples():
         top = read_top_ops(results.folder.profile_dir(run.run_id))
         if top:
-            ops = ", ".join(f"{op} {ms:.2f}" for op, ms in list(top.items())[:TOP_OPS_SHOWN])
+            shown = list(top.items())[:TOP_OPS_SHOWN]
+            ops = ", ".join(f"{op} {significant(ms)}" for op, ms in shown)
             rows.append(
                 {
                     "run": run.run_id,
                     "top ops: self time, ms per step": ops,
-                    "all ops, ms per step": number(sum(top.values()), 2),
+                    "all ops, ms per step": significant(sum(top.values())),
                 }
             )
     if not rows:
@@ -470,8 +485,8 @@ def _profile_blocks(results: Results) -> list:
 
 
 def _median_iqr_cell(column: str):
-    return lambda row: with_ci(
-        *(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3")), digits=2
+    return lambda row: significant_with_ci(
+        *(getattr(row, f"{column}_{key}") for key in ("median", "q1", "q3"))
     )
 
 
@@ -483,7 +498,7 @@ def _quality_blocks(tables: Tables) -> list:
         "final BCE": _median_iqr_cell("final_bce"),
         "final KL": _median_iqr_cell("final_kl"),
         "others: median ± tolerance": lambda row: (
-            f"{row.reference:.2f} ± {row.tolerance:.2f}"
+            f"{significant(row.reference)} ± {significant(row.tolerance)}"
             if math.isfinite(row.reference)
             else MISSING
         ),
@@ -516,7 +531,7 @@ def _time_to_quality_blocks(results: Results, tables: Tables) -> list:
         ]
     columns = {
         **RECIPE_API,
-        "level": lambda row: number(row.level, 2),
+        "level": lambda row: significant(row.level),
         "epoch (median)": lambda row: number(row.epoch, 0),
         "seconds [95% CI]": lambda row: with_ci(
             row.seconds, row.seconds_low, row.seconds_high, " s"
@@ -539,11 +554,13 @@ def _repeats_text(repeats) -> str:
     return ", ".join(number(repeat, 0) for repeat in sorted(repeats))
 
 
-def _unfinished_blocks(tables: Tables) -> list:
+def _went_wrong_blocks(tables: Tables) -> list:
+    """Runs that failed unexpectedly, timed out, diverged, were killed or are missing: not the
+    failures the registry expects, which the answer shows."""
     # one row per recipe x API x outcome: a pair that never ran would otherwise fill a row per
     # repeat
     grouped = (
-        tables.unfinished.groupby(["recipe", "api", "status", "error"], sort=False)
+        tables.went_wrong.groupby(["recipe", "api", "status", "error"], sort=False)
         .repeat.agg(_repeats_text)
         .reset_index()
     )
@@ -553,7 +570,7 @@ def _unfinished_blocks(tables: Tables) -> list:
         "status": lambda row: row.status,
         "error": lambda row: row.error,
     }
-    return [("h2", "Runs that did not finish"), _table(grouped, columns, ALL_FINISHED)]
+    return [("h2", WENT_WRONG_TITLE), _table(grouped, columns, NOTHING_WENT_WRONG)]
 
 
 def table_blocks(results: Results, tables: Tables) -> list:
@@ -567,7 +584,7 @@ def table_blocks(results: Results, tables: Tables) -> list:
         *_profile_blocks(results),
         *_quality_blocks(tables),
         *_time_to_quality_blocks(results, tables),
-        *_unfinished_blocks(tables),
+        *_went_wrong_blocks(tables),
     ]
 
 
@@ -678,7 +695,7 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
 
 
 def headline_blocks(results: Results, tables: Tables) -> list:
-    """The two pictures that answer the benchmark's question, right after the summary."""
+    """The two pictures that answer the benchmark's question, right after the answer."""
     folder = results.folder.path
     return [
         (
@@ -778,6 +795,11 @@ def reproduce_command(results: Results) -> str:
     )
 
 
+def analysis_answer(analysis: Analysis) -> answer.Answer:
+    """The answer of an analysed folder, from the ratios its ratios.csv holds."""
+    return answer.answer_of(analysis.results, analysis.all_ratios())
+
+
 def report_blocks(analysis: Analysis) -> list:
     """Every block of the report, in order; writes the plots into the folder."""
     results, main, tables = analysis.results, analysis.main, analysis.tables
@@ -785,8 +807,9 @@ def report_blocks(analysis: Analysis) -> list:
         ("h1", f"kl-bench report: {results.folder.name}"),
         *_sweep_notice(analysis.variants),
         *_hosts_notice(analysis.hosts),
-        *summary_blocks(main, tables),
+        *answer_blocks(analysis_answer(analysis)),
         *headline_blocks(main, tables),
+        *summary_blocks(main, tables),
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),
@@ -819,3 +842,11 @@ def write_report(path) -> tuple:
     """The report of the results folder at ``path``: analyse it (which writes ratios.csv), then
     write report.md and report.html; return their paths."""
     return render_report(analyse(path))
+
+
+def write_report_and_answer(path) -> tuple:
+    """``write_report``, and the answer as Markdown: the table a benchmark closes with, the same
+    one the report opens with. Returns (report.md's path, the answer)."""
+    analysis = analyse(path)
+    md_path, _ = render_report(analysis)
+    return md_path, answer_markdown(analysis_answer(analysis))

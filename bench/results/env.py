@@ -30,3 +30,42 @@ def env_value(env: dict, *keys):
     for key in keys:
         value = value.get(key) if isinstance(value, dict) else None
     return value
+
+
+# The types of env.json's entries as the runner writes them (``bench.run.environment``); other
+# entries (the versions of Python and the packages) are only ever shown, whatever their type.
+ENV_TYPES = {
+    "config": dict,
+    "git": dict,
+    "host": dict,
+    "cpu": dict,
+    "gpu": dict | None,  # None: no GPU
+    "nodes": dict,
+    "device_settings": dict | None,
+    "injected_slowdown": dict,
+    "resumed_by": list,
+    "command": str,
+}
+_NESTED = {  # an entry's parts, and the types each part must have
+    "config": lambda config: all(isinstance(config.get(table), dict | None) for table in TABLES),
+    "git": lambda git: isinstance(git.get("commit"), str | None),
+    "nodes": lambda nodes: all(isinstance(node, dict) for node in nodes.values()),
+    "injected_slowdown": lambda injected: all(
+        isinstance(delay, int | float) and not isinstance(delay, bool)
+        for delay in injected.values()
+    ),
+    "resumed_by": lambda commands: all(isinstance(command, str) for command in commands),
+}
+TABLES = ("device", "training", "network", "matrix")
+
+
+def as_written(env: dict) -> dict:
+    """``env`` without the entries whose type (or whose parts' types) is not what the runner
+    writes: a hand-edited or damaged env.json then reads as facts unknown, never as a failure of
+    every command that reads it."""
+    return {
+        key: value
+        for key, value in env.items()
+        if key not in ENV_TYPES
+        or (isinstance(value, ENV_TYPES[key]) and _NESTED.get(key, lambda _: True)(value))
+    }

@@ -6,6 +6,7 @@ and writes it:
   plan.json   the config and the full run order, so ``--resume`` runs only what is missing,
   env.json    versions, hardware, applied device settings, config and command line,
   ratios.csv  the ratios with their CIs, as the analysis step computed them,
+  outliers.csv  the disturbed process ratios, worst first (the analysis step),
   artifacts/  latent-space pictures as .npz, when the config asks for them,
   profiles/   a profiler trace of each run's train step and its top ops, when the config asks.
 A run's epoch and block rows are written before its run row, each append flushed and fsync'd, so a
@@ -29,14 +30,15 @@ from pathlib import Path
 
 from bench.config import settings as config_module
 from bench.config.plan import PlannedRun
-from bench.errors import UsageError
-from bench.results.env import env_value
+from bench.errors import UsageError, quoted
+from bench.results.env import as_written, env_value
 from bench.results.records import (
     BLOCK_COLUMNS,
     EPOCH_COLUMNS,
     RETRIED_ON_RESUME,
     RUN_COLUMNS,
     RUN_KEY,
+    STATUSES,
     RunRecord,
     parse_row,
     typed_frame,
@@ -44,6 +46,7 @@ from bench.results.records import (
 
 EPOCHS_CSV, RUNS_CSV, BLOCKS_CSV = "epochs.csv", "runs.csv", "blocks.csv"
 PLAN_JSON, ENV_JSON, RATIOS_CSV = "plan.json", "env.json", "ratios.csv"
+OUTLIERS_CSV = "outliers.csv"  # every disturbed run, furthest first (written by the analysis step)
 ARTIFACTS_DIR, PROFILES_DIR = "artifacts", "profiles"
 TOP_OPS_FILE = "top_ops.json"  # a profiled run's {op type: ms per step}, in its profile folder
 LOCK_FILE, SCRATCH_DIR = ".lock", ".scratch"
@@ -54,6 +57,9 @@ DETAILS = {
     EPOCHS_CSV: EPOCH_COLUMNS,
     BLOCKS_CSV: BLOCK_COLUMNS,
 }  # a run's rows besides its runs.csv row
+# A run that ended ok, failed or diverged measured its recipe (a recipe that raises as written is a
+# result); one killed or timed out says nothing of it, which is why --resume runs it again.
+MEASURED = tuple(status for status in STATUSES if status not in RETRIED_ON_RESUME)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,21 @@ class Results:
     env: dict
     planned: list | None  # PlannedRun of plan.json; None for a folder without one
 
+    @property
+    def measured(self):
+        """The runs (of the plan, where there is one) whose status says something of their recipe:
+        ``MEASURED``. None of them: the folder measured nothing."""
+        measured = self.runs[self.runs.status.isin(MEASURED)]
+        if self.planned is None:
+            return measured
+        return measured[measured.run_id.isin({run.run_id for run in self.planned})]
+
+    @property
+    def ends(self) -> str:
+        """How the folder's runs ended, counted: "1 killed, 3 timeout"; "" for none."""
+        counts = self.runs.status.value_counts().to_dict()
+        return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+
 
 class ResultsFolder:
     """A results folder on disk; the only code that knows its files."""
@@ -79,11 +100,24 @@ class ResultsFolder:
         return str(self.path)
 
     @staticmethod
+    def is_folder(path) -> bool:
+        """Whether ``path`` is a folder; False, not an OSError, for a name too long to look up."""
+        try:
+            return Path(path).is_dir()
+        except OSError:
+            return False
+
+    @staticmethod
     def check_results_dir(results_dir: Path) -> None:
         """A UsageError unless new results folders can be made in ``results_dir``."""
-        existing = next(
-            (path for path in (results_dir, *results_dir.parents) if path.exists()), None
-        )
+        try:
+            existing = next(
+                (path for path in (results_dir, *results_dir.parents) if path.exists()), None
+            )
+        except OSError as error:  # a name too long, say
+            raise UsageError(
+                f"cannot create results under {results_dir}: {error.strerror or error}"
+            ) from None
         if existing is not None and not existing.is_dir():
             raise UsageError(
                 f"cannot create results under {results_dir}: {existing} is not a folder"
@@ -97,7 +131,8 @@ class ResultsFolder:
     def create(
         cls, results_dir: Path, config_name: str, now: datetime | None = None
     ) -> "ResultsFolder":
-        """A new, empty results folder; never one another benchmark started at the same second uses."""
+        """A new, empty results folder; never one another benchmark started at the same second
+        uses."""
         cls.check_results_dir(results_dir)
         try:
             results_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +155,7 @@ class ResultsFolder:
     def existing(cls, path) -> "ResultsFolder":
         """A folder that holds results; a UsageError naming what is missing otherwise."""
         folder = cls(path)
-        if not folder.path.is_dir():
+        if not cls.is_folder(folder.path):
             raise UsageError(f"results folder not found: {folder.path}")
         if not (folder.path / RUNS_CSV).is_file():
             raise UsageError(f"{folder.path} has no {RUNS_CSV}: not a results folder")
@@ -157,7 +192,10 @@ class ResultsFolder:
         if not (self.path / PLAN_JSON).is_file():
             return [""]
         stored, runs = self._stored_plan()
-        return stored.get("variants") or list(dict.fromkeys(run.variant for run in runs)) or [""]
+        named = stored.get("variants")
+        if not (isinstance(named, list) and all(isinstance(name, str) for name in named)):
+            named = None  # a damaged list: the runs' own variants say the same
+        return named or list(dict.fromkeys(run.variant for run in runs)) or [""]
 
     def load_plan(self) -> tuple:
         """(config, planned runs); a UsageError if the folder has no readable plan."""
@@ -180,7 +218,7 @@ class ResultsFolder:
                 config_module.from_dict(config).settings_hash if isinstance(config, dict) else None
             )
         except UsageError:
-            return None  # a config this version cannot read: its settings are unknown, which is no error
+            return None  # a config this version cannot read: its settings are unknown, no error
 
     def planned_runs(self) -> list | None:
         """The plan's runs, or None when the folder has no plan.json."""
@@ -192,19 +230,20 @@ class ResultsFolder:
         path = self.path / PLAN_JSON
         try:
             stored = read_json(path)
-            return stored, [PlannedRun(**run) for run in stored["runs"]]
+            return stored, [_planned_run(run) for run in stored["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UsageError(
                 f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})"
             ) from None
 
     def read_env(self) -> dict:
-        """env.json, or {} when it is missing or unreadable (every fact then reads "unknown")."""
+        """env.json, or {} when it is missing or unreadable (every fact then reads "unknown");
+        an entry of another type than the runner writes reads as missing too (``as_written``)."""
         try:
             env = read_json(self.path / ENV_JSON)
         except (OSError, ValueError):
             return {}
-        return env if isinstance(env, dict) else {}
+        return as_written(env) if isinstance(env, dict) else {}
 
     def write_env(self, env: dict) -> None:
         write_json(self.path / ENV_JSON, env)
@@ -244,13 +283,9 @@ class ResultsFolder:
 
     @contextlib.contextmanager
     def lock(self):
-        """Held while a benchmark writes here; a second writer is refused, naming the holder's PID."""
-        path = self.path / LOCK_FILE
-        try:
-            handle = open(path, "a+", encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot write to {self.path}: {error.strerror}") from None
-        with handle:
+        """Held while a benchmark writes here; a second writer is refused, naming the holder's
+        PID. Taking it creates the lock file: check what may be refused before."""
+        with self._lock_file() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -265,9 +300,16 @@ class ResultsFolder:
             handle.flush()
             yield  # the kernel releases the lock when the holder dies, however it dies
 
+    def _lock_file(self):
+        try:
+            return open(self.path / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write to {self.path}: {error.strerror}") from None
+
     @contextlib.contextmanager
     def scratch(self):
-        """A scratch folder for worker files, emptied first: a killed benchmark's leftovers go too."""
+        """A scratch folder for worker files, emptied first: a killed benchmark's leftovers go
+        too."""
         path = self.path / SCRATCH_DIR
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir()
@@ -291,10 +333,29 @@ class ResultsFolder:
         return finished
 
     def write_ratios(self, ratios) -> None:
-        """ratios.csv: the statistics the report shows, for scripts (written by the analysis step)."""
-        partial = self.path / f"{RATIOS_CSV}.partial"
-        ratios.to_csv(partial, index=False)
-        os.replace(partial, self.path / RATIOS_CSV)
+        """ratios.csv: the statistics the report shows, for scripts (written by the analysis
+        step)."""
+        _replace_csv(self.path / RATIOS_CSV, ratios)
+
+    def write_outliers(self, outliers) -> None:
+        """outliers.csv: every disturbed process ratio, worst first (the report shows the worst)."""
+        _replace_csv(self.path / OUTLIERS_CSV, outliers)
+
+    def read_ratios(self):
+        """ratios.csv as the analysis step wrote it; a UsageError naming what to run where the
+        folder has none, or what is wrong with it."""
+        import pandas as pd
+
+        path = self.path / RATIOS_CSV
+        if not path.is_file():
+            raise UsageError(
+                f"{self.path} has no {RATIOS_CSV}: write it with 'python -m bench report {self}'"
+            )
+        try:
+            ratios = pd.read_csv(path, dtype={"variant": str, "host": str, "method": str})
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read {path}: {error}") from None
+        return ratios.fillna({"variant": "", "host": "", "method": ""})
 
     def read(self) -> Results:
         import pandas as pd  # only readers need it: workers start without it
@@ -367,16 +428,40 @@ def runs_frame(records: list):
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Written whole or not at all: a partial file is renamed into place."""
+    """Written whole or not at all: a partial file is renamed into place. A path that cannot be
+    written is a UsageError naming it; the partial file goes too."""
     partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(
-        json.dumps(data, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8"
-    )
-    os.replace(partial, path)
+    text = json.dumps(data, indent=2, default=str, allow_nan=False) + "\n"
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _planned_run(stored) -> PlannedRun:
+    """One run of plan.json, each field of the type ``PlannedRun`` declares; a TypeError names
+    the first that is not."""
+    run = PlannedRun(**stored)  # a TypeError for a missing or unknown field, or not a dict
+    for field, kind in (("repeat", int), ("seed", int)):
+        value = getattr(run, field)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise TypeError(f"a run's {field} is {quoted(value)}, not an integer")
+    for field in ("run_id", "recipe", "api", "variant", "process"):
+        if not isinstance(getattr(run, field), str):
+            raise TypeError(f"a run's {field} is {quoted(getattr(run, field))}, not text")
+    return run
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A JSON file's content; JSON nested too deeply to read is a ValueError, as any bad JSON."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _append(path: Path, rows: list) -> None:
@@ -414,3 +499,10 @@ def read_top_ops(folder: Path) -> dict:
         return json.loads((folder / TOP_OPS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _replace_csv(path: Path, frame) -> None:
+    """``frame`` as the CSV file ``path``, whole or not at all (renamed into place)."""
+    partial = path.with_name(f"{path.name}.partial")
+    frame.to_csv(partial, index=False)
+    os.replace(partial, path)

@@ -6,11 +6,13 @@ their node are tried once more elsewhere, then recorded ``killed`` (``--resume``
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when asked for.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +44,9 @@ NOT_SHIPPED = [
 WAIT_SECONDS = 1.0  # how often the manager looks up from waiting: signals, nodes that joined
 CANCEL_SECONDS = 30  # how long an interrupted benchmark waits for its runs on the nodes to stop
 CONNECT_SECONDS = 5  # how long the head's address may take to answer at all
+# How long ray.init may take, the project's code shipped to the cluster included: Ray retries a
+# GCS that does not answer (say, something that is not Ray listens at the address) for minutes.
+INIT_SECONDS = 60
 
 
 class RayExecutor:
@@ -51,15 +56,10 @@ class RayExecutor:
         self.ray = _import_ray()
         if address != "auto":
             _check_listening(address)
-        # NOT_SHIPPED names Ray's default exclusions too; with Ray's own off, it warns of none of them.
+        # NOT_SHIPPED names Ray's default exclusions too; with Ray's own off, it warns of none.
         os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "")
         try:
-            self.ray.init(
-                address=address,
-                runtime_env=_runtime_env(),
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-            )
+            _init_within_deadline(self.ray, address)
         except (ConnectionError, RuntimeError, ValueError) as error:
             why = summarize_exception(error)
             raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
@@ -127,7 +127,8 @@ class RayExecutor:
         return dataclasses.replace(outcome, results=results)
 
     def _stop(self, references: list) -> None:
-        """Cancel runs still on the nodes (their workers are killed) and wait until they have stopped."""
+        """Cancel runs still on the nodes (their workers are killed) and wait until they have
+        stopped."""
         for reference in references:
             self.ray.cancel(
                 reference
@@ -157,36 +158,55 @@ def _check_listening(address: str) -> None:
         raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
 
 
-def _runtime_env() -> dict:
-    """The nodes get this project's code, and the manager's KLBENCH_ settings (extra recipes...)."""
-    settings = {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith("KLBENCH_") and name != NODE_NAME_ENV
-    }
-    return {"working_dir": str(PROJECT_ROOT), "excludes": NOT_SHIPPED, "env_vars": settings}
+def _init_within_deadline(ray, address: str) -> None:
+    """``ray.init`` of the cluster at ``address``, given up after ``INIT_SECONDS`` with a
+    UsageError. While Ray retries, its C++ client holds the thread it was called in, deaf to
+    signals; so it runs in a thread of its own, and this one waits with a deadline, still
+    stopped by Ctrl-C or SIGTERM. A thread given up on is left to Ray: the process ends anyway."""
+    failed = []
+
+    def connect():
+        try:
+            ray.init(
+                address=address,
+                runtime_env=_runtime_env(),
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        except Exception as error:  # handed to the waiting thread, which raises it
+            failed.append(error)
+
+    thread = threading.Thread(target=connect, name="ray-init", daemon=True)
+    with _quiet_about_signal_handlers():
+        thread.start()
+        thread.join(INIT_SECONDS)
+    if thread.is_alive():
+        raise UsageError(
+            f"cannot connect to the Ray cluster at {address}: no Ray answer within "
+            f"{INIT_SECONDS} s; is it the GCS address that `ray start --head` printed?"
+        )
+    if failed:
+        raise failed[0]
 
 
-def _import_ray():
+@contextlib.contextmanager
+def _quiet_about_signal_handlers():
+    """Within: no warning that a ray.init outside the main thread sets no SIGTERM handler. The
+    command handles SIGTERM itself (``bench.errors.sigterm_raises``): the warning says nothing."""
+
+    def not_that_warning(record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+    logger = logging.getLogger("ray._private.worker")
+    logger.addFilter(not_that_warning)
     try:
-        import ray
-    except ImportError:
-        raise UsageError(f"--executor ray needs Ray: {CLUSTER_EXTRA}") from None
-    return ray
-
-
-def _check_listening(address: str) -> None:
-    """Ray retries an address where nothing listens for minutes: a quick look first."""
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
-    except OSError as error:
-        why = error.strerror or error
-        raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
+        yield
+    finally:
+        logger.removeFilter(not_that_warning)
 
 
 def _runtime_env() -> dict:
-    """The nodes get this project's code, and the manager's KLBENCH_ settings (extra recipes...)."""
+    """The nodes get this project's code, and the manager's KLBENCH_ settings (extra recipes)."""
     settings = {
         name: value
         for name, value in os.environ.items()

@@ -1,20 +1,21 @@
-"""Where the worker processes run: here, one at a time (``local``), or on the nodes of a Ray cluster (``ray``).
+"""Where the worker processes run: here, one at a time (``local``), or on the nodes of a Ray
+cluster (``ray``).
 
-Either way a process of the plan is the same worker (``run_worker``): ``python -m bench.measure.worker
-SPEC RESULT`` in its own process group under the process's time limit, each of its runs ending
-ok, failed, diverged, killed or timed out. An executor hands back each process's ``Outcome`` as
-it ends; the manager (``bench.run.runner``) records its runs. No two workers ever share a
-machine: the local executor runs one at a time, and each Ray task needs one ``kl_bench_slot``,
-a resource every node offers once.
+Either way a process of the plan is the same worker (``run_worker``):
+``python -m bench.measure.worker SPEC RESULT`` in its own process group under the process's time
+limit, each of its runs ending ok, failed, diverged, killed or timed out. An executor hands back
+each process's ``Outcome`` as it ends; the manager (``bench.run.runner``) records its runs. No
+two workers ever share a machine: the local executor runs one at a time, and each Ray task
+needs one ``kl_bench_slot``, a resource every node offers once.
 
 Ray is an optional extra (``pip install -e ".[cluster]"``), imported only when asked for: the Ray
 executor is ``bench.run.cluster``.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UsageError
 from bench.processes import last_line, worker_environment
 from bench.results.env import host_id
 from bench.results.records import FAILED, KILLED, TIMEOUT, ProcessSpec, RunResult
@@ -97,7 +97,7 @@ def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
         raise
     answered, complete = _answered(result_path)
     if not complete:
-        answered = {**answered, **_blamed(spec, answered, cause)}
+        answered = {**answered, **blame_unanswered(spec, answered, cause)}
     return Outcome(answered, time.perf_counter() - started, started_at, load_average, node_facts())
 
 
@@ -124,7 +124,7 @@ def _answered(result_path: Path) -> tuple:
     }, answer["complete"]
 
 
-def _blamed(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
+def blame_unanswered(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
     """The first run without an answer was running when the worker died: it gets the cause. With
     every run answered, the death came while timing them: their ratios are lost, and they say so."""
     missing = [run.run.run_id for run in spec.runs if run.run.run_id not in answered]
@@ -138,34 +138,14 @@ def _blamed(spec: ProcessSpec, answered: dict, cause: RunResult) -> dict:
 
 
 def _kill(worker: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it ended by itself in the meantime
         os.killpg(worker.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # it ended by itself in the meantime
     worker.wait()
 
 
 def each_run(spec: ProcessSpec, result: RunResult) -> dict:
     """The same ``result`` for every run of a process that ended before its runs could answer."""
     return {run.run.run_id: result for run in spec.runs}
-
-
-def choose(executor: str, address: str | None):
-    """The executor a command asks for; a Ray one is connected before anything is written."""
-    if executor == LOCAL:
-        if address is not None:
-            raise UsageError("--address names a Ray cluster: give it with --executor ray")
-        return LocalExecutor()
-    from bench.run import cluster  # Ray is an optional extra
-
-    return cluster.RayExecutor(_checked_address(address or "auto"))
-
-
-def _checked_address(address: str) -> str:
-    host_port = re.fullmatch(r"[^\s:/]+:(\d{1,5})", address)
-    if address != "auto" and not (host_port and 0 < int(host_port.group(1)) < 65536):
-        raise UsageError(f"--address {address!r} is neither auto nor HOST:PORT")
-    return address
 
 
 class LocalExecutor:

@@ -1,31 +1,45 @@
 """The benchmark manager: config -> run plan -> worker processes -> records.
 
 The manager never imports TensorFlow. It checks the config (preflight), creates the results
-folder, then has an executor (``bench/executors.py``) start ``python -m bench.measure.worker`` for each
-process of the plan (the runs of a round that share a Keras package, ``bench.config.plan``), in its own
-process group with a time limit: here, one at a time, or one at a time on each node of a Ray
-cluster. It appends the rows of a process's runs as soon as the process ends. A run that fails,
-diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops the
+folder, then has an executor (``bench/executors.py``) start ``python -m bench.measure.worker`` for
+each process of the plan (the runs of a round that share a Keras package, ``bench.config.plan``),
+in its own process group with a time limit: here, one at a time, or one at a time on each node
+of a Ray cluster. It appends the rows of a process's runs as soon as the process ends. A run that
+fails, diverges, crashes or times out is recorded as such and the matrix goes on. Ctrl-C stops the
 running workers, keeps every finished run and prints how to resume.
+
+The exit status says what was measured (``bench.errors`` owns the numbers): 0 when at least one
+run of the folder's plan measured its recipe, 3 (``NOTHING_MEASURED``) with one line saying so
+when none did, 130 on Ctrl-C and 143 on SIGTERM. A run measures its recipe when it ends ok,
+failed or diverged: a recipe that raises or diverges as written is a result the report shows. A
+run that was killed or hit its time limit says nothing of its recipe (``--resume`` runs it again).
+The count covers the whole folder, so a resume whose runs all time out again still exits 3.
 """
 
 import contextlib
-import signal
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from bench import datasets, recipes
 from bench.analysis import claims
 from bench.config import injection, plan, sweep
 from bench.config import settings as config_module
 from bench.console import say
-from bench.errors import UsageError
-from bench.formatting import MISSING, duration, text_table
+from bench.errors import INTERRUPTED as INTERRUPTED  # the runner's statuses, as callers name them
+from bench.errors import (
+    NOTHING_MEASURED,
+    Terminated,
+    UsageError,
+    sigterm_raises,
+    stop_status,
+    stop_word,
+)
+from bench.errors import TERMINATED as TERMINATED
+from bench.formatting import duration
 from bench.report import sections as report
-from bench.results.folder import ResultsFolder
+from bench.results.folder import RUNS_CSV, Results, ResultsFolder
 from bench.results.records import (
     OK,
     ProcessSpec,
@@ -37,11 +51,7 @@ from bench.results.records import (
 )
 from bench.run import environment, executors
 from bench.run.executors import Outcome
-from vae_impls.keras_api import APIS, PORT_API, floor_api
-from vae_impls.registry import FLOOR
 
-INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C
-TERMINATED = 143  # ... and by SIGTERM
 ERROR_WIDTH = 100  # characters of an error shown in a progress line
 
 
@@ -49,11 +59,11 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     """Check ``config``, then make its results folder and plan: (folder, planned runs). A sweep's
     ``variants`` (``bench.config.sweep``) all run in the same rounds."""
     ResultsFolder.check_results_dir(results_dir)  # before the preflight's seconds, not after
+    runs = plan.make_plan(config, variants)  # refuses a plan too large to run
     _check_data(config.training)
     injected = injection.from_environment(recipes.known())
     machine = environment.machine_facts(config, command)  # before the preflight loads the machine
     facts = environment.preflight(config)
-    runs = plan.make_plan(config, variants)
     folder = ResultsFolder.create(results_dir, config.name)
     folder.save_plan(config, runs, variants)
     folder.write_env({**machine, **facts, "injected_slowdown": injected})
@@ -70,14 +80,26 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
 def start(
     config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,), executor=None
 ) -> int:
-    """Run the whole plan of ``config`` (and a sweep's ``variants``) into a new folder under ``results_dir``."""
+    """Run the whole plan of ``config`` (and a sweep's ``variants``) into a new folder under
+    ``results_dir``."""
     folder, runs = create(config, results_dir, command, out, variants)
     return execute(folder, config, runs, out, executor)
 
 
-def resume(path: Path, given_config, command: str, out=None, executor=None) -> int:
-    """Run what is missing from a folder's plan, under the settings the folder was started with."""
-    if not path.is_dir():
+@dataclass(frozen=True)
+class Resumable:
+    """A results folder checked for ``--resume``: its config and planned runs, all readable."""
+
+    folder: ResultsFolder
+    config: object
+    runs: list
+
+
+def resumable(path: Path, given_config) -> Resumable:
+    """The folder at ``path``, checked before anything is written to it (a refused resume leaves
+    the folder as it was, lock file included): its plan, its settings against ``given_config``'s
+    (None: the folder's own), and every file a resume reads."""
+    if not ResultsFolder.is_folder(path):
         raise UsageError(f"cannot resume {path}: no such folder")
     folder = ResultsFolder(path)
     config, runs = folder.load_plan()
@@ -86,6 +108,13 @@ def resume(path: Path, given_config, command: str, out=None, executor=None) -> i
             f"cannot resume {folder}: its settings hash is {config.settings_hash} but the given "
             f"config's is {given_config.settings_hash}; resume without --config/--quick"
         )
+    folder.read()  # a garbled runs.csv, epochs.csv or blocks.csv is refused here, not locked
+    return Resumable(folder, config, runs)
+
+
+def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
+    """Run what is missing from a folder's plan, under the settings the folder was started with."""
+    folder, config, runs = checked.folder, checked.config, checked.runs
     with folder.lock():
         finished = folder.drop_unfinished()
         env = folder.read_env()
@@ -102,14 +131,6 @@ def _check_data(training) -> None:
     config_module.check_batch_fits(training, data)
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so that it stops the benchmark the way Ctrl-C does."""
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated()
-
-
 def execute(folder: ResultsFolder, config, runs: list, out, executor=None) -> int:
     """Run what ``folder`` still lacks of ``runs``, holding the folder's lock; by default here."""
     with folder.lock():
@@ -118,26 +139,40 @@ def execute(folder: ResultsFolder, config, runs: list, out, executor=None) -> in
 
 def _execute(folder: ResultsFolder, config, runs: list, out, executor) -> int:
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        _run_pending(folder, config, runs, out, executor)
-    except (KeyboardInterrupt, _Terminated) as stop:
+        with sigterm_raises():
+            _run_pending(folder, config, runs, out, executor)
+    except (KeyboardInterrupt, Terminated) as stop:
         say(
-            f"\n{'interrupted' if isinstance(stop, KeyboardInterrupt) else 'terminated'}: "
+            f"\n{stop_word(stop)}: "
             f"{len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
             f"resume with: python -m bench run --resume {folder}",
             out,
         )
-        return INTERRUPTED if isinstance(stop, KeyboardInterrupt) else TERMINATED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return stop_status(stop)
+    results = folder.read()
     say(
-        f"\nresults: {folder}\n\n{summary_table(folder.read().runs)}\n\n"
+        f"\nresults: {folder}\n\n{len(results.runs)} run(s) recorded: {results.ends or 'none'}\n\n"
         f"total wall time {duration(time.perf_counter() - started)}",
         out,
     )
     _write_report(folder, out)
-    return 0
+    return _measured_status(results, config, out)
+
+
+def _measured_status(results: Results, config, out) -> int:
+    """0 when a run of the plan measured its recipe; else ``NOTHING_MEASURED``, with one line
+    naming how the runs ended and what to change (see the module's docstring)."""
+    if len(results.measured):
+        return 0
+    say(
+        f"nothing measured: no planned run ended ok, failed or diverged "
+        f"({results.ends or 'no run'}); raise [training] "
+        f"timeout_seconds (now {config.training.timeout_seconds} s per run) or see the errors in "
+        f"{results.folder.path / RUNS_CSV}, then: python -m bench run --resume {results.folder}",
+        out,
+    )
+    return NOTHING_MEASURED
 
 
 def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> None:
@@ -155,7 +190,7 @@ def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> No
             folder.scratch() as scratch,
             contextlib.closing(executor.outcomes(specs, scratch)) as ended,
         ):
-            for spec, outcome in ended:  # as each process ends: on a cluster, not in plan order
+            for _spec, outcome in ended:  # as each process ends: on a cluster, not in plan order
                 seconds_per_run.append(outcome.wall_seconds / max(len(outcome.results), 1))
                 for run_id, result in outcome.results.items():
                     run = unfinished.pop(run_id)
@@ -164,8 +199,9 @@ def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> No
                         statistics.mean(seconds_per_run) * len(unfinished) / executor.parallel_runs
                     )
                     say(
-                        f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} rep {run.repeat}: "
-                        f"{_verdict(result)}{executor.where(outcome)} (ETA {duration(eta)})",
+                        f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} "
+                        f"rep {run.repeat}: {_verdict(result)}{executor.where(outcome)} "
+                        f"(ETA {duration(eta)})",
                         out,
                     )
         pending = [run for run in pending if run.run_id in unfinished]
@@ -245,40 +281,17 @@ def _verdict(result: RunResult) -> str:
     return f"{result.status} {error}".rstrip()
 
 
-def summary_table(runs: pd.DataFrame) -> str:
-    """Median ms/step per recipe x API over its ok runs, and the ratio to plain_ae of the same Keras."""
-    medians = runs[runs.status == OK].groupby(["recipe", "api"]).ms_per_step.median().to_dict()
-    statuses = (
-        runs.groupby(["recipe", "api"])
-        .status.agg(lambda seen: "/".join(sorted(set(seen))))
-        .to_dict()
-    )
-    names = sorted(set(runs.recipe), key=recipes.order_key)
-    apis = [api for api in APIS if api in set(runs.api)]
-
-    def cell(recipe, api):
-        if (recipe, api) in medians:
-            floor = medians.get((FLOOR, floor_api(api)))
-            ratio = f" ({medians[recipe, api] / floor:.2f}x)" if floor else ""
-            return f"{medians[recipe, api]:.1f}{ratio}"
-        return statuses.get((recipe, api), MISSING)
-
-    table = text_table(
-        ["recipe", *apis], [[recipe, *(cell(recipe, api) for api in apis)] for recipe in names]
-    )
-    return (
-        f"{table}\nmedian ms/step over ok runs (ratio to {FLOOR} of the same Keras; "
-        f"{PORT_API} vs {floor_api(PORT_API)})"
-    )
-
-
 def _write_report(folder: ResultsFolder, out) -> None:
+    """The folder's analysis (ratios.csv) and report, as ``python -m bench report`` writes them,
+    then the answer table, as ``python -m bench report --answer`` prints it."""
     try:
-        markdown, _ = report.write_report(folder.path)
+        markdown, answer = report.write_report_and_answer(folder.path)
     except Exception as error:  # the runs are on disk either way; say so and exit normally
         say(
-            f"report not written ({type(error).__name__}: {error}); retry with: python -m bench report {folder}",
+            f"report not written ({type(error).__name__}: {error}); "
+            f"retry with: python -m bench report {folder}",
             out,
         )
         return
+    say(f"\n{answer}", out)
     say(f"report: {markdown}", out)

@@ -1,0 +1,99 @@
+"""The answer first: the answer table, the machine and run it comes from, and the claims' verdicts.
+
+One list of blocks (``bench.report.render``) from one ``Answer`` (``bench.analysis.answer``): the
+report opens with it, ``python -m bench report --answer`` and the end of a benchmark print it as
+Markdown, so all three show the same table.
+"""
+
+from bench.analysis.answer import Answer, Source
+from bench.analysis.claims import Claim
+from bench.config import injection
+from bench.formatting import number, ratio_text
+from bench.report import render
+from vae_impls import registry
+
+ANSWER_TITLE = "Answer"
+NO_RECIPES = "No recipe ran or was planned in this folder."
+
+
+def answer_blocks(answer: Answer) -> list:
+    """The answer's blocks: a deliberate slowdown first, where one was injected, then where the
+    numbers come from, the table and the claims' verdicts."""
+    return [
+        ("h2", ANSWER_TITLE),
+        *_injection_blocks(answer.source),
+        ("p", source_sentence(answer.source)),
+        ("table", answer.table) if len(answer.table) else ("p", NO_RECIPES),
+        ("p", "The posts' speed claims:"),
+        ("ul", verdict_lines(answer.verdicts)),
+    ]
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The answer as Markdown, as the report.md shows it."""
+    return render.markdown(answer_blocks(answer))
+
+
+def _injection_blocks(source: Source) -> list:
+    if not source.injected:
+        return []
+    return [
+        (
+            "p",
+            f"DELIBERATE SLOWDOWN INJECTED ({injection.ENV_VAR}): "
+            f"{_injected_text(source.injected)}. These timings test the regression gate; "
+            "they are not the recipes' own.",
+        )
+    ]
+
+
+def _injected_text(injected) -> str:
+    """The injected slowdown as the gate's tests write it; anything else in env.json shown as
+    found, since a slowdown must be named however it was recorded."""
+    numbers = isinstance(injected, dict) and all(
+        isinstance(ms, int | float) and not isinstance(ms, bool) for ms in injected.values()
+    )
+    return injection.describe(injected) if numbers else repr(injected)
+
+
+def source_sentence(source: Source) -> str:
+    """The run and the machine an answer comes from, the floor's own speed there, and how to read
+    a cell."""
+    rounds = f"{source.rounds} round{'' if source.rounds == 1 else 's'}"
+    of_slice = f", {source.sliced}" if source.sliced else ""
+    gpu = f"GPU {source.gpu}" if source.gpu else "no GPU"
+    floor = "; ".join(
+        f"{number(ms)} ms/step of fit on {api}" for api, ms in source.floor_ms.items()
+    )
+    floor_text = (
+        f"the floor {registry.FLOOR} runs at {floor}"
+        if floor
+        else f"the floor {registry.FLOOR} has no ok runs"
+    )
+    return (
+        f"From {source.folder} (config {source.config}, commit {source.commit}, {rounds}, "
+        f"started {source.started}"
+        f"{of_slice}) on {source.cpu}, {source.cores} cores, {gpu}: {floor_text}. A working "
+        "recipe's cell is its train step's time over the floor's of its own Keras (a port's: "
+        "Keras 3's) with the ratio's 95% CI, timed in one worker process with the floor wherever "
+        "both ran there (ratios.csv's method)."
+    )
+
+
+def verdict_lines(verdicts: list) -> list:
+    """A line per claim: 'Post IV: vae_loss_layer / kl_layer, claimed 1.36-1.5x: keras2
+    reproduced (1.41x [1.38, 1.44])', each API's verdict after the other."""
+    by_claim = {}
+    for verdict in verdicts:
+        by_claim.setdefault(verdict.claim, []).append(verdict)
+    return [_verdict_line(claim, found) for claim, found in by_claim.items()]
+
+
+def _verdict_line(claim: Claim, verdicts: list) -> str:
+    head = f"Post {claim.post}: {claim.recipe} / {claim.baseline}, claimed {claim.claimed_range}"
+    if all(verdict.ratio is None for verdict in verdicts):
+        return f"{head}: not evaluated, the two recipes have no ratio on a common API"
+    found = "; ".join(
+        f"{verdict.api} {verdict.verdict} ({ratio_text(verdict.ratio)})" for verdict in verdicts
+    )
+    return f"{head}: {found}"

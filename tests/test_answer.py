@@ -1,0 +1,234 @@
+"""bench.analysis.answer and ``python -m bench report --answer`` on results folders built from
+synthetic numbers: one row per recipe, read from runs.csv, ratios.csv and env.json alone."""
+
+import dataclasses
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from bench.__main__ import main
+from bench.analysis import answer, tables
+from bench.results.folder import ENV_JSON, RATIOS_CSV, RUNS_CSV, ResultsFolder
+from bench.results.records import FAILED, TIMEOUT, RunResult
+from bench.run import runner
+from tests.builders import (
+    append_result,
+    folder_of_records,
+    matrix_config,
+    new_folder,
+    ok_result,
+    planned_run,
+    record,
+)
+
+FLOOR_OPS = {"Conv2D": 6, "Conv2DBackpropInput": 6, "Conv2DBackpropFilter": 6, "MatMul": 6}
+KL_OPS = {**FLOOR_OPS, "MatMul": 9}
+ENCODER_TWICE = {"Conv2D": 9, "Conv2DBackpropInput": 9, "Conv2DBackpropFilter": 9, "MatMul": 15}
+# (recipe, api): (ms/step, op counts)
+OK_PAIRS = {
+    ("plain_ae", "keras2"): (40.0, FLOOR_OPS),
+    ("plain_ae", "keras3"): (42.0, FLOOR_OPS),
+    ("kl_layer", "keras2"): (41.0, KL_OPS),
+    ("kl_layer", "keras3-port"): (43.0, KL_OPS),
+    ("tensor_transfer", "keras2"): (41.0, KL_OPS),
+    ("vae_loss_layer", "keras2"): (60.0, ENCODER_TWICE),
+}
+KERAS3_INPUTS = "TypeError: Layer.add_loss() got an unexpected keyword argument 'inputs'"
+# (recipe, api, status, error): a registered failure, a timeout, a failure the registry does not
+# expect
+PROBLEMS = [
+    ("kl_layer", "keras3", FAILED, KERAS3_INPUTS),
+    ("tensor_transfer", "keras3", TIMEOUT, ""),
+    ("gradient_tape", "keras3", FAILED, "ValueError: out of memory"),
+]
+# closure_loss and vae_loss_layer on keras3 are planned but not run
+PLANNED_ONLY = [("closure_loss", "keras2"), ("vae_loss_layer", "keras3")]
+PAIRS = [*OK_PAIRS, *((recipe, api) for recipe, api, _, _ in PROBLEMS), *PLANNED_ONLY]
+ENV = {
+    "cpu": {"model": "Test CPU", "cores": 8},
+    "gpu": None,
+    "git": {"commit": "0123456789abcdef", "dirty": False},
+    "config": matrix_config(PAIRS, 3, "answer").to_dict(),  # the network's 3 encoder layers too
+}
+HEADER = "| recipe | post | technique | Keras 2 | Keras 3 as written | Keras 3 port | why |"
+
+
+def answer_folder(results_dir, env: dict = ENV) -> ResultsFolder:
+    """A folder as the runner writes it, three rounds of each ok pair, analysed (ratios.csv)."""
+    rng = np.random.default_rng(0)
+    folder, planned = new_folder(results_dir, "answer", env, matrix_config(PAIRS, 3, "answer"))
+    for (recipe, api), (ms, ops) in OK_PAIRS.items():
+        for repeat in (1, 2, 3):
+            result = ok_result(recipe, 0.684, ms, rng, op_counts=ops)
+            append_result(folder, planned_run(planned, recipe, api, repeat), result)
+    for recipe, api, status, error in PROBLEMS:
+        append_result(folder, planned_run(planned, recipe, api, 1), RunResult(status, error))
+    tables.analyse(folder.path)
+    return folder
+
+
+def rows_of(found: answer.Answer) -> dict:
+    return {row.recipe: row for row in found.table.itertuples()}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> ResultsFolder:
+    return answer_folder(tmp_path_factory.mktemp("results"))
+
+
+def test_a_row_per_recipe_with_its_post_technique_and_what_each_api_shows(folder):
+    rows = rows_of(answer.read_answer(folder.path))
+    kl_layer = rows["kl_layer"]
+    assert (kl_layer.post, kl_layer.technique) == (
+        "V",
+        "encoder layer add_loss()es the KL and returns its inputs",
+    )
+    assert re.fullmatch(r"works: 1\.0\dx \[[0-9.]+, [0-9.]+\]", kl_layer._4)  # Keras 2: 41/40
+    assert kl_layer._5 == f"fails: {KERAS3_INPUTS}"  # the run's own error, as registered
+    assert kl_layer._6.startswith("works: 1.0")  # the port, against Keras 3's floor: 43/42
+    assert rows["tensor_transfer"]._5 == "went wrong: timeout"
+    assert rows["tensor_transfer"]._6 == "n/a"  # it needs no port
+    assert rows["gradient_tape"]._5 == "went wrong: failed: ValueError: out of memory"
+    assert rows["gradient_tape"]._4 == "not run"
+    assert rows["closure_loss"]._4 == "fails: KerasTensor (registry; not run)"
+    assert rows["vae_loss_layer"]._5 == (
+        "fails: unexpected keyword argument 'inputs' (registry; not run)"
+    )
+    assert rows["plain_ae"]._4 == "works: the floor"
+    assert list(rows) == [
+        "kl_layer",
+        "tensor_transfer",
+        "vae_loss_layer",
+        "gradient_tape",
+        "closure_loss",
+        "plain_ae",
+    ]  # registry order
+
+
+def test_why_reads_the_op_counts_against_the_floor_of_the_same_api(folder):
+    rows = rows_of(answer.read_answer(folder.path))
+    assert rows["vae_loss_layer"].why == (
+        "encoder in the graph twice: +3 Conv2D, +3 Conv2DBackpropInput, "
+        "+3 Conv2DBackpropFilter, +9 MatMul"
+    )
+    assert rows["kl_layer"].why == "same convolutions as the floor"
+    assert rows["closure_loss"].why == answer.FAILS_AS_WRITTEN
+    assert rows["plain_ae"].why == answer.FLOOR_WHY
+    assert rows["gradient_tape"].why == ""  # it went wrong where it ran: nothing to explain
+
+
+def test_encoder_twice_only_where_the_extra_convolutions_are_the_encoders_layers(folder):
+    results = answer._runs_only(folder)
+    two_layers = {**ENV, "config": {**ENV["config"], "network": {"encoder_filters": [16, 32]}}}
+    found = answer.answer_of(
+        dataclasses.replace(results, env=two_layers), answer.read_ratios(folder)
+    )
+    assert rows_of(found)["vae_loss_layer"].why.startswith(
+        "more convolutions than the floor: +3 Conv2D,"
+    )
+
+
+def test_the_source_names_the_machine_the_run_and_the_floors_speed(folder):
+    source = answer.read_answer(folder.path).source
+    assert (source.cpu, source.cores, source.gpu, source.rounds) == ("Test CPU", "8", "", 3)
+    assert (source.config, source.commit, source.folder) == ("answer", "0123456", folder.name)
+    assert set(source.floor_ms) == {"keras2", "keras3"}
+    assert source.floor_ms["keras2"] == pytest.approx(40.0, rel=0.05)
+
+
+def test_the_claims_verdicts_come_from_ratios_csv(folder):
+    verdicts = answer.read_answer(folder.path).verdicts
+    (loss_layer,) = [found for found in verdicts if found.claim.recipe == "vae_loss_layer"]
+    assert loss_layer.api == "keras2" and loss_layer.verdict in (
+        "reproduced",
+        "inconclusive",
+        "not reproduced",
+    )
+    assert loss_layer.ratio.ratio == pytest.approx(60 / 41, rel=0.05)
+    unevaluated = [found for found in verdicts if found.claim.recipe == "notebook_globals"]
+    assert [found.verdict for found in unevaluated] == ["not evaluated"]
+
+
+def test_a_folder_of_runs_csv_ratios_csv_and_env_json_alone_gives_the_same_answer(folder, tmp_path):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in (RUNS_CSV, RATIOS_CSV, ENV_JSON):
+        shutil.copy(folder.path / name, reference / name)
+    whole, kept = answer.read_answer(folder.path), answer.read_answer(reference)
+    assert kept.table.equals(whole.table)
+    assert kept.verdicts == whole.verdicts
+    assert dataclasses.replace(kept.source, folder=folder.name) == whole.source
+
+
+def test_report_answer_prints_the_table_and_writes_nothing(folder, capsys):
+    before = {path.name: path.read_bytes() for path in folder.path.iterdir() if path.is_file()}
+    assert main(["report", "--answer", str(folder.path)]) == 0
+    printed = capsys.readouterr().out
+    assert HEADER in printed
+    assert "on Test CPU, 8 cores, no GPU: the floor plain_ae runs at " in printed
+    assert re.search(
+        r"^- Post IV: vae_loss_layer / kl_layer, claimed 1\.36-1\.5x: keras2 ", printed, re.M
+    )
+    assert "| vae_loss_layer | III/IV |" in printed
+    after = {path.name: path.read_bytes() for path in folder.path.iterdir() if path.is_file()}
+    assert after == before
+
+
+def test_report_answer_of_a_missing_folder_or_one_without_ratios_csv_is_one_line(tmp_path, capsys):
+    assert main(["report", "--answer", str(tmp_path / "no-such-folder")]) == 2
+    missing = capsys.readouterr()
+    assert missing.out == "" and missing.err.count("\n") == 1 and "not found" in missing.err
+    unanalysed = folder_of_records(tmp_path, "bare", [record("plain_ae", "keras2", ms_per_step=5)])
+    assert main(["report", "--answer", str(unanalysed.path)]) == 2
+    bare = capsys.readouterr()
+    assert bare.out == "" and bare.err.count("\n") == 1 and f"has no {RATIOS_CSV}" in bare.err
+    assert not (unanalysed.path / RATIOS_CSV).exists()
+
+
+def test_the_report_opens_with_the_same_table_report_answer_prints(folder, tmp_path, capsys):
+    copy = tmp_path / folder.name
+    shutil.copytree(folder.path, copy)
+    markdown = runner.report.write_report(copy)[0].read_text()
+    assert main(["report", "--answer", str(copy)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() in markdown
+
+
+def test_a_benchmark_closes_with_the_answer_not_the_medians(folder, tmp_path):
+    copy = tmp_path / folder.name
+    shutil.copytree(folder.path, copy)
+    results = ResultsFolder(copy).read()
+    assert results.ends == "2 failed, 18 ok, 1 timeout"
+    out = io.StringIO()
+    runner._write_report(ResultsFolder(copy), out)
+    printed = out.getvalue()
+    assert HEADER in printed and "works: 1.0" in printed and "[" in printed
+    assert printed.rstrip().endswith(f"report: {copy / 'report.md'}")
+
+
+@pytest.mark.parametrize(
+    "error, short",
+    [
+        (KERAS3_INPUTS, KERAS3_INPUTS),
+        (
+            "ValueError: A KerasTensor cannot be used as input to a TensorFlow function. A "
+            "KerasTensor is a symbolic placeholder for a shape and dtype.",
+            "ValueError: A KerasTensor cannot be used as input to a TensorFlow function",
+        ),
+        (
+            "TypeError: You are passing KerasTensor(type_spec=TensorSpec(shape=(), "
+            "dtype=tf.float32, name=None), name='Placeholder:0', description=\"created by layer "
+            "'tf.cast_2'\"), an intermediate TF-Keras symbolic input/output, to a TF API that "
+            "does not allow registering custom dispatchers, such as `tf.cond`.",
+            "TypeError: You are passing KerasTensor, an intermediate TF-Keras symbolic…",
+        ),
+        ("Traceback line one\nline two", "Traceback line one"),
+        ("", ""),
+    ],
+)
+def test_an_error_is_shortened_to_its_type_and_first_sentence(error, short):
+    assert answer.short_error(error) == short
+    assert len(answer.short_error(error)) <= answer.ERROR_WIDTH
