@@ -12,7 +12,8 @@ import pytest
 from bench.__main__ import main
 from bench.analysis import claims, findings
 from bench.errors import UsageError
-from bench.report.sections import OUTLIERS_SHOWN, precision_sentence, write_report
+from bench.report.details import OUTLIERS_SHOWN, precision_sentence
+from bench.report.sections import write_report
 from bench.results.folder import OUTLIERS_CSV
 from bench.results.records import BlockStep, RunRecord, RunResult, block_rows, epoch_rows
 from tests.builders import (
