@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.analysis import gate
-from bench.cli.common import add_executor_arguments, executor_of, executor_requested
+from bench.cli.common import (
+    add_executor_arguments,
+    add_results_dir_argument,
+    checked_results_dir,
+    executor_of,
+    executor_requested,
+)
 from bench.cli.output import OutputFile, write_json_file
 from bench.cli.run import command_line
 from bench.config import injection
@@ -66,7 +72,7 @@ def add_arguments(parser) -> None:
         help="judge existing results folders (their runs pooled) instead of running the config; "
         "with --update-baseline, a baseline from several runs of the ci config",
     )
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    add_results_dir_argument(parser)
     parser.add_argument(
         "--update-baseline",
         action="store_true",
@@ -138,9 +144,9 @@ def _measure(args, baseline: dict | None = None) -> list:
     config = config_module.load(args.config)
     if baseline is not None:
         _check_same_settings(baseline, config.settings_hash, args)
-    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
+    results_dir = checked_results_dir(args)  # before connecting to a cluster
     executor = executor_of(args)
-    folder, runs = runner.create(config, args.results_dir, command_line())
+    folder, runs = runner.create(config, results_dir, command_line())
     status = runner.execute(folder, config, runs, sys.stdout, executor)
     if status:
         raise SystemExit(status)

@@ -2,10 +2,52 @@
 
 import re
 import sys
+from pathlib import Path
 
+from bench.config import settings as config_module
 from bench.console import say
 from bench.errors import Terminated, UsageError, quoted, sigterm_raises, stop_status, stop_word
+from bench.results.folder import ResultsFolder
 from bench.run.executors import CLUSTER_EXTRA, EXECUTORS, LOCAL, LocalExecutor
+from vae_impls.keras_api import APIS
+
+
+def add_matrix_arguments(parser, rounds_of: str = "recipe x API") -> None:
+    """--recipes, --apis and --repeats: which part of the config's matrix runs, how many rounds."""
+    parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
+    parser.add_argument(
+        "--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})"
+    )
+    parser.add_argument("--repeats", type=int, metavar="N", help=f"rounds of every {rounds_of}")
+
+
+def matrix_asked(args) -> bool:
+    """Whether the command line narrows or repeats the config's matrix."""
+    return bool(args.recipes or args.apis or args.repeats is not None)
+
+
+def with_matrix(config, args):
+    """``config`` with the command line's --recipes, --apis and --repeats, checked."""
+    return config_module.with_overrides(
+        config, recipes=args.recipes, apis=args.apis, repeats=args.repeats
+    )
+
+
+def add_results_dir_argument(parser) -> None:
+    """--results-dir: where a benchmark creates its results folder."""
+    parser.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("results"),
+        help="where the results folder is created (default: ./results)",
+    )
+
+
+def checked_results_dir(args) -> Path:
+    """--results-dir, once new folders can be made there: before a cluster is connected."""
+    ResultsFolder.check_results_dir(args.results_dir)
+    return args.results_dir
 
 
 def add_executor_arguments(parser) -> None:

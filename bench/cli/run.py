@@ -2,23 +2,30 @@
 share a Keras package share a worker process (a run in a Jupyter kernel has its own).
 
 The config (--config: a TOML file, or the name of one in bench/config/configs) is checked before
-anything runs. Each run prints one line as it ends; at the end comes the results folder and a
-table of median ms/step per recipe x API with its ratio to plain_ae. Ctrl-C keeps every finished
-run; --resume FOLDER then runs only what is missing. --executor ray spreads the runs over the nodes
-of a Ray cluster, one at a time on each. Exit status 3 when no run of the plan measured its recipe
-(every one timed out or was killed), 2 for input refused before anything runs.
+anything runs. Each run prints one line as it ends; at the end come the results folder and the
+answer table (each recipe's paired ratio to the floor with its CI, as the report opens with it).
+Ctrl-C keeps every finished run; --resume FOLDER then runs only what is missing. --executor ray
+spreads the runs over the nodes of a Ray cluster, one at a time on each. Exit status 3 when no
+run of the plan measured its recipe (every one timed out or was killed), 2 for input refused
+before anything runs.
 """
 
 import shlex
 import sys
 from pathlib import Path
 
-from bench.cli.common import add_executor_arguments, executor_of
+from bench.cli.common import (
+    add_executor_arguments,
+    add_matrix_arguments,
+    add_results_dir_argument,
+    checked_results_dir,
+    executor_of,
+    matrix_asked,
+    with_matrix,
+)
 from bench.config import settings as config_module
 from bench.errors import UsageError
-from bench.results.folder import ResultsFolder
 from bench.run import runner
-from vae_impls.keras_api import APIS
 
 DEFAULT_CONFIG = "default"
 QUICK_CONFIG = "quick"
@@ -34,24 +41,14 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--quick", action="store_true", help=f"use the {QUICK_CONFIG} config: a few minutes"
     )
-    parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
-    parser.add_argument(
-        "--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})"
-    )
-    parser.add_argument("--repeats", type=int, metavar="N", help="rounds of every recipe x API")
+    add_matrix_arguments(parser)
     parser.add_argument(
         "--resume",
         metavar="FOLDER",
         type=Path,
         help="run what is missing from an interrupted benchmark's results folder",
     )
-    parser.add_argument(
-        "--results-dir",
-        metavar="DIR",
-        type=Path,
-        default=Path("results"),
-        help="where the results folder is created (default: ./results)",
-    )
+    add_results_dir_argument(parser)
     add_executor_arguments(parser)
 
 
@@ -61,24 +58,14 @@ def run(args) -> int:
     name = QUICK_CONFIG if args.quick else args.config
     if args.resume:
         return _resume(args, name)
-    config = config_module.with_overrides(
-        config_module.load(name or DEFAULT_CONFIG),
-        recipes=args.recipes,
-        apis=args.apis,
-        repeats=args.repeats,
-    )
-    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
-    return runner.start(
-        config,
-        args.results_dir,
-        command_line(),
-        executor=executor_of(args),
-    )
+    config = with_matrix(config_module.load(name or DEFAULT_CONFIG), args)
+    results_dir = checked_results_dir(args)
+    return runner.start(config, results_dir, command_line(), executor=executor_of(args))
 
 
 def _resume(args, name: str | None) -> int:
     """--resume: the folder is checked before a cluster is connected or anything written."""
-    if args.recipes or args.apis or args.repeats is not None:
+    if matrix_asked(args):
         raise UsageError(
             "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
         )

@@ -8,15 +8,18 @@ setting. The plan's size is bounded (its runs, all variants' together, as a run'
 every variant's config is checked before anything runs. ``run --resume`` finishes a sweep.
 """
 
-from pathlib import Path
-
-from bench.cli.common import add_executor_arguments, executor_of
+from bench.cli.common import (
+    add_executor_arguments,
+    add_matrix_arguments,
+    add_results_dir_argument,
+    checked_results_dir,
+    executor_of,
+    with_matrix,
+)
 from bench.cli.run import DEFAULT_CONFIG, command_line
 from bench.config import settings as config_module
 from bench.config import sweep
-from bench.results.folder import ResultsFolder
 from bench.run import runner
-from vae_impls.keras_api import APIS
 
 
 def add_arguments(parser) -> None:
@@ -35,32 +38,18 @@ def add_arguments(parser) -> None:
         help="a [device], [training] or [network] setting and its values, e.g. "
         "training.batch_size=128,256 (repeat --vary for more settings)",
     )
-    parser.add_argument("--recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
-    parser.add_argument(
-        "--apis", nargs="+", metavar="API", help=f"run only these APIs ({', '.join(APIS)})"
-    )
-    parser.add_argument(
-        "--repeats", type=int, metavar="N", help="rounds of every variant x recipe x API"
-    )
-    parser.add_argument(
-        "--results-dir",
-        metavar="DIR",
-        type=Path,
-        default=Path("results"),
-        help="where the results folder is created (default: ./results)",
-    )
+    add_matrix_arguments(parser, rounds_of="variant x recipe x API")
+    add_results_dir_argument(parser)
     add_executor_arguments(parser)
 
 
 def run(args) -> int:
-    base = config_module.with_overrides(
-        config_module.load(args.config), recipes=args.recipes, apis=args.apis, repeats=args.repeats
-    )
+    base = with_matrix(config_module.load(args.config), args)
     variants = sweep.checked_variants(base, args.vary)  # the plan's size first, then each variant
-    ResultsFolder.check_results_dir(args.results_dir)  # before connecting to a cluster
+    results_dir = checked_results_dir(args)
     return runner.start(
         base,
-        args.results_dir,
+        results_dir,
         command_line(),
         variants=variants,
         executor=executor_of(args),
