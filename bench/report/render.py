@@ -45,7 +45,8 @@ def markdown(blocks: list) -> str:
 STYLE = (
     "body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
     "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
-    "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}pre{background:#f4f4f4;padding:1em}"
+    "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}"
+    "pre{background:#f4f4f4;padding:1em}"
 )
 
 
