@@ -196,19 +196,7 @@ def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFra
     ]
     return pd.DataFrame(
         rows,
-        columns=[
-            "recipe",
-            "api",
-            "undone",
-            "choice",
-            "ratio",
-            "ci_low",
-            "ci_high",
-            "half_width",
-            "method",
-            "n",
-            "p_value",
-        ],
+        columns=["recipe", "api", "undone", "choice", *stats.RATIO_FIELDS],
     )
 
 
@@ -238,18 +226,5 @@ def claim_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
     ]
     return pd.DataFrame(
         rows,
-        columns=[
-            "claim",
-            "api",
-            "recipe_ms",
-            "baseline_ms",
-            "ratio",
-            "ci_low",
-            "ci_high",
-            "half_width",
-            "method",
-            "n",
-            "p_value",
-            "verdict",
-        ],
+        columns=["claim", "api", "recipe_ms", "baseline_ms", *stats.RATIO_FIELDS, "verdict"],
     )

@@ -200,19 +200,9 @@ METHODS = {
     "over runs (a run's median train step in its paired blocks; fit's ms/step where a side has "
     "none)",
 }
-RATIO_COLUMNS = [
-    "recipe",
-    "api",
-    "compared_with",
-    "compared_api",
-    "ratio",
-    "ci_low",
-    "ci_high",
-    "half_width",
-    "method",
-    "n",
-    "p_value",
-]
+# What a ratio with its CI carries (``ratio_between``), and a row of the ratio table.
+RATIO_FIELDS = ["ratio", "ci_low", "ci_high", "half_width", "method", "n", "p_value"]
+RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", *RATIO_FIELDS]
 OUTLIER_MADS = 5.0
 OUTLIER_MAD_FLOOR = (
     0.01  # in log units: with 3-5 runs a MAD can be ~0, and "5 MADs" would flag 1% noise
