@@ -18,7 +18,7 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import stats
-from bench.errors import UsageError
+from bench.errors import UsageError, quoted
 from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results.env import VERSIONED, host_id
 from bench.results.records import OK
@@ -187,7 +187,37 @@ def check_baseline(baseline: dict, source: str) -> dict:
             f"{source} is not a kl-bench baseline (version {BASELINE_VERSION}); "
             "write one with: python -m bench check --update-baseline"
         )
+    return _checked_entries(baseline, source)
+
+
+def _checked_entries(baseline: dict, path: str) -> dict:
+    """``baseline`` when every part the gate reads has the type it reads; a UsageError naming the
+    first part that does not."""
+    entries = baseline["entries"]
+    if not isinstance(entries, dict) or not isinstance(baseline.get("machine", {}), dict):
+        raise UsageError(f"{path} is not a kl-bench baseline: its entries or machine are no table")
+    for key, entry in entries.items():
+        if key.count("/") != 1 or not _is_entry(entry):
+            raise UsageError(
+                f"{path} is not a kl-bench baseline: its entry {quoted(key)} is not a RECIPE/API "
+                f"key with a status, ratio, ms_per_step and final_loss band of the gate's types"
+            )
     return baseline
+
+
+def _is_entry(entry) -> bool:
+    def is_number(value) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+    if not isinstance(entry, dict) or entry.get("status") not in ("works", "fails"):
+        return False
+    if "ratio" not in entry:  # the gate reads it as entry["ratio"]
+        return False
+    band = entry.get("final_loss")
+    good_band = band is None or (
+        isinstance(band, list) and len(band) == 2 and all(is_number(end) for end in band)
+    )
+    return good_band and all(is_number(entry.get(key)) for key in ("ratio", "ms_per_step"))
 
 
 def _loss_outside(band, final_loss: float) -> bool:
