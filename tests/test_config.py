@@ -1,5 +1,6 @@
 """Config validation: every bad config is one line on stderr, exit status 2, no results folder."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -369,11 +370,9 @@ def test_batch_size_is_checked_against_the_loaded_training_set(tmp_path):
         config.check_batch_fits(training, datasets.load("synthetic", synthetic_size=15))
 
 
-def test_loading_a_config_imports_neither_tensorflow_nor_keras():
-    probe = (
-        "import bench.config.settings, sys; "
-        "print(sorted({'tensorflow', 'keras', 'tf_keras'} & set(sys.modules)))"
-    )
+def modules_imported_by(statement: str, watched: list) -> list:
+    """Which of ``watched`` a fresh interpreter holds after running ``statement``."""
+    probe = f"import sys; {statement}; print(sorted(set({watched!r}) & set(sys.modules)))"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).resolve().parent.parent,
@@ -382,23 +381,18 @@ def test_loading_a_config_imports_neither_tensorflow_nor_keras():
         timeout=120,
         check=True,
     )
-    assert done.stdout.strip() == "[]"
+    return ast.literal_eval(done.stdout.strip())
+
+
+def test_loading_a_config_imports_neither_tensorflow_nor_keras():
+    loaded = modules_imported_by(
+        "import bench.config.settings", ["tensorflow", "keras", "tf_keras"]
+    )
+    assert loaded == []
 
 
 def test_network_spec_module_needs_neither_tensorflow_nor_numpy():
-    probe = (
-        "import vae_impls.network_spec, sys; "
-        "print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
+    assert modules_imported_by("import vae_impls.network_spec", ["tensorflow", "numpy"]) == []
 
 
 def test_missing_config_lists_the_builtin_ones(tmp_path, capsys):

@@ -39,63 +39,29 @@ POST_VII_NOTEBOOK = "notebook globals are 1.3-1.5x slower than model.add_loss in
 NOTEBOOK_FIGURE = "'factor 1.5' slower (text: 1.3-1.5x), post VII"
 CLASS_FIGURE = "~44 ms/step, 10 s/epoch at batch 256 (235 steps), post VII"
 
+
+def _notebook_claim(recipe: str, reading: str) -> Claim:
+    """Post VII's notebook claim (1.3-1.5x the class version), for one reading of the notebook."""
+    return Claim(
+        recipe,
+        "model_add_loss",
+        1.3,
+        1.5,
+        "VII",
+        POST_VII_NOTEBOOK,
+        NOTEBOOK_FIGURE,
+        CLASS_FIGURE,
+        reading=reading,
+    )
+
+
 # Post VII's notebook claim once per reading of the notebook (see vae_impls/notebook_globals.py).
 CLAIMS = (
-    Claim(
-        "notebook_globals",
-        "model_add_loss",
-        1.3,
-        1.5,
-        "VII",
-        POST_VII_NOTEBOOK,
-        NOTEBOOK_FIGURE,
-        CLASS_FIGURE,
-        reading="fresh kernel, decoder on the encoder's output tensor",
-    ),
-    Claim(
-        "notebook_encoder_call",
-        "model_add_loss",
-        1.3,
-        1.5,
-        "VII",
-        POST_VII_NOTEBOOK,
-        NOTEBOOK_FIGURE,
-        CLASS_FIGURE,
-        reading="VAE wired as decoder(encoder(x))",
-    ),
-    Claim(
-        "notebook_rerun",
-        "model_add_loss",
-        1.3,
-        1.5,
-        "VII",
-        POST_VII_NOTEBOOK,
-        NOTEBOOK_FIGURE,
-        CLASS_FIGURE,
-        reading="cells re-run in one kernel before fit",
-    ),
-    Claim(
-        "notebook_numpy_fit",
-        "model_add_loss",
-        1.3,
-        1.5,
-        "VII",
-        POST_VII_NOTEBOOK,
-        NOTEBOOK_FIGURE,
-        CLASS_FIGURE,
-        reading="fit on numpy arrays, as the post calls it",
-    ),
-    Claim(
-        "notebook_kernel",
-        "model_add_loss",
-        1.3,
-        1.5,
-        "VII",
-        POST_VII_NOTEBOOK,
-        NOTEBOOK_FIGURE,
-        CLASS_FIGURE,
-        reading="fit on numpy arrays in a real Jupyter kernel",
-    ),
+    _notebook_claim("notebook_globals", "fresh kernel, decoder on the encoder's output tensor"),
+    _notebook_claim("notebook_encoder_call", "VAE wired as decoder(encoder(x))"),
+    _notebook_claim("notebook_rerun", "cells re-run in one kernel before fit"),
+    _notebook_claim("notebook_numpy_fit", "fit on numpy arrays, as the post calls it"),
+    _notebook_claim("notebook_kernel", "fit on numpy arrays in a real Jupyter kernel"),
     Claim(
         "vae_loss_layer",
         "kl_layer",
