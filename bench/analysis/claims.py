@@ -127,7 +127,7 @@ def references(recipe: str, api: str) -> tuple:
     where it runs on the same API. A run in a Jupyter kernel gets its floor only: its reading
     differs from its variant in the process itself (a kernel's instead of a worker's), which
     timing both in one process would cancel, so its comparisons go across processes, and each
-    model built in the kernel costs ~4 s of a budget that buys precision for every ratio."""
+    model built in the kernel costs seconds of a budget that buys precision for every ratio."""
     found = [(registry.FLOOR, floor_api(api))] if recipes.includes_kl(recipe) else []
     if recipes.kernel_of(recipe):
         return tuple(found)
