@@ -13,7 +13,17 @@ from bench import recipes
 from bench.config import plan
 from bench.config import settings as config
 from bench.results.folder import ResultsFolder, runs_frame
-from bench.results.records import OK, Epoch, RunRecord, RunResult, epoch_rows
+from bench.results.records import (
+    BLOCK_COLUMNS,
+    OK,
+    BlockStep,
+    Epoch,
+    RunRecord,
+    RunResult,
+    block_rows,
+    epoch_rows,
+    typed_frame,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXED_TIME = datetime(2025, 1, 1, tzinfo=UTC)
@@ -126,6 +136,22 @@ def frame_of(samples: dict, status=OK, final_losses: dict = None):
             for repeat, (ms, loss) in enumerate(zip(values, losses), start=1)
         ]
     return runs_frame(rows)
+
+
+def blocks_frame(steps: dict):
+    """A blocks frame as a results folder reads it: {(process, recipe): [seconds of each timed
+    step]}, the recipe's own keras2 steps, all in block 1."""
+    import pandas as pd
+
+    rows = []
+    for (process, recipe), seconds in steps.items():
+        run = plan.PlannedRun(f"{recipe}-keras2-{process}", recipe, "keras2", 1, 1, process=process)
+        timed = (
+            BlockStep(1, recipe, "keras2", step, value)
+            for step, value in enumerate(seconds, start=1)
+        )
+        rows += block_rows(run, RunResult(OK, blocks=tuple(timed)))
+    return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
 
 
 def matrix_config(pairs, repeats, name="synthetic"):

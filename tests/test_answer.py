@@ -170,7 +170,7 @@ def test_report_answer_prints_the_table_and_writes_nothing(folder, capsys):
     assert HEADER in printed
     assert "on Test CPU, 8 cores, no GPU: the floor plain_ae runs at " in printed
     assert re.search(
-        r"^- Post IV: vae_loss_layer / kl_layer, claimed 1\.36-1\.5x: keras2 ", printed, re.M
+        r"^- Post IV: vae_loss_layer / kl_layer, claimed 1\.36-1\.5x ±0\.05: keras2 ", printed, re.M
     )
     assert "| vae_loss_layer | III/IV |" in printed
     after = {path.name: path.read_bytes() for path in folder.path.iterdir() if path.is_file()}

@@ -201,7 +201,7 @@ KEYS = {
         "optimizer",
         "batch_norm",
     ],
-    "matrix": ["recipes", "apis", "repeats", "save_artifacts"],
+    "matrix": ["recipes", "apis", "repeats", "budget", "save_artifacts"],
 }
 WORDS = [
     "cpu",
@@ -218,6 +218,8 @@ WORDS = [
     "adam",
     "relu",
     "float32",
+    "15m",
+    "1h30m",
     "",
 ]
 SCALARS = (

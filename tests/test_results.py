@@ -1,10 +1,23 @@
-"""The results folder: a folder per benchmark, and rows a kill cut short dropped on resume."""
+"""The results folder: a folder per benchmark, rows a kill cut short dropped on resume, and the
+columns of where a worker's time went, which older folders lack."""
 
+import csv
+import io
 from datetime import UTC, datetime
 
+import pytest
+
 from bench.config import plan
+from bench.errors import UsageError
 from bench.results.folder import ResultsFolder
-from bench.results.records import Epoch, RunRecord, RunResult, epoch_rows
+from bench.results.records import (
+    PHASE_COLUMNS,
+    Epoch,
+    RunRecord,
+    RunResult,
+    epoch_rows,
+    parse_row,
+)
 
 
 def test_two_benchmarks_started_together_get_their_own_folders(tmp_path):
@@ -27,3 +40,37 @@ def test_a_cut_off_last_row_and_an_unfinished_runs_epochs_are_dropped_on_resume(
     assert folder.drop_unfinished() == {"a-keras3-r1"}
     assert list(folder.read().epochs.run_id) == ["a-keras3-r1"]
     assert list(folder.read().runs.run_id) == ["a-keras3-r1"]
+
+
+def test_where_the_time_went_round_trips_and_an_older_runs_csv_without_it_still_reads(tmp_path):
+    folder = ResultsFolder.create(tmp_path, "tiny")
+    run = plan.PlannedRun("a-keras3-r1", "a", "keras3", 1, 1)
+    measured = dict(
+        build_seconds=0.5,
+        train_seconds=1.0,
+        startup_seconds=4.0,
+        blocks_seconds=9.0,
+        teardown_seconds=0.0,
+        stalled_seconds=2.5,
+        stall="2.5 s idle from 3.0 s: bench/measure/worker.py:82 _time_paired, then more",
+    )
+    result = RunResult("ok", "", (Epoch(1, 1.0, 2, 500.0, False, 1.0, 1.0, 0.1),), **measured)
+    assert RunResult.from_json(result.to_json()) == result
+    folder.append(RunRecord.of(run, result, "h", 30.0), epoch_rows(run, result))
+    (record,) = folder.run_records()
+    assert {column: getattr(record, column) for column in PHASE_COLUMNS} == measured
+    _drop_columns(folder.path / "runs.csv", PHASE_COLUMNS)  # as a folder written before them
+    runs = folder.read().runs
+    assert runs.startup_seconds.isna().all() and list(runs.stall) == [""]
+    assert list(runs.ms_per_step) == [500.0]
+    with pytest.raises(UsageError, match="build_seconds = '-1' is out of range"):
+        parse_row(["build_seconds"], ["-1"], ["build_seconds"], "runs.csv:2")
+
+
+def _drop_columns(path, columns) -> None:
+    """Rewrite a CSV file without ``columns``."""
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    kept = [index for index, column in enumerate(rows[0]) if column not in columns]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([[row[i] for i in kept] for row in rows])
+    path.write_text(buffer.getvalue())

@@ -1,9 +1,14 @@
 """The paired timing: how many instances of the floor, the order of the visits in a
-block, and the steps each visit times (with stand-in steps: no TensorFlow)."""
+block, and the steps each visit times (with stand-in steps: no TensorFlow); and where a worker
+process's time went, phase by phase."""
 
 import pytest
 
+from bench.config.plan import PlannedRun
+from bench.measure import phases, worker
+from bench.measure.stall import StallWatch
 from bench.measure.timing import floor_instances, time_blocks, visiting_order
+from bench.results.records import OK, Epoch, ProcessSpec, RunResult, RunSpec
 
 
 @pytest.mark.parametrize("others, floors", [(1, 1), (2, 1), (3, 2), (4, 2), (9, 3), (12, 3)])
@@ -50,3 +55,38 @@ def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_
     assert {(step.model, step.block) for step in timed} == {
         (name, block) for name in names for block in (1, 2)
     }
+
+
+def test_a_runs_training_phase_is_its_epochs_and_its_building_the_rest():
+    epochs = tuple(Epoch(index, 1.5, 5, 300.0, index == 1, 1.0, 1.0, 0.1) for index in (1, 2))
+    result = phases.of_run(RunResult(OK, epochs=epochs), 4.0)
+    assert (result.train_seconds, result.build_seconds) == (3.0, 1.0)
+    assert phases.of_run(RunResult(), 0.25).build_seconds == 0.25  # failed before any epoch
+
+
+def test_each_run_of_a_process_carries_its_processs_phases_and_stalls():
+    clock = phases.Phases()
+    with clock.timed(phases.BLOCKS):
+        pass
+    clock.started_up()
+    with StallWatch() as watch:
+        pass
+    result = clock.of_process(RunResult(OK, build_seconds=1.0), watch)
+    assert result.build_seconds == 1.0 and result.startup_seconds > 0
+    assert 0 <= result.blocks_seconds < 0.1 and result.teardown_seconds is None
+    assert (result.stalled_seconds, result.stall) == (0, "")
+
+
+def test_a_process_whose_session_cannot_open_still_says_how_long_it_took_to_start(monkeypatch):
+    def cannot_open(first):
+        raise RuntimeError("no TensorFlow here")
+
+    monkeypatch.setattr(worker, "open_session", cannot_open)
+    runs = tuple(
+        RunSpec(PlannedRun(f"{name}-keras2-r1", name, "keras2", 1, 1), {}, {}, {})
+        for name in ("plain_ae", "kl_layer")
+    )
+    results = worker.run(ProcessSpec(runs))
+    assert [result.error for result in results.values()] == ["RuntimeError: no TensorFlow here"] * 2
+    assert all(result.startup_seconds > 0 for result in results.values())
+    assert all(result.stalled_seconds == 0 for result in results.values())

@@ -63,6 +63,9 @@ class Source:
     injected: object  # env.json's deliberately injected slowdown (the gate's tests), as found
 
 
+NOT_EVALUATED = "not evaluated"
+
+
 @dataclass(frozen=True)
 class ClaimVerdict:
     """A claim of the posts on one API, our ratio (a ratios.csv row) and the verdict on it."""
@@ -70,7 +73,11 @@ class ClaimVerdict:
     claim: claims.Claim
     api: str
     ratio: object  # None where the claim's two recipes have no ratio on any API
-    verdict: str
+    judgement: object  # a claims.Judgement; None without a ratio
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict if self.judgement else NOT_EVALUATED
 
 
 @dataclass(frozen=True)
@@ -331,22 +338,28 @@ def _op_reason(difference: dict, encoder_layers: int) -> str:
 
 def claim_verdicts(ratios: pd.DataFrame) -> list:
     """Each claim's verdict on every API where ``ratios`` (as ratios.csv holds them, of one slice)
-    has its ratio; a claim without any gets one ``ClaimVerdict`` without a ratio."""
+    has its ratio, all of them judged as one family; a claim without any gets one
+    ``ClaimVerdict`` without a ratio."""
+    found = {claim: _claim_ratios(ratios, claim) for claim in claims.CLAIMS}
+    judged = iter(
+        claims.judge_family([(claim, row) for claim, rows in found.items() for row in rows])
+    )
     verdicts = []
-    for claim in claims.CLAIMS:
-        rows = ratios[
-            (ratios.recipe == claim.recipe)
-            & (ratios.compared_with == claim.baseline)
-            & (ratios.compared_api == ratios.api)
-        ]
-        found = [
-            ClaimVerdict(
-                claim, row.api, row, claims.verdict(row.ci_low, row.ci_high, claim.low, claim.high)
-            )
-            for row in stats.in_registry_order(rows).itertuples()
-        ]
-        verdicts += found or [ClaimVerdict(claim, "", None, "not evaluated")]
+    for claim, rows in found.items():
+        evaluated = [ClaimVerdict(claim, row.api, row, next(judged)) for row in rows]
+        verdicts += evaluated or [ClaimVerdict(claim, "", None, None)]
     return verdicts
+
+
+def _claim_ratios(ratios: pd.DataFrame, claim: claims.Claim) -> list:
+    """The ratios.csv rows of ``claim``'s recipe to its baseline on the same API, in registry
+    order."""
+    rows = ratios[
+        (ratios.recipe == claim.recipe)
+        & (ratios.compared_with == claim.baseline)
+        & (ratios.compared_api == ratios.api)
+    ]
+    return list(stats.in_registry_order(rows).itertuples())
 
 
 def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:

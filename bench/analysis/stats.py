@@ -19,6 +19,7 @@ precision target, the quality guard on final losses, the exact-loss check within
 time to a common loss level.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -215,9 +216,19 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
     models ran back to back, so a burst of other work that spans a few blocks touches both sides
     of those blocks' ratios and the median over blocks sets them aside."""
     columns = ["run_id", "recipe", "api", "repeat", "compared_with", "compared_api", "ratio"]
-    if blocks.empty:
+    ratios = block_ratios(blocks)
+    if ratios.empty:
         return pd.DataFrame(columns=columns)
-    blocks = blocks.assign(process=_process_of(blocks))
+    return ratios.groupby(columns[:-1], as_index=False).ratio.median()[columns]
+
+
+def block_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
+    """Per run, block and every other model timed in its process: the run's median step time in
+    the block over the other model's."""
+    columns = ["run_id", "recipe", "api", "repeat", "block", "compared_with", "compared_api"]
+    if blocks is None or blocks.empty:
+        return pd.DataFrame(columns=[*columns, "ratio"])
+    blocks = blocks.assign(process=process_of(blocks))
     medians = blocks.groupby(
         ["process", "block", "model", "model_api"], as_index=False
     ).seconds.median()
@@ -232,18 +243,15 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
         medians, on=["process", "block"], suffixes=("_own", "")
     )
     merged = merged[(merged.model != merged.recipe) | (merged.model_api != merged.api)]
-    merged = merged.assign(ratio=merged.seconds_own / merged.seconds)
-    per_run = merged.groupby(
-        ["run_id", "recipe", "api", "repeat", "model", "model_api"], as_index=False
-    ).ratio.median()
-    return per_run.rename(columns={"model": "compared_with", "model_api": "compared_api"})[columns]
+    merged = merged.rename(columns={"model": "compared_with", "model_api": "compared_api"})
+    return merged.assign(ratio=merged.seconds_own / merged.seconds)[[*columns, "ratio"]]
 
 
 def or_empty(blocks) -> pd.DataFrame:
     return blocks if blocks is not None else pd.DataFrame()
 
 
-def _process_of(frame: pd.DataFrame) -> pd.Series:
+def process_of(frame: pd.DataFrame) -> pd.Series:
     """Each row's worker process; a folder from before shared processes had one per run."""
     process = (
         frame["process"].astype(str) if "process" in frame else pd.Series("", index=frame.index)
@@ -253,11 +261,18 @@ def _process_of(frame: pd.DataFrame) -> pd.Series:
 
 def process_walls(runs: pd.DataFrame) -> pd.Series:
     """Wall seconds of each worker process (every run of a process records the process's)."""
-    return runs.assign(process=_process_of(runs)).groupby("process").wall_seconds.first()
+    return runs.assign(process=process_of(runs)).groupby("process").wall_seconds.first()
 
 
-def log_t_interval(ratios) -> dict:
-    """Geometric mean of per-process ratios with a 95% t-interval, computed on their logs."""
+@functools.cache  # the budget's simulation asks for the same few quantiles thousands of times
+def t_quantile(freedom: int, confidence: float = CONFIDENCE) -> float:
+    """The two-sided t quantile of a ``confidence`` interval with ``freedom`` degrees."""
+    return float(stats.t.ppf((1 + confidence) / 2, freedom))
+
+
+def log_t_interval(ratios, confidence: float = CONFIDENCE) -> dict:
+    """Geometric mean of per-process ratios with a t-interval at ``confidence`` (CONFIDENCE
+    unless told), computed on their logs."""
     logs = np.log(_finite(ratios))
     if len(logs) == 0:
         return {
@@ -271,11 +286,7 @@ def log_t_interval(ratios) -> dict:
     if len(logs) < 2:
         low = high = math.nan
     else:
-        margin = (
-            stats.t.ppf((1 + CONFIDENCE) / 2, len(logs) - 1)
-            * np.std(logs, ddof=1)
-            / math.sqrt(len(logs))
-        )
+        margin = t_quantile(len(logs) - 1, confidence) * np.std(logs, ddof=1) / math.sqrt(len(logs))
         low, high = math.exp(center - margin), math.exp(center + margin)
     ratio = math.exp(center)
     return {

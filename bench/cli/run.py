@@ -4,7 +4,11 @@ share a Keras package share a worker process (a run in a Jupyter kernel has its 
 The config (--config: a TOML file, or the name of one in bench/config/configs) is checked before
 anything runs. Each run prints one line as it ends; at the end come the results folder and the
 answer table (each recipe's paired ratio to the floor with its CI, as the report opens with it).
-Ctrl-C keeps every finished run; --resume FOLDER then runs only what is missing. --executor ray
+--budget (or the config's [matrix] budget) gives the benchmark a duration: after a first round of
+everything, it spends the time left on the ratios whose CI is still widest, a round at a time, and
+ends in time for its report; --repeats N alone runs N full rounds instead.
+Ctrl-C keeps every finished run; --resume FOLDER then runs only what is missing (with --budget, and
+then more rounds, also in a finished folder). --executor ray
 spreads the runs over the nodes of a Ray cluster, one at a time on each. Exit status 3 when no
 run of the plan measured its recipe (every one timed out or was killed), 2 for input refused
 before anything runs.
@@ -23,6 +27,7 @@ from bench.cli.common import (
     matrix_asked,
     with_matrix,
 )
+from bench.config import budget as budget_config
 from bench.config import settings as config_module
 from bench.errors import UsageError
 from bench.run import runner
@@ -43,6 +48,12 @@ def add_arguments(parser) -> None:
     )
     add_matrix_arguments(parser)
     parser.add_argument(
+        "--budget",
+        metavar="DURATION",
+        help="time for the benchmark, install excluded, e.g. 15m or 1h: the rounds that fit run "
+        "(default: the config's [matrix] budget; with --resume: rounds to add)",
+    )
+    parser.add_argument(
         "--resume",
         metavar="FOLDER",
         type=Path,
@@ -58,7 +69,10 @@ def run(args) -> int:
     name = QUICK_CONFIG if args.quick else args.config
     if args.resume:
         return _resume(args, name)
+    if args.budget is not None:
+        budget_config.parse_duration(args.budget)  # refused as --budget, not as a config key
     config = with_matrix(config_module.load(name or DEFAULT_CONFIG), args)
+    config = config_module.with_overrides(config, budget=args.budget)
     results_dir = checked_results_dir(args)
     return runner.start(config, results_dir, command_line(), executor=executor_of(args))
 
@@ -70,7 +84,7 @@ def _resume(args, name: str | None) -> int:
             "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
         )
     given = config_module.load(name) if name else None
-    checked = runner.resumable(args.resume, given)
+    checked = runner.resumable(args.resume, given, args.budget)
     return runner.resume(checked, command_line(), executor=executor_of(args))
 
 

@@ -44,7 +44,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    base = with_matrix(config_module.load(args.config), args)
+    # A sweep runs its config's fixed rounds for every variant: a budget would spend them unevenly.
+    base = config_module.with_overrides(
+        with_matrix(config_module.load(args.config), args), budget=""
+    )
     variants = sweep.checked_variants(base, args.vary)  # the plan's size first, then each variant
     results_dir = checked_results_dir(args)
     return runner.start(

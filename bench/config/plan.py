@@ -81,12 +81,19 @@ def round_pairs(pairs: list, repeat: int, repeat_expected_failures: bool) -> lis
 
 def planned_run_count(matrix, variants: int = 1) -> int:
     """The runs ``make_plan`` makes of a ``[matrix]`` and that many variants, without making them:
-    round 1 holds every pair, each later round the same pairs as round 2."""
+    round 1 holds every pair, each later round the same pairs as round 2; under a budget, round 1
+    only."""
     pairs = combinations(matrix.recipes, matrix.apis)
     first, later = (
         len(round_pairs(pairs, repeat, matrix.repeat_expected_failures)) for repeat in (1, 2)
     )
-    return variants * (first + (matrix.repeats - 1) * later)
+    return variants * (first + (planned_rounds(matrix) - 1) * later)
+
+
+def planned_rounds(matrix) -> int:
+    """The rounds a plan holds from the start: its repeats; under a budget, the first only (the
+    runner adds the others as it goes)."""
+    return 1 if matrix.budget else matrix.repeats
 
 
 def check_plan_size(matrix, variants: int = 1) -> None:
@@ -105,10 +112,31 @@ def check_plan_size(matrix, variants: int = 1) -> None:
 
 def make_plan(config, variants=("",)) -> list:
     """Every round holds every variant's pairs, shuffled together; a UsageError for a plan of
-    more than ``MAX_PLANNED_RUNS`` runs."""
+    more than ``MAX_PLANNED_RUNS`` runs. Under a budget the plan starts with the first round
+    only: the runner adds each later round once it knows what fits (``bench.run.budget``)."""
     check_plan_size(config.matrix, len(variants))
-    matrix, seed = config.matrix, config.training.seed
+    matrix = config.matrix
+    rounds = planned_rounds(matrix)
     pairs = combinations(matrix.recipes, matrix.apis)
+    return [
+        run
+        for repeat in range(1, rounds + 1)
+        for run in round_runs(
+            config,
+            repeat,
+            [
+                (variant, pair)
+                for variant in variants
+                for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)
+            ],
+        )
+    ]
+
+
+def round_runs(config, repeat: int, pairs: list) -> list:
+    """The runs of round ``repeat``: each (variant, (recipe, api)) of ``pairs`` once, in the
+    round's seeded order, under the round's seed."""
+    seed = config.training.seed
     return [
         PlannedRun(
             run_id(recipe, api, repeat, variant),
@@ -119,16 +147,7 @@ def make_plan(config, variants=("",)) -> list:
             variant,
             process_id(recipe, api, repeat, variant),
         )
-        for repeat in range(1, matrix.repeats + 1)
-        for variant, (recipe, api) in round_order(
-            [
-                (variant, pair)
-                for variant in variants
-                for pair in round_pairs(pairs, repeat, matrix.repeat_expected_failures)
-            ],
-            seed,
-            repeat,
-        )
+        for variant, (recipe, api) in round_order(pairs, seed, repeat)
     ]
 
 

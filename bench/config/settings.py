@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import datasets, recipes
+from bench.config import budget as budget_module
 from bench.config import plan
 from bench.errors import UsageError, quoted
 from vae_impls import registry
@@ -70,7 +71,9 @@ class TrainingSettings:
 class MatrixSettings:
     recipes: tuple = tuple(registry.RECIPES)
     apis: tuple = APIS
-    repeats: int = 5
+    repeats: int = 5  # rounds, when there is no budget
+    # A duration ("15m"): the runner plans the rounds that fit (bench.config.budget); "" = none.
+    budget: str = ""
     # Pairs the registry marks "fails" raise the same error every time, yet each run costs a
     # worker start-up: by default they run in the first round only.
     repeat_expected_failures: bool = False
@@ -266,11 +269,19 @@ def from_dict(data: dict, default_name: str = "custom") -> Config:
     return config
 
 
-def with_overrides(config: Config, recipes=None, apis=None, repeats=None) -> Config:
-    """The command line's --recipes/--apis/--repeats on top of a loaded config."""
+def with_overrides(config: Config, recipes=None, apis=None, repeats=None, budget=None) -> Config:
+    """The command line's --recipes/--apis/--repeats/--budget on top of a loaded config. Rounds
+    asked for by number (--repeats) without a --budget run as asked: the config's budget is off."""
+    if repeats is not None and budget is None:
+        budget = ""
     changes = {
         key: value
-        for key, value in (("recipes", recipes), ("apis", apis), ("repeats", repeats))
+        for key, value in (
+            ("recipes", recipes),
+            ("apis", apis),
+            ("repeats", repeats),
+            ("budget", budget),
+        )
         if value is not None
     }
     if not changes:
@@ -462,7 +473,7 @@ def _check_consistency(config: Config) -> None:
             f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
             f"({training.epochs}): at least one epoch has to be timed"
         )
-    _check_seed(training.seed, matrix.repeats)
+    _check_seed(training.seed, most_rounds(matrix))
     _check_data_settings(training)
     known = recipes.known()
     for recipe in matrix.recipes:
@@ -488,6 +499,14 @@ def _check_consistency(config: Config) -> None:
             f"[matrix] save_artifacts needs [network] z_dim = 2 (the pictures are of a 2-D latent "
             f"space), got z_dim = {z_dim}"
         )
+
+
+def most_rounds(matrix: MatrixSettings) -> int:
+    """The most rounds ``matrix`` can run: its repeats, or under a budget the most a budget
+    plans; a UsageError for a budget that is not a duration."""
+    if budget_module.budget_seconds(matrix.budget) is None:
+        return matrix.repeats
+    return budget_module.MAX_BUDGET_ROUNDS
 
 
 def _check_seed(seed: int, repeats: int) -> None:

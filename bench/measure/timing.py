@@ -18,6 +18,12 @@ from bench.measure.training import build, slow_down_if_asked
 from bench.results.records import BlockStep, ProcessSpec
 from vae_impls import registry
 
+# Every stepper a paired timing made, kept until the process ends; a worker ends with os._exit,
+# which destroys nothing. Destroying a tf.data iterator waits for its autotuning thread, and
+# TensorFlow can lose the wake-up it sends that thread: the thread then sleeps out its period,
+# which doubles as the iterator lives, up to a minute (docs/failures.md). Dropping the steppers
+# left workers idle for up to a minute after their timing; their memory is the timing's own.
+_KEPT_UNTIL_EXIT = []
 PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
 WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
 
@@ -29,7 +35,8 @@ def time_paired(session, models: dict, references) -> tuple:
 
     The floor runs as several instances (``floor_instances``), their steps pooled under its
     name. A reference that fails to build or train is left out and named; the runs' own results
-    stay as they were.
+    stay as they were. The steppers outlive the call, to the end of the process
+    (``_KEPT_UNTIL_EXIT``).
     """
     seed = session.first.run.seed
     steppers = {model: [stepper(session, built, seed)] for model, built in models.items()}
@@ -38,6 +45,7 @@ def time_paired(session, models: dict, references) -> tuple:
     if floor:  # one Keras, one floor
         for _ in range(floor_instances(len(steppers) - 1) - 1):
             errors.append(_add_instance(session, steppers, floor))
+    _KEPT_UNTIL_EXIT.append(steppers)
     why_not = "; ".join(filter(None, errors))
     if len(steppers) < 2:
         return (), why_not

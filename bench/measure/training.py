@@ -7,18 +7,21 @@ with its other runs.
 """
 
 import math
+import time
 from dataclasses import replace
 
 from bench import recipes
 from bench.errors import summarize_exception
-from bench.measure import injection
+from bench.measure import injection, phases
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
 from bench.measure.steps import fit_arrays, pipeline
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
 
 
 def train_run(session, spec: RunSpec) -> tuple:
-    """(RunResult, the built recipe or None) of one run's ``fit``."""
+    """(RunResult, the built recipe or None) of one run's ``fit``, with the seconds it took to
+    build and to train (``phases.of_run``)."""
+    started = time.perf_counter()
     result = RunResult(dataset=session.data.name, dataset_origin=session.data.origin)
     built = None
     try:
@@ -26,8 +29,8 @@ def train_run(session, spec: RunSpec) -> tuple:
         result = _train(session, built, spec, result)
     except Exception as error:  # a recipe's failure is a result; the process goes on
         result = replace(result, error=summarize_exception(error))
-    read_back = session.read_back(built.model if built else None)
-    return replace(result, device_settings=read_back), built
+    result = replace(result, device_settings=session.read_back(built.model if built else None))
+    return phases.of_run(result, time.perf_counter() - started), built
 
 
 def build(session, recipe: str, api: str, seed: int):

@@ -5,7 +5,9 @@ package, each naming its recipe, API and seed, and carries the [device], [traini
 [network] settings. The worker sets them up once (``session``), trains each run in turn
 (``training``), then times every trained model's train step, and its references', in
 alternating blocks (``timing``): the paired measurement every ratio comes from. Profiles and
-pictures come last (``profiling``, ``artifacts``). It writes one JSON result per run. A recipe
+pictures come last (``profiling``, ``artifacts``). It writes one JSON result per run, which also
+says where the process's wall time went, phase by phase, and how long it stood idle (``phases``,
+``stall``). A recipe
 that raises or diverges is a result too (``failed`` / ``diverged``) and the others go on; only a
 crash of the process itself leaves no result, which the runner then records for each of its
 runs.
@@ -19,8 +21,10 @@ from pathlib import Path
 
 from bench import recipes
 from bench.errors import summarize_exception
-from bench.measure import artifacts, profiling, timing
+from bench.measure import artifacts, phases, profiling, timing
+from bench.measure.phases import Phases
 from bench.measure.session import open_session
+from bench.measure.stall import StallWatch
 from bench.measure.training import train_run
 from bench.processes import die_with_manager, exit_now
 from bench.results.records import OK, ProcessSpec, RunResult, RunSpec
@@ -41,26 +45,48 @@ def run(spec: ProcessSpec, report=lambda results: None) -> dict:
 
 
 def _run_here(spec: ProcessSpec, report) -> dict:
-    """Every run of ``spec`` trained in this process, then timed in blocks, then pictured."""
+    """Every run of ``spec`` trained in this process, then timed in blocks, then pictured; each
+    result says where the process's wall time went and how long it stood idle (``phases``)."""
+    clock = Phases()
+    with StallWatch(origin=phases.origin()) as watch:
+        results = _train_time_and_picture(spec, report, clock)
+    return {run_id: clock.of_process(result, watch) for run_id, result in results.items()}
+
+
+def _train_time_and_picture(spec: ProcessSpec, report, clock: Phases) -> dict:
+    """run_id -> ``RunResult``, each phase of the process timed on ``clock``; start-up ends once
+    the session is open (or cannot be)."""
     try:
         session = open_session(spec.first)
     except Exception as error:  # nothing could train: every run says why
         return {run.run.run_id: RunResult(error=summarize_exception(error)) for run in spec.runs}
+    finally:
+        clock.started_up()
     results, trained = _train_each(session, spec, report)
     if session.training.paired_blocks and trained:
         signal.alarm(session.training.timeout_seconds)
-        models = {
-            (run.run.recipe, run.run.api): trained[run.run.run_id]
-            for run in spec.runs
-            if run.run.run_id in trained
-        }
-        timed = timing.time_paired(session, models, spec.references)
-        results = timing.with_blocks(results, spec, timed)
+        with clock.timed(phases.BLOCKS):
+            results = _time_paired(session, spec, trained, results)
     signal.alarm(0)
     for run in spec.runs:
         run_id = run.run.run_id
         results[run_id] = _after_timing(session, results[run_id], trained.get(run_id), run)
+    with clock.timed(phases.TEARDOWN):
+        # The runs' models go before the result is written; the steppers of the timing, which
+        # hold them and their tf.data iterators, stay to the end (``timing._KEPT_UNTIL_EXIT``).
+        trained.clear()
     return results
+
+
+def _time_paired(session, spec: ProcessSpec, trained: dict, results: dict) -> dict:
+    """``results`` with the paired timing of the ``trained`` models and the references."""
+    models = {
+        (run.run.recipe, run.run.api): trained[run.run.run_id]
+        for run in spec.runs
+        if run.run.run_id in trained
+    }
+    timed = timing.time_paired(session, models, spec.references)
+    return timing.with_blocks(results, spec, timed)
 
 
 def _train_each(session, spec: ProcessSpec, report) -> tuple:

@@ -5,8 +5,10 @@ report opens with it, ``python -m bench report --answer`` and the end of a bench
 Markdown, so all three show the same table.
 """
 
+import math
+
+from bench.analysis import claims, stats
 from bench.analysis.answer import Answer, Source
-from bench.analysis.claims import Claim
 from bench.config import injection
 from bench.formatting import number, ratio_text
 from bench.report import render
@@ -24,7 +26,7 @@ def answer_blocks(answer: Answer) -> list:
         *_injection_blocks(answer.source),
         ("p", source_sentence(answer.source)),
         ("table", answer.table) if len(answer.table) else ("p", NO_RECIPES),
-        ("p", "The posts' speed claims:"),
+        ("p", _claims_intro(answer.verdicts)),
         ("ul", verdict_lines(answer.verdicts)),
     ]
 
@@ -80,20 +82,64 @@ def source_sentence(source: Source) -> str:
     )
 
 
+def _claims_intro(verdicts: list) -> str:
+    evaluated = sum(verdict.judgement is not None for verdict in verdicts)
+    return (
+        "The posts' speed claims, each range ± the precision the post stated it with; "
+        f"{family_clause(evaluated)}:"
+    )
+
+
+def family_clause(family_size: int) -> str:
+    """Which family of intervals the claims' verdicts control, and how: 'the 14 claim x API
+    verdicts are decided on 99.6% simultaneous intervals (Bonferroni, ...)'."""
+    if family_size == 0:
+        return "no claim has a ratio to decide on"
+    if family_size == 1:
+        return f"the one claim x API verdict is decided on its ratio's {stats.CONFIDENCE:.0%} CI"
+    confidence = claims.simultaneous_confidence(family_size)
+    return (
+        f"the {family_size} claim x API verdicts are decided on {confidence_text(confidence)} "
+        f"simultaneous intervals (Bonferroni: 1 - {1 - stats.CONFIDENCE:g}/{family_size} each), "
+        f"which all hold together at {stats.CONFIDENCE:.0%}, shown after each ratio's own "
+        f"{stats.CONFIDENCE:.0%} CI"
+    )
+
+
+def confidence_text(confidence: float) -> str:
+    """'99.6%': a confidence with enough decimals to tell it from 100%."""
+    shortfall = 100 * (1 - confidence)
+    return f"{100 * confidence:.{max(1, math.ceil(-math.log10(shortfall)))}f}%"
+
+
+def claim_ratio_text(ratio, judgement) -> str:
+    """Our ratio with its plain CI and, where the verdict was decided on a wider simultaneous
+    interval, that one too: '1.51x [1.47, 1.55]; 99.6% simultaneous [1.45, 1.57]'. ``ratio`` has
+    ratio_between's fields, ``judgement`` a claims.Judgement's (a claim table's row has both)."""
+    plain = ratio_text(ratio)
+    confidence = judgement.verdict_confidence
+    if confidence <= stats.CONFIDENCE or not math.isfinite(judgement.verdict_low):
+        return plain
+    simultaneous = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
+    return f"{plain}; {confidence_text(confidence)} simultaneous {simultaneous}"
+
+
 def verdict_lines(verdicts: list) -> list:
-    """A line per claim: 'Post IV: vae_loss_layer / kl_layer, claimed 1.36-1.5x: keras2
-    reproduced (1.41x [1.38, 1.44])', each API's verdict after the other."""
+    """A line per claim: 'Post IV: vae_loss_layer / kl_layer, claimed 1.36-1.5x ±0.05: keras2
+    reproduced (1.41x [1.38, 1.44]; 99.6% simultaneous [1.36, 1.46])', each API's verdict after
+    the other."""
     by_claim = {}
     for verdict in verdicts:
         by_claim.setdefault(verdict.claim, []).append(verdict)
     return [_verdict_line(claim, found) for claim, found in by_claim.items()]
 
 
-def _verdict_line(claim: Claim, verdicts: list) -> str:
+def _verdict_line(claim: claims.Claim, verdicts: list) -> str:
     head = f"Post {claim.post}: {claim.recipe} / {claim.baseline}, claimed {claim.claimed_range}"
     if all(verdict.ratio is None for verdict in verdicts):
         return f"{head}: not evaluated, the two recipes have no ratio on a common API"
     found = "; ".join(
-        f"{verdict.api} {verdict.verdict} ({ratio_text(verdict.ratio)})" for verdict in verdicts
+        f"{verdict.api} {verdict.verdict} ({claim_ratio_text(verdict.ratio, verdict.judgement)})"
+        for verdict in verdicts
     )
     return f"{head}: {found}"

@@ -145,34 +145,16 @@ def plot_gap(ratios, process_ratios, compat, folder) -> Path:
 
 
 def plot_claims(claim_rows, folder) -> Path:
-    """Each claim of the posts: our ratio with its CI against the claimed range."""
+    """Each claim of the posts: our ratio with its 95% CI and the verdict's simultaneous interval
+    against the claimed range, its margin drawn lighter on either side."""
     labels = [
         f"{row.claim.recipe} / {row.claim.baseline}\n({row.api}, post {row.claim.post})"
         for row in claim_rows.itertuples()
     ]
     fig, ax = plt.subplots(figsize=(8, 1 + 0.55 * max(len(labels), 1)))
     for y, row in enumerate(claim_rows.itertuples()):
-        high = (
-            row.claim.high if math.isfinite(row.claim.high) else max(row.claim.low * 2, row.ci_high)
-        )
-        ax.plot(
-            [row.claim.low, high],
-            [y, y],
-            color="orange",
-            linewidth=9,
-            alpha=0.4,
-            label="claimed range" if y == 0 else None,
-            solid_capstyle="butt",
-        )
-        ax.errorbar(
-            [row.ratio],
-            [y],
-            xerr=np.nan_to_num([[row.ratio - row.ci_low], [row.ci_high - row.ratio]]),
-            fmt="o",
-            color="black",
-            capsize=4,
-            label="ours (95% CI)" if y == 0 else None,
-        )
+        _claimed_band(ax, y, row, first=y == 0)
+        _our_intervals(ax, y, row, first=y == 0)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
@@ -180,6 +162,42 @@ def plot_claims(claim_rows, folder) -> Path:
     ax.set_title("The posts' claims against our measurement")
     _legend(ax, fontsize=8, loc="best")
     return _save(fig, folder, "claims.png")
+
+
+def _claimed_band(ax, y: int, row, first: bool) -> None:
+    """The claimed range, and lighter around it the margin the verdict widens it by."""
+    claim = row.claim
+    high = claim.high if math.isfinite(claim.high) else max(claim.low * 2, row.ci_high)
+    band = {"color": "orange", "linewidth": 9, "solid_capstyle": "butt"}
+    ax.plot(
+        [claim.low - claim.margin, high + claim.margin],
+        [y, y],
+        alpha=0.15,
+        label="± its margin" if first else None,
+        **band,
+    )
+    ax.plot([claim.low, high], [y, y], alpha=0.4, label="claimed range" if first else None, **band)
+
+
+def _our_intervals(ax, y: int, row, first: bool) -> None:
+    """Our ratio with its 95% CI, over the wider simultaneous interval its verdict used."""
+    if math.isfinite(row.verdict_low):
+        ax.plot(
+            [row.verdict_low, row.verdict_high],
+            [y, y],
+            color="grey",
+            linewidth=1.5,
+            label="the verdict's simultaneous CI" if first else None,
+        )
+    ax.errorbar(
+        [row.ratio],
+        [y],
+        xerr=np.nan_to_num([[row.ratio - row.ci_low], [row.ci_high - row.ratio]]),
+        fmt="o",
+        color="black",
+        capsize=4,
+        label="ours (95% CI)" if first else None,
+    )
 
 
 def plot_sweep(ratios, variants: list, folder) -> Path:

@@ -12,6 +12,7 @@ from bench.formatting import (
     ratio_text,
 )
 from bench.report import plots
+from bench.report.answer import claim_ratio_text
 from bench.results.folder import Results
 
 
@@ -84,8 +85,8 @@ def _sweep_claims_table(per_variant: dict) -> pd.DataFrame:
                 "claim": f"{row.claim.recipe} / {row.claim.baseline}",
                 "API": row.api,
                 "variant": row.variant,
-                "claimed": row.claim.claimed_range,
-                "ratio [95% CI]": ratio_text(row),
+                "claimed ± margin": row.claim.claimed_range,
+                "ratio [95% CI]; the verdict's interval": claim_ratio_text(row, row),
                 "verdict": row.verdict,
             }
             for row in stacked(per_variant, "claims", "variant").itertuples()
@@ -115,7 +116,19 @@ def sweep_blocks(results: Results, per_variant: dict) -> list:
         ),
         ("table", table) if len(table) else ("p", "No ratio to the floor in any variant."),
         ("ul", sentences or ["No recipe ran in every variant."]),
-        ("table", claims_table)
-        if len(claims_table)
-        else ("p", "No claim could be evaluated in any variant."),
+        *_sweep_claims_blocks(claims_table),
+    ]
+
+
+def _sweep_claims_blocks(claims_table: pd.DataFrame) -> list:
+    if claims_table.empty:
+        return [("p", "No claim could be evaluated in any variant.")]
+    return [
+        (
+            "p",
+            "Each variant's claim x API verdicts are a family of their own, each verdict decided "
+            "on its simultaneous interval as in 'The posts' claims' (Bonferroni over the "
+            "variant's verdicts).",
+        ),
+        ("table", claims_table),
     ]

@@ -44,6 +44,7 @@ ENV_TYPES = {
     "device_settings": dict | None,
     "injected_slowdown": dict,
     "resumed_by": list,
+    "budgets": list,  # of dicts: each time budget the folder was given (bench.run.budget)
     "command": str,
 }
 _NESTED = {  # an entry's parts, and the types each part must have
@@ -55,6 +56,10 @@ _NESTED = {  # an entry's parts, and the types each part must have
         for delay in injected.values()
     ),
     "resumed_by": lambda commands: all(isinstance(command, str) for command in commands),
+    "budgets": lambda budgets: all(
+        isinstance(entry, dict) and isinstance(entry.get("seconds"), int | float)
+        for entry in budgets
+    ),
 }
 TABLES = ("device", "training", "network", "matrix")
 

@@ -102,6 +102,17 @@ class Epoch:
     kl: float
 
 
+# The runs.csv columns of where a worker process's wall time went, the same fields of RunResult.
+PHASE_COLUMNS = (
+    "build_seconds",
+    "train_seconds",
+    "startup_seconds",
+    "blocks_seconds",
+    "teardown_seconds",
+    "stalled_seconds",
+    "stall",
+)
+
 # Op types counted in each traced train step, and their runs.csv columns: where a recipe's extra
 # work shows (a second encoder pass adds convolutions and their gradients).
 OP_COUNT_COLUMNS = {
@@ -128,6 +139,16 @@ class RunResult:
     dataset_origin: str | None = None
     device_settings: dict | None = None
     artifacts: str | None = None  # path of the run's artifacts file, once saved
+    # Where the worker's wall time went (bench.measure.phases), in seconds; None: not measured.
+    # The run's own: its building (its training phase less its epochs) and its epochs.
+    build_seconds: float | None = None
+    train_seconds: float | None = None
+    # Its process's, the same on each of its runs: start-up, paired timing, teardown, stalls.
+    startup_seconds: float | None = None
+    blocks_seconds: float | None = None
+    teardown_seconds: float | None = None
+    stalled_seconds: float | None = None
+    stall: str = ""  # the longest stall: its seconds, its start and where the main thread stood
 
     @property
     def ms_per_step(self):
@@ -189,6 +210,13 @@ class RunRecord:
     ops_conv2d_backprop_input: int | None = None
     ops_conv2d_backprop_filter: int | None = None
     ops_matmul: int | None = None
+    build_seconds: float | None = None  # PHASE_COLUMNS: where the process's wall time went
+    train_seconds: float | None = None
+    startup_seconds: float | None = None
+    blocks_seconds: float | None = None
+    teardown_seconds: float | None = None
+    stalled_seconds: float | None = None
+    stall: str = ""
 
     @classmethod
     def of(
@@ -222,6 +250,7 @@ class RunRecord:
             reference_error=result.reference_error,
             variant=run.variant,
             process=run.process_id,
+            **{column: getattr(result, column) for column in PHASE_COLUMNS},
             **timing,
             **{
                 column: result.op_counts.get(op)
@@ -258,6 +287,7 @@ _NON_NEGATIVE = {
     "ms_per_step",
     "first_epoch_seconds",
     "wall_seconds",
+    *(column for column in PHASE_COLUMNS if column.endswith("_seconds")),
     "trace_count",
     "graph_ops",
     "steps",

@@ -14,16 +14,20 @@ when none did, 130 on Ctrl-C and 143 on SIGTERM. A run measures its recipe when 
 failed or diverged: a recipe that raises or diverges as written is a result the report shows. A
 run that was killed or hit its time limit says nothing of its recipe (``--resume`` runs it again).
 The count covers the whole folder, so a resume whose runs all time out again still exits 3.
+
+Under a time budget (``[matrix] budget``, ``--budget``) the plan starts with one round and grows
+a round at a time while time is left (``bench.run.budget``); ``--resume FOLDER --budget D`` adds
+rounds to a folder, finished or not.
 """
 
 import contextlib
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datasets, recipes
-from bench.analysis import claims
+from bench.analysis import allocation, claims
+from bench.config import budget as budget_config
 from bench.config import injection, plan, sweep
 from bench.config import settings as config_module
 from bench.console import say
@@ -49,6 +53,7 @@ from bench.results.records import (
     block_rows,
     epoch_rows,
 )
+from bench.run import budget as budget_clock
 from bench.run import environment, executors
 from bench.run.executors import Outcome
 
@@ -60,6 +65,9 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     ``variants`` (``bench.config.sweep``) all run in the same rounds."""
     ResultsFolder.check_results_dir(results_dir)  # before the preflight's seconds, not after
     runs = plan.make_plan(config, variants)  # refuses a plan too large to run
+    seconds = budget_config.budget_seconds(config.matrix.budget)
+    if seconds is not None:
+        budget_config.check_fits(seconds, len(plan.processes(runs)), len(runs))
     _check_data(config.training)
     injected = injection.from_environment(recipes.known())
     machine = environment.machine_facts(config, command)  # before the preflight loads the machine
@@ -68,10 +76,12 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     folder.save_plan(config, runs, variants)
     folder.write_env({**machine, **facts, "injected_slowdown": injected})
     swept = f" of {len(variants)} variants" if len(variants) > 1 else ""
-    say(
-        f"{config.name}: {len(runs)} runs{swept} in {config.matrix.repeats} rounds into {folder}",
-        out,
+    rounds = (
+        f"in {config.matrix.repeats} rounds"
+        if seconds is None
+        else f"in round 1, then the rounds a budget of {duration(seconds)} allows,"
     )
+    say(f"{config.name}: {len(runs)} runs{swept} {rounds} into {folder}", out)
     if injected:
         say(f"injected slowdown ({injection.ENV_VAR}): {injection.describe(injected)}", out)
     return folder, runs
@@ -81,9 +91,22 @@ def start(
     config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,), executor=None
 ) -> int:
     """Run the whole plan of ``config`` (and a sweep's ``variants``) into a new folder under
-    ``results_dir``."""
+    ``results_dir``; under a budget, the clock starts now."""
+    seconds = budget_config.budget_seconds(config.matrix.budget)
+    clock = budget_clock.Budget(seconds, command) if seconds is not None else None
     folder, runs = create(config, results_dir, command, out, variants)
-    return execute(folder, config, runs, out, executor)
+    return execute(folder, config, runs, out, executor, clock)
+
+
+@dataclass
+class Job:
+    """A folder being measured: its config, its plan so far, and its budget (None: the plan
+    is all that runs)."""
+
+    folder: ResultsFolder
+    config: object
+    runs: list
+    budget: budget_clock.Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +116,10 @@ class Resumable:
     folder: ResultsFolder
     config: object
     runs: list
+    budget_seconds: float | None = None  # --budget: rounds to add, within these seconds
 
 
-def resumable(path: Path, given_config) -> Resumable:
+def resumable(path: Path, given_config, budget_text: str | None = None) -> Resumable:
     """The folder at ``path``, checked before anything is written to it (a refused resume leaves
     the folder as it was, lock file included): its plan, its settings against ``given_config``'s
     (None: the folder's own), and every file a resume reads."""
@@ -109,18 +133,24 @@ def resumable(path: Path, given_config) -> Resumable:
             f"config's is {given_config.settings_hash}; resume without --config/--quick"
         )
     folder.read()  # a garbled runs.csv, epochs.csv or blocks.csv is refused here, not locked
-    return Resumable(folder, config, runs)
+    seconds = budget_config.parse_duration(budget_text) if budget_text is not None else None
+    if seconds is not None and any(run.variant for run in runs):
+        raise UsageError(f"cannot give {folder} a budget: a sweep's folder runs its fixed rounds")
+    return Resumable(folder, config, runs, seconds)
 
 
 def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
-    """Run what is missing from a folder's plan, under the settings the folder was started with."""
-    folder, config, runs = checked.folder, checked.config, checked.runs
+    """Run what is missing from a folder's plan, under the settings the folder was started with;
+    with a budget, then the rounds it allows."""
+    folder, runs, seconds = checked.folder, checked.runs, checked.budget_seconds
+    clock = budget_clock.Budget(seconds, command) if seconds is not None else None
     with folder.lock():
         finished = folder.drop_unfinished()
         env = folder.read_env()
         folder.write_env({**env, "resumed_by": [*env.get("resumed_by", []), command]})
         say(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", out)
-        return _execute(folder, config, runs, out, executor or executors.LocalExecutor())
+        job = Job(folder, checked.config, runs, clock)
+        return _execute(job, out, executor or executors.LocalExecutor())
 
 
 def _check_data(training) -> None:
@@ -131,25 +161,31 @@ def _check_data(training) -> None:
     config_module.check_batch_fits(training, data)
 
 
-def execute(folder: ResultsFolder, config, runs: list, out, executor=None) -> int:
-    """Run what ``folder`` still lacks of ``runs``, holding the folder's lock; by default here."""
+def execute(folder: ResultsFolder, config, runs: list, out, executor=None, budget=None) -> int:
+    """Run what ``folder`` still lacks of ``runs``, holding the folder's lock; by default here.
+    With a ``budget`` (``bench.run.budget.Budget``), then the rounds it allows."""
     with folder.lock():
-        return _execute(folder, config, runs, out, executor or executors.LocalExecutor())
+        job = Job(folder, config, runs, budget)
+        return _execute(job, out, executor or executors.LocalExecutor())
 
 
-def _execute(folder: ResultsFolder, config, runs: list, out, executor) -> int:
+def _execute(job: Job, out, executor) -> int:
+    folder, config = job.folder, job.config
     started = time.perf_counter()
     try:
         with sigterm_raises():
-            _run_pending(folder, config, runs, out, executor)
+            _run_rounds(job, out, executor)
     except (KeyboardInterrupt, Terminated) as stop:
         say(
             f"\n{stop_word(stop)}: "
-            f"{len(folder.finished_ids())} of {len(runs)} runs are recorded in {folder}\n"
+            f"{len(folder.finished_ids())} of {len(job.runs)} runs are recorded in {folder}\n"
             f"resume with: python -m bench run --resume {folder}",
             out,
         )
         return stop_status(stop)
+    finally:
+        if job.budget is not None:
+            budget_clock.record(folder, job.budget)
     results = folder.read()
     say(
         f"\nresults: {folder}\n\n{len(results.runs)} run(s) recorded: {results.ends or 'none'}\n\n"
@@ -175,13 +211,31 @@ def _measured_status(results: Results, config, out) -> int:
     return NOTHING_MEASURED
 
 
-def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> None:
+def _run_rounds(job: Job, out, executor) -> None:
+    """The plan's missing runs; under a budget, then each round it allows, added to the plan."""
+    _run_pending(job, out, executor)
+    while job.budget is not None:
+        added = budget_clock.next_round(job.folder, job.config, job.runs, job.budget)
+        if not added:
+            say(f"\nthe budget ends here: {job.budget.ended}", out)
+            return
+        job.runs = [*job.runs, *added]
+        job.folder.save_plan(job.config, job.runs)
+        say(
+            f"\nround {added[0].repeat}: {len(added)} runs, the ratios furthest from their "
+            f"precision target ({duration(job.budget.left())} of the budget left)",
+            out,
+        )
+        _run_pending(job, out, executor)
+
+
+def _run_pending(job: Job, out, executor) -> None:
     """Every missing run, in its planned process; runs left behind by a process that died (those
     after the run it died in) get a new process, until every run is recorded."""
+    folder, config, runs = job.folder, job.config, job.runs
     pending = folder.missing(runs)
     injected = folder.read_env().get("injected_slowdown", {})
     unfinished = {run.run_id: run for run in pending}
-    seconds_per_run = []  # wall seconds of each process so far, per run it answered for
     while pending:
         specs = [
             _process_spec(config, process, folder, injected) for process in plan.processes(pending)
@@ -191,20 +245,34 @@ def _run_pending(folder: ResultsFolder, config, runs: list, out, executor) -> No
             contextlib.closing(executor.outcomes(specs, scratch)) as ended,
         ):
             for _spec, outcome in ended:  # as each process ends: on a cluster, not in plan order
-                seconds_per_run.append(outcome.wall_seconds / max(len(outcome.results), 1))
-                for run_id, result in outcome.results.items():
-                    run = unfinished.pop(run_id)
-                    _record(folder, config, run, result, outcome)
-                    eta = (
-                        statistics.mean(seconds_per_run) * len(unfinished) / executor.parallel_runs
-                    )
+                answered = [unfinished.pop(run_id) for run_id in outcome.results]
+                for run in answered:
+                    _record(folder, config, run, outcome.results[run.run_id], outcome)
+                eta = _eta_text(job, list(unfinished.values()), executor)
+                for run in answered:
                     say(
                         f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} "
-                        f"rep {run.repeat}: {_verdict(result)}{executor.where(outcome)} "
-                        f"(ETA {duration(eta)})",
+                        f"rep {run.repeat}: {_verdict(outcome.results[run.run_id])}"
+                        f"{executor.where(outcome)} ({eta})",
                         out,
                     )
         pending = [run for run in pending if run.run_id in unfinished]
+
+
+def _eta_text(job: Job, unfinished: list, executor) -> str:
+    """How long the plan's unfinished runs should take, from what each kind of worker process
+    and each run took so far here (``allocation.Costs``); under a budget, also when it ends."""
+    results = job.folder.read()
+    costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
+    seconds = sum(
+        costs.round_seconds([(run.recipe, run.api) for run in process])
+        for process in plan.processes(unfinished)
+    )
+    eta = f"ETA {duration(seconds / executor.parallel_runs)}"
+    if job.budget is None:
+        return eta
+    ends = max(job.budget.left() + budget_config.REPORT_SECONDS, 0)
+    return f"round {eta}, the budget ends in {duration(ends)}"
 
 
 def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict) -> ProcessSpec:

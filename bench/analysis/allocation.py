@@ -1,0 +1,236 @@
+"""Where a budget's remaining time goes: the next round's runs, chosen by precision and cost.
+
+After the first round, each round a budget buys holds the runs of the ratios whose confidence
+interval is still wider than its target, widest (relative to its target) first, as many as fit
+in the time left. A ratio's target is fixed in advance: ``stats.PRECISION_TARGET`` for a ratio
+to the floor and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a
+claim of the posts is about, since a verdict needs its interval clear of the claim's bounds.
+
+The rule never looks at where a ratio lies, nor at the spread of its processes' ratios, from
+which its interval is computed: it predicts the interval's half-width from the spread of the
+ratio's blocks within their processes (``predicted_half_width``). Within-process and
+between-process spread are independent (for normal data, Cochran's theorem: one-way analysis of
+variance), so choosing by the first leaves the t-interval on the second at its nominal coverage;
+choosing by the between-process spread itself stops early the ratios whose spread was
+underestimated by chance, and their intervals then cover less. A simulation with this project's
+spread tests the coverage (tests/test_allocation.py); docs/budget.md gives the argument.
+
+How long a round takes comes from what the folder measured (``Costs``): each worker process's
+wall time, less what its runs' training and timed blocks took, is the process's fixed cost (its
+start-up); a run costs its training and its own blocks. Medians over the folder's processes,
+times a margin for the machine's drift.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis import claims, stats
+from bench.config import plan
+
+CLAIM_PRECISION_TARGET = 0.015
+# Fewer processes than this and a ratio always counts as over its target: its interval has too
+# few degrees of freedom to say, and too few blocks to predict it from.
+MIN_PROCESSES = 3
+# A process's ratio is the median of its blocks' ratios: its spread is sqrt(pi / 2) times the
+# spread of their mean (for normal blocks).
+MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
+# An estimate of a round is the median of what its parts took, times this: enough for a machine
+# whose speed drifts by a tenth between rounds without breaking the budget.
+COST_MARGIN = 1.15
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A ratio the report shows: how wide its CI is now, its target, and the runs (recipe, api)
+    one more measurement of it needs (a paired ratio: its recipe's run, whose process times the
+    other side; across processes: a run of each side)."""
+
+    name: str
+    half_width: float
+    n: int
+    target: float
+    pairs: tuple
+
+    @property
+    def priority(self) -> float:
+        """How far from its target, relative: inf with fewer than ``MIN_PROCESSES``."""
+        if self.n < MIN_PROCESSES or not math.isfinite(self.half_width):
+            return math.inf
+        return self.half_width / self.target
+
+
+def predicted_half_width(block_spread: float, blocks: float, processes: int) -> float:
+    """The relative half-width of a ratio's 95% t-interval over ``processes`` processes, each the
+    median of ``blocks`` blocks whose log ratios spread by ``block_spread`` within a process."""
+    if processes < 2:
+        return math.nan
+    spread = MEDIAN_EFFICIENCY * block_spread / math.sqrt(blocks)
+    quantile = stats.t_quantile(processes - 1)
+    return math.sinh(quantile * spread / math.sqrt(processes))  # as stats.log_t_interval
+
+
+def group_of(recipe: str, api: str, variant: str = "") -> str:
+    """The kind of worker process a run of (recipe, api) belongs to, whatever its round."""
+    return plan.process_id(recipe, api, 0, variant)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Seconds a worker process of each kind costs before its runs, and each run's own."""
+
+    process_seconds: dict  # group_of(...) -> seconds
+    run_seconds: dict  # (recipe, api) -> seconds
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> "Costs":
+        own = _run_costs(runs, epochs, blocks)
+        kinds = [group_of(recipe, api) for recipe, api in zip(runs.recipe, runs.api)]
+        processes = (
+            runs.assign(process=stats.process_of(runs), own=own, kind=kinds)
+            .groupby("process")
+            .agg(wall=("wall_seconds", "first"), own=("own", "sum"), kind=("kind", "first"))
+        )
+        fixed = (processes.wall - processes.own).clip(lower=0).groupby(processes.kind).median()
+        per_run = own.groupby([runs.recipe, runs.api]).median()
+        return cls(fixed.to_dict(), per_run.to_dict())
+
+    def round_seconds(self, pairs) -> float:
+        """The estimate of a round of the (recipe, api) ``pairs``: one process per kind."""
+        pairs = list(dict.fromkeys(pairs))
+        groups = {group_of(recipe, api) for recipe, api in pairs}
+        fixed = sum(self._known(self.process_seconds, group) for group in groups)
+        own = sum(self._known(self.run_seconds, pair) for pair in pairs)
+        return (fixed + own) * COST_MARGIN
+
+    @staticmethod
+    def _known(seconds: dict, key) -> float:
+        """The measured seconds of ``key``; for one never measured, the largest of its kind."""
+        if key in seconds:
+            return seconds[key]
+        return max(seconds.values(), default=0.0)
+
+
+def _run_costs(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> pd.Series:
+    """Per runs.csv row: its epochs' seconds and its own model's seconds in its process's
+    blocks."""
+    trained = epochs.groupby("run_id").seconds.sum() if len(epochs) else pd.Series(dtype=float)
+    timed = pd.Series(0.0, index=runs.index)
+    if len(blocks):
+        own = blocks[(blocks.model == blocks.recipe) & (blocks.model_api == blocks.api)]
+        timed = runs.run_id.map(own.groupby("run_id").seconds.sum()).fillna(0.0)
+    return runs.run_id.map(trained).fillna(0.0) + timed
+
+
+def wanted(runs: pd.DataFrame, blocks: pd.DataFrame) -> list:
+    """Every ratio the report shows, as a ``Wanted``: each KL recipe to its floor, each claim
+    and each reading on every API where both sides have numbers. A paired ratio's half-width is
+    predicted from its blocks (``predicted_half_width``); one across processes has its
+    interval's."""
+    spreads = block_spreads(blocks)
+    rows = [
+        ((row.recipe, row.api), (row.compared_with, row.compared_api), row, stats.PRECISION_TARGET)
+        for row in stats.ratio_table(runs, blocks).itertuples(index=False)
+    ]
+    for claim_row in claims.claim_table(runs, blocks).itertuples(index=False):
+        claim = claim_row.claim
+        sides = (claim.recipe, claim_row.api), (claim.baseline, claim_row.api)
+        rows.append((*sides, claim_row, CLAIM_PRECISION_TARGET))
+    for reading in claims.reading_table(runs, blocks).itertuples(index=False):
+        sides = (reading.recipe, reading.api), (reading.undone, reading.api)
+        rows.append((*sides, reading, stats.PRECISION_TARGET))
+    return [_wanted(model, other, row, target, spreads) for model, other, row, target in rows]
+
+
+def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict) -> Wanted:
+    name = f"{model[0]} / {other[0]} ({model[1]})"
+    if row.method != stats.PAIRED:
+        return Wanted(name, row.half_width, row.n, target, (model, other))
+    spread, blocks = spreads.get((*model, *other), (math.nan, math.nan))
+    return Wanted(name, predicted_half_width(spread, blocks, row.n), row.n, target, (model,))
+
+
+def block_spreads(blocks: pd.DataFrame) -> dict:
+    """(recipe, api, compared_with, compared_api) -> (the pooled spread of the log of its blocks'
+    ratios around their process's mean, the mean number of blocks in a process)."""
+    ratios = stats.block_ratios(blocks)
+    if ratios.empty:
+        return {}
+    keys = ["recipe", "api", "compared_with", "compared_api"]
+    logs = ratios.assign(log=np.log(ratios.ratio))
+    logs = logs.assign(deviation=logs.log - logs.groupby([*keys, "run_id"]).log.transform("mean"))
+    pooled = logs.groupby(keys).agg(
+        squares=("deviation", lambda deviation: float(np.sum(deviation**2))),
+        blocks=("deviation", "size"),
+        processes=("run_id", "nunique"),
+    )
+    freedom = pooled.blocks - pooled.processes
+    spread = np.sqrt(pooled.squares / freedom.where(freedom > 0))
+    per_process = pooled.blocks / pooled.processes
+    return {key: (spread[key], per_process[key]) for key in pooled.index}
+
+
+def _needs(method: str, model: tuple, other: tuple) -> tuple:
+    if method == stats.PAIRED:
+        return (model,)
+    return (model, other)
+
+
+def choose(candidates: list, round_seconds, available: float) -> list:
+    """The (recipe, api) pairs of the next round: the candidates over their target, furthest
+    first, each taken when the round with it still fits in ``available`` seconds
+    (``round_seconds(pairs)`` estimates a round). Empty when none is over its target or none
+    fits."""
+    chosen = []
+    for candidate in sorted(candidates, key=lambda wanted: -wanted.priority):
+        if candidate.priority <= 1:
+            break
+        extended = [*chosen, *(pair for pair in candidate.pairs if pair not in chosen)]
+        if round_seconds(extended) <= available:
+            chosen = extended
+    return chosen
+
+
+@dataclass(frozen=True)
+class Undecided:
+    """A claim x API whose verdict interval still straddles a bound of the claim's range, and
+    what deciding it would take at the spread measured."""
+
+    row: object  # its claims.claim_table row
+    processes: int  # more processes its ratio needs; 0 when no number of them can decide it
+    seconds: float  # what the rule's rounds would take to give them; nan when it would not
+
+
+def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
+    """Each inconclusive row of ``claim_rows``, with the processes its verdict interval needs to
+    clear the nearer bound (its half-width shrinks as 1/sqrt(processes)) and the seconds of the
+    rounds that would give them: every ratio still over its target rides along, as the rule
+    would take it. Seconds are nan where the ratio is at its target already (the rule spends
+    nothing more on it) and both are 0 where the ratio lies on a bound."""
+    over = [pair for wanted in candidates if wanted.priority > 1 for pair in wanted.pairs]
+    found = []
+    for row in claim_rows.itertuples(index=False):
+        if row.verdict != "inconclusive":
+            continue
+        processes = _processes_to_decide(row)
+        pairs = _needs(row.method, (row.claim.recipe, row.api), (row.claim.baseline, row.api))
+        if processes == 0 or not any(pair in over for pair in pairs):
+            found.append(Undecided(row, processes, math.nan if processes else 0.0))
+            continue
+        found.append(Undecided(row, processes, processes * costs.round_seconds([*over, *pairs])))
+    return found
+
+
+def _processes_to_decide(row) -> int:
+    """More processes for ``row``'s verdict interval to clear the nearer bound of its claim."""
+    if not (row.n >= 2 and math.isfinite(row.verdict_high)):
+        return MIN_PROCESSES - int(row.n)
+    center = math.log(row.ratio)
+    distance = min(abs(center - math.log(bound)) for bound in row.claim.equivalence_range)
+    if distance == 0:
+        return 0
+    half_width = math.log(row.verdict_high) - center
+    needed = round(row.n * (half_width / distance) ** 2, 6)  # 16.000000001 is 16
+    return max(math.ceil(needed) - int(row.n), 1)

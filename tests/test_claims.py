@@ -1,0 +1,146 @@
+"""bench.analysis.claims' verdicts on constructed ratios: each claim's margin, the family's
+simultaneous intervals, and the lines the answer prints of them."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.analysis import answer, claims, stats
+from bench.report.answer import family_clause, verdict_lines
+
+(NOTEBOOK,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
+# Seven processes' ratios: geometric mean 1.40, 95% t-interval ~[1.31, 1.49], inside the notebook
+# claim's 1.3-1.5x; at 1 - 0.05/14 ~[1.24, 1.58], across its margin's edges 1.25 and 1.55.
+PROCESS_RATIOS = 1.4 * np.exp(0.1 * np.array([-1.0, -0.6, -0.3, 0.0, 0.3, 0.6, 1.0]))
+
+
+def paired(ratio: float, low: float, high: float, n: int = 7, **fields) -> SimpleNamespace:
+    """A ratio as ratio_between gives it (and ratios.csv holds it), measured paired."""
+    return SimpleNamespace(
+        ratio=ratio, ci_low=low, ci_high=high, n=n, method=stats.PAIRED, **fields
+    )
+
+
+def of_processes(values) -> SimpleNamespace:
+    return SimpleNamespace(**stats.log_t_interval(values), method=stats.PAIRED)
+
+
+def judged_alone(claim: claims.Claim, ratio) -> claims.Judgement:
+    (judgement,) = claims.judge_family([(claim, ratio)])
+    return judgement
+
+
+def test_a_ratio_that_rounds_to_the_claimed_range_reproduces_it():
+    judgement = judged_alone(NOTEBOOK, paired(1.51, 1.505, 1.515))
+    assert judgement.verdict == "reproduced"
+    assert claims.verdict(1.505, 1.515, NOTEBOOK.low, NOTEBOOK.high) == "not reproduced"
+
+
+def test_a_ratio_beyond_the_margin_does_not_reproduce_it():
+    assert judged_alone(NOTEBOOK, paired(1.60, 1.58, 1.62)).verdict == "not reproduced"
+
+
+def test_the_claimed_range_is_shown_with_its_margin():
+    assert NOTEBOOK.claimed_range == "1.3-1.5x ±0.05"
+    assert NOTEBOOK.equivalence_range == pytest.approx((1.25, 1.55))
+    at_least = claims.Claim("a", "b", 1.3, math.inf, 0.05, "VII", "", "", "")
+    assert at_least.claimed_range == ">= 1.3x ±0.05"
+    assert at_least.equivalence_range == (pytest.approx(1.25), math.inf)
+
+
+def test_bonferroni_keeps_a_family_of_one_at_the_plain_confidence():
+    assert claims.simultaneous_confidence(1) == stats.CONFIDENCE
+    assert claims.simultaneous_confidence(14) == pytest.approx(1 - 0.05 / 14)
+
+
+@pytest.mark.parametrize("family_size", [2, 14])
+def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confidence(family_size):
+    ratio = of_processes(PROCESS_RATIOS)
+    confidence = claims.simultaneous_confidence(family_size)
+    low, high = claims.simultaneous_interval(ratio, confidence)
+    direct = stats.log_t_interval(PROCESS_RATIOS, confidence)
+    assert (low, high) == pytest.approx((direct["ci_low"], direct["ci_high"]))
+    assert low < ratio.ci_low and ratio.ci_high < high
+
+
+@pytest.mark.parametrize("method", [stats.PAIRED, stats.BOOTSTRAP])
+def test_a_family_of_one_decides_on_the_plain_interval(method):
+    ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method)
+    assert claims.simultaneous_interval(ratio, stats.CONFIDENCE) == pytest.approx((1.0, 1.3))
+    low, high = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(3))
+    assert low < 1.0 and high > 1.3
+
+
+def test_a_ratio_without_a_ci_has_no_simultaneous_interval():
+    lone = paired(1.4, math.nan, math.nan, n=1)
+    assert all(math.isnan(bound) for bound in claims.simultaneous_interval(lone, 0.99))
+    assert judged_alone(NOTEBOOK, lone).verdict == "inconclusive"
+
+
+def test_a_verdict_the_plain_ci_would_give_alone_is_inconclusive_in_a_large_family():
+    ratio = of_processes(PROCESS_RATIOS)
+    assert NOTEBOOK.low <= ratio.ci_low and ratio.ci_high <= NOTEBOOK.high
+    assert judged_alone(NOTEBOOK, ratio).verdict == "reproduced"
+    family = claims.judge_family([(NOTEBOOK, ratio)] * 14)
+    assert {judgement.verdict for judgement in family} == {"inconclusive"}
+
+
+def claim_ratios_frame(rows: list) -> pd.DataFrame:
+    """ratios.csv rows of claims: (recipe, baseline, api, ratio, low, high)."""
+    return pd.DataFrame(
+        [
+            {
+                "recipe": recipe,
+                "api": api,
+                "compared_with": baseline,
+                "compared_api": api,
+                **vars(paired(ratio, low, high)),
+            }
+            for recipe, baseline, api, ratio, low, high in rows
+        ]
+    )
+
+
+def test_the_answers_claims_are_one_family_across_claims_and_apis():
+    ratios = claim_ratios_frame(
+        [
+            ("notebook_globals", "model_add_loss", "keras2", 1.51, 1.505, 1.515),
+            ("model_add_loss", "kl_layer", "keras3-port", 1.0, 0.98, 1.02),
+        ]
+    )
+    verdicts = answer.claim_verdicts(ratios)
+    evaluated = [verdict for verdict in verdicts if verdict.judgement is not None]
+    assert [verdict.claim.recipe for verdict in evaluated] == ["notebook_globals", "model_add_loss"]
+    confidence = claims.simultaneous_confidence(2)
+    assert {verdict.judgement.verdict_confidence for verdict in evaluated} == {confidence}
+    assert {verdict.verdict for verdict in evaluated} == {"reproduced"}
+    assert len(verdicts) - len(evaluated) == len(claims.CLAIMS) - 2  # the others not evaluated
+
+
+def test_the_answers_line_shows_the_margin_and_both_intervals():
+    ratios = claim_ratios_frame(
+        [
+            ("notebook_globals", "model_add_loss", "keras2", 1.51, 1.47, 1.55),
+            ("notebook_globals", "model_add_loss", "keras3-port", 1.40, 1.38, 1.42),
+        ]
+    )
+    (line, *_) = verdict_lines(answer.claim_verdicts(ratios))
+    assert line.startswith(
+        "Post VII: notebook_globals / model_add_loss, claimed 1.3-1.5x ±0.05: keras2 "
+    )
+    assert "(1.51x [1.47, 1.55]; 97.5% simultaneous [" in line
+    assert "keras3-port reproduced (1.40x [1.38, 1.42]; 97.5% simultaneous [1.3" in line
+
+
+def test_a_family_of_one_shows_its_plain_ci_only():
+    ratios = claim_ratios_frame([("notebook_globals", "model_add_loss", "keras2", 1.51, 1.5, 1.52)])
+    (line, *_) = verdict_lines(answer.claim_verdicts(ratios))
+    assert line.endswith("claimed 1.3-1.5x ±0.05: keras2 reproduced (1.51x [1.50, 1.52])")
+
+
+def test_the_family_sentence_names_its_size_and_confidence():
+    assert "the 14 claim x API verdicts are decided on 99.6% simultaneous" in family_clause(14)
+    assert "95% CI" in family_clause(1)
