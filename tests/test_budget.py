@@ -111,6 +111,8 @@ def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(tmp_path, monke
     assert entry["seconds"] == 600.0 and entry["rounds_added"] == repeats[1:]
     assert entry["ended"] in (budget_clock.OUT_OF_TIME, budget_clock.TARGET_REACHED)
     assert "the budget ends here" in out.getvalue()
+    # One process answers for both runs of the first round: its lines still count 1, 2.
+    assert "[1/2] " in out.getvalue() and "[2/2] " in out.getvalue()
     assert math.isfinite(folder.read().runs.ms_per_step.iloc[0])
     analysis = analysis_of(folder.read())
     section = str(budget_blocks(analysis.main, analysis.tables))
@@ -118,29 +120,29 @@ def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(tmp_path, monke
     assert f"it ended because {entry['ended']}" in section and "Ratios to the floor" in section
 
 
-def claim_row(ratio, low, high, n, verdict="inconclusive"):
-    claim = claims.CLAIMS[0]  # 1.3-1.5x with its margin
+def claim_row(ratio, half_width, n, confidence=0.95):
+    """A claim table's row for post VII's first claim: ``half_width`` in log units of its 95% CI
+    about ``ratio``, decided at ``confidence``."""
     return SimpleNamespace(
-        claim=claim,
+        claim=claims.CLAIMS[0],  # 1.3-1.5x with its margin
         api="keras2",
         ratio=ratio,
+        ci_high=ratio * math.exp(half_width),
         n=n,
         method=stats.PAIRED,
-        verdict=verdict,
-        verdict_low=low,
-        verdict_high=high,
+        verdict="inconclusive",
+        verdict_confidence=confidence,
     )
 
 
 def test_an_undecided_claim_needs_processes_that_shrink_its_interval_inside_a_bound():
-    low, high = claims.CLAIMS[0].equivalence_range
-    ratio = high / math.exp(0.02)  # 2% inside the upper bound
-    row = claim_row(ratio, ratio / math.exp(0.04), ratio * math.exp(0.04), n=4)
-    # the half-width must fall from 0.04 to 0.02 (log units): 4x the processes
-    assert allocation._processes_to_decide(row) == 12
-    on_bound = claim_row(high, high / 1.05, high * 1.05, n=4)
-    assert allocation._processes_to_decide(on_bound) == 0
-    without_interval = claim_row(1.4, math.nan, math.nan, n=1)
+    _, high = claims.CLAIMS[0].equivalence_range
+    near = high / math.exp(0.02)  # 2% inside the upper bound, a 95% CI of ±4% on 4 processes:
+    # 9 processes bring t(8) * 0.04 * 2 / t(3) / 3 = 0.0193 under 0.02; 8 leave 0.0210.
+    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4)) == 5
+    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4, confidence=0.996)) > 5
+    assert allocation._processes_to_decide(claim_row(high, 0.04, n=4)) == 0  # on the bound
+    without_interval = claim_row(1.4, math.nan, n=1)
     assert allocation._processes_to_decide(without_interval) == allocation.MIN_PROCESSES - 1
 
 

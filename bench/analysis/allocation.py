@@ -37,6 +37,8 @@ MIN_PROCESSES = 3
 # A process's ratio is the median of its blocks' ratios: its spread is sqrt(pi / 2) times the
 # spread of their mean (for normal blocks).
 MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
+# Beyond this many processes for one claim, the report says only "more than" it.
+MOST_PROCESSES = 1000
 # An estimate of a round is the median of what its parts took, times this: enough for a machine
 # whose speed drifts by a tenth between rounds without breaking the budget.
 COST_MARGIN = 1.15
@@ -224,13 +226,18 @@ def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
 
 
 def _processes_to_decide(row) -> int:
-    """More processes for ``row``'s verdict interval to clear the nearer bound of its claim."""
-    if not (row.n >= 2 and math.isfinite(row.verdict_high)):
+    """More processes for ``row``'s verdict interval to clear the nearer bound of its claim: the
+    fewest for which the interval at the verdict's confidence, with the spread its plain CI
+    shows, is narrower than the distance to that bound (``MOST_PROCESSES`` at most)."""
+    if not (row.n >= 2 and math.isfinite(row.ci_high)):
         return MIN_PROCESSES - int(row.n)
-    center = math.log(row.ratio)
+    center, n = math.log(row.ratio), int(row.n)
     distance = min(abs(center - math.log(bound)) for bound in row.claim.equivalence_range)
     if distance == 0:
         return 0
-    half_width = math.log(row.verdict_high) - center
-    needed = round(row.n * (half_width / distance) ** 2, 6)  # 16.000000001 is 16
-    return max(math.ceil(needed) - int(row.n), 1)
+    spread = (math.log(row.ci_high) - center) * math.sqrt(n) / stats.t_quantile(n - 1)
+    for processes in range(n + 1, MOST_PROCESSES + 1):
+        margin = stats.t_quantile(processes - 1, row.verdict_confidence) * spread
+        if margin / math.sqrt(processes) < distance:
+            return processes - n
+    return MOST_PROCESSES - n

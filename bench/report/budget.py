@@ -90,13 +90,18 @@ def _undecided_line(one: allocation.Undecided, folder) -> str:
     )
     if one.processes == 0:
         return f"{head}: the ratio lies on a bound of the claim; no precision decides it."
+    if one.processes + int(row.n) >= allocation.MOST_PROCESSES:
+        return (
+            f"{head}: its interval would need over {allocation.MOST_PROCESSES} processes to clear "
+            f"the nearer bound, beyond any budget: the ratio lies too close to it."
+        )
     if math.isnan(one.seconds):
         return (
-            f"{head}: about {one.processes} more processes would decide it, but its ratio is at "
+            f"{head}: about {one.processes} more process(es) would decide it, but its ratio is at "
             f"its precision target, where a budget's rounds no longer go."
         )
     minutes = math.ceil(one.seconds / 60)
     return (
-        f"{head}: about {one.processes} more processes, ~{minutes} min: "
+        f"{head}: about {one.processes} more process(es), ~{minutes} min: "
         f"`python -m bench run --resume {folder} --budget {minutes + 1}m`"
     )

@@ -27,6 +27,7 @@ from bench.report.budget import budget_blocks
 from bench.report.details import config_of, lookup, table_blocks
 from bench.report.slices import host_blocks, hosts_notice, sweep_blocks, sweep_notice
 from bench.report.summary import summary_blocks
+from bench.report.walltime import walltime_blocks
 from bench.results.folder import Results
 
 ARTIFACT_ARRAYS = (
@@ -163,6 +164,7 @@ def report_blocks(analysis: Analysis) -> list:
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),
+        *walltime_blocks(results.runs, results.blocks),
         *plot_blocks(main, tables),
         *environment_blocks(results.env),
         ("h2", "Reproduce"),

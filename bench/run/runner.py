@@ -249,9 +249,10 @@ def _run_pending(job: Job, out, executor) -> None:
                 for run in answered:
                     _record(folder, config, run, outcome.results[run.run_id], outcome)
                 eta = _eta_text(job, list(unfinished.values()), executor)
-                for run in answered:
+                done = len(runs) - len(unfinished) - len(answered)
+                for count, run in enumerate(answered, start=done + 1):
                     say(
-                        f"[{len(runs) - len(unfinished)}/{len(runs)}] {run.recipe} {run.api} "
+                        f"[{count}/{len(runs)}] {run.recipe} {run.api} "
                         f"rep {run.repeat}: {_verdict(outcome.results[run.run_id])}"
                         f"{executor.where(outcome)} ({eta})",
                         out,
