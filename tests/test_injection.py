@@ -79,14 +79,14 @@ def test_injected_sleep_lands_inside_every_timed_step_and_is_recorded(tmp_path):
     # A lower bound a sleep guarantees, not a timing: a step of the tiny model alone takes ~1 ms.
     timed = pd.read_csv(folder / "epochs.csv").query("not warmup")
     assert (timed.ms_per_step >= 400).all()
-    # The worker accounts for its wall time, phase by phase, and stood idle no more than a
-    # moment (bench/measure/stall.py): a stall such as the tf.data iterator's shows here.
+    # The worker accounts for its wall time, phase by phase; the injected sleep is idle time by
+    # design, which the stall watch records (bench/measure/stall.py).
     runs = pd.read_csv(folder / "runs.csv")
-    phases = ["startup_seconds", "blocks_seconds", "teardown_seconds", "stalled_seconds"]
+    phases = ["startup_seconds", "blocks_seconds", "teardown_seconds"]
     per_run = runs.build_seconds + runs.train_seconds
     assert (runs[phases] >= 0).all().all() and (per_run >= 0).all()
-    assert (runs[phases[:3]].sum(axis=1) + per_run.sum() <= runs.wall_seconds).all()
-    assert (runs.stalled_seconds < 5).all(), runs.stall.tolist()
+    assert (runs[phases].sum(axis=1) + per_run.sum() <= runs.wall_seconds).all()
+    assert (runs.stalled_seconds > 0).all(), "400 ms sleeps in every timed step went unseen"
 
 
 @pytest.mark.slow

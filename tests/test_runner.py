@@ -207,6 +207,9 @@ def test_end_to_end_with_two_real_recipes(tmp_path):
     assert len(read_epochs(folder)) == 2
     assert "works: the floor" in done.stdout and str(folder) in done.stdout
     check_csv_schema(folder)
+    # A real worker stands idle no more than a moment (bench/measure/stall.py): a wait such as
+    # a tf.data iterator's lost wake-up would show here.
+    assert (runs.stalled_seconds < 5).all(), runs.stall.tolist()
 
 
 @pytest.mark.slow
