@@ -46,8 +46,9 @@ COST_MARGIN = 1.15
 
 @dataclass(frozen=True)
 class Wanted:
-    """A ratio the report shows: how wide its CI is now, its target, and the runs (recipe, api)
-    one more measurement of it needs (a paired ratio: its recipe's run, whose process times the
+    """A ratio the report shows: how wide its CI is (for a paired ratio, as its blocks predict
+    it: ``predicted_half_width``), its target, and the runs (recipe, api) one more measurement of
+    it needs (a paired ratio: its recipe's run, whose process times the
     other side; across processes: a run of each side)."""
 
     name: str
