@@ -127,21 +127,38 @@ def _run_costs(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -
     return runs.run_id.map(trained).fillna(0.0) + timed
 
 
-def wanted(runs: pd.DataFrame, blocks: pd.DataFrame) -> list:
-    """Every ratio the report shows, as a ``Wanted``: each KL recipe to its floor, each claim
-    and each reading on every API where both sides have numbers. A paired ratio's half-width is
-    predicted from its blocks (``predicted_half_width``); one across processes has its
-    interval's."""
+@dataclass(frozen=True)
+class Shown:
+    """The ratio tables the report shows: to the floor (``stats.ratio_table``), the claims and
+    the readings (``claims.claim_table``, ``claims.reading_table``)."""
+
+    ratios: pd.DataFrame
+    claims: pd.DataFrame
+    readings: pd.DataFrame
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame, blocks: pd.DataFrame) -> "Shown":
+        return cls(
+            stats.ratio_table(runs, blocks),
+            claims.claim_table(runs, blocks),
+            claims.reading_table(runs, blocks),
+        )
+
+
+def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
+    """Every ratio ``shown``, as a ``Wanted``: each KL recipe to its floor, each claim and each
+    reading on every API where both sides have numbers. A paired ratio's half-width is predicted
+    from its ``blocks`` (``predicted_half_width``); one across processes has its interval's."""
     spreads = block_spreads(blocks)
     rows = [
         ((row.recipe, row.api), (row.compared_with, row.compared_api), row, stats.PRECISION_TARGET)
-        for row in stats.ratio_table(runs, blocks).itertuples(index=False)
+        for row in shown.ratios.itertuples(index=False)
     ]
-    for claim_row in claims.claim_table(runs, blocks).itertuples(index=False):
+    for claim_row in shown.claims.itertuples(index=False):
         claim = claim_row.claim
         sides = (claim.recipe, claim_row.api), (claim.baseline, claim_row.api)
         rows.append((*sides, claim_row, CLAIM_PRECISION_TARGET))
-    for reading in claims.reading_table(runs, blocks).itertuples(index=False):
+    for reading in shown.readings.itertuples(index=False):
         sides = (reading.recipe, reading.api), (reading.undone, reading.api)
         rows.append((*sides, reading, stats.PRECISION_TARGET))
     return [_wanted(model, other, row, target, spreads) for model, other, row, target in rows]

@@ -67,7 +67,8 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
         f"Claims: {decided} of {len(claims)} claim x API verdicts decided on their simultaneous "
         f"intervals."
     )
-    candidates = allocation.wanted(results.runs, results.blocks)
+    shown = allocation.Shown(tables.ratios, claims, tables.readings)
+    candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
     found = allocation.undecided(claims, candidates, costs)
     if not found:

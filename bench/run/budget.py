@@ -53,7 +53,8 @@ def next_round(folder: ResultsFolder, config, runs: list, budget: Budget) -> lis
     """The runs of the round after the last of ``runs``; [] with ``budget.ended`` set when the
     benchmark ends here."""
     results = folder.read()
-    candidates = allocation.wanted(results.runs, results.blocks)
+    shown = allocation.Shown.of(results.runs, results.blocks)
+    candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
     pairs = allocation.choose(candidates, costs.round_seconds, budget.left())
     repeat = max(run.repeat for run in runs) + 1
