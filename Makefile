@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 INSTALLED_DEV := $(VENV)/.installed-dev
 CONFIG ?= default
 
-.PHONY: bench test lint bench-quick ci-bench bench-pytest clean-venv
+.PHONY: bench test lint bench-quick ci-bench bench-pytest clean-venv gpu-wheels bench-gpu
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kl-bench needs Python >= 3.11")'
@@ -34,9 +34,12 @@ lint: $(INSTALLED_DEV)
 	$(VENV)/bin/ruff format --check --quiet bench vae_impls tests
 	$(VENV)/bin/lint-imports --no-cache
 
-# The main suite runs the step benchmarks once under Keras 3; Keras 2 needs its own process.
+# The tests that start no backend in a subprocess run two at a time (pytest-xdist), the slow ones
+# (recipe probes, real benchmarks: each uses both cores) one at a time. The main suite runs the
+# step benchmarks once under Keras 3; Keras 2 needs its own process.
 test: $(INSTALLED_DEV)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow" -n 2
+	$(PY) -m pytest -m slow
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
 
 # The step-time regression gate against bench/baseline.json; .ci/run runs it after the tests.
@@ -54,6 +57,24 @@ ci-bench: $(INSTALLED)
 bench-pytest: $(INSTALLED_DEV)
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras2
 	KLBENCH_API=keras3 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras3
+
+# The backend matrix on a machine with JAX and/or PyTorch (CUDA) but no TensorFlow (docs/gpu.md).
+# Here, where the package registries can be reached: the wheels such a machine lacks (Keras 3,
+# mlxtend and their own needs it lacks), for its Python, into .whl/ (about 4 MB).
+GPU_PYTHON ?= 3.12
+GPU_WHEELS := "keras==3.15.*" "mlxtend>=0.23" namex optree
+gpu-wheels:
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --implementation cp \
+		--python-version $(GPU_PYTHON) --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+
+# There, with its own python3 (no venv, nothing fetched): the wheels into .whl/site, then the
+# gpu config on every installed API (GPU_APIS="keras3-jax keras3-jax-port" for fewer).
+GPU_APIS ?=
+bench-gpu:
+	python3 -m pip install --quiet --no-index --no-deps --no-compile --upgrade \
+		--target .whl/site .whl/*.whl
+	PYTHONPATH=.whl/site python3 -m bench run --config gpu $(if $(GPU_APIS),--apis $(GPU_APIS))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 
 from bench import console
-from bench.cli import VERBS
+from bench.cli import VERBS, module_of
 from bench.errors import BAD_INPUT, INTERRUPTED, UsageError
 
 
@@ -23,9 +23,9 @@ def _parser(verbs: dict) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     verbs = {
-        verb: importlib.import_module(f"bench.cli.{verb}")
+        verb: importlib.import_module(module_of(verb))
         for verb in VERBS
-        if importlib.util.find_spec(f"bench.cli.{verb}")
+        if importlib.util.find_spec(module_of(verb))
     }
     args = _parser(verbs).parse_args(argv)
     try:

@@ -10,7 +10,7 @@ import sys
 import time
 
 from vae_impls import registry
-from vae_impls.common import Built
+from vae_impls.common import Built, is_keras2
 
 RECIPES = {
     name: registry.Recipe(name, "test", technique, frozenset({"keras2", "keras3"}))
@@ -42,8 +42,6 @@ def build(name: str, api: str, keras, net):
 
 
 def _tiny_autoencoder(keras, net, name):
-    import tensorflow as tf
-
     images = keras.Input(shape=net.input_shape, name="encoder_input")
     mu = keras.layers.Dense(net.z_dim, name="mu")(
         keras.layers.Flatten(name="encoder_flatten")(images)
@@ -56,7 +54,7 @@ def _tiny_autoencoder(keras, net, name):
     model = keras.Model(images, decoder(mu), name=name)
 
     def nan_loss(y_true, y_pred):
-        return tf.reduce_mean(y_pred) * float("nan")
+        return _mean(keras, y_pred) * float("nan")
 
     def failing_loss(y_true, y_pred):
         raise ValueError("fake_error: this recipe fails on its first step")
@@ -73,3 +71,12 @@ def _tiny_autoencoder(keras, net, name):
         decoder=decoder,
         log_keys={"loss": ("loss",), "bce": ("bce",)},
     )
+
+
+def _mean(keras, values):
+    """Keras 2 computes with TensorFlow; Keras 3 with its own ops, on any backend."""
+    if is_keras2(keras):
+        import tensorflow as tf
+
+        return tf.reduce_mean(values)
+    return keras.ops.mean(values)

@@ -1,7 +1,8 @@
-"""Exercise every recipe of one Keras package in this process and save what the tests compare.
+"""Exercise every recipe of one Keras API group in this process and save what the tests compare.
 
-``python tests/recipe_probe.py keras2|keras3 OUT.pkl``: for each API served by that package
-(keras3 also serves keras3-port), each recipe
+``python tests/recipe_probe.py GROUP OUT.pkl``, GROUP one of ``keras2``, ``keras3``,
+``keras3-jax``, ``keras3-torch`` (``keras_api.process_group``): for each API of the group (an
+as-written API and its port API), each recipe
 
 - takes one SGD step from shared seeded weights on a fixed batch with fixed, non-zero sampling
   noise, and records loss/bce/kl, the gradient of every weight (recovered from the weight
@@ -10,9 +11,12 @@
 and the shared network with SELU, batch norm, dropout and other z_dim values trains a few steps.
 The reference objective samples z in numpy (z = mu + exp(log_var / 2) * epsilon) from the
 network's mu and log_var and decodes that z, so the ``Sampling`` layer is checked, not trusted.
-Keras 2 and 3 cannot share a process, hence a script run once per package.
+API groups cannot share a process, hence a script run once per group. The JAX and PyTorch groups
+run lean, to keep the suite's time: no zero-noise steps and one network variant, trained with
+its own sampling noise (under XLA on JAX, where the noise generator's state must be traced).
 """
 
+import importlib.util
 import os
 import pickle
 import sys
@@ -23,11 +27,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.errors import summarize_exception  # noqa: E402
 from vae_impls import keras_api, network, registry  # noqa: E402
 
 BATCH = 16
 STEP_LR = 1000.0  # large, so the float32 weight change carries the gradient with ~1e-7 error
 WEIGHT_SEED = 7
+BACKGROUND = 0.05  # the faint background of the probe's images (see ``images``)
 # A KL factor other than 1, so that a recipe dropping ``fact`` or applying it twice is caught.
 EQUIVALENCE_FACT = 0.3
 EQUIVALENCE_NET = network.NetworkSpec(
@@ -53,20 +59,47 @@ NETWORK_VARIANTS = {
         batch_norm=True, dropout=True, z_dim=16
     ),
 }
+LEAN_VARIANT = "leaky_relu_dropout_batch_norm_z16"
 VARIANT_RECIPES = {
     "keras2": (("kl_layer", "keras2"), ("gradient_tape", "keras2")),
     "keras3": (("kl_layer", "keras3-port"), ("gradient_tape", "keras3")),
+    "keras3-jax": (("gradient_tape", "keras3-jax-port"),),
+    "keras3-torch": (("gradient_tape", "keras3-torch-port"),),
 }
+GROUPS = tuple(dict.fromkeys(keras_api.process_group(api) for api in keras_api.APIS))
+LEAN_GROUPS = tuple(g for g in GROUPS if keras_api.backend_of(g) != "tensorflow")
+
+
+def installed_groups() -> tuple:
+    return tuple(group for group in GROUPS if keras_api.installed(group))
+
+
+def apis_of(group) -> tuple:
+    return tuple(api for api in keras_api.APIS if keras_api.process_group(api) == group)
+
+
+def variants_of(group) -> dict:
+    if group not in LEAN_GROUPS:
+        return NETWORK_VARIANTS
+    jit = keras_api.backend_of(group) == "jax"  # torch.compile would cost minutes
+    return {LEAN_VARIANT: replace(NETWORK_VARIANTS[LEAN_VARIANT], jit_compile=jit)}
 
 
 def images(n, seed):
-    """Smooth blobs in [0, 1]: enough structure for a non-trivial loss."""
+    """Smooth blobs on a faint background, in [0, 1]: enough structure for a non-trivial loss.
+
+    No pixel is exactly 0: with the seeded zero biases a blank patch would give the activations
+    a pre-activation of exactly 0, where LeakyReLU's derivative is a convention that backends do
+    not share (TensorFlow and PyTorch take the slope, JAX takes 1), and the encoder's bias
+    gradients would then differ by up to 2x between backends for that reason alone.
+    """
     rng = np.random.default_rng(seed)
     grid = np.mgrid[0:28, 0:28].transpose(1, 2, 0)
     centres = rng.uniform(6, 22, (n, 1, 1, 2))
     radii = rng.uniform(3, 7, (n, 1, 1))
     distance = np.linalg.norm(grid[None] - centres, axis=-1)
-    return np.clip(1.2 - distance / radii, 0, 1)[..., None].astype(np.float32)
+    blobs = np.clip(1.2 - distance / radii, 0, 1)[..., None]
+    return (BACKGROUND + (1 - BACKGROUND) * blobs).astype(np.float32)
 
 
 def reference(keras, net, x):
@@ -145,6 +178,7 @@ def train_or_raise(keras, recipe, api, net, x):
         return {
             "error_type": type(error).__name__,
             "error_text": str(error),
+            "error_summary": summarize_exception(error),
             "traceback": traceback.format_exc(),
         }
     return {
@@ -155,13 +189,10 @@ def train_or_raise(keras, recipe, api, net, x):
     }
 
 
-def apis_of(package_api):
-    return ("keras3", "keras3-port") if package_api == "keras3" else (package_api,)
-
-
-def probe(package_api):
-    keras = keras_api.load(package_api)
+def probe(group):
+    keras = keras_api.load(group)
     x = images(BATCH, seed=1)
+    lean = group in LEAN_GROUPS
     results = {
         "reference": reference(keras, EQUIVALENCE_NET, x),
         "steps": {},
@@ -169,21 +200,23 @@ def probe(package_api):
         "training": {},
         "network_variants": {},
     }
-    z, zero_noise_z = results["reference"]["z"], reference(keras, ZERO_NOISE_NET, x)["z"]
-    for api in apis_of(package_api):
+    z = results["reference"]["z"]
+    zero_noise_z = None if lean else reference(keras, ZERO_NOISE_NET, x)["z"]
+    for api in apis_of(group):
         for recipe in registry.RECIPES:
             status = registry.status(recipe, api)
             if status == registry.NOT_APPLICABLE:
                 continue
             if status == registry.WORKS:
                 results["steps"][recipe, api] = one_step(keras, recipe, api, EQUIVALENCE_NET, x, z)
-                results["zero_noise"][recipe, api] = one_step(
-                    keras, recipe, api, ZERO_NOISE_NET, x, zero_noise_z
-                )["metrics"]
+                if not lean:
+                    results["zero_noise"][recipe, api] = one_step(
+                        keras, recipe, api, ZERO_NOISE_NET, x, zero_noise_z
+                    )["metrics"]
             results["training"][recipe, api] = train_or_raise(
                 keras, recipe, api, TRAINING_NET, images(32, seed=2)
             )
-    if package_api == "keras2":
+    if group == "keras2":
         # A recipe that dropped fact (1) or applied it twice (fact**2): the tests must reject both.
         results["wrong_fact"] = {
             fact: one_step(
@@ -191,15 +224,20 @@ def probe(package_api):
             )
             for fact in WRONG_FACTS
         }
-    for name, net in NETWORK_VARIANTS.items():
-        for recipe, api in VARIANT_RECIPES[package_api]:
+    for name, net in variants_of(group).items():
+        for recipe, api in VARIANT_RECIPES[group]:
             results["network_variants"][name, recipe, api] = train_or_raise(
                 keras, recipe, api, net, images(32, 3)
             )
+    # Where TensorFlow would come from, and whether it was imported: a JAX or PyTorch probe runs
+    # with TensorFlow replaced by a package that refuses to import.
+    found = importlib.util.find_spec("tensorflow")
+    results["tensorflow_origin"] = found.origin if found else ""
+    results["tensorflow_imported"] = "tensorflow" in sys.modules
     return results
 
 
 if __name__ == "__main__":
-    package_api, out_path = sys.argv[1:3]
+    group, out_path = sys.argv[1:3]
     with open(out_path, "wb") as out:
-        pickle.dump(probe(package_api), out)
+        pickle.dump(probe(group), out)

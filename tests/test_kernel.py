@@ -152,10 +152,10 @@ def test_notebook_run_reports_epochs_as_the_worker_does(api):
     "recipe, api, error_type, message",
     [
         (
-            "notebook_globals",
+            "notebook_kernel",
             "keras3",
-            "ValueError",
-            registry.get("notebook_globals").expected_errors["keras3"],
+            "NotImplementedError",
+            registry.get("notebook_kernel").expected_errors["keras3"],
         ),
         ("no_such_recipe", "keras2", "UnknownRecipe", "unknown recipe 'no_such_recipe'"),
     ],

@@ -4,7 +4,8 @@ The recipe from older Keras books: a ``vae_loss(x, x_decoded)`` function passed 
 ``compile(loss=...)`` adds the KL term computed from the encoder's ``mu`` and ``log_var``,
 which it reads from the enclosing scope instead of receiving them as arguments. Under TF2 eager
 execution the loss runs inside the traced train step, where those symbolic Keras tensors cannot
-be used, so the first training step raises on both Keras APIs. kl-bench records that error.
+be used, so the first training step raises on Keras 2 and on Keras 3 with every backend, each
+in its own words. kl-bench records that error.
 
 Differences from the post: the shared network and ``Sampling`` layer; the KL uses the shared
 form. The failure does not depend on either.
@@ -23,7 +24,7 @@ def build(keras, net):
     vae = keras.Model(images, decoder(z), name="vae")
 
     def vae_loss(x, x_decoded):
-        return reconstruction_loss(keras, x, x_decoded) + kl_loss(mu, log_var, net.fact)
+        return reconstruction_loss(keras, x, x_decoded) + kl_loss(keras, mu, log_var, net.fact)
 
     vae.compile(loss=vae_loss, **network.compile_options(keras, net))
     return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder)

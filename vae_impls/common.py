@@ -1,4 +1,4 @@
-"""What a recipe hands to whoever trains it."""
+"""What a recipe hands to whoever trains it, and which Keras it was given."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +56,20 @@ def _combine(logs: dict, terms) -> float:
             for term in terms
         )
     )
+
+
+def is_keras2(keras) -> bool:
+    """Whether ``keras`` is Keras 2 (``tf_keras``), whose code computes with TensorFlow ops, rather
+    than Keras 3, whose backend-neutral ops are ``keras.ops`` on TensorFlow, JAX or PyTorch.
+
+    The one place that tells the two apart: every module asks it with the Keras it was given.
+    """
+    return not hasattr(keras, "ops")
+
+
+def keras_backend(keras) -> str:
+    """``tensorflow``, ``jax`` or ``torch``: what ``keras`` computes with."""
+    return "tensorflow" if is_keras2(keras) else keras.backend.backend()
 
 
 def no_targets(images):

@@ -1,57 +1,151 @@
-"""The Keras APIs a recipe can run under, and the one Keras package each imports.
+"""The Keras APIs a recipe can run under: the Keras package each imports and its backend.
 
-Keras 2 (``tf_keras``) and Keras 3 (``keras``) cannot share a process, so a process picks one
-API, imports it here, and a second, different choice is refused with a clear error.
+Keras 2 (``tf_keras``) runs on TensorFlow. Keras 3 (``keras``) runs on TensorFlow, JAX or
+PyTorch, chosen by ``KERAS_BACKEND`` before Keras is first imported; so a process picks one API
+group (one package and backend), imports it here, and a second, different choice is refused with
+a clear error. Each Keras 3 backend has an API for the recipes as written and one for their
+ports (``-port``): separately written Keras 3 code for a recipe that cannot run as written there.
+
+This module imports neither Keras nor a backend: the manager asks it which backends are
+installed without starting one.
 """
 
 import importlib
+import importlib.util
 import os
 import sys
 
-PORT_API = "keras3-port"
-APIS = ("keras2", "keras3", PORT_API)
-PACKAGE_OF_API = {"keras2": "tf_keras", "keras3": "keras", PORT_API: "keras"}
+PORT_SUFFIX = "-port"
+PORT_API = "keras3-port"  # the TensorFlow backend's port API
+APIS = (
+    "keras2",
+    "keras3",
+    PORT_API,
+    "keras3-jax",
+    "keras3-jax-port",
+    "keras3-torch",
+    "keras3-torch-port",
+)
+PACKAGE_OF_API = {api: "tf_keras" if api == "keras2" else "keras" for api in APIS}
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_OF_API = {
+    api: next((b for b in BACKENDS[1:] if f"-{b}" in api), "tensorflow") for api in APIS
+}
+# How the report and the tables name each API.
+API_LABELS = {
+    "keras2": "Keras 2",
+    "keras3": "Keras 3 as written",
+    PORT_API: "Keras 3 port",
+    "keras3-jax": "Keras 3 JAX as written",
+    "keras3-jax-port": "Keras 3 JAX port",
+    "keras3-torch": "Keras 3 PyTorch as written",
+    "keras3-torch-port": "Keras 3 PyTorch port",
+}
+# The Python package that must be importable for a backend, and the pip extra that installs it
+# where the default install does not ("" = installed by default).
+EXTRA_OF_BACKEND = {"tensorflow": "", "jax": "", "torch": "torch"}
 
 
 class ApiError(Exception):
     pass
 
 
+def _check(api: str) -> str:
+    if api not in PACKAGE_OF_API:
+        raise ApiError(f"unknown API {api!r}; valid APIs: {', '.join(APIS)}")
+    return api
+
+
 def package_for(api: str) -> str:
-    try:
-        return PACKAGE_OF_API[api]
-    except KeyError:
-        raise ApiError(f"unknown API {api!r}; valid APIs: {', '.join(APIS)}") from None
+    return PACKAGE_OF_API[_check(api)]
+
+
+def backend_of(api: str) -> str:
+    """``tensorflow``, ``jax`` or ``torch``: what the API's Keras computes with."""
+    return BACKEND_OF_API[_check(api)]
+
+
+def is_port(api: str) -> bool:
+    """A port API (any name that ends so: the tables read APIs from files, checked or not)."""
+    return api.endswith(PORT_SUFFIX)
+
+
+def written_api(api: str) -> str:
+    """The as-written API of ``api``'s package and backend: ``api`` itself, or a port's."""
+    return api.removesuffix(PORT_SUFFIX) if is_port(api) else api
+
+
+def port_api(api: str) -> str:
+    """The port API beside an as-written Keras 3 API ("" for Keras 2, which has none)."""
+    written = written_api(api)
+    return "" if package_for(written) == "tf_keras" else written + PORT_SUFFIX
 
 
 def comparable_apis(api: str) -> tuple:
     """The APIs whose runs a recipe on ``api`` is compared with, in order of preference.
 
-    A port is Keras 3 code, so it is compared with Keras 3 runs too: the floor has no port.
+    A port is Keras 3 code on its backend, so it is compared with that backend's as-written runs
+    too: the floor has no port.
     """
-    return (api, "keras3") if api == PORT_API else (api,)
+    return (api, written_api(api)) if is_port(api) else (api,)
 
 
 def floor_api(api: str) -> str:
-    """The API of the floor a recipe on ``api`` is measured against."""
+    """The API of the floor a recipe on ``api`` is measured against: its own backend's."""
     return comparable_apis(api)[-1]
 
 
-_loaded_package = None
+def process_group(api: str) -> str:
+    """The APIs that can share one process (one package, one backend), named by the as-written
+    one: ``keras2``, ``keras3``, ``keras3-jax``, ``keras3-torch``."""
+    return written_api(_check(api))
+
+
+def installed(api: str) -> bool:
+    """Whether ``api``'s package and backend can be imported here (found, not imported)."""
+    return all(
+        importlib.util.find_spec(module) is not None
+        for module in (package_for(api), backend_of(api))
+    )
+
+
+def installed_apis() -> tuple:
+    """The APIs that can run here, in ``APIS`` order."""
+    return tuple(api for api in APIS if installed(api))
+
+
+def not_installed_reason(api: str) -> str:
+    """ "" when ``api`` can run here, else one line naming what is missing and how to install
+    it."""
+    if installed(api):
+        return ""
+    backend = backend_of(api)
+    return f"API {api!r} needs {backend}, which is not installed ({install_command(backend)})"
+
+
+def install_command(backend: str) -> str:
+    """What installs ``backend`` into the project's environment."""
+    extra = EXTRA_OF_BACKEND[backend]
+    return f"pip install -e '.[{extra}]'" if extra else "pip install -e ."
+
+
+_loaded = None
 
 
 def load(api: str):
-    """Import and return the Keras package for ``api`` (TensorFlow backend for Keras 3)."""
-    global _loaded_package
-    package = package_for(api)
+    """Import and return the Keras package for ``api``, Keras 3 on ``api``'s backend."""
+    global _loaded
+    package, backend = package_for(api), backend_of(api)
     # TensorFlow itself imports keras 3 internals, so only tf_keras betrays the other API's use.
-    in_use = _loaded_package or ("tf_keras" if "tf_keras" in sys.modules else None)
-    if in_use not in (None, package):
+    in_use = _loaded or (("tf_keras", "tensorflow") if "tf_keras" in sys.modules else None)
+    if "keras" in sys.modules and package == "keras" and in_use is None:
+        in_use = ("keras", sys.modules["keras"].backend.backend())
+    if in_use not in (None, (package, backend)):
         raise ApiError(
-            f"API {api!r} needs {package}, but {in_use} is already in use in this process; "
-            "run each Keras API in its own process"
+            f"API {api!r} needs {package} on {backend}, but {in_use[0]} on {in_use[1]} is "
+            "already in use in this process; run each Keras API group in its own process"
         )
-    _loaded_package = package
+    _loaded = (package, backend)
     if package == "keras":
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ["KERAS_BACKEND"] = backend
     return importlib.import_module(package)

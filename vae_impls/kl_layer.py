@@ -7,31 +7,28 @@ returns its inputs unchanged for the sampling layer. The reconstruction term com
 
 Differences from the post: the sampling is a small ``Sampling`` layer shared by all recipes
 instead of a ``Lambda`` (so the noise can be fixed in tests); ``fact`` is the shared one instead
-of the layer's default argument; the KL uses ``tf`` ops instead of ``keras.backend``.
+of the layer's default argument; the KL uses the shared objective's ops instead of
+``keras.backend``.
 
-On Keras 3, ``add_loss`` has no ``inputs=`` argument and ``Layer.add_metric`` is gone, so the
-recipe as written raises. ``build_keras3_port`` drops ``inputs=`` and reports the KL through a
-``keras.metrics.Mean`` tracker owned by the layer.
+On Keras 3 (every backend), ``add_loss`` has no ``inputs=`` argument and ``Layer.add_metric`` is
+gone, so the recipe as written raises, with the same ``TypeError`` on every backend.
+``build_keras3_port``, the same on every backend, drops ``inputs=`` and logs the KL through a
+``Mean`` tracker of the model (``vae_impls.added_losses``).
 """
 
 from vae_impls import network
+from vae_impls.added_losses import model_logging_added_losses
 from vae_impls.common import Built
 from vae_impls.objective import kl_loss
 
 
 def _kl_layer(keras, net, port):
     class KLLayer(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            if port:
-                self.kl_tracker = keras.metrics.Mean(name="kl")
-
         def call(self, inputs):
             mu, log_var = inputs
-            kl = kl_loss(mu, log_var, net.fact)
+            kl = kl_loss(keras, mu, log_var, net.fact)
             if port:
                 self.add_loss(kl)
-                self.kl_tracker.update_state(kl)
             else:
                 self.add_loss(kl, inputs=inputs)
                 self.add_metric(kl, name="kl", aggregation="mean")
@@ -46,7 +43,8 @@ def _build(keras, net, port):
     mu, log_var = _kl_layer(keras, net, port)([mu, log_var])
     z = network.sampling_layer(keras, net)([mu, log_var])
     decoder = network.decoder_model(keras, net)
-    vae = keras.Model(images, decoder(z), name="vae")
+    model_class = model_logging_added_losses(keras, ("kl",)) if port else keras.Model
+    vae = model_class(images, decoder(z), name="vae")
     vae.compile(loss="binary_crossentropy", **network.compile_options(keras, net))
     return Built(model=vae, mean_encoder=keras.Model(images, mu), decoder=decoder)
 

@@ -6,16 +6,18 @@ and attaches it with ``self.model.add_loss(kl)`` and ``self.model.add_metric(kl,
 The reconstruction term comes from ``compile(loss="binary_crossentropy")`` and ``fit(x, x)``;
 the reported BCE is ``loss - kl``, as for every recipe that logs only the KL.
 
-Differences from the post: the shared ``Sampling`` layer replaces the ``Lambda``; ``tf`` ops
-replace ``keras.backend``.
+Differences from the post: the shared ``Sampling`` layer replaces the ``Lambda``; the shared
+objective's ops replace ``keras.backend``.
 
-Keras 3 removed symbolic ``Model.add_loss`` (it raises ``NotImplementedError``), so the recipe as
-written fails there. ``build_keras3_port`` keeps the loss at model level the Keras 3 way: a
-``keras.Model`` subclass whose ``call`` runs the same encoder and decoder and calls
-``self.add_loss(kl)``, with a ``Mean`` tracker for the KL metric.
+Keras 3 removed symbolic ``Model.add_loss`` (it raises ``NotImplementedError`` on every
+backend), so the recipe as written fails there. ``build_keras3_port``, the same on every
+backend, keeps the loss at model level the Keras 3 way: a ``keras.Model`` subclass whose
+``call`` runs the same encoder and decoder and calls ``self.add_loss(kl)``, with a ``Mean``
+tracker for the KL metric (``vae_impls.added_losses``).
 """
 
 from vae_impls import network
+from vae_impls.added_losses import model_logging_added_losses
 from vae_impls.common import Built
 from vae_impls.objective import kl_loss
 
@@ -38,7 +40,7 @@ class VariationalAutoencoder:
 
     def compile_vae(self):
         def get_kl_loss(mu, log_var):
-            return kl_loss(mu, log_var, self.net.fact)
+            return kl_loss(self.keras, mu, log_var, self.net.fact)
 
         kl = get_kl_loss(mu=self.mu, log_var=self.log_var)
         self.model.add_loss(kl)
@@ -67,17 +69,14 @@ def model_with_kl_loss(keras, net, encoder, decoder):
     ``encoder`` maps images to ``[z, mu, log_var]``.
     """
 
-    class VAEWithKLLoss(keras.Model):
+    class VAEWithKLLoss(model_logging_added_losses(keras, ("kl",))):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.encoder, self.decoder = encoder, decoder
-            self.kl_tracker = keras.metrics.Mean(name="kl")
 
         def call(self, images, training=None):
             z, mu, log_var = self.encoder(images, training=training)
-            kl = kl_loss(mu, log_var, net.fact)
-            self.add_loss(kl)
-            self.kl_tracker.update_state(kl)
+            self.add_loss(kl_loss(keras, mu, log_var, net.fact))
             return self.decoder(z, training=training)
 
     model = VAEWithKLLoss(name="vae")

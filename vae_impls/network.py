@@ -1,17 +1,18 @@
-"""The posts' convolutional VAE, defined once for every recipe and both Keras APIs.
+"""The posts' convolutional VAE, defined once for every recipe, Keras API and backend.
 
-``NetworkSpec`` (defined in ``vae_impls.network_spec``, which needs no TensorFlow) carries every
+``NetworkSpec`` (defined in ``vae_impls.network_spec``, which needs no Keras) carries every
 parameter of the posts' ``MyVariationalAutoencoder`` class.
 The builders below create layers with fixed names, so that a weight is called the same in every
-recipe and ``set_seeded_weights`` can give all recipes, under either API, identical initial
-weights drawn with numpy.
+recipe and ``set_seeded_weights`` can give all recipes, under every API, identical initial
+weights drawn with numpy. Importing this module imports no backend: TensorFlow is imported only
+for Keras 2's sampling layer.
 """
 
 import hashlib
 
 import numpy as np
-import tensorflow as tf
 
+from vae_impls.common import is_keras2
 from vae_impls.network_spec import (
     NetworkSpec,  # recipes construct it as network.NetworkSpec
 )
@@ -113,6 +114,13 @@ def decoder_model(keras, net: NetworkSpec):
 
 def sampling_layer(keras, net: NetworkSpec):
     """z = mu + exp(log_var / 2) * epsilon, with epsilon fixed when the spec says so."""
+    if is_keras2(keras):
+        return _keras2_sampling(keras, net)(name="z_sampling")
+    return _keras3_sampling(keras, net)(name="z_sampling")
+
+
+def _keras2_sampling(keras, net):
+    import tensorflow as tf
 
     class Sampling(keras.layers.Layer):
         def call(self, inputs):
@@ -123,7 +131,30 @@ def sampling_layer(keras, net: NetworkSpec):
                 epsilon = tf.broadcast_to(tf.constant(net.sampling_noise, mu.dtype), tf.shape(mu))
             return mu + tf.exp(log_var / 2) * epsilon
 
-    return Sampling(name="z_sampling")
+    return Sampling
+
+
+def _keras3_sampling(keras, net):
+    ops = keras.ops
+
+    class Sampling(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            # A layer-owned generator is state the model carries: JAX's traced step takes and
+            # returns it. Without a seed it draws one from Python's ``random``, which
+            # ``keras.utils.set_random_seed`` seeds before a recipe is built.
+            self.seed_generator = keras.random.SeedGenerator()
+
+        def call(self, inputs):
+            mu, log_var = inputs
+            if net.sampling_noise is None:
+                epsilon = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+            else:
+                noise = ops.convert_to_tensor(net.sampling_noise, dtype=self.compute_dtype)
+                epsilon = ops.broadcast_to(noise, ops.shape(mu))
+            return mu + ops.exp(log_var / 2) * epsilon
+
+    return Sampling
 
 
 def weight_key(variable) -> str:
@@ -181,7 +212,8 @@ def seeded_weights(model, net: NetworkSpec, seed: int) -> dict:
 
 
 def get_weights(model) -> dict:
-    return {key: np.array(v.numpy()) for key, v in _network_weights(model).items()}
+    # np.array reads a TensorFlow variable and a Keras 3 variable on any backend alike.
+    return {key: np.array(v) for key, v in _network_weights(model).items()}
 
 
 def assign_weights(model, values: dict) -> None:

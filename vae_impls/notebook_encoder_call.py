@@ -13,9 +13,9 @@ also ``encoder_conv_0`` ... ``mu``, ``log_var``, and the traced step runs the en
 convolutions twice, once for the reconstruction and once for the KL. Both copies share the
 same variables, so loss and gradients are those of every other recipe.
 
-On Keras 3 the cells raise as written, as ``notebook_globals`` does: the KL is computed with
-TensorFlow ops on symbolic tensors. The Keras 3 port keeps the wiring: the model-level
-``add_loss`` model of ``model_add_loss``'s port gets ``keras.Model(encoder_input,
+On Keras 3 (every backend) the cells raise as written, as ``notebook_globals`` does: symbolic
+``Model.add_loss`` is gone. The Keras 3 port, the same on every backend, keeps the wiring: the
+model-level ``add_loss`` model of ``model_add_loss``'s port gets ``keras.Model(encoder_input,
 [encoder(encoder_input), mu, log_var])``, which again holds the encoder's layers twice.
 """
 

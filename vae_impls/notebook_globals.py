@@ -26,9 +26,10 @@ Construction choices the text leaves open, and which variant or harness setting 
 - Where it runs. The harness' worker process: every recipe but one. A real Jupyter kernel
   (``notebook_numpy_fit`` run as notebook cells in an IPython kernel): ``notebook_kernel``.
 
-On Keras 3 the symbolic KL computation and ``Model.add_loss`` are gone, so the cells raise as
-written; the port cells hand the global encoder and decoder to the same model-level
-``add_loss`` model that ``model_add_loss``'s Keras 3 port uses.
+On Keras 3 symbolic ``Model.add_loss`` is gone (it raises ``NotImplementedError`` on every
+backend), so the cells raise as written; the port cells, the same on every backend, hand the
+global encoder and decoder to the model-level ``add_loss`` model that ``model_add_loss``'s Keras 3
+port uses.
 """
 
 import builtins

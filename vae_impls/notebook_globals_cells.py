@@ -28,7 +28,7 @@ decoder = network.decoder_model(keras, net)
 
 # Cell 9: the KL term, as a function of explicit tensor arguments
 def get_kl_loss(mu, log_var):
-    return kl_loss(mu, log_var, net.fact)
+    return kl_loss(keras, mu, log_var, net.fact)
 
 
 # Cell 10: the VAE, its loss and compile. With "encoder_call" the KL still reads the encoder's

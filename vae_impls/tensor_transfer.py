@@ -8,10 +8,14 @@ transferred tensors the two halves of the KL term (``fact * mean(mu^2)`` and
 zero targets for mu and log_var, which those losses ignore.
 
 Differences from the post: the shared ``Sampling`` layer replaces the ``Lambda``; identity
-layers named ``vae_out_*`` give the outputs the post's names. Runs unchanged on Keras 3.
-"""
+layers named ``vae_out_*`` give the outputs the post's names.
 
-import tensorflow as tf
+Backends. As written the two KL losses are ``tf.function``s of TensorFlow ops: the recipe runs
+unchanged on Keras 2 and on Keras 3 with TensorFlow, and is not applicable (``n/a``) on JAX and
+PyTorch, whose processes never import TensorFlow. ``build_keras3_port`` is the one change that
+makes it backend-neutral: the same two losses as plain functions of ``keras.ops``; the model,
+its outputs and the compile call are the recipe's own.
+"""
 
 from vae_impls import network
 from vae_impls.common import Built, zeros_like_latent
@@ -20,6 +24,8 @@ OUTPUTS = ("vae_out_main", "vae_out_mu", "vae_out_var")
 
 
 def _kl_halves(fact):
+    import tensorflow as tf
+
     @tf.function
     def mu_loss(y_true, y_pred):
         return fact * tf.reduce_mean(tf.square(y_pred))
@@ -27,6 +33,18 @@ def _kl_halves(fact):
     @tf.function
     def logvar_loss(y_true, y_pred):
         return -fact * tf.reduce_mean(1 + y_pred - tf.exp(y_pred))
+
+    return mu_loss, logvar_loss
+
+
+def _backend_neutral_kl_halves(keras, fact):
+    ops = keras.ops
+
+    def mu_loss(y_true, y_pred):
+        return fact * ops.mean(ops.square(y_pred))
+
+    def logvar_loss(y_true, y_pred):
+        return -fact * ops.mean(1 + y_pred - ops.exp(y_pred))
 
     return mu_loss, logvar_loss
 
@@ -43,7 +61,7 @@ def _decoder_with_transfer(keras, net):
     return keras.Model([z, mu, log_var], [reconstruction, *passed_on], name="decoder")
 
 
-def build(keras, net):
+def _build(keras, net, kl_halves):
     images = network.encoder_input(keras, net)
     mu, log_var = network.encoder_body(keras, net, images)
     z = network.sampling_layer(keras, net)([mu, log_var])
@@ -52,7 +70,7 @@ def build(keras, net):
     decoded = decoder(encoder(images))
     outputs = [keras.layers.Activation("linear", name=name)(t) for name, t in zip(OUTPUTS, decoded)]
     vae = keras.Model(images, outputs, name="vae")
-    mu_loss, logvar_loss = _kl_halves(net.fact)
+    mu_loss, logvar_loss = kl_halves
     vae.compile(
         loss=dict(zip(OUTPUTS, ("binary_crossentropy", mu_loss, logvar_loss))),
         **network.compile_options(keras, net),
@@ -74,3 +92,11 @@ def build(keras, net):
             "kl": ("vae_out_mu_loss", "vae_out_var_loss"),
         },
     )
+
+
+def build(keras, net):
+    return _build(keras, net, _kl_halves(net.fact))
+
+
+def build_keras3_port(keras, net):
+    return _build(keras, net, _backend_neutral_kl_halves(keras, net.fact))

@@ -11,11 +11,15 @@ batch mean of per-sample means is the same overall mean) and the metrics are ``b
 As in the post, the decoder is applied to ``encoder(encoder_input)`` while the loss layer takes
 the encoder's inner ``mu``/``log_var`` tensors, so the encoder's layers appear twice in the graph.
 
-On Keras 3, ``add_loss(inputs=...)`` and ``add_metric`` are gone, so the recipe as written
-raises; ``build_keras3_port`` drops ``inputs=`` and reports through ``Mean`` trackers.
+On Keras 3 (every backend), ``add_loss(inputs=...)`` and ``add_metric`` are gone, so the
+recipe as written raises, with the same ``TypeError`` on every backend. ``build_keras3_port``,
+the same on every backend, drops ``inputs=`` and adds the total as its two terms, BCE and KL,
+so that the model can log each through a ``Mean`` tracker (``vae_impls.added_losses``); Keras
+logs their sum as ``loss``.
 """
 
 from vae_impls import network
+from vae_impls.added_losses import model_logging_added_losses
 from vae_impls.common import Built, no_targets
 from vae_impls.objective import kl_loss
 
@@ -27,21 +31,18 @@ def _loss_layer(keras, net, port):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.bce = keras.losses.BinaryCrossentropy()
-            if port:
-                self.trackers = [keras.metrics.Mean(name=name) for name in METRICS]
 
         def vae_loss(self, mu, log_var, images, reconstructions):
             reconstruction = self.bce(images, reconstructions)
-            kl = kl_loss(mu, log_var, net.fact)
+            kl = kl_loss(keras, mu, log_var, net.fact)
             return reconstruction + kl, reconstruction, kl
 
         def call(self, inputs):
             mu, log_var, images, reconstructions = inputs
             values = self.vae_loss(mu, log_var, images, reconstructions)
             if port:
-                self.add_loss(values[0])
-                for tracker, value in zip(self.trackers, values):
-                    tracker.update_state(value)
+                for term in values[1:]:
+                    self.add_loss(term)
             else:
                 self.add_loss(values[0], inputs=inputs)
                 for name, value in zip(METRICS, values):
@@ -57,7 +58,8 @@ def _build(keras, net, port):
     encoder = keras.Model(images, network.sampling_layer(keras, net)([mu, log_var]), name="encoder")
     decoder = network.decoder_model(keras, net)
     reconstructions = decoder(encoder(images))
-    vae = keras.Model(
+    model_class = model_logging_added_losses(keras, METRICS[1:]) if port else keras.Model
+    vae = model_class(
         images, _loss_layer(keras, net, port)([mu, log_var, images, reconstructions]), name="vae"
     )
     vae.compile(loss=None, **network.compile_options(keras, net))

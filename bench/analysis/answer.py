@@ -3,9 +3,10 @@
 Each API column says ``works`` with the recipe's paired ratio to the floor of its own Keras and
 the ratio's 95% CI, or the failure the registry expects (``fails: ...``, from the run's own error,
 or the registry's where the pair was not run), or what went wrong instead, or ``not run`` /
-``n/a``. The ``why`` column reads the op counts of the traced train step against the floor's on
-the same API: more convolutions than the floor by exactly the encoder's convolution layers is the
-encoder wired into the graph twice.
+``n/a``. The ``why`` column is ``bench.analysis.causes``' finding: the layers the traced train
+step runs more often than the floor's (every encoder layer twice: the encoder wired into the graph
+twice), and what the gap costs per step; a folder without layer scopes falls back on the op
+counts by type: more convolutions than the floor by exactly the encoder's convolution layers.
 
 Everything here comes from runs.csv, ratios.csv and env.json alone, so a folder that keeps only
 those files (a committed reference benchmark) answers exactly as the whole folder did. The report
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, coverage, stats
+from bench.analysis import causes, claims, coverage, stats
 from bench.analysis.tables import hosts_of, variant_slice, variants_of
 from bench.errors import UsageError
 from bench.formatting import ratio_text
@@ -36,10 +37,10 @@ from bench.results.folder import (
 )
 from bench.results.records import OK, OP_COUNT_COLUMNS, typed_frame
 from vae_impls import registry
-from vae_impls.keras_api import APIS, PORT_API, floor_api
+from vae_impls.keras_api import API_LABELS, APIS, floor_api
 from vae_impls.network_spec import NetworkSpec
 
-API_HEADERS = {"keras2": "Keras 2", "keras3": "Keras 3 as written", PORT_API: "Keras 3 port"}
+API_HEADERS = API_LABELS
 ERROR_WIDTH = 80  # characters of an error kept in a cell
 FAILS_AS_WRITTEN = "fails as written"
 FLOOR_WHY = "the floor: no KL term"
@@ -152,10 +153,10 @@ def answer_of(results: Results, ratios: pd.DataFrame) -> Answer:
     variant, host = variants_of(results)[0], _main_host(results)
     runs = variant_slice(results, variant, host).runs
     ratios = ratios[(ratios.variant == variant) & (ratios.host == (host or ""))]
-    names = _recipes_of(results)
+    names, apis = _recipes_of(results), apis_of(results)
     table = pd.DataFrame(
-        [_row(results.env, runs, ratios, recipe) for recipe in names],
-        columns=["recipe", "post", "technique", *API_HEADERS.values(), "why"],
+        [_row(results.env, runs, ratios, recipe, apis) for recipe in names],
+        columns=["recipe", "post", "technique", *(API_HEADERS[api] for api in apis), "why"],
     )
     source = _source(results, runs, _slice_text(variant, host))
     return Answer(table, source, claim_verdicts(ratios))
@@ -181,9 +182,18 @@ def _recipes_of(results: Results) -> list:
     return sorted(names, key=recipes.order_key)
 
 
-def _row(env: dict, runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str) -> dict:
-    pairs = [_pair(runs, ratios, recipe, api) for api in APIS]
-    known = recipes.known().get(recipe)
+def apis_of(results: Results) -> list:
+    """The APIs of the folder's matrix, as run or planned, in ``APIS`` order; the TensorFlow
+    ones always (a folder from before the other backends names no others)."""
+    matrix = env_value(results.env, "config", "matrix", "apis")
+    named = [api for api in matrix if isinstance(api, str)] if isinstance(matrix, list) else []
+    used = {*APIS[:3], *named, *results.runs.api, *(run.api for run in results.planned or ())}
+    return [api for api in APIS if api in used]
+
+
+def _row(env: dict, runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str, apis: list) -> dict:
+    pairs = [_pair(runs, ratios, recipe, api) for api in apis]
+    known = recipes.known().get(recipe) or declared_in(env).get(recipe)
     return {
         "recipe": recipe,
         "post": getattr(known, "post", ""),
@@ -202,6 +212,13 @@ def _pair(runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str, api: str) -> Pa
     ]
     mine = runs[(runs.recipe == recipe) & (runs.api == api)]
     return Pair(recipe, api, mine, found.iloc[0] if len(found) else None)
+
+
+def declared_in(env: dict) -> dict:
+    """Recipe name -> the declaration of each user recipe env.json's config names that still
+    loads: a report written in another process than the benchmark knows them too."""
+    paths = env_value(env, "config", "matrix", "recipe_paths")
+    return {name: user.recipe for name, user in recipes.recorded(paths).items()}
 
 
 # --- the API cells ----------------------------------------------------------------------------
@@ -300,10 +317,19 @@ def why_of(pair: Pair, runs: pd.DataFrame, encoder_layers: int) -> str:
     floor's."""
     if pair.recipe == registry.FLOOR:
         return FLOOR_WHY
+    scopes = causes.scopes_with_floor(runs, pair.api)
+    cause = causes.find(pair.recipe, pair.api, scopes, causes.extra_ms(runs, pair.ratio, pair.api))
+    if cause is not None:
+        return causes.summary(cause, slower=_slower(pair))
     difference = ops_over_floor(pair, runs)
     if difference is None:
         return "no op counts"
     return _op_reason(difference, encoder_layers)
+
+
+def _slower(pair: Pair) -> bool:
+    """Whether ``pair``'s ratio to the floor lies above 1 with its whole CI."""
+    return pair.ratio is not None and math.isfinite(pair.ratio.ci_low) and pair.ratio.ci_low > 1
 
 
 def ops_over_floor(pair: Pair, runs: pd.DataFrame) -> dict | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import stats
+from bench.analysis import causes, stats
 from bench.analysis.tables import side_by_side
 from bench.results.env import env_value
 from vae_impls import registry
@@ -136,19 +136,26 @@ class Explanation:
     reading: object  # its reading_table row
     outcome: str  # SLOWER: the CI lies above 1, FASTER: below 1, SAME: it holds 1 or is unknown
     extra_ops: dict  # op column -> how many more ops than the variant's; only nonzero counts
+    # Its layers against the variant's (``causes.compare``); None where either has no scopes.
+    layers: causes.Comparison | None = None
 
     @property
     def same_graph(self) -> bool:
+        if self.layers is not None:
+            return self.layers.same_graph
         return not self.extra_ops
 
 
-def explain(reading, speed: pd.DataFrame) -> Explanation:
-    """The ``Explanation`` of one reading_table row, from the op counts in ``speed``."""
+def explain(reading, speed: pd.DataFrame, scopes: dict | None = None) -> Explanation:
+    """The ``Explanation`` of one reading_table row, from the op counts in ``speed`` and, where
+    ``scopes`` (recipe -> scoped op counts on the reading's API) has both, its layers'."""
     difference = op_difference(speed, reading.recipe, reading.undone, reading.api)
     extra = {
         column: value for column, value in difference.items() if value and math.isfinite(value)
     }
-    return Explanation(reading, _outcome(reading), extra)
+    mine, theirs = (scopes or {}).get(reading.recipe), (scopes or {}).get(reading.undone)
+    layers = causes.compare(mine, theirs, reading.undone) if mine and theirs else None
+    return Explanation(reading, _outcome(reading), extra, layers)
 
 
 def _outcome(row) -> str:

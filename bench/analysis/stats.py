@@ -140,7 +140,7 @@ def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
     return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api)]
 
 
-OP_COLUMNS = ["graph_ops", *OP_COUNT_COLUMNS.values()]
+OP_COLUMNS = ["graph_ops", *OP_COUNT_COLUMNS.values(), "ops_convolutions"]
 
 
 def own_step_ms(blocks: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.analysis import gate
+from bench.analysis import comparison, gate
 from bench.cli.common import (
     add_executor_arguments,
     add_results_dir_argument,
@@ -257,6 +257,8 @@ def _judge(args, baseline: dict, pool: Pool) -> int:
             f"checks: each recipe's ratio to {floor}; not {floor}'s own ms/step (the baseline "
             f"was recorded on {baseline.get('host') or 'an unrecorded host'})"
         )
+    if note := comparison.backends_sentence(set(pool.runs.api)):
+        print(note)
     for results in pool.reads:
         injected = results.env.get("injected_slowdown")
         if injected:

@@ -4,6 +4,7 @@ import re
 import sys
 from pathlib import Path
 
+from bench import recipes
 from bench.config import settings as config_module
 from bench.console import say
 from bench.errors import Terminated, UsageError, quoted, sigterm_raises, stop_status, stop_word
@@ -31,6 +32,30 @@ def with_matrix(config, args):
     return config_module.with_overrides(
         config, recipes=args.recipes, apis=args.apis, repeats=args.repeats
     )
+
+
+def add_recipe_argument(parser) -> None:
+    """--recipe: a recipe of the user's own, from a file or module outside kl-bench."""
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="add your own recipe: a .py file, or an importable module or module:attribute, "
+        "with build(keras, net) and RECIPE = Recipe(...) (repeatable; see README)",
+    )
+
+
+def with_user_recipes(config, specs=()):
+    """``config`` with the recipes of ``specs`` and of its ``[matrix] recipe_paths`` in its
+    matrix, after the recipes it names: the user's recipes run beside the registry's."""
+    matrix = config.to_dict()["matrix"]
+    paths = list(dict.fromkeys([*matrix["recipe_paths"], *(recipes.resolved(s) for s in specs)]))
+    names = list(recipes.load_all(paths))
+    if not names:
+        return config
+    matrix.update(recipe_paths=paths, recipes=list(dict.fromkeys([*matrix["recipes"], *names])))
+    return config_module.from_dict({**config.to_dict(), "matrix": matrix}, config.name)
 
 
 def add_results_dir_argument(parser) -> None:

@@ -59,6 +59,8 @@ def run(args) -> int:
     facts = fact_rows(a, b)
     print(text_table(("", "A", "B", ""), facts))
     print(f"\n{basis_sentence(result.basis, a.env, b.env)}\n")
+    if note := comparison.backends_sentence({*a.runs.api, *b.runs.api}):
+        print(f"{note}\n")
     if any(label == "settings hash" and differs for label, _, _, differs in facts):
         print("The settings differ (marked *): the change measures them as much as the code.\n")
     rows = [change_row(change, result.basis) for change in result.changes]

@@ -51,6 +51,8 @@ def run(args) -> int:
     hashes = [results.folder.settings_hash(results.env) for results in series]
     for line in settings_warnings(series, hashes):
         print(line)
+    if note := comparison.backends_sentence({api for r in series for api in r.runs.api}):
+        print(note)
     history = comparison.floor_ratio_history(series)
     if history.empty:
         raise UsageError(

@@ -11,7 +11,9 @@ Ctrl-C keeps every finished run; --resume FOLDER then runs only what is missing 
 then more rounds, also in a finished folder). --executor ray
 spreads the runs over the nodes of a Ray cluster, one at a time on each. Exit status 3 when no
 run of the plan measured its recipe (every one timed out or was killed), 2 for input refused
-before anything runs.
+before anything runs. --recipe PATH adds a recipe of your own (a .py file or a module outside
+kl-bench, see README's "Benchmark your own recipe") to the config's recipes; the config's
+[matrix] recipe_paths declares such recipes once for a project.
 """
 
 import shlex
@@ -21,11 +23,13 @@ from pathlib import Path
 from bench.cli.common import (
     add_executor_arguments,
     add_matrix_arguments,
+    add_recipe_argument,
     add_results_dir_argument,
     checked_results_dir,
     executor_of,
     matrix_asked,
     with_matrix,
+    with_user_recipes,
 )
 from bench.config import budget as budget_config
 from bench.config import settings as config_module
@@ -47,6 +51,7 @@ def add_arguments(parser) -> None:
         "--quick", action="store_true", help=f"use the {QUICK_CONFIG} config: a few minutes"
     )
     add_matrix_arguments(parser)
+    add_recipe_argument(parser)
     parser.add_argument(
         "--budget",
         metavar="DURATION",
@@ -71,7 +76,10 @@ def run(args) -> int:
         return _resume(args, name)
     if args.budget is not None:
         budget_config.parse_duration(args.budget)  # refused as --budget, not as a config key
+    # --recipes narrows the config's recipes; the user's own, of --recipe or the config's
+    # recipe_paths, then join whatever it kept.
     config = with_matrix(config_module.load(name or DEFAULT_CONFIG), args)
+    config = with_user_recipes(config, args.recipe)
     config = config_module.with_overrides(config, budget=args.budget)
     results_dir = checked_results_dir(args)
     return runner.start(config, results_dir, command_line(), executor=executor_of(args))
@@ -79,9 +87,10 @@ def run(args) -> int:
 
 def _resume(args, name: str | None) -> int:
     """--resume: the folder is checked before a cluster is connected or anything written."""
-    if matrix_asked(args):
+    if matrix_asked(args) or args.recipe:
         raise UsageError(
-            "--resume runs the folder's own plan: --recipes, --apis and --repeats cannot change it"
+            "--resume runs the folder's own plan: --recipes, --apis, --repeats and --recipe "
+            "cannot change it"
         )
     given = config_module.load(name) if name else None
     checked = runner.resumable(args.resume, given, args.budget)

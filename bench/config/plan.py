@@ -7,9 +7,10 @@ run in the first round only unless ``[matrix] repeat_expected_failures`` asks fo
 The plan is fixed before the first run and stored with the results, which is what makes a
 benchmark resumable.
 
-The runs of one round that import the same Keras package share a worker process (``process``):
-it trains each of them, then times all their train steps against each other in alternating
-blocks, so that every ratio between two recipes of a round is measured within one process.
+The runs of one round that import the same Keras package on the same backend share a worker
+process (``process``): it trains each of them, then times all their train steps against each
+other in alternating blocks, so that every ratio between two recipes of a round is measured
+within one process.
 A recipe the harness runs in a Jupyter kernel has a process of its own.
 
 A plan holds at most ``MAX_PLANNED_RUNS`` runs, however it is built (a config's matrix, its
@@ -156,14 +157,11 @@ def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
 
 
 def process_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:
-    """The worker process of a run: one per Keras package, variant and round; a recipe run in a
-    Jupyter kernel gets its own."""
+    """The worker process of a run: one per API group (Keras package and backend), variant and
+    round; a recipe run in a Jupyter kernel gets its own."""
     if recipes.kernel_of(recipe):
         return run_id(recipe, api, repeat, variant)
-    return f"{PACKAGE_LABELS[keras_api.package_for(api)]}{_variant_part(variant)}-r{repeat}"
-
-
-PACKAGE_LABELS = {"tf_keras": "keras2", "keras": "keras3"}
+    return f"{keras_api.process_group(api)}{_variant_part(variant)}-r{repeat}"
 
 
 def _variant_part(variant: str) -> str:

@@ -26,7 +26,7 @@ from bench import datasets, recipes
 from bench.config import budget as budget_module
 from bench.config import plan
 from bench.errors import UsageError, quoted
-from vae_impls import registry
+from vae_impls import keras_api, registry
 from vae_impls.keras_api import APIS
 from vae_impls.network_spec import ACTIVATIONS, LAYER_TUPLES, OPTIMIZERS, NetworkSpec
 
@@ -64,13 +64,18 @@ class TrainingSettings:
     # blocks; 0 = none.
     paired_blocks: int = 8
     paired_block_steps: int = 10  # timed steps of one model (of each floor instance) in one block
+    # >0: a process starts no block after this many seconds of blocks (at least MIN_BLOCKS run),
+    # so that a backend whose step takes seconds (JAX or PyTorch on a CPU) times fewer blocks
+    # instead of taking minutes more; 0 = every block.
+    paired_seconds: int = 0
     profile_steps: int = 0  # >0: profile that many train steps after the timing (slow)
 
 
 @dataclass(frozen=True)
 class MatrixSettings:
     recipes: tuple = tuple(registry.RECIPES)
-    apis: tuple = APIS
+    # Left out: every API whose package and backend are installed (an extra's only where it is).
+    apis: tuple = field(default_factory=keras_api.installed_apis)
     repeats: int = 5  # rounds, when there is no budget
     # A duration ("15m"): the runner plans the rounds that fit (bench.config.budget); "" = none.
     budget: str = ""
@@ -78,6 +83,9 @@ class MatrixSettings:
     # worker start-up: by default they run in the first round only.
     repeat_expected_failures: bool = False
     save_artifacts: bool = False
+    # Users' own recipes (bench.recipes): .py files or module names, whose recipes then join the
+    # recipes above by name; files are kept as absolute paths (relative ones: to the cwd).
+    recipe_paths: tuple = ()
 
 
 # NetworkSpec fields a config may not set, and why.
@@ -133,6 +141,7 @@ MAXIMA = {
     ("training", "timeout_seconds"): (86_400, "a day for one run"),
     ("training", "paired_blocks"): (1000, "more blocks than a run can time"),
     ("training", "paired_block_steps"): (10_000, "more steps per block than a run can time"),
+    ("training", "paired_seconds"): (86_400, "a day of blocks in one process"),
     ("training", "profile_steps"): (1000, "a trace of more steps than anyone can read"),
     ("matrix", "repeats"): (
         1000,
@@ -367,6 +376,8 @@ def _settings(table: str, values: dict):
 def _checked(table: str, key: str, value, default):
     """``value`` converted to the type of ``default``, or a UsageError naming ``[table] key``."""
     where = f"[{table}] {key}"
+    if (table, key) == ("matrix", "recipe_paths"):
+        return recipes.use(value)  # loads them: a bad one is a UsageError naming its file
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UsageError(f"{where} must be true or false, got {quoted(value)}")
@@ -487,6 +498,8 @@ def _check_consistency(config: Config) -> None:
             raise UsageError(
                 f"unknown API {quoted(api)} in [matrix] apis; valid APIs: {', '.join(APIS)}"
             )
+        if missing := keras_api.not_installed_reason(api):
+            raise UsageError(missing)
     if not plan.combinations(matrix.recipes, matrix.apis):
         raise UsageError(
             f"no recipe in [matrix] has a variant for the APIs {', '.join(matrix.apis)}: "

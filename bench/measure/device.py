@@ -66,13 +66,6 @@ def _apply_gpu_memory(tf, device: Device, gpus) -> None:
         )
 
 
-def apply_precision(tf, keras, device: Device) -> None:
-    """The global dtype policy of the Keras in use: before any layer is built."""
-    keras.mixed_precision.set_global_policy(device.settings.precision)
-    if device.settings.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
-        device.notes.append("no GPU present: mixed_float16 runs on CPU (slow, not representative)")
-
-
 def read_back(tf, keras, model, device: Device) -> dict:
     """The settings in effect, as TensorFlow and Keras report them, plus the notes so far.
 

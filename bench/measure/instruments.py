@@ -7,13 +7,19 @@ that a run in a Jupyter kernel and one in a worker compare.
 
 import collections
 import math
+import re
 import time
 
 from bench.results.records import Epoch
 
+# The op types whose layer scopes a traced step records: where a second pass of a layer shows.
+SCOPED_OP_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
+OUTSIDE_LAYERS = "(no layer)"  # the scope of an op no layer's name scope holds
+
 
 class TraceCounter:
-    """Counts traces of the train step and the ops of its traced graph, in all and by type.
+    """Counts traces of the train step and the ops of its traced graph, in all, by type, and by
+    layer for ``SCOPED_OP_TYPES`` (``op_scopes``: layer -> op type -> count).
 
     Wrapping ``train_step`` on the instance works under both Keras APIs, which look the method
     up when their ``tf.function`` traces. The wrapper's Python body runs only while tracing, so
@@ -23,8 +29,9 @@ class TraceCounter:
     """
 
     def __init__(self, tf, model):
-        self.traces, self.graph_ops, self.op_counts = 0, None, {}
+        self.traces, self.graph_ops, self.op_counts, self.op_scopes = 0, None, {}, {}
         original = model.train_step
+        layer_names = _layer_names(model)
 
         def counted_train_step(*args, **kwargs):
             outputs = original(*args, **kwargs)
@@ -32,9 +39,37 @@ class TraceCounter:
             operations = tf.compat.v1.get_default_graph().get_operations()
             self.graph_ops = len(operations)
             self.op_counts = dict(collections.Counter(operation.type for operation in operations))
+            self.op_scopes = op_scopes(operations, layer_names)
             return outputs
 
         model.train_step = counted_train_step
+
+
+def _layer_names(model) -> set:
+    """The names of ``model``'s layers, nested models' included (both Keras APIs keep them)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    layers = flatten(include_self=False, recursive=True) if flatten else model.layers
+    return {layer.name for layer in layers}
+
+
+def op_scopes(operations, layer_names: set) -> dict:
+    """layer -> op type -> count of the ``SCOPED_OP_TYPES`` ops of a traced graph. An op belongs
+    to the innermost layer in its name ('vae/encoder/encoder_conv_0/Conv2D', gradients'
+    'gradient_tape/vae/encoder_conv_0/Conv2D/Conv2DBackpropInput'); Keras 3's uniquifying suffix
+    ('encoder_conv_0_1') is dropped. A layer in the graph twice counts twice."""
+    counts = collections.defaultdict(collections.Counter)
+    for operation in operations:
+        if operation.type in SCOPED_OP_TYPES:
+            counts[_layer_of(operation.name, layer_names)][operation.type] += 1
+    return {layer: dict(types) for layer, types in sorted(counts.items())}
+
+
+def _layer_of(op_name: str, layer_names: set) -> str:
+    for part in reversed(op_name.split("/")[:-1]):
+        for name in (part, re.sub(r"_\d+$", "", part)):
+            if name in layer_names:
+                return name
+    return OUTSIDE_LAYERS
 
 
 def epoch_timer(keras, built):

@@ -41,7 +41,7 @@ from nbclient.exceptions import CellExecutionError
 
 from bench.config.settings import TrainingSettings
 from bench.errors import summarize_exception
-from bench.measure.session import LEGACY_KERAS, tensorflow_environment
+from bench.measure.session import LEGACY_KERAS, backend_environment
 from bench.processes import PROJECT_ROOT, worker_environment
 from bench.results.records import (
     DIVERGED,
@@ -125,7 +125,7 @@ def kernel_environment(spec: RunSpec) -> dict:
     C++ logs quiet, legacy Keras for keras2, no GPU for cpu."""
     env = worker_environment()
     env.pop(LEGACY_KERAS, None)  # a keras3 kernel started from a keras2 process
-    return {**env, **tensorflow_environment(spec)}
+    return {**env, **backend_environment(spec)}
 
 
 def kernel_manager() -> AsyncKernelManager:

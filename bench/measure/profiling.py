@@ -20,6 +20,8 @@ from bench.results.records import RunResult, RunSpec
 def profile_or_say_why(session, built, spec: RunSpec, result: RunResult) -> RunResult:
     """A profile of ``built``'s train step into the run's profile folder, taken after the timed
     part: ``result`` as it was, or saying why no profile was taken (the timing stays valid)."""
+    if session.tf is None:
+        return replace(result, error="profile not taken: the profiler is TensorFlow's")
     try:
         folder = Path(spec.profile_dir)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """What a worker sets up once and all its runs share: ``open_session(first) -> Session``.
 
-The runs of one process share a Keras package and every setting (``ProcessSpec``), so the
-process applies the device settings, imports TensorFlow and the API's Keras, loads the data and
-builds the network spec once, from its first run's spec. The notebook of the kernel path
+The runs of one process share a Keras package, its backend and every setting (``ProcessSpec``), so
+the process applies the device settings, imports the backend (TensorFlow, JAX or PyTorch:
+``bench.measure.backends``) and the API's Keras, loads the data and builds the network spec once,
+from its first run's spec. The notebook of the kernel path
 (``notebook_kernel.ipynb``) opens its session with the same function, so that a run in a
 Jupyter kernel is set up exactly as one in a worker.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from bench import datasets
 from bench.config.settings import DeviceSettings, TrainingSettings
-from bench.measure import device
+from bench.measure import backends
 from bench.measure.device import Device
 from bench.results.records import RunSpec
 from vae_impls import keras_api
@@ -23,10 +24,11 @@ LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
 @dataclass(frozen=True)
 class Session:
-    """A worker's TensorFlow, Keras package, data and settings, set up once for all its runs."""
+    """A worker's backend, Keras package, data and settings, set up once for all its runs."""
 
     first: RunSpec  # the spec whose settings every run shares; the references take its seed too
-    tf: object
+    backend: object  # the module of bench.measure.backends for the API's backend
+    runtime: object  # the backend's own module: tf, jax or torch
     keras: object
     data: datasets.Dataset
     device: Device
@@ -35,40 +37,63 @@ class Session:
 
     def read_back(self, model) -> dict:
         """The device settings a run of ``model`` (None: none was built) got, with the notes."""
-        return device.read_back(self.tf, self.keras, model, self.device)
+        return self.backend.read_back(self.runtime, self.keras, model, self.device)
+
+    @property
+    def tf(self):
+        """TensorFlow, for the code that only a TensorFlow worker runs (None elsewhere)."""
+        return self.runtime if self.backend is backends.named("tensorflow") else None
 
 
 def open_session(first: RunSpec) -> Session:
-    """Set this process up for ``first``'s runs: the device settings before TensorFlow's first
+    """Set this process up for ``first``'s runs: the device settings before the backend's first
     op, then the API's Keras and its dtype policy before any layer, then the data.
 
     Raises what went wrong: then no run of the process can train.
     """
     settings, training = DeviceSettings(**first.device), TrainingSettings(**first.training)
-    os.environ.update(tensorflow_environment(first))
-    import tensorflow as tf
-
+    backend = backends.of(first.run.api)
+    os.environ.update(backend_environment(first))
     applied = Device(settings)
-    device.apply_runtime(tf, applied)
+    runtime = backend.start(applied)
     keras = keras_api.load(first.run.api)
-    device.apply_precision(tf, keras, applied)
+    apply_precision(runtime, keras, applied)
     data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
-    return Session(first, tf, keras, data, applied, training, network_spec(first, settings))
+    net = network_spec(first, settings, backend.network_jit_compile(settings))
+    return Session(first, backend, runtime, keras, data, applied, training, net)
 
 
-def tensorflow_environment(first: RunSpec) -> dict:
-    """The environment variables TensorFlow reads while it is imported, for ``first``'s process:
-    the device's (``device.environment``), and under Keras 2 ``tf.keras`` as tf_keras, as in the
-    TensorFlow the posts used; TensorFlow then also skips importing Keras 3 at start-up."""
+def backend_environment(first: RunSpec) -> dict:
+    """The environment variables the backend reads while it is imported, for ``first``'s
+    process, and under Keras 2 ``tf.keras`` as tf_keras, as in the TensorFlow the posts used;
+    TensorFlow then also skips importing Keras 3 at start-up."""
     legacy = {LEGACY_KERAS: "1"} if keras_api.package_for(first.run.api) == "tf_keras" else {}
-    return {**device.environment(DeviceSettings(**first.device)), **legacy}
+    backend = backends.of(first.run.api)
+    return {**backend.environment(DeviceSettings(**first.device)), **legacy}
 
 
-def network_spec(first: RunSpec, settings: DeviceSettings) -> NetworkSpec:
+def apply_precision(runtime, keras, device: Device) -> None:
+    """The global dtype policy of the Keras in use: before any layer is built."""
+    keras.mixed_precision.set_global_policy(device.settings.precision)
+    if device.settings.precision == "mixed_float16" and not _has_gpu(runtime):
+        device.notes.append("no GPU present: mixed_float16 runs on CPU (slow, not representative)")
+
+
+def _has_gpu(runtime) -> bool:
+    """Whether the backend (tf, jax or torch) computes on a GPU."""
+    name = runtime.__name__
+    if name == "tensorflow":
+        return bool(runtime.config.list_physical_devices("GPU"))
+    if name == "torch":
+        return runtime.cuda.is_available()
+    return runtime.default_backend() == "gpu"
+
+
+def network_spec(first: RunSpec, settings: DeviceSettings, jit_compile: bool) -> NetworkSpec:
     """The network of ``first``'s [network] table; its lists (from JSON) as the spec's tuples,
-    and XLA compilation as the [device] settings ask."""
+    and compilation as the backend takes the [device] settings (``network_jit_compile``)."""
     values = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in first.network.items()
     }
-    return NetworkSpec(**values, jit_compile=settings.xla == "jit_compile")
+    return NetworkSpec(**values, jit_compile=jit_compile)

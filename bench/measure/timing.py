@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 
 from bench.errors import summarize_exception
-from bench.measure.steps import pipeline, stepper
 from bench.measure.training import build, slow_down_if_asked
 from bench.results.records import BlockStep, ProcessSpec
 from vae_impls import registry
@@ -26,6 +25,7 @@ from vae_impls import registry
 _KEPT_UNTIL_EXIT = []
 PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
 WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
+MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
 
 def time_paired(session, models: dict, references) -> tuple:
@@ -39,7 +39,9 @@ def time_paired(session, models: dict, references) -> tuple:
     (``_KEPT_UNTIL_EXIT``).
     """
     seed = session.first.run.seed
-    steppers = {model: [stepper(session, built, seed)] for model, built in models.items()}
+    steppers = {
+        model: [session.backend.stepper(session, built, seed)] for model, built in models.items()
+    }
     errors = [_add_instance(session, steppers, model) for model in references]
     floor = next((model for model in steppers if model[0] == registry.FLOOR), None)
     if floor:  # one Keras, one floor
@@ -51,7 +53,13 @@ def time_paired(session, models: dict, references) -> tuple:
         return (), why_not
     _warm(steppers)
     training = session.training
-    return time_blocks(steppers, training.paired_blocks, training.paired_block_steps), why_not
+    timed = time_blocks(
+        steppers, training.paired_blocks, training.paired_block_steps, training.paired_seconds
+    )
+    for instances in steppers.values():
+        for step in instances:
+            step.settle()
+    return timed, why_not
 
 
 def floor_instances(others: int) -> int:
@@ -86,12 +94,12 @@ def reference_stepper(session, recipe: str, api: str):
     reference = build(session, recipe, api, first.run.seed)
     slow_down_if_asked(session, reference, first.injected_ms(recipe, api))
     reference.model.fit(
-        pipeline(session, reference, first.run.seed, endless=True),
+        session.backend.fit_data(session, reference, first.run.seed),
         epochs=1,
         steps_per_epoch=PAIRED_TRACING_STEPS,
         verbose=0,
     )
-    return stepper(session, reference, first.run.seed)
+    return session.backend.stepper(session, reference, first.run.seed)
 
 
 def _warm(steppers: dict) -> None:
@@ -102,12 +110,18 @@ def _warm(steppers: dict) -> None:
                 step()
 
 
-def time_blocks(steppers: dict, blocks: int, steps: int) -> tuple:
+def time_blocks(steppers: dict, blocks: int, steps: int, seconds: float = 0) -> tuple:
     """Each block visits every instance of every model once, in ``visiting_order``, reversed
-    every other block; a model's steps are numbered across its instances' visits."""
+    every other block; a model's steps are numbered across its instances' visits. With
+    ``seconds``, no block starts once the blocks have taken that long and ``MIN_BLOCKS`` ran: the
+    blocks stay whole, and paired."""
     timed = []
     order = visiting_order({model: len(instances) for model, instances in steppers.items()})
+    started = time.perf_counter()
     for block in range(1, blocks + 1):
+        spent = time.perf_counter() - started
+        if seconds and block > MIN_BLOCKS and spent >= seconds:
+            break
         visits = collections.Counter()
         for model in order if block % 2 else order[::-1]:
             visit, step = visits[model], steppers[model][visits[model]]

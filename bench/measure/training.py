@@ -12,7 +12,8 @@ from dataclasses import replace
 
 from bench import recipes
 from bench.errors import summarize_exception
-from bench.measure import injection, phases
+from bench.measure import phases
+from bench.measure.backends import numpy_data
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
 from bench.measure.steps import fit_arrays, pipeline
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
@@ -47,17 +48,19 @@ def build(session, recipe: str, api: str, seed: int):
 def slow_down_if_asked(session, built, milliseconds: float) -> None:
     """The deliberate slowdown of ``KLBENCH_INJECT_SLOWDOWN``, if any, inside each train step."""
     if milliseconds:
-        injection.slow_down(session.tf, built.model, milliseconds)
+        session.backend.slow_down(session.runtime, built.model, milliseconds)
 
 
 def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
     """``result`` with the run's timed epochs, its status and its train step's traces and ops;
     an error of ``fit`` is the run's ``failed`` status, a non-finite loss its ``diverged``."""
-    tracer = TraceCounter(session.tf, built.model)
+    # TensorFlow's graph is counted while it is traced; other backends count after the timing
+    # (``count_ops``).
+    tracer = TraceCounter(session.tf, built.model) if session.tf else None
     slow_down_if_asked(session, built, spec.injected_ms(spec.run.recipe, spec.run.api))
     timer = epoch_timer(session.keras, built)
     training = session.training
-    steps = training.steps_per_epoch or math.ceil(len(session.data.x_train) / training.batch_size)
+    steps = _steps_per_epoch(session, built)
     try:
         _fit(session, built, spec.run.seed, timer)
         error = ""
@@ -68,15 +71,35 @@ def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
         status=FAILED if error else DIVERGED if timer.diverged else OK,
         error=error,
         epochs=timed_epochs(timer, steps, training.warmup_epochs),
-        trace_count=tracer.traces,
-        graph_ops=tracer.graph_ops,
-        op_counts=tracer.op_counts,
+        **_traced(tracer),
     )
 
 
+def _traced(tracer) -> dict:
+    """The trace counter's fields of a result (none without a counter)."""
+    if tracer is None:
+        return {}
+    return {
+        "trace_count": tracer.traces,
+        "graph_ops": tracer.graph_ops,
+        "op_counts": tracer.op_counts,
+        "op_scopes": tracer.op_scopes,
+    }
+
+
+def _steps_per_epoch(session, built) -> int:
+    """The steps of one epoch of ``fit``: a capped epoch's, else a pass's (whole batches only
+    without TensorFlow: ``backends.numpy_data``)."""
+    training = session.training
+    if session.tf is None and not built.fit_on_arrays:
+        return numpy_data.steps_per_epoch(session)
+    return training.steps_per_epoch or math.ceil(len(session.data.x_train) / training.batch_size)
+
+
 def _fit(session, built, seed: int, timer) -> None:
-    """``fit`` as the recipe asks: on numpy arrays as post VII's notebook calls it, else on the
-    harness' pipeline."""
+    """``fit`` as the recipe asks: on numpy arrays as post VII's notebook calls it (Keras' own
+    batching, every backend), else on the harness' batches: the tf.data pipeline on TensorFlow,
+    the numpy batches without it (``backends.numpy_data``)."""
     training = session.training
     if built.fit_on_arrays:
         x_fit = fit_arrays(session)
@@ -89,6 +112,8 @@ def _fit(session, built, seed: int, timer) -> None:
             callbacks=[timer],
             verbose=0,
         )
+    elif session.tf is None:
+        numpy_data.fit(session, built, seed, [timer])
     else:
         built.model.fit(
             pipeline(session, built, seed),

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench import recipes
@@ -103,14 +104,30 @@ def _train_each(session, spec: ProcessSpec, report) -> tuple:
 
 
 def _after_timing(session, result: RunResult, built, spec: RunSpec) -> RunResult:
-    """A profile and pictures, taken once every timing is done."""
+    """A profile, pictures and, on a backend whose graph is not counted as it traces, the train
+    step's ops: taken once every timing is done (counting may take a step)."""
     if result.status == OK and spec.profile_dir:
         result = profiling.profile_or_say_why(session, built, spec, result)
     if result.status == OK and spec.artifacts_path:
         result = artifacts.save_artifacts_or_say_why(
             result, built, session.data, spec.artifacts_path
         )
+    if result.status == OK:
+        result = _ops_counted(session, result, built, spec)
     return result
+
+
+def _ops_counted(session, result: RunResult, built, spec: RunSpec) -> RunResult:
+    """``result`` with its train step's ops as the backend counts them (``count_ops``); as it
+    was where the trace counter counted them, or saying why they could not be counted."""
+    try:
+        counted = session.backend.count_ops(session, built, spec.run.seed)
+    except Exception as error:
+        return replace(result, error=f"ops not counted: {summarize_exception(error)}")
+    if counted is None:
+        return result
+    graph_ops, op_counts = counted
+    return replace(result, graph_ops=graph_ops, op_counts=op_counts)
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from bench.analysis import findings, stats
+from bench import recipes
+from bench.analysis import causes, findings, stats
 from bench.analysis.tables import (
     Tables,
 )
@@ -218,11 +219,31 @@ def _first_epoch_text(speed: pd.DataFrame, recipe: str, api: str) -> str:
     return MISSING if row is None else number(row.first_epoch_s, 2) + " s"
 
 
+def _graph_text(explanation: findings.Explanation) -> str:
+    """How the reading's traced step differs from its variant's: its layers where the folder has
+    their scopes (``bench.analysis.causes``), else its op counts by type."""
+    layers = explanation.layers
+    if explanation.same_graph:
+        return "the same traced graph"
+    if layers is not None and layers.repeated:
+        twice = " (the encoder is in the graph twice)" if layers.encoder_twice else ""
+        by_times = {}
+        for layer, times in layers.repeated.items():
+            by_times.setdefault(times, []).append(layer)
+        runs = "; ".join(
+            f"{causes.layer_list(names)} x{times:g}" for times, names in by_times.items()
+        )
+        return f"layers running more often: {runs}{twice}"
+    work = [f"{value:+.0f} {column}" for column, value in explanation.extra_ops.items()]
+    if layers is not None:
+        work = [f"{count:+d} {op}" for op, count in layers.op_difference.items()]
+    return ", ".join(work) or "other layers"
+
+
 def _cause_sentence(explanation: findings.Explanation) -> str:
     row = explanation.reading
-    work = [f"{value:+.0f} {column}" for column, value in explanation.extra_ops.items()]
     head = f"{row.recipe} ({row.api}) is {ratio_text(row)} {row.undone}"
-    graph = "the same traced graph" if explanation.same_graph else ", ".join(work)
+    graph = _graph_text(explanation)
     if explanation.outcome == findings.SLOWER and explanation.same_graph:
         return f"{head} ({row.choice}) with the same traced graph: the cost lies outside the graph."
     if explanation.outcome == findings.SLOWER:
@@ -238,18 +259,21 @@ def _cause_sentence(explanation: findings.Explanation) -> str:
     )
 
 
-def _cause_sentences(tables: Tables) -> list:
+def _cause_sentences(results: Results, tables: Tables) -> list:
     """Why each reading differs from its variant, then the op counts it is compared with."""
     speed = tables.speed
-    causes = [_cause_sentence(findings.explain(row, speed)) for row in tables.readings.itertuples()]
+    causes_found = [
+        _cause_sentence(findings.explain(row, speed, causes.scopes_of_runs(results.runs, row.api)))
+        for row in tables.readings.itertuples()
+    ]
     baselines = [
         f"For comparison, ops of {name} ({api}): {_op_counts_text(speed, name, api)}"
         for name, api in findings.op_baselines(tables.readings)
     ]
-    return causes + baselines
+    return causes_found + baselines
 
 
-def _notebook_blocks(tables: Tables) -> list:
+def _notebook_blocks(results: Results, tables: Tables) -> list:
     speed = tables.speed
     columns = {
         **RECIPE_API,
@@ -275,8 +299,37 @@ def _notebook_blocks(tables: Tables) -> list:
             columns,
             "No reading of the notebook ran beside the variant it differs from.",
         ),
-        *([("ul", _cause_sentences(tables))] if len(tables.readings) else []),
+        *([("ul", _cause_sentences(results, tables))] if len(tables.readings) else []),
     ]
+
+
+def _cause_blocks(results: Results, tables: Tables) -> list:
+    """Where each recipe's cost comes from: the layers its traced step runs against the floor's
+    and the nearest recipe's (``bench.analysis.causes``), users' recipes included."""
+    found = causes.of_folder(results.runs, tables.ratios)
+    if not found:
+        return []
+    paths = env_value(results.env, "config", "matrix", "recipe_paths")
+    origins = {name: user.spec for name, user in recipes.recorded(paths).items()}
+    return [
+        ("h2", "Where the cost comes from"),
+        (
+            "p",
+            "The layers each recipe's traced train step runs, counted by their convolutions, "
+            "convolution gradients and matrix products, against the floor's and against the "
+            "recipe whose counts are nearest; the ms/step are the gap to the floor in ms/step of "
+            "fit. A gap with the floor's layer counts lies outside the traced graph.",
+        ),
+        ("ul", [_cause_line(cause, slower, origins) for cause, slower in found]),
+    ]
+
+
+def _cause_line(cause, slower: bool, origins: dict) -> str:
+    origin = origins.get(cause.recipe)
+    source = f"; your recipe, from {origin}" if origin else ""
+    nearest = causes.nearest_text(cause)
+    tail = f"; {nearest}" if nearest else ""
+    return f"{cause.recipe} ({cause.api}{source}): {causes.summary(cause, slower)}{tail}."
 
 
 def _tracing_blocks(tables: Tables) -> list:
@@ -419,7 +472,8 @@ def table_blocks(results: Results, tables: Tables) -> list:
         *_ratio_blocks(results, tables),
         *_outlier_blocks(results, tables),
         *_claim_blocks(results, tables),
-        *_notebook_blocks(tables),
+        *_notebook_blocks(results, tables),
+        *_cause_blocks(results, tables),
         *_tracing_blocks(tables),
         *_profile_blocks(results),
         *_quality_blocks(tables),

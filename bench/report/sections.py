@@ -23,6 +23,7 @@ from bench.analysis.tables import (
 from bench.errors import UsageError
 from bench.report import plots, render
 from bench.report.answer import answer_blocks, answer_markdown
+from bench.report.backends import backend_blocks
 from bench.report.budget import budget_blocks
 from bench.report.details import config_of, lookup, table_blocks
 from bench.report.slices import host_blocks, hosts_notice, sweep_blocks, sweep_notice
@@ -161,6 +162,7 @@ def report_blocks(analysis: Analysis) -> list:
         *headline_blocks(main, tables),
         *summary_blocks(main, tables),
         *budget_blocks(main, tables),
+        *backend_blocks(main, tables),
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),

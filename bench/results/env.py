@@ -2,7 +2,7 @@
 
 # The packages whose versions a results folder records (env.json, each Ray node's) and a baseline
 # compares with a run's.
-VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy")
+VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch")
 
 
 def host_id(env: dict) -> str:
@@ -42,6 +42,7 @@ ENV_TYPES = {
     "gpu": dict | None,  # None: no GPU
     "nodes": dict,
     "device_settings": dict | None,
+    "backends": dict,  # backend -> its version and GPUs (the preflight)
     "injected_slowdown": dict,
     "resumed_by": list,
     "budgets": list,  # of dicts: each time budget the folder was given (bench.run.budget)

@@ -6,6 +6,7 @@ In the manner of pyperf's ``Run``, each type owns its format: ``ProcessSpec`` an
 blocks.csv. ``parse_row`` and ``typed_frame`` read those rows back, validating every value.
 """
 
+import json
 import math
 import statistics
 import typing
@@ -122,6 +123,24 @@ OP_COUNT_COLUMNS = {
     "MatMul": "ops_matmul",
 }
 
+# Every op type that is a convolution or its gradient, as each backend names it in its traced
+# train step: TensorFlow's graph ops, JAX's StableHLO ops, PyTorch's ATen operators (one
+# ``convolution_backward`` computes both gradients of a layer). Counted together per run
+# (``ops_convolutions``): compared within one backend only, where it shows an encoder run twice.
+CONVOLUTION_OPS = (
+    "Conv2D",
+    "Conv2DBackpropInput",
+    "Conv2DBackpropFilter",
+    "stablehlo.convolution",
+    "convolution",
+    "convolution_backward",
+)
+
+
+def convolutions(op_counts: dict) -> int | None:
+    """The convolutions of a train step's op counts (``CONVOLUTION_OPS``); None without counts."""
+    return sum(op_counts.get(op, 0) for op in CONVOLUTION_OPS) if op_counts else None
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -135,6 +154,8 @@ class RunResult:
     trace_count: int | None = None
     graph_ops: int | None = None
     op_counts: dict = field(default_factory=dict)  # op type -> count in the traced train step
+    # layer -> op type -> count of the OP_COUNT_COLUMNS types: which layers the step runs twice
+    op_scopes: dict = field(default_factory=dict)
     dataset: str | None = None
     dataset_origin: str | None = None
     device_settings: dict | None = None
@@ -210,6 +231,7 @@ class RunRecord:
     ops_conv2d_backprop_input: int | None = None
     ops_conv2d_backprop_filter: int | None = None
     ops_matmul: int | None = None
+    op_scopes: str = ""  # RunResult.op_scopes as compact JSON (``scopes_text``); "" when unknown
     build_seconds: float | None = None  # PHASE_COLUMNS: where the process's wall time went
     train_seconds: float | None = None
     startup_seconds: float | None = None
@@ -217,6 +239,7 @@ class RunRecord:
     teardown_seconds: float | None = None
     stalled_seconds: float | None = None
     stall: str = ""
+    ops_convolutions: int | None = None  # CONVOLUTION_OPS in the traced train step
 
     @classmethod
     def of(
@@ -248,6 +271,8 @@ class RunRecord:
             wall_seconds=wall_seconds,
             artifacts=artifacts,
             reference_error=result.reference_error,
+            op_scopes=scopes_text(result.op_scopes),
+            ops_convolutions=convolutions(result.op_counts),
             variant=run.variant,
             process=run.process_id,
             **{column: getattr(result, column) for column in PHASE_COLUMNS},
@@ -258,6 +283,25 @@ class RunRecord:
                 if result.op_counts
             },
         )
+
+
+def scopes_text(scopes: dict) -> str:
+    """``RunResult.op_scopes`` as one CSV cell: JSON, keys sorted, no spaces."""
+    return json.dumps(scopes, sort_keys=True, separators=(",", ":")) if scopes else ""
+
+
+def parse_scopes(text: str) -> dict:
+    """A runs.csv ``op_scopes`` cell back as layer -> op type -> count; {} for none or garbage."""
+    try:
+        scopes = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    valid = isinstance(scopes, dict) and all(
+        isinstance(types, dict)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in types.values())
+        for types in scopes.values()
+    )
+    return scopes if valid else {}
 
 
 RUN_COLUMNS = tuple(field.name for field in fields(RunRecord))

@@ -1,10 +1,11 @@
-"""What a benchmark ran on, for env.json, and the preflight that checks a config against TensorFlow.
+"""What a benchmark ran on, for env.json, and the preflight that checks a config against its
+backends.
 
-The manager process never imports TensorFlow (it would take seconds and memory away from the
-runs it times). It reads package versions from their installed metadata; everything that needs
-TensorFlow itself (its version, the GPUs, CUDA/cuDNN) comes from one preflight subprocess,
-``python -m bench.measure.preflight ANSWER.json``. A bad [network] table never gets this far:
-loading the config constructs its ``NetworkSpec``, which needs no TensorFlow.
+The manager process never imports TensorFlow, JAX or PyTorch (it would take seconds and memory
+away from the runs it times). It reads package versions from their installed metadata; everything
+that needs a backend itself (its version, the GPUs, CUDA/cuDNN) comes from one preflight
+subprocess, ``python -m bench.measure.preflight ANSWER.json BACKEND...``. A bad [network] table
+never gets this far: loading the config constructs its ``NetworkSpec``, which needs no backend.
 
 The host facts (hostname, OS, CPU, memory, frequency, load) are read best-effort: a fact this
 machine does not expose is None, never an error, since no benchmark should fail for want of one.
@@ -22,6 +23,7 @@ from pathlib import Path
 from bench.errors import UsageError
 from bench.processes import PROJECT_ROOT, last_line, worker_environment
 from bench.results.env import VERSIONED
+from vae_impls import keras_api
 
 PREFLIGHT_TIMEOUT_SECONDS = 300
 CPUINFO, MEMINFO = Path("/proc/cpuinfo"), Path("/proc/meminfo")
@@ -160,12 +162,14 @@ def _git_state() -> dict:
 
 
 def preflight(config) -> dict:
-    """TensorFlow's facts for env.json; a UsageError when the config cannot run on this machine."""
+    """The facts of the config's backends for env.json; a UsageError when the config cannot run
+    on this machine."""
+    used = sorted({keras_api.backend_of(api) for api in config.matrix.apis})
     with tempfile.TemporaryDirectory(prefix="klbench-preflight-") as scratch:
         answer = Path(scratch, "answer.json")
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "bench.measure.preflight", str(answer)],
+                [sys.executable, "-m", "bench.measure.preflight", str(answer), *used],
                 env=worker_environment(),
                 capture_output=True,
                 text=True,
@@ -173,15 +177,16 @@ def preflight(config) -> dict:
             )
         except subprocess.TimeoutExpired:
             raise UsageError(
-                f"the TensorFlow preflight took over {PREFLIGHT_TIMEOUT_SECONDS} s"
+                f"the preflight of {', '.join(used)} took over {PREFLIGHT_TIMEOUT_SECONDS} s"
             ) from None
         if not answer.is_file():
             why = last_line(done.stderr) or f"exit status {done.returncode}"
-            raise UsageError(f"the TensorFlow preflight failed: {why}")
+            raise UsageError(f"the preflight of {', '.join(used)} failed: {why}")
         facts = json.loads(answer.read_text(encoding="utf-8"))
-    if config.device.device == "gpu" and not facts["gpu"]:
+    blind = [name for name, found in facts["backends"].items() if not found.get("gpu")]
+    if config.device.device == "gpu" and blind:
         raise UsageError(
-            '[device] device = "gpu" but TensorFlow sees no GPU on this machine; '
+            f'[device] device = "gpu" but {", ".join(blind)} sees no GPU on this machine; '
             'use "auto" or "cpu"'
         )
     return facts

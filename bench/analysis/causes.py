@@ -1,0 +1,272 @@
+"""Where a recipe's cost comes from: the layers its traced train step runs, against the floor's
+and against the recipe nearest to it.
+
+A worker records, for the op types where a layer's work shows (convolutions, their gradients,
+matrix products), how many of each every layer's name scope holds in the traced step
+(``RunResult.op_scopes``: layer -> op type -> count). Any backend that can say the same feeds
+this module plain dicts. A layer that runs twice per step holds twice the floor's ops; every
+encoder layer doing so is the encoder wired into the graph twice. Only what the counts show is
+claimed: a gap with the floor's layer counts lies outside the traced graph.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.results.records import OK, parse_scopes
+from vae_impls import registry
+from vae_impls.keras_api import APIS, floor_api
+
+# The layers of the shared encoder (vae_impls.network's fixed names): convolutions and heads.
+ENCODER_LAYER = re.compile(r"encoder_conv_\d+|mu|log_var")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One recipe's scoped op counts against another's."""
+
+    other: str  # the recipe compared with
+    op_difference: dict  # op type -> mine minus theirs, nonzero only
+    repeated: dict  # layer -> how many times its ops the other's (> 1), where both have it
+    added: tuple  # layers only mine has
+    removed: tuple  # layers only theirs has
+    shared: tuple  # layers both have
+
+    @property
+    def same_graph(self) -> bool:
+        return not (self.op_difference or self.repeated or self.added or self.removed)
+
+    @property
+    def encoder_twice(self) -> bool:
+        """Every encoder layer the other has runs exactly twice as often here."""
+        doubled = {layer for layer, times in self.repeated.items() if times == 2}
+        encoder = {layer for layer in self.shared if _is_encoder(layer)}
+        return bool(encoder) and encoder <= doubled
+
+
+def _is_encoder(layer: str) -> bool:
+    return bool(ENCODER_LAYER.fullmatch(layer))
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why ``recipe`` on ``api`` costs what it does: its layers against the floor's and against
+    the nearest other recipe's, and the ms per step its gap to the floor costs (NaN: unknown)."""
+
+    recipe: str
+    api: str
+    floor: Comparison
+    nearest: Comparison | None
+    extra_ms: float
+
+    @property
+    def repeated_layers(self) -> dict:
+        """layer -> times, of the layers running more often than in the floor."""
+        return self.floor.repeated
+
+    @property
+    def encoder_twice(self) -> bool:
+        return self.floor.encoder_twice or bool(self.nearest and self.nearest.encoder_twice)
+
+
+def totals(scopes: dict) -> dict:
+    """layer -> its ops of every counted type."""
+    return {layer: sum(types.values()) for layer, types in scopes.items()}
+
+
+def op_totals(scopes: dict) -> dict:
+    """op type -> its count over every layer."""
+    found = {}
+    for types in scopes.values():
+        for op, count in types.items():
+            found[op] = found.get(op, 0) + count
+    return found
+
+
+def compare(mine: dict, theirs: dict, other: str) -> Comparison:
+    """``mine`` against ``theirs`` (layer -> op type -> count each)."""
+    my_ops, their_ops = op_totals(mine), op_totals(theirs)
+    difference = {
+        op: my_ops.get(op, 0) - their_ops.get(op, 0)
+        for op in dict.fromkeys([*their_ops, *my_ops])
+        if my_ops.get(op, 0) != their_ops.get(op, 0)
+    }
+    my_layers, their_layers = totals(mine), totals(theirs)
+    repeated = {
+        layer: my_layers[layer] / their_layers[layer]
+        for layer in my_layers
+        if their_layers.get(layer) and my_layers[layer] > their_layers[layer]
+    }
+    return Comparison(
+        other,
+        difference,
+        repeated,
+        added=tuple(layer for layer in my_layers if layer not in their_layers),
+        removed=tuple(layer for layer in their_layers if layer not in my_layers),
+        shared=tuple(layer for layer in my_layers if layer in their_layers),
+    )
+
+
+def distance(mine: dict, theirs: dict) -> int:
+    """How many counted ops differ, layer by layer and type by type."""
+    layers = set(mine) | set(theirs)
+    return sum(
+        abs(mine.get(layer, {}).get(op, 0) - theirs.get(layer, {}).get(op, 0))
+        for layer in layers
+        for op in set(mine.get(layer, {})) | set(theirs.get(layer, {}))
+    )
+
+
+def nearest(mine: dict, others: dict) -> str:
+    """The recipe of ``others`` (name -> scopes) whose counts differ least from ``mine``; ""
+    for none. Ties go to the first, in the order given."""
+    if not others:
+        return ""
+    return min(others, key=lambda name: distance(mine, others[name]))
+
+
+def find(recipe: str, api: str, scopes: dict, extra_ms: float = math.nan):
+    """The ``Cause`` of ``recipe`` on ``api`` from ``scopes`` (recipe -> its scoped counts on
+    that API, the floor's included); None where the recipe or the floor has none."""
+    mine, floor = scopes.get(recipe), scopes.get(registry.FLOOR)
+    if not mine or not floor or recipe == registry.FLOOR:
+        return None
+    others = {
+        name: counts
+        for name, counts in scopes.items()
+        if name not in (recipe, registry.FLOOR) and counts
+    }
+    near = nearest(mine, others)
+    return Cause(
+        recipe,
+        api,
+        compare(mine, floor, registry.FLOOR),
+        compare(mine, others[near], near) if near else None,
+        extra_ms,
+    )
+
+
+def of_folder(runs: pd.DataFrame, ratios: pd.DataFrame) -> list:
+    """(``Cause``, slower) of every recipe x API with scoped op counts in ``runs``; slower: its
+    ratio to the floor (a ratio_table row) lies above 1 with its whole CI."""
+    found = []
+    for api in dict.fromkeys(runs.api):
+        scopes = scopes_with_floor(runs, api)
+        for recipe in scopes_of_runs(runs, api):
+            ratio = floor_ratio(ratios, recipe, api)
+            cause = find(recipe, api, scopes, extra_ms(runs, ratio, api))
+            if cause is not None:
+                slower = ratio is not None and math.isfinite(ratio.ci_low) and ratio.ci_low > 1
+                found.append((cause, slower))
+    return found
+
+
+def floor_ratio(ratios: pd.DataFrame, recipe: str, api: str):
+    """``recipe`` on ``api``'s ratio to its floor (a ratio row), or None."""
+    rows = ratios[
+        (ratios.recipe == recipe)
+        & (ratios.api == api)
+        & (ratios.compared_with == registry.FLOOR)
+        & (ratios.compared_api == _floor_api(api))
+    ]
+    return rows.iloc[0] if len(rows) else None
+
+
+def extra_ms(runs: pd.DataFrame, ratio, api: str) -> float:
+    """The ms per step of fit a gap costs: (ratio - 1) x the floor's median; NaN: unknown."""
+    floor = (runs.recipe == registry.FLOOR) & (runs.api == _floor_api(api))
+    ok = runs[(runs.status == OK) & floor]
+    if ratio is None or ok.empty:
+        return math.nan
+    return (ratio.ratio - 1) * ok.ms_per_step.median()
+
+
+def _floor_api(api: str) -> str:
+    """The API of ``api``'s floor; a runs.csv's unknown API (a hand-edited row) is its own."""
+    return floor_api(api) if api in APIS else api
+
+
+def scopes_with_floor(runs: pd.DataFrame, api: str) -> dict:
+    """recipe -> scoped op counts on ``api``, and on the API of its floor (a port's: Keras 3's
+    as written, whose recipes a port is compared with too) where ``api`` has none."""
+    return {**scopes_of_runs(runs, _floor_api(api)), **scopes_of_runs(runs, api)}
+
+
+def scopes_of_runs(runs: pd.DataFrame, api: str) -> dict:
+    """recipe -> the scoped op counts of its first ok run on ``api`` that has them (every run of
+    a recipe traces the same graph)."""
+    if "op_scopes" not in runs:
+        return {}
+    found = {}
+    ok = runs[(runs.status == OK) & (runs.api == api)]
+    for row in ok.itertuples():
+        if row.recipe not in found:
+            parsed = parse_scopes(row.op_scopes)
+            if parsed:
+                found[row.recipe] = parsed
+    return found
+
+
+# --- the words ------------------------------------------------------------------------------
+
+
+def layer_list(layers) -> str:
+    """'encoder_conv_0 … encoder_conv_2 and the mu/log_var heads' from the layers' names."""
+    layers = list(layers)
+    convolutions = [layer for layer in layers if re.fullmatch(r"encoder_conv_\d+", layer)]
+    heads = [head for head in ("mu", "log_var") if head in layers]
+    rest = [layer for layer in layers if layer not in convolutions and layer not in heads]
+    parts = []
+    if len(convolutions) > 2:
+        parts.append(f"{convolutions[0]} … {convolutions[-1]}")
+    else:
+        parts += convolutions
+    if heads:
+        parts.append(f"the {'/'.join(heads)} head{'s' if len(heads) > 1 else ''}")
+    parts += rest
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _times(value: float) -> str:
+    return "twice" if value == 2 else f"{value:g} times"
+
+
+def ms_text(extra_ms: float) -> str:
+    return f", +{extra_ms:.1f} ms/step" if math.isfinite(extra_ms) and extra_ms > 0 else ""
+
+
+def summary(cause: Cause, slower: bool) -> str:
+    """One phrase: which layers run more often than in the floor, and what that costs; where
+    none does, that a gap (``slower``) lies outside the traced graph."""
+    repeated = cause.repeated_layers
+    if cause.encoder_twice:
+        twice = cause.nearest if cause.nearest and cause.nearest.encoder_twice else cause.floor
+        layers = layer_list(layer for layer in twice.repeated if _is_encoder(layer))
+        extra = ms_text(cause.extra_ms)
+        return f"{layers} run twice per step: the encoder is in the graph twice{extra}"
+    if repeated:
+        groups = {}
+        for layer, times in repeated.items():
+            groups.setdefault(times, []).append(layer)
+        runs = "; ".join(
+            f"{layer_list(layers)} run {_times(times)} as often as in the floor"
+            for times, layers in groups.items()
+        )
+        return runs + ms_text(cause.extra_ms)
+    if slower:
+        cost = f" ({ms_text(cause.extra_ms)[2:]})" if ms_text(cause.extra_ms) else ""
+        return f"no layer runs more often than in the floor: the gap{cost} lies outside the graph"
+    return "no layer runs more often than in the floor"
+
+
+def nearest_text(cause: Cause) -> str:
+    """How the recipe's step differs from the nearest recipe's, in op types."""
+    near = cause.nearest
+    if near is None:
+        return ""
+    if near.same_graph:
+        return f"the same layers and ops as {near.other}"
+    changes = ", ".join(f"{count:+d} {op}" for op, count in near.op_difference.items())
+    return f"against {near.other}, the nearest recipe: {changes or 'the same op counts'}"

@@ -1,0 +1,178 @@
+"""Keras 3 on JAX in a worker: XLA compiles every train step; no TensorFlow.
+
+Keras 3's JAX trainer keeps the model's state (weights, optimizer and metric variables) outside
+the model while it trains and threads it through a jitted, stateless train step. The stepper does
+the same: it takes the state once, passes it through each step, waits for each step's logs (JAX
+dispatches asynchronously; a step's time is known only once its result is) and hands the state
+back to the model when the timing ends.
+"""
+
+import collections
+import os
+import re
+import time
+
+import numpy as np
+
+from bench.measure.backends import numpy_data, nvidia
+from bench.measure.backends.numpy_data import Stepper
+
+# The [device] xla setting cannot turn XLA off on JAX: Keras 3 without jit_compile runs a JAX
+# train step op by op, which is not how anyone runs JAX.
+XLA_NOTE = "JAX compiles every train step with XLA: xla = {xla!r} does not apply"
+STABLEHLO_OP = re.compile(r"\b(stablehlo|chlo|mhlo)\.([a-z_]+)")
+
+
+def environment(settings) -> dict:
+    """JAX reads its platform and GPU memory settings while it initializes."""
+    env = {"JAX_PLATFORMS": "cpu"} if settings.device == "cpu" else {}
+    if settings.gpu_memory_limit_mb:
+        fraction = _memory_fraction(settings.gpu_memory_limit_mb)
+        if fraction:
+            env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.3f}"
+    elif settings.memory_growth:
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # allocate as needed, as growth does
+    if settings.deterministic_ops:
+        flags = os.environ.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+    return env
+
+
+def _memory_fraction(limit_mb: int):
+    """The limit as the fraction of GPU 0's memory JAX takes (None: no GPU to read it from)."""
+    rows = nvidia.query("memory.total", units=False)
+    try:
+        return min(1.0, limit_mb / float(rows[0][0]))
+    except (IndexError, ValueError):
+        return None
+
+
+def start(device):
+    import jax
+
+    settings, notes = device.settings, device.notes
+    gpus = _gpus(jax)
+    if settings.device == "gpu" and not gpus:
+        raise RuntimeError('[device] device = "gpu" but JAX sees no GPU')
+    if not gpus and (settings.gpu_memory_limit_mb or settings.memory_growth):
+        notes.append("no GPU present: GPU memory settings not applied")
+    elif settings.gpu_memory_limit_mb and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
+        notes.append("GPU memory limit not applied: nvidia-smi gave no total to take a part of")
+    if settings.xla != "jit_compile":
+        notes.append(XLA_NOTE.format(xla=settings.xla))
+    if settings.intra_op_threads or settings.inter_op_threads:
+        notes.append("thread counts not applied: JAX's CPU runtime has no per-process setting")
+    if settings.deterministic_ops and not gpus:
+        notes.append("deterministic ops: XLA on CPU is deterministic already")
+    return jax
+
+
+def _gpus(jax) -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU platform
+        return []
+
+
+def network_jit_compile(settings) -> bool:
+    return True
+
+
+def read_back(jax, keras, model, device) -> dict:
+    settings, gpus = device.settings, _gpus(jax)
+    fraction = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
+    return {
+        "device": "gpu" if gpus else "cpu",
+        "visible_gpus": len(gpus),
+        "gpu_memory_limit_mb": settings.gpu_memory_limit_mb if fraction and gpus else None,
+        "memory_growth": bool(gpus) and os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE") == "false",
+        "xla_autojit": False,
+        "jit_compile": bool(model.jit_compile) if model is not None else None,
+        "intra_op_threads": None,
+        "inter_op_threads": None,
+        "precision": keras.mixed_precision.global_policy().name,
+        "deterministic_ops": bool(gpus) and "xla_gpu_deterministic_ops=true" in _flags(),
+        "notes": list(device.notes),
+    }
+
+
+def _flags() -> str:
+    return os.environ.get("XLA_FLAGS", "")
+
+
+def fit_data(session, built, seed: int):
+    return numpy_data.batches(session, built, seed)
+
+
+def stepper(session, built, seed: int) -> Stepper:
+    """The model's jitted train function, its state threaded through the calls."""
+    import jax
+
+    model = built.model
+    model.make_train_function()
+    batches = numpy_data.batches(session, built, seed)
+    state = [_state(model)]
+
+    def step():
+        logs, state[0] = model.train_function(state[0], batches)
+        jax.block_until_ready(numpy_data.first_value(logs))
+
+    return Stepper(step, settle=lambda: _hand_back(model, state[0]))
+
+
+def _state(model) -> tuple:
+    return model._get_jax_state(
+        trainable_variables=True,
+        non_trainable_variables=True,
+        optimizer_variables=True,
+        metrics_variables=True,
+    )
+
+
+def _hand_back(model, state) -> None:
+    """The state the steps reached, into the model's variables (as Keras does after ``fit``)."""
+    names = ("trainable_variables", "non_trainable_variables")
+    names += ("optimizer_variables", "metrics_variables")
+    model._jax_state = dict(zip(names, state))
+    model._jax_state_synced = False
+    model.jax_state_sync()
+
+
+def count_ops(session, built, seed: int) -> tuple:
+    """(ops, ops by type) of the train step as JAX lowers it for XLA (StableHLO, before XLA's
+    optimizations: the program the step's Python traced, as TensorFlow's graph is counted)."""
+    import jax
+
+    model = built.model
+    batch = next(numpy_data.batches(session, built, seed))
+    text = jax.jit(model.train_step).lower(_state(model), batch).as_text()
+    counts = collections.Counter(f"{match[0]}.{match[1]}" for match in STABLEHLO_OP.findall(text))
+    return sum(counts.values()), dict(counts)
+
+
+def slow_down(jax, model, milliseconds: float) -> None:
+    """Each train step first waits ``milliseconds`` on the host, inside the compiled step."""
+    from jax.experimental import io_callback
+
+    original, seconds = model.train_step, milliseconds / 1000
+
+    def sleep():
+        time.sleep(seconds)
+        return np.zeros((), np.float32)
+
+    def slowed_train_step(state, data):
+        # An ordered callback is a side effect XLA keeps and runs once per step.
+        io_callback(sleep, jax.ShapeDtypeStruct((), "float32"), ordered=True)
+        return original(state, data)
+
+    model.train_step = slowed_train_step
+
+
+def facts() -> dict:
+    import jax
+
+    gpus = _gpus(jax)
+    return {
+        "version": jax.__version__,
+        "gpu": {"count": len(gpus), "names": [gpu.device_kind for gpu in gpus]} if gpus else None,
+    }

@@ -1,0 +1,77 @@
+"""The batches a JAX or PyTorch worker trains on: numpy arrays, the same for both backends.
+
+TensorFlow's workers train on a tf.data pipeline (``bench.measure.steps``); a worker without
+TensorFlow takes its batches from numpy: each pass over the training images in a permutation drawn
+from the round's seed, so every recipe of a round, on JAX or PyTorch, sees the same batches in the
+same order. A pass drops its last, short batch: a batch of another shape would make JAX compile the
+train step again, inside the timed steps.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench import datasets
+
+
+@dataclass
+class Stepper:
+    """One train step per call; ``settle()`` hands the state the steps changed back to the model
+    (a backend that threads its state through the steps keeps it outside the model meanwhile)."""
+
+    step: object
+    settle: object = lambda: None
+
+    def __call__(self):
+        self.step()
+
+
+def steps_per_pass(session) -> int:
+    training = session.training
+    return len(session.data.x_train) // training.batch_size
+
+
+def steps_per_epoch(session) -> int:
+    """A capped epoch's steps, else one pass's whole batches."""
+    return session.training.steps_per_epoch or steps_per_pass(session)
+
+
+def images_of(session, built):
+    """The images a run's ``fit`` takes: the arrays of a recipe that fits on arrays, else the
+    training set."""
+    if built.fit_on_arrays:
+        training = session.training
+        return datasets.arrays_for_fit(
+            session.data.x_train, training.batch_size, training.steps_per_epoch
+        )
+    return session.data.x_train
+
+
+def batches(session, built, seed: int):
+    """Endless (x,) or (x, targets) numpy batches, reshuffled each pass from ``seed``."""
+    x = images_of(session, built)
+    targets = built.fit_targets(x)
+    size = session.training.batch_size
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(x))
+        for start in range(0, len(x) - size + 1, size):
+            chosen = order[start : start + size]
+            yield (x[chosen],) if targets is None else (x[chosen], targets[chosen])
+
+
+def fit(session, built, seed: int, callbacks: list) -> None:
+    """``fit`` on the numpy batches: ``epochs`` epochs of ``steps_per_epoch`` steps."""
+    training = session.training
+    built.model.fit(
+        batches(session, built, seed),
+        epochs=training.epochs,
+        steps_per_epoch=steps_per_epoch(session),
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def first_value(logs):
+    """A log value of a step, to wait for: the step's result is ready once it is."""
+    return next(iter(logs.values())) if isinstance(logs, dict) else logs

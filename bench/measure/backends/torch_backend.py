@@ -1,0 +1,138 @@
+"""Keras 3 on PyTorch in a worker: eager train steps (``torch.compile`` when asked); no TensorFlow.
+
+Keras 3's PyTorch trainer runs its train step eagerly; ``jit_compile=True`` wraps it in
+``torch.compile`` (TorchDynamo and Inductor, not XLA), which the [device] setting
+``xla = "jit_compile"`` asks for. The stepper calls the trainer's own train function, one batch a
+call, and waits for its logs as ``fit`` does (on a GPU, a step's kernels run asynchronously).
+"""
+
+import collections
+import time
+
+from bench.measure.backends import numpy_data
+from bench.measure.backends.numpy_data import Stepper
+
+XLA_NOTES = {
+    "autojit": "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch",
+    "jit_compile": "jit_compile on PyTorch is torch.compile (TorchDynamo + Inductor), not XLA",
+}
+
+
+def environment(settings) -> dict:
+    return {"CUDA_VISIBLE_DEVICES": ""} if settings.device == "cpu" else {}
+
+
+def start(device):
+    import torch
+
+    settings, notes = device.settings, device.notes
+    gpu = torch.cuda.is_available()
+    if settings.device == "gpu" and not gpu:
+        raise RuntimeError('[device] device = "gpu" but PyTorch sees no GPU')
+    if settings.intra_op_threads:
+        torch.set_num_threads(settings.intra_op_threads)
+    if settings.inter_op_threads:
+        torch.set_num_interop_threads(settings.inter_op_threads)
+    if settings.deterministic_ops:
+        torch.use_deterministic_algorithms(True)
+    _apply_gpu_memory(torch, device, gpu)
+    if settings.xla in XLA_NOTES:
+        notes.append(XLA_NOTES[settings.xla])
+    return torch
+
+
+def _apply_gpu_memory(torch, device, gpu: bool) -> None:
+    """A memory limit as the per-process fraction of each GPU's memory PyTorch may allocate."""
+    settings, notes = device.settings, device.notes
+    if not gpu:
+        if settings.gpu_memory_limit_mb or settings.memory_growth:
+            notes.append("no GPU present: GPU memory settings not applied")
+        return
+    if settings.gpu_memory_limit_mb:
+        for index in range(torch.cuda.device_count()):
+            total_mb = torch.cuda.get_device_properties(index).total_memory / 2**20
+            fraction = min(1.0, settings.gpu_memory_limit_mb / total_mb)
+            torch.cuda.set_per_process_memory_fraction(fraction, index)
+    if settings.memory_growth:
+        notes.append("memory growth: PyTorch's caching allocator always allocates as needed")
+
+
+def network_jit_compile(settings) -> bool:
+    return settings.xla == "jit_compile"
+
+
+def read_back(torch, keras, model, device) -> dict:
+    settings, gpu = device.settings, torch.cuda.is_available()
+    return {
+        "device": "gpu" if gpu else "cpu",
+        "visible_gpus": torch.cuda.device_count() if gpu else 0,
+        "gpu_memory_limit_mb": settings.gpu_memory_limit_mb or None if gpu else None,
+        "memory_growth": gpu,
+        "xla_autojit": False,
+        "jit_compile": bool(model.jit_compile) if model is not None else None,
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "precision": keras.mixed_precision.global_policy().name,
+        "deterministic_ops": torch.are_deterministic_algorithms_enabled(),
+        "notes": list(device.notes),
+    }
+
+
+def fit_data(session, built, seed: int):
+    return numpy_data.batches(session, built, seed)
+
+
+def stepper(session, built, seed: int) -> Stepper:
+    """The trainer's train function on one batch a call (as ``fit`` passes it), waited for."""
+    keras, model = session.keras, built.model
+    train_function = model.make_train_function()
+    batches = numpy_data.batches(session, built, seed)
+
+    def step():
+        batch = tuple(keras.ops.convert_to_tensor(part) for part in next(batches))
+        logs = train_function([batch])
+        keras.ops.convert_to_numpy(numpy_data.first_value(logs))
+
+    return Stepper(step)
+
+
+def count_ops(session, built, seed: int) -> tuple:
+    """(ops, ops by type) of one train step: the ATen operators PyTorch dispatches (forward,
+    backward and the optimizer's update), as a TorchDispatchMode sees them. The step is a real
+    one: it is taken after the timing and the pictures, when the weights no longer matter."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = collections.Counter()
+
+    class CountOps(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            counts[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    step = stepper(session, built, seed)
+    with CountOps():
+        step()
+    return sum(counts.values()), dict(counts)
+
+
+def slow_down(torch, model, milliseconds: float) -> None:
+    """Each train step first sleeps ``milliseconds``: an eager step runs its Python each time."""
+    original, seconds = model.train_step, milliseconds / 1000
+
+    def slowed_train_step(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    model.train_step = slowed_train_step
+
+
+def facts() -> dict:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if gpu else []
+    return {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": {"count": len(names), "names": names} if gpu else None,
+    }

@@ -1,0 +1,151 @@
+"""Keras 3 on JAX and PyTorch: workers that run where TensorFlow cannot be imported, the backend
+modules' pure parts, and the input refused for a backend that is not installed.
+
+The slow tests start real benchmarks of the tiny network with a ``tensorflow`` package first on
+the path that raises on import: what a GPU machine without TensorFlow looks like to the worker.
+PyTorch is an extra, so its worker is tested where it is installed; JAX is a default dependency.
+"""
+
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench.__main__ import main
+from bench.analysis.tables import analyse
+from bench.measure.backends import numpy_data
+from bench.report.backends import backend_blocks
+from bench.results.folder import ResultsFolder
+from bench.results.records import OK, convolutions
+from tests.builders import (
+    ROOT,
+    folder_of_records,
+    only_folder,
+    record,
+    run_bench,
+    tiny_config,
+)
+from vae_impls import keras_api, registry
+
+OTHER_BACKEND_GROUPS = [
+    group for group in ("keras3-jax", "keras3-torch") if keras_api.installed(group)
+]
+BLOCKED = "TensorFlow is unimportable in this test"
+
+
+def test_jax_is_installed_by_default():
+    assert keras_api.installed("keras3-jax"), "jax[cpu] is a default dependency (pyproject.toml)"
+
+
+def test_api_groups_and_backends():
+    assert keras_api.process_group("keras3-jax-port") == "keras3-jax"
+    assert keras_api.backend_of("keras3-torch-port") == "torch"
+    assert keras_api.floor_api("keras3-torch-port") == "keras3-torch"
+    assert keras_api.port_api("keras2") == ""
+    assert keras_api.comparable_apis("keras3-jax-port") == ("keras3-jax-port", "keras3-jax")
+
+
+def test_numpy_batches_are_whole_seeded_and_reshuffled_each_pass():
+    class Session:
+        training = SimpleNamespace(batch_size=4, steps_per_epoch=0)
+        data = SimpleNamespace(x_train=np.arange(10.0)[:, None])
+
+    class Built:
+        fit_on_arrays = False
+
+        @staticmethod
+        def fit_targets(x):
+            return None
+
+    first = numpy_data.batches(Session, Built, seed=3)
+    again = numpy_data.batches(Session, Built, seed=3)
+    batches = [next(first)[0] for _ in range(4)]
+    assert all(len(batch) == 4 for batch in batches)  # the short last batch of a pass is dropped
+    assert all((batch == next(again)[0]).all() for batch in batches)
+    first_pass, second_pass = (np.concatenate(batches[i : i + 2]).ravel() for i in (0, 2))
+    assert len(set(first_pass)) == 8 and not (first_pass == second_pass).all()
+
+
+def test_convolutions_count_each_backends_names():
+    assert convolutions({"Conv2D": 3, "Conv2DBackpropFilter": 3, "MatMul": 2}) == 6
+    assert convolutions({"stablehlo.convolution": 18, "stablehlo.dot_general": 6}) == 18
+    assert convolutions({"convolution": 6, "convolution_backward": 6}) == 12
+    assert convolutions({}) is None
+
+
+def test_an_api_whose_backend_is_not_installed_is_refused_in_one_line(
+    tmp_path, capsys, monkeypatch
+):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    results = tmp_path / "results"
+    assert main(["run", "--quick", "--apis", "keras3-torch", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch" in err and ".[torch]" in err
+    assert not results.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", OTHER_BACKEND_GROUPS)
+def test_a_worker_without_tensorflow_runs_its_recipes(tmp_path, group):
+    blocker = tmp_path / "no_tensorflow"
+    (blocker / "tensorflow").mkdir(parents=True)
+    (blocker / "tensorflow" / "__init__.py").write_text(f"raise ImportError({BLOCKED!r})\n")
+    port = keras_api.port_api(group)
+    names = ["plain_ae", "kl_layer", "gradient_tape"]
+    config = tiny_config(tmp_path, names, apis=(group, port))
+    done = run_bench(
+        "--config",
+        config,
+        "--results-dir",
+        tmp_path / "results",
+        env={"PYTHONPATH": f"{blocker}:{ROOT}"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = only_folder(tmp_path / "results")
+    runs = ResultsFolder(folder).read().runs
+    for run in runs.itertuples():
+        expected = registry.status(run.recipe, run.api)
+        assert (run.status == OK) == (expected == registry.WORKS), (run.run_id, run.error)
+        assert BLOCKED not in run.error
+    assert {"plain_ae", "kl_layer", "gradient_tape"} <= set(runs[runs.status == OK].recipe)
+    ok = runs[runs.status == OK]
+    assert (ok.ops_convolutions > 0).all()  # the backend counted its train step's ops
+    env = json.loads((folder / "env.json").read_text())
+    assert list(env["backends"]) == [keras_api.backend_of(group)]
+    ratios = ResultsFolder(folder).read_ratios()
+    assert {"kl_layer", "gradient_tape"} <= set(ratios[ratios.api == port].recipe)
+
+
+def test_the_reports_backend_section_compares_each_backend_with_its_own_floor(tmp_path):
+    speeds = {"plain_ae": 100.0, "model_add_loss": 101.0, "notebook_encoder_call": 142.0}
+    convolutions_of = {"plain_ae": 18, "model_add_loss": 18, "notebook_encoder_call": 27}
+    rows = [
+        record(
+            recipe,
+            api,
+            repeat,
+            ms_per_step=speeds[recipe] * scale * (1 + 0.01 * repeat),
+            ops_convolutions=convolutions_of[recipe],
+        )
+        for scale, apis in ((1, ("keras3", "keras3-port")), (15, ("keras3-jax", "keras3-jax-port")))
+        for api in apis
+        for recipe in speeds
+        if (recipe == "plain_ae") != keras_api.is_port(api)
+        for repeat in (1, 2, 3)
+    ]
+    folder = folder_of_records(tmp_path, "backends", rows, env={"jax": "0.10", "torch": None})
+    analysis = analyse(folder.path)
+    blocks = dict(enumerate(block for block in backend_blocks(analysis.main, analysis.tables)))
+    intro, floors, encoder = blocks[1][1], blocks[2][1], blocks[4][1]
+    assert "torch (pip install -e '.[torch]')" in intro
+    assert list(floors.backend) == ["tensorflow", "jax"]
+    assert list(floors["floor ms/step of fit"]) == ["102.0", "1530.0"]
+    twice = encoder[encoder.claim.str.contains("notebook_encoder_call")]
+    assert set(twice.API) == {"keras3-port", "keras3-jax-port"}
+    assert (twice.convolutions == "27 vs 18").all()
+    assert twice["encoder twice"].str.startswith("yes").all()
