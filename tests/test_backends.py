@@ -18,7 +18,7 @@ from bench.analysis.tables import analyse
 from bench.measure.backends import numpy_data
 from bench.report.backends import backend_blocks
 from bench.results.folder import ResultsFolder
-from bench.results.records import OK, convolutions
+from bench.results.records import OK, convolutions, parse_scopes
 from tests.builders import (
     ROOT,
     folder_of_records,
@@ -115,6 +115,9 @@ def test_a_worker_without_tensorflow_runs_its_recipes(tmp_path, group):
     assert {"plain_ae", "kl_layer", "gradient_tape"} <= set(runs[runs.status == OK].recipe)
     ok = runs[runs.status == OK]
     assert (ok.ops_convolutions > 0).all()  # the backend counted its train step's ops
+    if keras_api.backend_of(group) == "jax":  # JAX's ops carry their layers' name scopes
+        scopes = [parse_scopes(text) for text in ok.op_scopes]
+        assert all("encoder_conv_0" in found and "decoder_conv_t_0" in found for found in scopes)
     env = json.loads((folder / "env.json").read_text())
     assert list(env["backends"]) == [keras_api.backend_of(group)]
     ratios = ResultsFolder(folder).read_ratios()
@@ -149,3 +152,24 @@ def test_the_reports_backend_section_compares_each_backend_with_its_own_floor(tm
     assert set(twice.API) == {"keras3-port", "keras3-jax-port"}
     assert (twice.convolutions == "27 vs 18").all()
     assert twice["encoder twice"].str.startswith("yes").all()
+
+
+def test_compare_and_history_say_that_backends_are_compared_within_themselves(tmp_path, capsys):
+    rows = [
+        record(recipe, api, repeat, ms_per_step=ms * (1 + 0.01 * repeat))
+        for recipe, api, ms in (
+            ("plain_ae", "keras3", 100.0),
+            ("gradient_tape", "keras3", 101.0),
+            ("plain_ae", "keras3-jax", 1400.0),
+            ("gradient_tape", "keras3-jax-port", 1410.0),
+        )
+        for repeat in (1, 2, 3)
+    ]
+    a, b = (folder_of_records(tmp_path / side, side, rows) for side in ("a", "b"))
+    for argv in (
+        ["compare", a.path, b.path],
+        ["history", a.path, b.path, "--plot", tmp_path / "h.png"],
+    ):
+        assert main([str(arg) for arg in argv]) == 0
+        out = capsys.readouterr().out
+        assert "backends: jax, tensorflow; a recipe is compared only with runs of its own" in out

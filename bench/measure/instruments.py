@@ -31,7 +31,7 @@ class TraceCounter:
     def __init__(self, tf, model):
         self.traces, self.graph_ops, self.op_counts, self.op_scopes = 0, None, {}, {}
         original = model.train_step
-        layer_names = _layer_names(model)
+        names = layer_names(model)
 
         def counted_train_step(*args, **kwargs):
             outputs = original(*args, **kwargs)
@@ -39,13 +39,13 @@ class TraceCounter:
             operations = tf.compat.v1.get_default_graph().get_operations()
             self.graph_ops = len(operations)
             self.op_counts = dict(collections.Counter(operation.type for operation in operations))
-            self.op_scopes = op_scopes(operations, layer_names)
+            self.op_scopes = op_scopes(operations, names)
             return outputs
 
         model.train_step = counted_train_step
 
 
-def _layer_names(model) -> set:
+def layer_names(model) -> set:
     """The names of ``model``'s layers, nested models' included (both Keras APIs keep them)."""
     flatten = getattr(model, "_flatten_layers", None)
     layers = flatten(include_self=False, recursive=True) if flatten else model.layers
@@ -53,15 +53,24 @@ def _layer_names(model) -> set:
 
 
 def op_scopes(operations, layer_names: set) -> dict:
-    """layer -> op type -> count of the ``SCOPED_OP_TYPES`` ops of a traced graph. An op belongs
-    to the innermost layer in its name ('vae/encoder/encoder_conv_0/Conv2D', gradients'
-    'gradient_tape/vae/encoder_conv_0/Conv2D/Conv2DBackpropInput'); Keras 3's uniquifying suffix
-    ('encoder_conv_0_1') is dropped. A layer in the graph twice counts twice."""
+    """layer -> op type -> count of the ``SCOPED_OP_TYPES`` ops of a traced graph
+    (``scopes_of``)."""
+    return scopes_of(
+        ((operation.type, operation.name) for operation in operations), SCOPED_OP_TYPES, layer_names
+    )
+
+
+def scopes_of(typed_names, types, layer_names: set) -> dict:
+    """layer -> op type -> count of the ops of ``types`` among (type, scoped name) pairs. An op
+    belongs to the innermost layer in its name ('vae/encoder/encoder_conv_0/Conv2D', gradients'
+    'gradient_tape/vae/encoder_conv_0/Conv2D/Conv2DBackpropInput', JAX's
+    'jit(train_step)/transpose(jvp(encoder))/encoder_conv_0/conv_general_dilated'); Keras 3's
+    uniquifying suffix ('encoder_conv_0_1') is dropped. A layer in the graph twice counts twice."""
     counts = collections.defaultdict(collections.Counter)
-    for operation in operations:
-        if operation.type in SCOPED_OP_TYPES:
-            counts[_layer_of(operation.name, layer_names)][operation.type] += 1
-    return {layer: dict(types) for layer, types in sorted(counts.items())}
+    for op_type, name in typed_names:
+        if op_type in types:
+            counts[_layer_of(name, layer_names)][op_type] += 1
+    return {layer: dict(found) for layer, found in sorted(counts.items())}
 
 
 def _layer_of(op_name: str, layer_names: set) -> str:

@@ -126,8 +126,12 @@ def _ops_counted(session, result: RunResult, built, spec: RunSpec) -> RunResult:
         return replace(result, error=f"ops not counted: {summarize_exception(error)}")
     if counted is None:
         return result
-    graph_ops, op_counts = counted
-    return replace(result, graph_ops=graph_ops, op_counts=op_counts)
+    return replace(
+        result,
+        graph_ops=counted.graph_ops,
+        op_counts=counted.op_counts,
+        op_scopes=counted.op_scopes,
+    )
 
 
 def main(argv=None) -> int:

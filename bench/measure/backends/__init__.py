@@ -10,8 +10,9 @@ differs by backend lives in one module per backend, each with the same functions
   could not take effect;
 - ``fit_data(session, built, seed)``: what a run's ``fit`` trains on;
 - ``stepper(session, built, seed)``: one train step per call, its result waited for (``Stepper``);
-- ``count_ops(session, built, seed)``: (ops in all, ops by type) of the train step, for backends
-  whose ops the trace counter of ``bench.measure.instruments`` cannot see (None where it can);
+- ``count_ops(session, built, seed)``: the train step's ``OpCounts`` (in all, by type, by layer),
+  for backends whose ops the trace counter of ``bench.measure.instruments`` cannot see (None
+  where it can);
 - ``slow_down(runtime, model, milliseconds)``: the deliberate slowdown inside each train step;
 - ``facts()``: the backend's version and GPUs, for env.json (the preflight).
 

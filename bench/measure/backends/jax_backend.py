@@ -15,12 +15,17 @@ import time
 import numpy as np
 
 from bench.measure.backends import numpy_data, nvidia
-from bench.measure.backends.numpy_data import Stepper
+from bench.measure.backends.numpy_data import OpCounts, Stepper
+from bench.measure.instruments import layer_names, scopes_of
 
 # The [device] xla setting cannot turn XLA off on JAX: Keras 3 without jit_compile runs a JAX
 # train step op by op, which is not how anyone runs JAX.
 XLA_NOTE = "JAX compiles every train step with XLA: xla = {xla!r} does not apply"
 STABLEHLO_OP = re.compile(r"\b(stablehlo|chlo|mhlo)\.([a-z_]+)")
+LOCATION = re.compile(r'^(#loc\d+) = loc\("([^"]*)"', re.MULTILINE)  # a location and its name
+OP_LOCATION = re.compile(r"loc\((#loc\d+)\)\s*$")  # the location an op's line ends with
+# The ops whose layer the report's cause finder asks for: convolutions and matrix products.
+SCOPED_OPS = ("stablehlo.convolution", "stablehlo.dot_general")
 
 
 def environment(settings) -> dict:
@@ -138,16 +143,29 @@ def _hand_back(model, state) -> None:
     model.jax_state_sync()
 
 
-def count_ops(session, built, seed: int) -> tuple:
-    """(ops, ops by type) of the train step as JAX lowers it for XLA (StableHLO, before XLA's
-    optimizations: the program the step's Python traced, as TensorFlow's graph is counted)."""
+def count_ops(session, built, seed: int) -> OpCounts:
+    """The train step's ops as JAX lowers it for XLA (StableHLO, before XLA's optimizations: the
+    program the step's Python traced, as TensorFlow's graph is counted), by type, and those of
+    ``SCOPED_OPS`` by the layer whose name scope each carries (its location's name)."""
     import jax
 
     model = built.model
     batch = next(numpy_data.batches(session, built, seed))
-    text = jax.jit(model.train_step).lower(_state(model), batch).as_text()
-    counts = collections.Counter(f"{match[0]}.{match[1]}" for match in STABLEHLO_OP.findall(text))
-    return sum(counts.values()), dict(counts)
+    text = jax.jit(model.train_step).lower(_state(model), batch).as_text(debug_info=True)
+    typed_names = list(_typed_names(text))
+    counts = collections.Counter(op_type for op_type, _ in typed_names)
+    scopes = scopes_of(typed_names, SCOPED_OPS, layer_names(model))
+    return OpCounts(sum(counts.values()), dict(counts), scopes)
+
+
+def _typed_names(text: str):
+    """(op type, the name of its location) of each StableHLO op of a lowered module's text."""
+    names = dict(LOCATION.findall(text))
+    for line in text.splitlines():
+        found = STABLEHLO_OP.search(line.split("loc(")[0])
+        if found:
+            where = OP_LOCATION.search(line)
+            yield f"{found[1]}.{found[2]}", names.get(where[1], "") if where else ""
 
 
 def slow_down(jax, model, milliseconds: float) -> None:

@@ -14,6 +14,16 @@ import numpy as np
 from bench import datasets
 
 
+@dataclass(frozen=True)
+class OpCounts:
+    """A train step's ops as a backend counts them: in all, by type, and by layer for the types
+    the cause finder reads (layer -> op type -> count)."""
+
+    graph_ops: int
+    op_counts: dict
+    op_scopes: dict
+
+
 @dataclass
 class Stepper:
     """One train step per call; ``settle()`` hands the state the steps changed back to the model
@@ -57,7 +67,17 @@ def batches(session, built, seed: int):
         order = rng.permutation(len(x))
         for start in range(0, len(x) - size + 1, size):
             chosen = order[start : start + size]
-            yield (x[chosen],) if targets is None else (x[chosen], targets[chosen])
+            yield (x[chosen],) if targets is None else (x[chosen], _taken(targets, chosen))
+
+
+def _taken(targets, chosen):
+    """The rows ``chosen`` of every array in ``targets``: an array, or a dict, list or tuple of
+    them (a recipe with several outputs names a target for each)."""
+    if isinstance(targets, dict):
+        return {name: _taken(value, chosen) for name, value in targets.items()}
+    if isinstance(targets, list | tuple):
+        return type(targets)(_taken(value, chosen) for value in targets)
+    return targets[chosen]
 
 
 def fit(session, built, seed: int, callbacks: list) -> None:

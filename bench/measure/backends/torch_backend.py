@@ -10,7 +10,7 @@ import collections
 import time
 
 from bench.measure.backends import numpy_data
-from bench.measure.backends.numpy_data import Stepper
+from bench.measure.backends.numpy_data import OpCounts, Stepper
 
 XLA_NOTES = {
     "autojit": "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch",
@@ -89,14 +89,14 @@ def stepper(session, built, seed: int) -> Stepper:
     batches = numpy_data.batches(session, built, seed)
 
     def step():
-        batch = tuple(keras.ops.convert_to_tensor(part) for part in next(batches))
+        batch = keras.tree.map_structure(keras.ops.convert_to_tensor, next(batches))
         logs = train_function([batch])
         keras.ops.convert_to_numpy(numpy_data.first_value(logs))
 
     return Stepper(step)
 
 
-def count_ops(session, built, seed: int) -> tuple:
+def count_ops(session, built, seed: int) -> OpCounts:
     """(ops, ops by type) of one train step: the ATen operators PyTorch dispatches (forward,
     backward and the optimizer's update), as a TorchDispatchMode sees them. The step is a real
     one: it is taken after the timing and the pictures, when the weights no longer matter."""
@@ -112,7 +112,8 @@ def count_ops(session, built, seed: int) -> tuple:
     step = stepper(session, built, seed)
     with CountOps():
         step()
-    return sum(counts.values()), dict(counts)
+    # The operators carry no layer scope: PyTorch's layers are Keras', not torch.nn modules.
+    return OpCounts(sum(counts.values()), dict(counts), {})
 
 
 def slow_down(torch, model, milliseconds: float) -> None:
