@@ -34,12 +34,9 @@ lint: $(INSTALLED_DEV)
 	$(VENV)/bin/ruff format --check --quiet bench vae_impls tests
 	$(VENV)/bin/lint-imports --no-cache
 
-# The tests that start no backend in a subprocess run two at a time (pytest-xdist), the slow ones
-# (recipe probes, real benchmarks: each uses both cores) one at a time. The main suite runs the
-# step benchmarks once under Keras 3; Keras 2 needs its own process.
+# The main suite runs the step benchmarks once under Keras 3; Keras 2 needs its own process.
 test: $(INSTALLED_DEV)
-	$(PY) -m pytest -m "not slow" -n 2
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest
 	KLBENCH_API=keras2 $(PY) -m pytest tests/benchmarks
 
 # The step-time regression gate against bench/baseline.json; .ci/run runs it after the tests.
