@@ -116,8 +116,10 @@ def test_a_worker_without_tensorflow_runs_its_recipes(tmp_path, group):
     ok = runs[runs.status == OK]
     assert (ok.ops_convolutions > 0).all()  # the backend counted its train step's ops
     if keras_api.backend_of(group) == "jax":  # JAX's ops carry their layers' name scopes
+        # ... those of a nested model's layers: the decoder is one in every recipe (the layers
+        # of the outermost functional model lower without theirs: docs/backends.md)
         scopes = [parse_scopes(text) for text in ok.op_scopes]
-        assert all("encoder_conv_0" in found and "decoder_conv_t_0" in found for found in scopes)
+        assert all("decoder_conv_t_0" in found for found in scopes)
     env = json.loads((folder / "env.json").read_text())
     assert list(env["backends"]) == [keras_api.backend_of(group)]
     ratios = ResultsFolder(folder).read_ratios()
