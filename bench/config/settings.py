@@ -185,13 +185,25 @@ class Config:
 
     @property
     def settings_hash(self) -> str:
-        """Hash of everything a run measures under; a benchmark's runs all share it."""
+        """Hash of everything a run measures under; a benchmark's runs all share it. A key added
+        after folders and baselines were hashed counts only where it is set to something else
+        than what they ran under (``HASHED_WHEN_NOT``), so their hashes stay what they were."""
         settings = {
-            key: value
-            for key, value in self.to_dict().items()
-            if key in ("device", "training", "network")
+            table: {
+                key: value
+                for key, value in values.items()
+                if HASHED_WHEN_NOT.get((table, key), _UNSET) != value
+            }
+            for table, values in self.to_dict().items()
+            if table in ("device", "training", "network")
         }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_UNSET = object()
+# Keys added to the hashed tables later, and the value that reproduces how runs were measured
+# before them: every block, whatever it took.
+HASHED_WHEN_NOT = {("training", "paired_seconds"): 0}
 
 
 TABLES = {"device": DeviceSettings, "training": TrainingSettings, "matrix": MatrixSettings}
