@@ -66,7 +66,7 @@ def read_back(torch, keras, model, device) -> dict:
     return {
         "device": "gpu" if gpu else "cpu",
         "visible_gpus": torch.cuda.device_count() if gpu else 0,
-        "gpu_memory_limit_mb": settings.gpu_memory_limit_mb or None if gpu else None,
+        "gpu_memory_limit_mb": (settings.gpu_memory_limit_mb or None) if gpu else None,
         "memory_growth": gpu,
         "xla_autojit": False,
         "jit_compile": bool(model.jit_compile) if model is not None else None,
