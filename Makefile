@@ -47,8 +47,13 @@ GATE_TOLERANCE ?=
 # the floor's own ms/step (checked when the baseline's host looks like this one) only catches a
 # collapse; the command's default 25% is for a developer's own machine.
 GATE_FLOOR_TOLERANCE ?= 4
+# The floor's ratio to the yardstick travels between machines: GATE_YARDSTICK_TOLERANCE=0.15
+# widens the command's default 8% as GATE_TOLERANCE widens the recipes'.
+GATE_YARDSTICK_TOLERANCE ?=
 ci-bench: $(INSTALLED)
-	$(PY) -m bench check $(if $(GATE_TOLERANCE),--tolerance $(GATE_TOLERANCE)) --floor-tolerance $(GATE_FLOOR_TOLERANCE)
+	$(PY) -m bench check $(if $(GATE_TOLERANCE),--tolerance $(GATE_TOLERANCE)) \
+		$(if $(GATE_YARDSTICK_TOLERANCE),--yardstick-tolerance $(GATE_YARDSTICK_TOLERANCE)) \
+		--floor-tolerance $(GATE_FLOOR_TOLERANCE)
 
 # Timed step benchmarks, saved as JSON under .benchmarks/ (one file per Keras package).
 bench-pytest: $(INSTALLED_DEV)

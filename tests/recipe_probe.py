@@ -36,7 +36,11 @@ WEIGHT_SEED = 7
 BACKGROUND = 0.05  # the faint background of the probe's images (see ``images``)
 # A KL factor other than 1, so that a recipe dropping ``fact`` or applying it twice is caught.
 EQUIVALENCE_FACT = 0.3
+# The posts' layers with fewer filters: the objective does not depend on the width, and JAX's
+# gradient of a wide transposed convolution takes a second on a CPU (docs/backends.md).
+NARROW = {"encoder_filters": (8, 16, 16), "decoder_filters": (16, 8, 1)}
 EQUIVALENCE_NET = network.NetworkSpec(
+    **NARROW,
     z_dim=3,
     fact=EQUIVALENCE_FACT,
     optimizer="sgd",
@@ -45,18 +49,19 @@ EQUIVALENCE_NET = network.NetworkSpec(
 )
 WRONG_FACTS = (1.0, EQUIVALENCE_FACT**2)
 ZERO_NOISE_NET = network.NetworkSpec(
+    **NARROW,
     z_dim=3,
     fact=EQUIVALENCE_FACT,
     optimizer="sgd",
     learning_rate=STEP_LR,
     sampling_noise=(0.0, 0.0, 0.0),
 )
-TRAINING_NET = network.NetworkSpec(z_dim=2)
+TRAINING_NET = network.NetworkSpec(**NARROW, z_dim=2)
 NETWORK_VARIANTS = {
-    "selu_dropout": network.NetworkSpec(activation="selu", dropout=True),
-    "relu_batch_norm": network.NetworkSpec(activation="relu", batch_norm=True),
+    "selu_dropout": network.NetworkSpec(**NARROW, activation="selu", dropout=True),
+    "relu_batch_norm": network.NetworkSpec(**NARROW, activation="relu", batch_norm=True),
     "leaky_relu_dropout_batch_norm_z16": network.NetworkSpec(
-        batch_norm=True, dropout=True, z_dim=16
+        **NARROW, batch_norm=True, dropout=True, z_dim=16
     ),
 }
 LEAN_VARIANT = "leaky_relu_dropout_batch_norm_z16"

@@ -434,7 +434,7 @@ def test_check(tmp_path_factory, before_the_work, data):
         argv = ["check", *fuzzed_baseline(base, draw(FUZZED_BASELINES))]
     else:
         argv = ["check", *make_baseline(base, kind)]
-    for flag in ("--tolerance", "--floor-tolerance"):
+    for flag in ("--tolerance", "--floor-tolerance", "--yardstick-tolerance"):
         if draw(st.booleans()):
             argv.append(f"{flag}={draw(FRACTIONS)}")  # "=": a value may begin with "-"
     if kind != "committed" and draw(st.booleans()):  # the committed baseline is only ever read

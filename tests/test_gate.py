@@ -5,12 +5,14 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import gate
+from bench.analysis import gate, stats
 from bench.errors import UsageError
 from bench.results import folder as results
+from bench.results.records import YARDSTICK
 from tests.builders import folder_of_records, record
 
 REPEATS = 8
@@ -297,3 +299,88 @@ def test_folders_run_under_different_settings_are_not_pooled(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cannot pool results run under different settings" in error
     assert not (tmp_path / "baseline.json").exists()
+
+
+# --- the floor against the yardstick: a slowdown of every recipe, on any machine ---------------
+
+
+def yardstick_blocks(floor_over_yardstick: float, machine: float, seed: int) -> pd.DataFrame:
+    """Paired blocks of ``REPEATS`` keras2 processes in which the floor's run timed its step beside
+    the yardstick's: the floor's ``floor_over_yardstick`` x the yardstick's, everything
+    ``machine`` x slower than a 50 ms yardstick, each step with 2% noise."""
+    rng = np.random.default_rng(seed)
+    yardstick = 0.05 * machine
+    rows = [
+        {
+            "run_id": f"plain_ae-keras2-r{repeat}",
+            "recipe": "plain_ae",
+            "api": "keras2",
+            "repeat": repeat,
+            "process": f"keras2-r{repeat}",
+            "block": block,
+            "model": model,
+            "model_api": "keras2",
+            "step": step,
+            "seconds": seconds * rng.normal(1, 0.02),
+        }
+        for repeat in range(1, REPEATS + 1)
+        for block in range(1, 7)
+        for model, seconds in (
+            ("plain_ae", yardstick * floor_over_yardstick),
+            (YARDSTICK, yardstick),
+        )
+        for step in range(1, 6)
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def yardstick_baseline():
+    return gate.make_baseline(runs_frame(BASE), {}, blocks=yardstick_blocks(1.1, 1.0, seed=0))
+
+
+def test_the_baseline_records_the_floors_ratio_to_the_yardstick(yardstick_baseline):
+    entry = yardstick_baseline["entries"]["plain_ae/keras2"]
+    assert entry["yardstick_ratio"] == pytest.approx(1.1, rel=0.01)
+    low, high = entry["yardstick_ci"]
+    assert low < entry["yardstick_ratio"] < high
+    assert "yardstick_ratio" not in yardstick_baseline["entries"]["kl_layer/keras2"]
+
+
+@pytest.mark.parametrize(
+    "floor_over_yardstick, machine, verdict",
+    [
+        (1.1, 3.0, "ok"),  # a machine 3x slower: the yardstick slows with the floor
+        (1.1 * 1.03, 3.0, "ok"),  # ... and moves it a little
+        (1.1 * 1.10, 3.0, "regression"),  # every step 10% slower than the machine
+        (1.1 * 1.10, 1.0, "regression"),
+    ],
+)
+def test_a_slowdown_of_every_recipe_fails_against_the_yardstick_on_any_machine(
+    yardstick_baseline, floor_over_yardstick, machine, verdict
+):
+    runs = runs_frame({pair: ms * machine for pair, ms in BASE.items()}, seed=1)
+    blocks = yardstick_blocks(floor_over_yardstick, machine, seed=2)
+    (decision,) = gate.yardstick_decisions(runs, blocks, yardstick_baseline)
+    assert (decision.check, decision.verdict) == (gate.YARDSTICK_CHECK, verdict)
+    assert (decision.why != "") == (verdict == "regression")
+
+
+def test_without_a_yardstick_in_the_run_or_the_baseline_there_is_no_such_check(
+    baseline, yardstick_baseline
+):
+    blocks = yardstick_blocks(1.1, 1.0, seed=3)
+    assert gate.yardstick_decisions(runs_frame(BASE), blocks, baseline) == []
+    no_yardstick = blocks[blocks.model != YARDSTICK]
+    assert gate.yardstick_decisions(runs_frame(BASE), no_yardstick, yardstick_baseline) == []
+
+
+def test_the_yardstick_is_compared_with_the_floor_only():
+    blocks = yardstick_blocks(1.1, 1.0, seed=4)
+    kl_layer = blocks.assign(
+        run_id=blocks.run_id.str.replace("plain_ae", "kl_layer"),
+        recipe="kl_layer",
+        model=blocks.model.replace("plain_ae", "kl_layer"),
+    )
+    paired = stats.process_ratios(pd.concat([blocks, kl_layer]))
+    assert set(paired[paired.compared_with == YARDSTICK].recipe) == {"plain_ae"}

@@ -9,7 +9,9 @@ import pytest
 
 from bench import recipes
 from bench.config import injection
+from bench.config.plan import PlannedRun
 from bench.errors import UsageError
+from bench.results.records import RunSpec
 from tests.builders import (
     ROOT,
     bench_command,
@@ -33,6 +35,15 @@ def test_pairs_and_milliseconds_are_parsed():
         "kl_layer/keras2": 80.0,
         "plain_ae/keras3": 12.5,
     }
+
+
+def test_a_star_slows_every_recipe_of_its_api_and_a_named_pair_overrides_it():
+    injected = parse("*/keras2=15, kl_layer/keras2=40")
+    run = PlannedRun("kl_layer-keras2-r1", "kl_layer", "keras2", 1, 1)
+    spec = RunSpec(run, {}, {}, {}, injected=injected)
+    assert spec.injected_ms("plain_ae", "keras2") == 15.0  # the floor too
+    assert spec.injected_ms("kl_layer", "keras2") == 40.0
+    assert spec.injected_ms("plain_ae", "keras3") == 0.0
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,8 @@ def test_a_plot_is_written_where_it_is_named_and_that_path_is_reported(tmp_path,
         (["--floor-tolerance", "-0.5"], "--floor-tolerance"),
         (["--floor-tolerance", "nan"], "--floor-tolerance"),
         (["--floor-tolerance", "inf"], "--floor-tolerance"),
+        (["--yardstick-tolerance", "0"], "--yardstick-tolerance"),
+        (["--yardstick-tolerance", "nan"], "--yardstick-tolerance"),
     ],
 )
 def test_a_bad_tolerance_is_refused_before_any_benchmark(

@@ -212,6 +212,14 @@ def test_end_to_end_with_two_real_recipes(tmp_path):
     assert (runs.stalled_seconds < 5).all(), runs.stall.tolist()
 
 
+def timed_blocks(blocks, training) -> int:
+    """The blocks a process timed: those planned, and one more for each a neighbour came or went
+    in (bench/results/contention.py), which a loaded test machine may see."""
+    count = blocks.block.nunique()
+    assert training.paired_blocks <= count <= 2 * training.paired_blocks
+    return count
+
+
 @pytest.mark.slow
 def test_a_paired_run_times_the_recipe_and_its_floor_alike(tmp_path):
     done = run_bench(
@@ -225,10 +233,8 @@ def test_a_paired_run_times_the_recipe_and_its_floor_alike(tmp_path):
     assert tuple(results.blocks.columns) == BLOCK_COLUMNS
     timed = results.blocks.groupby(["model", "model_api"]).size().to_dict()
     training = config.load(str(tiny_config(tmp_path, ["kl_layer"]))).training
-    assert timed == {
-        ("kl_layer", "keras3-port"): training.paired_blocks * training.paired_block_steps,
-        ("plain_ae", "keras3"): training.paired_blocks * training.paired_block_steps,
-    }
+    steps = timed_blocks(results.blocks, training) * training.paired_block_steps
+    assert timed == {("kl_layer", "keras3-port"): steps, ("plain_ae", "keras3"): steps}
     assert (results.blocks.seconds > 0).all()
     (run,) = results.runs.itertuples()
     assert run.status == "ok" and run.reference_error == "" and run.started_at < run.ended_at
@@ -256,14 +262,17 @@ def test_a_fit_on_arrays_and_a_kernel_run_are_paired_with_their_floor_on_both_ke
     assert (results.runs.status == "ok").all() and (results.runs.reference_error == "").all()
     training = config.load(str(tiny_config(tmp_path, ["plain_ae"]))).training
     timed = results.blocks.groupby(["recipe", "api", "model"]).size().unstack(fill_value=0)
-    steps = training.paired_blocks * training.paired_block_steps
     for api in ("keras2", "keras3-port"):
         # three models beside the floor (the run, model_add_loss and notebook_globals): two
         # floor visits a block
+        of_run = results.blocks[(results.blocks.recipe == "notebook_numpy_fit")]
+        steps = timed_blocks(of_run[of_run.api == api], training) * training.paired_block_steps
         assert timed.loc["notebook_numpy_fit", api][
             ["notebook_numpy_fit", "notebook_globals", "plain_ae"]
         ].tolist() == [steps, steps, 2 * steps]
         # in the kernel: beside its floor only
+        of_run = results.blocks[(results.blocks.recipe == "notebook_kernel")]
+        steps = timed_blocks(of_run[of_run.api == api], training) * training.paired_block_steps
         assert (
             timed.loc["notebook_kernel", api][["notebook_kernel", "plain_ae"]].tolist()
             == [steps] * 2

@@ -5,7 +5,7 @@ process's time went, phase by phase."""
 import pytest
 
 from bench.config.plan import PlannedRun
-from bench.measure import phases, worker
+from bench.measure import phases, pressure, worker
 from bench.measure.stall import StallWatch
 from bench.measure.timing import floor_instances, time_blocks, visiting_order
 from bench.results.records import OK, Epoch, ProcessSpec, RunResult, RunSpec
@@ -22,6 +22,21 @@ def test_the_floor_has_about_sqrt_m_instances_visited_among_the_m_others(others,
     assert all(later - earlier > 1 for earlier, later in zip(visits, visits[1:]))
 
 
+def test_the_yardstick_is_visited_right_after_each_instance_of_the_floor():
+    instances = {(f"recipe_{index}", "keras2"): 1 for index in range(4)}
+    instances["plain_ae", "keras2"] = 2
+    instances["yardstick", "keras2"] = 2
+    order = [name for name, _ in visiting_order(instances)]
+    assert order.count("yardstick") == 2
+    assert all(
+        order[index - 1] == "plain_ae" for index, name in enumerate(order) if name == "yardstick"
+    )
+    assert visiting_order({("plain_ae", "keras2"): 1, ("yardstick", "keras2"): 1}) == [
+        ("plain_ae", "keras2"),
+        ("yardstick", "keras2"),
+    ]
+
+
 def test_without_a_floor_every_model_is_visited_once_per_instance():
     instances = {("kl_layer", "keras2"): 1, ("vae_loss_layer", "keras2"): 2}
     assert (
@@ -30,7 +45,10 @@ def test_without_a_floor_every_model_is_visited_once_per_instance():
     assert visiting_order({("plain_ae", "keras2"): 2}) == [("plain_ae", "keras2")] * 2
 
 
-def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_models_steps():
+def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_models_steps(
+    monkeypatch,
+):
+    monkeypatch.setattr(pressure, "waited_seconds", lambda: None)  # no block timed again
     called = []
     models = [(f"recipe_{index}", "keras3-port") for index in range(4)]
     steppers = {model: [lambda model=model: called.append(model)] for model in models}

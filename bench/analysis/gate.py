@@ -6,13 +6,17 @@ travel between machines. A recipe x API fails the gate when its ratio rose above
 when it fails where the baseline says it works, when its final loss leaves the baseline's band,
 or when the baseline has no entry for it.
 
-A slowdown shared by every recipe, the floor included, leaves every ratio as it was. So when the
-baseline was recorded on the same host as the run, the floor's own ms/step is checked too, with
-its own (wider) tolerance: absolute times move more than ratios from one run to the next.
+A slowdown shared by every recipe, the floor included, leaves every ratio as it was. Where the
+run timed the yardstick (``[training] yardstick``: a fixed computation that measures the
+machine), the floor's ratio to it is checked against the baseline's: a ratio again, so it travels
+between machines. And when the baseline was recorded on the same host as the run, the floor's own
+ms/step is checked too, with its own (wider) tolerance: absolute times move more than ratios from
+one run to the next.
 """
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -26,7 +30,11 @@ from vae_impls import registry
 
 DEFAULT_TOLERANCE = 0.06
 DEFAULT_FLOOR_TOLERANCE = 0.25
+# The allowed rise of the floor's ratio to the yardstick: below the 10% of a slowdown shared by
+# every recipe, above what a machine 3x slower moves it by (docs/gate.md, measured).
+DEFAULT_YARDSTICK_TOLERANCE = 0.08
 RATIO_CHECK, FLOOR_CHECK = "ratio to floor", "floor ms/step"
+YARDSTICK_CHECK = "floor / yardstick"
 # What a baseline records of the run it came from, and names when the judged run differs.
 VERSIONS = ("python", *VERSIONED)
 # Final losses may move by this much relative to the baseline's band before the gate objects.
@@ -95,11 +103,14 @@ def make_baseline(
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
     ratios = stats.floor_ratios(runs, blocks)
+    yardsticks = stats.yardstick_ratios(runs, blocks)
     entries = {}
     for (recipe, api), summary in _summaries(runs).items():
         ratio = ratios.get((recipe, api))
+        yardstick = yardsticks.get(api) if recipe == registry.FLOOR else None
         entries[f"{recipe}/{api}"] = {
             **summary,
+            **_yardstick_entry(yardstick),
             "ms_per_step": _json_number(summary["ms_per_step"]),
             "median_final_loss": _json_number(summary["median_final_loss"]),
             "ratio": None if ratio is None else _json_number(ratio.ratio),
@@ -117,6 +128,16 @@ def make_baseline(
         "git": env.get("git"),
         "sources": list(sources),
         "entries": entries,
+    }
+
+
+def _yardstick_entry(ratio) -> dict:
+    """The floor's ratio to the yardstick, with its CI, for the floor's baseline entry."""
+    if ratio is None:
+        return {}
+    return {
+        "yardstick_ratio": _json_number(ratio["ratio"]),
+        "yardstick_ci": [_json_number(ratio["ci_low"]), _json_number(ratio["ci_high"])],
     }
 
 
@@ -172,6 +193,47 @@ def floor_decisions(
                 "regression" if regressed else "ok",
                 why,
                 FLOOR_CHECK,
+            )
+        )
+    return decisions
+
+
+def yardstick_decisions(
+    runs: pd.DataFrame,
+    blocks: pd.DataFrame,
+    baseline: dict,
+    tolerance: float = DEFAULT_YARDSTICK_TOLERANCE,
+) -> list:
+    """The floor's ratio to the yardstick against the baseline's, per API that has both: a
+    regression when it rose by more than ``tolerance`` and its CI lies wholly above the baseline's
+    ratio (the rule of the recipes' ratios)."""
+    decisions = []
+    for api, ratio in stats.yardstick_ratios(runs, blocks).items():
+        entry = baseline["entries"].get(f"{registry.FLOOR}/{api}") or {}
+        expected = entry.get("yardstick_ratio")
+        if not expected:
+            continue
+        current = SimpleNamespace(**ratio)  # read as a ratio table's row
+        regressed = _rose(current, expected, tolerance)
+        why = (
+            f"ratio {current.ratio:.3f} > {expected:.3f} x {1 + tolerance:.2f}, CI lower bound "
+            f"{current.ci_low:.3f} above the baseline: every step slower than the machine"
+            if regressed
+            else ""
+        )
+        decisions.append(
+            Decision(
+                registry.FLOOR,
+                api,
+                expected,
+                current.ratio,
+                current.ci_low,
+                current.ci_high,
+                float(stats.ms_per_step(runs, registry.FLOOR, api).median()),
+                entry.get("ms_per_step") or math.nan,
+                "regression" if regressed else "ok",
+                why,
+                YARDSTICK_CHECK,
             )
         )
     return decisions

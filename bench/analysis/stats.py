@@ -4,7 +4,8 @@ A ratio of step times (a KL recipe to the floor, a claim's recipe to its baselin
 paired where it can be: the recipes of a round (and Keras package) share a worker process, and
 each run times its train step back to back with those of its references in blocks (blocks.csv).
 Each process gives one ratio, the median over its blocks of the block's ratio of median step
-times (``process_ratios``), so a burst of other work that spans a few blocks is set aside; the
+times (``process_ratios``), so a burst of other work that spans a few blocks is set aside, and
+the blocks in which a neighbour came or went are left out first (``even_blocks``); the
 ratio is the geometric mean of the processes' ratios with a 95% t-interval on their logs
 (``log_t_interval``). Where the two recipes never shared a process (a Jupyter kernel reading, a
 folder from before the blocks), each run is one sample (its median train step in its blocks, else
@@ -28,7 +29,8 @@ import pandas as pd
 from scipy import stats
 
 from bench import recipes
-from bench.results.records import OK, OP_COUNT_COLUMNS
+from bench.results import contention
+from bench.results.records import OK, OP_COUNT_COLUMNS, YARDSTICK
 from vae_impls import registry
 from vae_impls.keras_api import comparable_apis, floor_api
 
@@ -223,12 +225,13 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
 
 
 def block_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
-    """Per run, block and every other model timed in its process: the run's median step time in
-    the block over the other model's."""
+    """Per run, even block (``even_blocks``) and every other model timed in its process: the run's
+    median step time in the block over the other model's. The yardstick is compared with the
+    floor only: it measures the machine, not a recipe."""
     columns = ["run_id", "recipe", "api", "repeat", "block", "compared_with", "compared_api"]
     if blocks is None or blocks.empty:
         return pd.DataFrame(columns=[*columns, "ratio"])
-    blocks = blocks.assign(process=process_of(blocks))
+    blocks = even_blocks(blocks.assign(process=process_of(blocks)))
     medians = blocks.groupby(
         ["process", "block", "model", "model_api"], as_index=False
     ).seconds.median()
@@ -243,8 +246,33 @@ def block_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
         medians, on=["process", "block"], suffixes=("_own", "")
     )
     merged = merged[(merged.model != merged.recipe) | (merged.model_api != merged.api)]
+    merged = merged[(merged.model != YARDSTICK) | (merged.recipe == registry.FLOOR)]
     merged = merged.rename(columns={"model": "compared_with", "model_api": "compared_api"})
     return merged.assign(ratio=merged.seconds_own / merged.seconds)[[*columns, "ratio"]]
+
+
+def set_aside_blocks(blocks: pd.DataFrame) -> pd.DataFrame:
+    """(process, block) of each block its process's ratios leave out: a neighbour came or went in
+    it (``contention.set_aside``). Blocks without pressure readings are never set aside."""
+    if blocks is None or blocks.empty or "pressure_seconds" not in blocks:
+        return pd.DataFrame(columns=["process", "block"])
+    blocks = blocks.assign(process=process_of(blocks))
+    found = [
+        (process, block)
+        for process, steps in blocks[blocks.pressure_seconds.notna()].groupby("process")
+        for block in sorted(contention.set_aside(list(steps.itertuples(index=False))))
+    ]
+    return pd.DataFrame(found, columns=["process", "block"])
+
+
+def even_blocks(blocks: pd.DataFrame) -> pd.DataFrame:
+    """``blocks`` (with their ``process``) without the blocks ``set_aside_blocks`` names."""
+    aside = set_aside_blocks(blocks)
+    if aside.empty:
+        return blocks
+    keys = pd.MultiIndex.from_frame(blocks[["process", "block"]].astype({"block": int}))
+    dropped = keys.isin(pd.MultiIndex.from_frame(aside.astype({"block": int})))
+    return blocks[~dropped]
 
 
 def or_empty(blocks) -> pd.DataFrame:
@@ -366,6 +394,18 @@ def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
                 }
             )
     return pd.DataFrame(rows, columns=RATIO_COLUMNS)
+
+
+def yardstick_ratios(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> dict:
+    """api -> the floor's step time relative to the yardstick's (``ratio_between``), for each API
+    whose processes timed both: a ratio of the machine's speed out of it."""
+    if blocks is None or blocks.empty:
+        return {}
+    measured = Measured.of(runs, blocks)
+    apis = sorted(set(blocks.model_api[blocks.model == YARDSTICK]))
+    floor = registry.FLOOR
+    found = {api: ratio_between(measured, (floor, api), (YARDSTICK, api)) for api in apis}
+    return {api: ratio for api, ratio in found.items() if ratio is not None}
 
 
 def floor_ratios(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> dict:

@@ -65,6 +65,13 @@ def add_arguments(parser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--yardstick-tolerance",
+        type=float,
+        default=gate.DEFAULT_YARDSTICK_TOLERANCE,
+        help="allowed increase of the floor's ratio to the yardstick, checked where the run timed "
+        "one, on any machine (default: %(default)s)",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         nargs="+",
@@ -82,13 +89,15 @@ def add_arguments(parser) -> None:
 
 
 def _check_tolerances(args) -> None:
-    """--tolerance: a finite fraction above 0; --floor-tolerance: a finite fraction of 0 or more.
-    Checked first: a benchmark must not run for minutes to be refused for a typo."""
+    """--tolerance and --yardstick-tolerance: a finite fraction above 0; --floor-tolerance: a
+    finite fraction of 0 or more. Checked first: a benchmark must not run for minutes to be
+    refused for a typo."""
     for flag, value, least in (
         ("--tolerance", args.tolerance, "above 0"),
+        ("--yardstick-tolerance", args.yardstick_tolerance, "above 0"),
         ("--floor-tolerance", args.floor_tolerance, "of 0 or more"),
     ):
-        below = value <= 0 if flag == "--tolerance" else value < 0
+        below = value < 0 if flag == "--floor-tolerance" else value <= 0
         if not math.isfinite(value) or below:
             raise UsageError(f"{flag} takes a fraction {least}, e.g. 0.06 for 6%, got {value}")
 
@@ -235,6 +244,35 @@ def _update_baseline(args) -> int:
     return 0
 
 
+def _floor_checks(args, baseline: dict, pool: Pool) -> list:
+    """The checks of a slowdown every ratio cancels, each said to have run or why not: the floor
+    against the yardstick (where both were timed) and its own ms/step (on the baseline's host)."""
+    floor, decisions = registry.FLOOR, []
+    yardstick = gate.yardstick_decisions(pool.runs, pool.blocks, baseline, args.yardstick_tolerance)
+    if yardstick:
+        print(
+            f"checks: {floor}'s ratio to the yardstick, on any machine (tolerance "
+            f"{args.yardstick_tolerance:.0%})"
+        )
+    else:
+        print(
+            f"checks: not {floor}'s ratio to the yardstick (the run or the baseline timed none: "
+            f"[training] yardstick)"
+        )
+    if gate.on_baseline_host(baseline, pool.reads[0].env):
+        decisions += gate.floor_decisions(pool.runs, baseline, args.floor_tolerance)
+        print(
+            f"checks: {floor}'s own ms/step (the baseline was recorded on this host; tolerance "
+            f"{args.floor_tolerance:.0%})"
+        )
+    else:
+        print(
+            f"checks: not {floor}'s own ms/step (the baseline was recorded on "
+            f"{baseline.get('host') or 'an unrecorded host'})"
+        )
+    return decisions + yardstick
+
+
 def _judge(args, baseline: dict, pool: Pool) -> int:
     """The gate's decisions printed; ``GATE_FAILED`` when any failed."""
     env = pool.reads[0].env
@@ -245,18 +283,8 @@ def _judge(args, baseline: dict, pool: Pool) -> int:
     )
     for difference in gate.differences(baseline, env, pool.settings_hash):
         print(f"differs from the baseline: {difference}")
-    floor = registry.FLOOR
-    if gate.on_baseline_host(baseline, env):
-        decisions += gate.floor_decisions(pool.runs, baseline, args.floor_tolerance)
-        print(
-            f"checks: each recipe's ratio to {floor}, and {floor}'s own ms/step (the baseline "
-            f"was recorded on this host; tolerance {args.floor_tolerance:.0%})"
-        )
-    else:
-        print(
-            f"checks: each recipe's ratio to {floor}; not {floor}'s own ms/step (the baseline "
-            f"was recorded on {baseline.get('host') or 'an unrecorded host'})"
-        )
+    print(f"checks: each recipe's ratio to {registry.FLOOR}")
+    decisions += _floor_checks(args, baseline, pool)
     if note := comparison.backends_sentence(set(pool.runs.api)):
         print(note)
     for results in pool.reads:

@@ -68,6 +68,10 @@ class TrainingSettings:
     # so that a backend whose step takes seconds (JAX or PyTorch on a CPU) times fewer blocks
     # instead of taking minutes more; 0 = every block.
     paired_seconds: int = 0
+    # Time a fixed computation of the backend's own beside the models in every block (the
+    # yardstick, bench/measure/yardstick.py): the floor's ratio to it is what the gate compares
+    # across machines, where the floor's own ms/step says only how fast the machine is.
+    yardstick: bool = False
     profile_steps: int = 0  # >0: profile that many train steps after the timing (slow)
 
 
@@ -202,8 +206,8 @@ class Config:
 
 _UNSET = object()
 # Keys added to the hashed tables later, and the value that reproduces how runs were measured
-# before them: every block, whatever it took.
-HASHED_WHEN_NOT = {("training", "paired_seconds"): 0}
+# before them: every block, whatever it took; no yardstick.
+HASHED_WHEN_NOT = {("training", "paired_seconds"): 0, ("training", "yardstick"): False}
 
 
 TABLES = {"device": DeviceSettings, "training": TrainingSettings, "matrix": MatrixSettings}

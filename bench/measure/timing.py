@@ -4,18 +4,26 @@ Once a process's runs have trained, it times every trained model's train step, a
 references' (the floor, a claim's baseline), in one process: each model runs the train function
 ``fit`` runs, on an endless iterator of the batches its ``fit`` takes, one step per call, timed
 per step. Block order alternates (ABC, CBA, ...) so that a drift of the machine falls on every
-model alike. The kernel path's notebook times its run the same way inside its kernel.
+model alike; each step records the machine's CPU pressure beside its time, and a block in which a
+neighbour came or went (``bench.results.contention``) is timed again. With ``[training]
+yardstick``, a fixed computation of the backend's own (``bench.measure.yardstick``) is timed in
+every block beside the models. The kernel path's notebook times its run the same way inside its
+kernel.
 """
 
 import collections
+import itertools
 import math
 import time
 from dataclasses import replace
 
 from bench.errors import summarize_exception
+from bench.measure import pressure
 from bench.measure.training import build, slow_down_if_asked
-from bench.results.records import BlockStep, ProcessSpec
+from bench.results import contention
+from bench.results.records import YARDSTICK, BlockStep, ProcessSpec
 from vae_impls import registry
+from vae_impls.keras_api import floor_api
 
 # Every stepper a paired timing made, kept until the process ends; a worker ends with os._exit,
 # which destroys nothing. Destroying a tf.data iterator waits for its autotuning thread, and
@@ -47,6 +55,8 @@ def time_paired(session, models: dict, references) -> tuple:
     if floor:  # one Keras, one floor
         for _ in range(floor_instances(len(steppers) - 1) - 1):
             errors.append(_add_instance(session, steppers, floor))
+    if session.training.yardstick:
+        errors.append(_add_yardstick(session, steppers))
     _KEPT_UNTIL_EXIT.append(steppers)
     why_not = "; ".join(filter(None, errors))
     if len(steppers) < 2:
@@ -87,6 +97,19 @@ def _add_instance(session, steppers: dict, model: tuple) -> str:
         return f"{recipe} ({api}): {summarize_exception(error)}"
 
 
+def _add_yardstick(session, steppers: dict) -> str:
+    """Add the backend's yardstick to ``steppers``, under (``YARDSTICK``, the floor's API), to be
+    visited once beside each visit of an instance of the floor (``visiting_order``): ""
+    or why it could not be built."""
+    api = floor_api(session.first.run.api)
+    try:
+        yardstick = session.backend.yardstick(session)
+    except Exception as error:
+        return f"{YARDSTICK}: {summarize_exception(error)}"
+    steppers[YARDSTICK, api] = [yardstick] * max(1, len(steppers.get((registry.FLOOR, api), ())))
+    return ""
+
+
 def reference_stepper(session, recipe: str, api: str):
     """A stepper of a model no run of the process trained: built with the first run's seed and
     slowdown, then a few untimed steps of ``fit`` trace it and create its optimizer's state."""
@@ -114,46 +137,62 @@ def time_blocks(steppers: dict, blocks: int, steps: int, seconds: float = 0) -> 
     """Each block visits every instance of every model once, in ``visiting_order``, reversed
     every other block; a model's steps are numbered across its instances' visits. With
     ``seconds``, no block starts once the blocks have taken that long and ``MIN_BLOCKS`` ran: the
-    blocks stay whole, and paired."""
-    timed = []
+    blocks stay whole, and paired. Then one more block is timed for each uneven one (a neighbour
+    came or went in it: ``bench.results.contention``), so at most as many again as ran."""
     order = visiting_order({model: len(instances) for model, instances in steppers.items()})
-    started = time.perf_counter()
-    for block in range(1, blocks + 1):
-        spent = time.perf_counter() - started
-        if seconds and block > MIN_BLOCKS and spent >= seconds:
-            break
-        visits = collections.Counter()
-        for model in order if block % 2 else order[::-1]:
-            visit, step = visits[model], steppers[model][visits[model]]
-            visits[model] += 1
-            for index in range(visit * steps + 1, (visit + 1) * steps + 1):
-                started = time.perf_counter()
-                step()
-                timed.append(BlockStep(block, *model, index, time.perf_counter() - started))
+    timed, started, number = [], time.perf_counter(), 0
+    while number < blocks and not _time_is_up(started, seconds, number):
+        number += 1
+        timed += _time_block(steppers, order, number, steps)
+    for _ in contention.uneven_blocks(timed):
+        number += 1
+        timed += _time_block(steppers, order, number, steps)
     return tuple(timed)
+
+
+def _time_is_up(started: float, seconds: float, done: int) -> bool:
+    return bool(seconds) and done >= MIN_BLOCKS and time.perf_counter() - started >= seconds
+
+
+def _time_block(steppers: dict, order: list, block: int, steps: int) -> list:
+    """One block's timed steps, with the machine's CPU pressure during each (``pressure``)."""
+    timed, visits = [], collections.Counter()
+    for model in order if block % 2 else order[::-1]:
+        visit, step = visits[model], steppers[model][visits[model]]
+        visits[model] += 1
+        for index in range(visit * steps + 1, (visit + 1) * steps + 1):
+            waited = pressure.waited_seconds()
+            began = time.perf_counter()
+            step()
+            seconds = time.perf_counter() - began
+            now_waited = pressure.waited_seconds()
+            waited = None if waited is None or now_waited is None else now_waited - waited
+            timed.append(BlockStep(block, *model, index, seconds, waited))
+    return timed
 
 
 def visiting_order(instances: dict) -> list:
     """One block's visits, model -> its number of instances: one visit per instance, those of
-    the floor spread evenly among the other models'."""
+    the floor spread evenly among the other models', each followed by one of the yardstick's
+    (if timed): the two side by side, so that the machine's drift falls on both alike."""
+    floors, yardsticks = (
+        [model for model, count in instances.items() if model[0] == name for _ in range(count)]
+        for name in (registry.FLOOR, YARDSTICK)
+    )
     others = [
         model
         for model, count in instances.items()
-        if model[0] != registry.FLOOR
-        for _ in range(count)
-    ]
-    floors = [
-        model
-        for model, count in instances.items()
-        if model[0] == registry.FLOOR
+        if model[0] not in (registry.FLOOR, YARDSTICK)
         for _ in range(count)
     ]
     if not floors or not others:
-        return others + floors
+        return others + [
+            model for pair in itertools.zip_longest(floors, yardsticks) for model in pair if model
+        ]
     order = []
     for index, segment in enumerate(_split_evenly(others, len(floors) + 1)):
-        order += segment + floors[index : index + 1]
-    return order
+        order += segment + floors[index : index + 1] + yardsticks[index : index + 1]
+    return order + yardsticks[len(floors) :]
 
 
 def _split_evenly(items: list, parts: int) -> list:

@@ -21,6 +21,7 @@ from bench.formatting import (
     with_ci,
 )
 from bench.report.answer import claim_ratio_text, family_clause
+from bench.results import contention
 from bench.results.env import env_value
 from bench.results.folder import OUTLIERS_CSV, Results, read_top_ops
 from vae_impls import registry
@@ -114,6 +115,7 @@ def _outlier_blocks(results: Results, tables: Tables) -> list:
     worst = tables.outliers.sort_values("mads", ascending=False, kind="stable")
     return [
         ("h2", "Disturbed runs"),
+        ("p", _set_aside_sentence(results.blocks)),
         (
             "p",
             f"Processes whose ratio lies over {stats.OUTLIER_MADS:g} median absolute deviations "
@@ -122,6 +124,27 @@ def _outlier_blocks(results: Results, tables: Tables) -> list:
         ),
         _table(worst.head(OUTLIERS_SHOWN), columns, "No run's ratio lies far from its pair's."),
     ]
+
+
+def _set_aside_sentence(blocks) -> str:
+    """How many blocks a neighbour came or went in, set aside from the ratios
+    (``stats.set_aside_blocks``), or why none could be checked."""
+    if blocks is None or blocks.empty:
+        return "No paired blocks: no block could be checked for other work on the machine."
+    read = blocks[blocks.pressure_seconds.notna()] if "pressure_seconds" in blocks else blocks[:0]
+    if read.empty:
+        return (
+            "The kernel gave no CPU pressure (/proc/pressure/cpu): no block could be checked for "
+            "a neighbour that came or went."
+        )
+    counted = read.assign(process=stats.process_of(read))[["process", "block"]].drop_duplicates()
+    aside = len(stats.set_aside_blocks(blocks))
+    return (
+        f"{aside} of {len(counted)} blocks set aside from every ratio: a neighbour came or went "
+        f"in them (their models' shares of CPU pressure differed by more than "
+        f"{contention.UNEVEN_SHARE:g} of their step time; each process timed one more block "
+        f'for each, up to as many as it planned: docs/method.md "Other work on the machine").'
+    )
 
 
 def _outliers_shown(count: int) -> str:

@@ -12,6 +12,7 @@ import statistics
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
+from bench.config.injection import EVERY_RECIPE
 from bench.config.plan import PlannedRun
 from bench.errors import UsageError
 
@@ -37,7 +38,8 @@ class RunSpec:
     )  # "recipe/api" -> ms added to each step (gate tests)
 
     def injected_ms(self, recipe: str, api: str) -> float:
-        return self.injected.get(f"{recipe}/{api}", 0.0)
+        every = self.injected.get(f"{EVERY_RECIPE}/{api}", 0.0)
+        return self.injected.get(f"{recipe}/{api}", every)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,15 +80,23 @@ class ProcessSpec:
         )
 
 
+# A block's model that is no recipe: a fixed computation of the backend's own, timed beside the
+# recipes to measure the machine (``[training] yardstick``, bench/measure/yardstick.py).
+YARDSTICK = "yardstick"
+
+
 @dataclass(frozen=True)
 class BlockStep:
     """One timed train step of one model in a block of the paired measurement (blocks.csv)."""
 
     block: int
-    model: str  # the recipe whose step this is: the run's own or a reference's
+    model: str  # the recipe whose step this is: the run's own, a reference's, or YARDSTICK
     model_api: str
     step: int
     seconds: float
+    # Seconds in which some task of the machine waited for a CPU during the step (the kernel's
+    # /proc/pressure/cpu); empty where the kernel does not say (bench/results/contention.py).
+    pressure_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -328,6 +338,7 @@ _KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False"}
 # Numbers that are durations or sizes: a negative one is not a measurement.
 _NON_NEGATIVE = {
     "seconds",
+    "pressure_seconds",
     "ms_per_step",
     "first_epoch_seconds",
     "wall_seconds",

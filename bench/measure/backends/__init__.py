@@ -13,6 +13,8 @@ differs by backend lives in one module per backend, each with the same functions
 - ``count_ops(session, built, seed)``: the train step's ``OpCounts`` (in all, by type, by layer),
   for backends whose ops the trace counter of ``bench.measure.instruments`` cannot see (None
   where it can);
+- ``yardstick(session)``: the step of the yardstick, a fixed computation in the backend's own
+  operations that measures the machine (``bench.measure.yardstick``);
 - ``slow_down(runtime, model, milliseconds)``: the deliberate slowdown inside each train step;
 - ``facts()``: the backend's version and GPUs, for env.json (the preflight).
 

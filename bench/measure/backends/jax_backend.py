@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data, nvidia
 from bench.measure.backends.numpy_data import OpCounts, Stepper
 from bench.measure.instruments import layer_names, scopes_of
@@ -141,6 +142,37 @@ def _hand_back(model, state) -> None:
     model._jax_state = dict(zip(names, state))
     model._jax_state_synced = False
     model.jax_state_sync()
+
+
+def yardstick(session) -> Stepper:
+    """The yardstick's step (``bench.measure.yardstick``): a jitted function of ``jax.lax``
+    operations that computes the gradients of every weight, waited for."""
+    import jax
+    import jax.numpy as jnp
+
+    weights, images = jax.device_put(fixed.weights()), jax.device_put(fixed.images())
+    layout = ("NHWC", "HWIO", "NHWC")
+
+    def loss(weights):
+        encoder, (down, up), decoder = weights
+        h = images
+        for kernel, (_, stride) in zip(encoder, fixed.ENCODER):
+            h = jax.lax.conv_general_dilated(
+                h, kernel, (stride, stride), "SAME", dimension_numbers=layout
+            )
+            h = jax.nn.leaky_relu(h, fixed.LEAKY_SLOPE)
+        size = fixed.encoded_size()
+        h = (h.reshape(fixed.BATCH, -1) @ down @ up).reshape(fixed.BATCH, size, size, -1)
+        for index, (kernel, (_, stride)) in enumerate(zip(decoder, fixed.DECODER)):
+            strides = (stride, stride)
+            h = jax.lax.conv_transpose(h, kernel, strides, "SAME", dimension_numbers=layout)
+            if index < len(decoder) - 1:
+                h = jax.nn.leaky_relu(h, fixed.LEAKY_SLOPE)
+        # The sigmoid cross-entropy on logits, as TensorFlow computes it.
+        return jnp.mean(jnp.maximum(h, 0) - h * images + jnp.log1p(jnp.exp(-jnp.abs(h))))
+
+    gradients = jax.jit(jax.grad(loss))
+    return Stepper(lambda: jax.block_until_ready(gradients(weights)))
 
 
 def count_ops(session, built, seed: int) -> OpCounts:

@@ -7,6 +7,7 @@ step's graph ops while ``tf.function`` traces it, so ``count_ops`` has nothing t
 
 from bench.measure import device as tf_device
 from bench.measure import injection, steps
+from bench.measure import yardstick as fixed
 from bench.measure.backends import nvidia
 from bench.measure.backends.numpy_data import Stepper
 
@@ -33,6 +34,39 @@ def fit_data(session, built, seed: int):
 
 def stepper(session, built, seed: int) -> Stepper:
     return Stepper(steps.stepper(session, built, seed))
+
+
+def yardstick(session) -> Stepper:
+    """The yardstick's step (``bench.measure.yardstick``): a traced function of TensorFlow ops
+    that computes the gradients of every weight, waited for."""
+    tf = session.tf
+    encoder, (down, up), decoder = (
+        [tf.Variable(kernel) for kernel in kernels] for kernels in fixed.weights()
+    )
+    images = tf.constant(fixed.images())
+    variables = [*encoder, down, up, *decoder]
+
+    @tf.function
+    def gradients():
+        with tf.GradientTape() as tape:
+            h = images
+            for kernel, (_, stride) in zip(encoder, fixed.ENCODER):
+                h = tf.nn.leaky_relu(tf.nn.conv2d(h, kernel, stride, "SAME"), fixed.LEAKY_SLOPE)
+            size = fixed.encoded_size()
+            h = tf.matmul(tf.matmul(tf.reshape(h, (fixed.BATCH, -1)), down), up)
+            h = tf.reshape(h, (fixed.BATCH, size, size, -1))
+            for index, (kernel, (filters, stride)) in enumerate(zip(decoder, fixed.DECODER)):
+                size *= stride
+                shape = (fixed.BATCH, size, size, filters)
+                # TensorFlow's transposed kernels are (height, width, out, in).
+                flipped = tf.transpose(kernel, (0, 1, 3, 2))
+                h = tf.nn.conv2d_transpose(h, flipped, shape, stride, "SAME")
+                if index < len(decoder) - 1:
+                    h = tf.nn.leaky_relu(h, fixed.LEAKY_SLOPE)
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(images, h))
+        return tape.gradient(loss, variables)
+
+    return Stepper(lambda: gradients()[0].numpy())
 
 
 def count_ops(session, built, seed: int):

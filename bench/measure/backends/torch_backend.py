@@ -9,6 +9,7 @@ call, and waits for its logs as ``fit`` does (on a GPU, a step's kernels run asy
 import collections
 import time
 
+from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data
 from bench.measure.backends.numpy_data import OpCounts, Stepper
 
@@ -92,6 +93,45 @@ def stepper(session, built, seed: int) -> Stepper:
         batch = keras.tree.map_structure(keras.ops.convert_to_tensor, next(batches))
         logs = train_function([batch])
         keras.ops.convert_to_numpy(numpy_data.first_value(logs))
+
+    return Stepper(step)
+
+
+def yardstick(session) -> Stepper:
+    """The yardstick's step (``bench.measure.yardstick``): PyTorch's functional convolutions and
+    autograd's gradients of every weight, on the device Keras uses, waited for."""
+    import torch
+    import torch.nn.functional as functional
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder, (down, up), decoder = fixed.weights()
+
+    def weight(array, order=None):
+        array = array if order is None else array.transpose(order)
+        return torch.tensor(array, device=device, requires_grad=True)
+
+    # PyTorch's kernels: (out, in, height, width) to convolve, (in, out, ...) to transpose.
+    encoder = [weight(kernel, (3, 2, 0, 1)) for kernel in encoder]
+    decoder = [weight(kernel, (2, 3, 0, 1)) for kernel in decoder]
+    down, up = weight(down), weight(up)
+    images = torch.tensor(fixed.images().transpose(0, 3, 1, 2), device=device)
+    variables, padding = [*encoder, down, up, *decoder], fixed.KERNEL // 2
+
+    def step():
+        h = images
+        for kernel, (_, stride) in zip(encoder, fixed.ENCODER):
+            h = functional.conv2d(h, kernel, stride=stride, padding=padding)
+            h = functional.leaky_relu(h, fixed.LEAKY_SLOPE)
+        size = fixed.encoded_size()
+        h = (h.reshape(fixed.BATCH, -1) @ down @ up).reshape(fixed.BATCH, -1, size, size)
+        for index, (kernel, (_, stride)) in enumerate(zip(decoder, fixed.DECODER)):
+            h = functional.conv_transpose2d(
+                h, kernel, stride=stride, padding=padding, output_padding=stride - 1
+            )
+            if index < len(decoder) - 1:
+                h = functional.leaky_relu(h, fixed.LEAKY_SLOPE)
+        loss = functional.binary_cross_entropy_with_logits(h, images)
+        torch.autograd.grad(loss, variables)[0].cpu()  # on a GPU: waits for the step
 
     return Stepper(step)
 
