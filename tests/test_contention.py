@@ -112,8 +112,16 @@ def test_the_worker_times_one_more_block_for_each_uneven_one(monkeypatch):
         return step
 
     monkeypatch.setattr(pressure, "waited_seconds", lambda: waited[0])
-    steppers = {("kl_layer", "keras2"): [stepper(2)], ("plain_ae", "keras2"): [stepper()]}
-    timed = timing.time_blocks(steppers, blocks=3, steps=3)
+
+    def steppers():
+        return {("kl_layer", "keras2"): [stepper(2)], ("plain_ae", "keras2"): [stepper()]}
+
+    timed = timing.time_blocks(steppers(), blocks=3, steps=3)
     assert sorted({step.block for step in timed}) == [1, 2, 3, 4]
     assert contention.uneven_blocks(timed) == {2}
     assert all(step.pressure_seconds is not None for step in timed)
+    # ... but not past the seconds a process may spend on blocks (a block takes ~0.06 s): the
+    # two blocks that always run took them, uneven block 2 is not timed again
+    timed = timing.time_blocks(steppers(), blocks=3, steps=3, seconds=0.1)
+    assert sorted({step.block for step in timed}) == [1, 2]
+    assert contention.uneven_blocks(timed) == {2}

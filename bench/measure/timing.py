@@ -138,13 +138,16 @@ def time_blocks(steppers: dict, blocks: int, steps: int, seconds: float = 0) -> 
     every other block; a model's steps are numbered across its instances' visits. With
     ``seconds``, no block starts once the blocks have taken that long and ``MIN_BLOCKS`` ran: the
     blocks stay whole, and paired. Then one more block is timed for each uneven one (a neighbour
-    came or went in it: ``bench.results.contention``), so at most as many again as ran."""
+    came or went in it: ``bench.results.contention``), so at most as many again as ran, and
+    within ``seconds`` too: the time a process may spend on blocks is kept."""
     order = visiting_order({model: len(instances) for model, instances in steppers.items()})
     timed, started, number = [], time.perf_counter(), 0
     while number < blocks and not _time_is_up(started, seconds, number):
         number += 1
         timed += _time_block(steppers, order, number, steps)
     for _ in contention.uneven_blocks(timed):
+        if _time_is_up(started, seconds, number):
+            break
         number += 1
         timed += _time_block(steppers, order, number, steps)
     return tuple(timed)

@@ -143,7 +143,8 @@ def _set_aside_sentence(blocks) -> str:
         f"{aside} of {len(counted)} blocks set aside from every ratio: a neighbour came or went "
         f"in them (their models' shares of CPU pressure differed by more than "
         f"{contention.UNEVEN_SHARE:g} of their step time; each process timed one more block "
-        f'for each, up to as many as it planned: docs/method.md "Other work on the machine").'
+        f"for each, up to as many as it planned and within its time for blocks: docs/method.md "
+        f'"Other work on the machine").'
     )
 
 
