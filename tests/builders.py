@@ -154,6 +154,33 @@ def blocks_frame(steps: dict):
     return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
 
 
+def paired_blocks_frame(per_run: dict, blocks=4, steps=5, seed=0, noise=0.002):
+    """Block steps of paired runs, each run its own process: {(recipe, api, repeat): {(model,
+    model_api): seconds per step}}, each step with ``noise`` (relative SD)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = [
+        {
+            "run_id": f"{recipe}-{api}-r{repeat}",
+            "recipe": recipe,
+            "api": api,
+            "repeat": repeat,
+            "block": block,
+            "model": model,
+            "model_api": model_api,
+            "step": step,
+            "seconds": seconds * rng.normal(1, noise),
+        }
+        for (recipe, api, repeat), models in per_run.items()
+        for block in range(1, blocks + 1)
+        for (model, model_api), seconds in models.items()
+        for step in range(1, steps + 1)
+    ]
+    return pd.DataFrame(rows)
+
+
 def matrix_config(pairs, repeats, name="synthetic"):
     """A config whose [matrix] covers ``pairs`` (and every other pair of their recipes and APIs)."""
     return config.from_dict(

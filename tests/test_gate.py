@@ -13,7 +13,7 @@ from bench.analysis import gate, stats
 from bench.errors import UsageError
 from bench.results import folder as results
 from bench.results.records import YARDSTICK
-from tests.builders import folder_of_records, record
+from tests.builders import folder_of_records, paired_blocks_frame, record
 
 REPEATS = 8
 
@@ -308,30 +308,15 @@ def yardstick_blocks(floor_over_yardstick: float, machine: float, seed: int) -> 
     """Paired blocks of ``REPEATS`` keras2 processes in which the floor's run timed its step beside
     the yardstick's: the floor's ``floor_over_yardstick`` x the yardstick's, everything
     ``machine`` x slower than a 50 ms yardstick, each step with 2% noise."""
-    rng = np.random.default_rng(seed)
     yardstick = 0.05 * machine
-    rows = [
-        {
-            "run_id": f"plain_ae-keras2-r{repeat}",
-            "recipe": "plain_ae",
-            "api": "keras2",
-            "repeat": repeat,
-            "process": f"keras2-r{repeat}",
-            "block": block,
-            "model": model,
-            "model_api": "keras2",
-            "step": step,
-            "seconds": seconds * rng.normal(1, 0.02),
+    per_run = {
+        ("plain_ae", "keras2", repeat): {
+            ("plain_ae", "keras2"): yardstick * floor_over_yardstick,
+            (YARDSTICK, "keras2"): yardstick,
         }
         for repeat in range(1, REPEATS + 1)
-        for block in range(1, 7)
-        for model, seconds in (
-            ("plain_ae", yardstick * floor_over_yardstick),
-            (YARDSTICK, yardstick),
-        )
-        for step in range(1, 6)
-    ]
-    return pd.DataFrame(rows)
+    }
+    return paired_blocks_frame(per_run, blocks=6, steps=5, seed=seed, noise=0.02)
 
 
 @pytest.fixture

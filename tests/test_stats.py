@@ -9,7 +9,7 @@ import pytest
 
 from bench.analysis import claims, coverage, stats
 from bench.config.plan import PlannedRun
-from tests.builders import frame_of
+from tests.builders import frame_of, paired_blocks_frame
 
 
 def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
@@ -73,30 +73,6 @@ def test_port_is_compared_with_keras3_references():
 # --- the paired measurement ---------------------------------------------------------------------
 
 
-def blocks_frame(per_run: dict, blocks=4, steps=5, seed=0) -> pd.DataFrame:
-    """Block steps of paired runs: {(recipe, api, repeat): {(model, model_api): seconds per
-    step}}."""
-    rng = np.random.default_rng(seed)
-    rows = [
-        {
-            "run_id": f"{recipe}-{api}-r{repeat}",
-            "recipe": recipe,
-            "api": api,
-            "repeat": repeat,
-            "block": block,
-            "model": model,
-            "model_api": model_api,
-            "step": step,
-            "seconds": seconds * rng.normal(1, 0.002),
-        }
-        for (recipe, api, repeat), models in per_run.items()
-        for block in range(1, blocks + 1)
-        for (model, model_api), seconds in models.items()
-        for step in range(1, steps + 1)
-    ]
-    return pd.DataFrame(rows)
-
-
 def paired_runs(ratios_by_repeat: list, recipe="kl_layer", api="keras2") -> tuple:
     """(runs, blocks) of paired runs of ``recipe`` against plain_ae with the given per-process
     ratios; each process runs at its own speed, as separate processes do."""
@@ -110,7 +86,7 @@ def paired_runs(ratios_by_repeat: list, recipe="kl_layer", api="keras2") -> tupl
         )
     }
     runs = runs_frame({(recipe, api): [100.0] * len(ratios_by_repeat)})
-    return runs, blocks_frame(per_run)
+    return runs, paired_blocks_frame(per_run)
 
 
 def test_process_ratio_is_the_ratio_of_median_step_times_within_one_run():
@@ -175,7 +151,7 @@ def test_pairs_in_separate_processes_are_compared_over_their_block_step_times():
         for recipe, seconds in (("notebook_kernel", 0.060), ("notebook_numpy_fit", 0.050))
         for repeat in (1, 2, 3)
     }
-    blocks = blocks_frame(per_run)
+    blocks = paired_blocks_frame(per_run)
     (row,) = claims.reading_table(runs, blocks).query("recipe == 'notebook_kernel'").itertuples()
     assert (row.undone, row.method, row.n) == ("notebook_numpy_fit", stats.BOOTSTRAP, 3)
     assert row.ratio == pytest.approx(1.2, rel=0.01)
