@@ -12,7 +12,7 @@ import pytest
 from bench.analysis import cost_model
 from bench.report import costs, render
 from bench.results.folder import runs_frame
-from tests.builders import ROOT, only_folder, record, run_bench
+from tests.builders import ROOT, folder_of_records, only_folder, record, run_bench
 from vae_impls import keras_api, registry
 
 FLOOR_API, PORT = "keras3-torch", "keras3-torch-port"
@@ -146,6 +146,37 @@ def test_a_backend_without_counts_is_not_counted():
 def test_no_floor_no_model():
     runs, ratios = frames(lambda ops, convs: 1.0)
     assert cost_model.explain(runs[runs.recipe != registry.FLOOR], ratios, FLOOR_API) is None
+
+
+def test_a_folder_is_read_for_its_first_variant_only(tmp_path):
+    """A sweep's variants have settings of their own: never pooled into one fit."""
+    runs, ratios = frames(lambda ops, convs: 0.025 * ops)
+    other_runs, other_ratios = frames(lambda ops, convs: 15.0 * convs)
+    rows = [
+        *(dataclasses.replace(row, variant="small") for row in _records(runs)),
+        *(
+            dataclasses.replace(row, variant="large", run_id=f"{row.run_id}-large")
+            for row in _records(other_runs)
+        ),
+    ]
+    folder = folder_of_records(tmp_path, "sweep", rows)
+    both = pd.concat([ratios.assign(variant="small"), other_ratios.assign(variant="large")])
+    folder.write_ratios(both.assign(host=""))
+    (model,) = cost_model.read_costs(folder.path)
+    assert model.regime == cost_model.LAUNCH_BOUND and len(model.recipes) == len(STEPS)
+    pairs = cost_model.records_by_pair([model])
+    assert pairs[("kl_layer", PORT)].units == 70
+
+
+def _records(runs: pd.DataFrame) -> list:
+    """The frame's rows back as records (the builder's defaults, the frame's counts)."""
+    return [
+        _row(row.recipe, row.api, row.ms_per_step, _frame_counts(row)) for row in runs.itertuples()
+    ]
+
+
+def _frame_counts(row) -> dict:
+    return {"graph_ops": int(row.graph_ops), "ops_convolutions": int(row.ops_convolutions)}
 
 
 # --- the words --------------------------------------------------------------------------------

@@ -333,3 +333,8 @@ def read_costs(path) -> list:
     runs = runs[(runs.variant == variant) & ((runs.host == host) if host else True)]
     ratios = ratios[(ratios.variant.fillna("") == variant) & (ratios.host.fillna("") == host)]
     return explain_all(runs, ratios)
+
+
+def records_by_pair(models: list) -> dict:
+    """(recipe, api) -> its ``RecipeCost``, over ``models``: what a "why" cell of a pair reads."""
+    return {(record.recipe, record.api): record for model in models for record in model.recipes}
