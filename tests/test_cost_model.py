@@ -197,6 +197,15 @@ def test_each_regime_is_worded_with_its_units_and_their_cost():
     assert "no per-step counts" in costs.why_phrase(bare.recipes[0])
 
 
+def test_a_gap_its_counts_do_not_predict_says_what_they_would_cost():
+    torch = models_of("reference-launch-bound")["keras3-torch"]
+    tape = by_recipe(torch)["gradient_tape"]
+    assert tape.regime == cost_model.UNEXPLAINED  # its operators cost < half the fit's each
+    text = costs.why_phrase(tape)
+    assert "that no count explains: its +61 operators at ~" in text
+    assert f"would cost {tape.predicted_ms:+.1f} ms/step" in text
+
+
 def test_the_section_shows_each_fit_and_each_recipe():
     model = cost_model.explain(*frames(lambda ops, convs: 0.025 * ops), FLOOR_API)
     markdown = render.markdown(costs.cost_blocks([model]))

@@ -9,9 +9,11 @@ gap = per-unit cost x extra units, fitted by least squares over the recipes, the
 (0, 0) among them; its R² is the share of the steps' extra time that line accounts for, its
 per-unit cost comes with a t-interval.
 
-The count that explains (R² >= ``EXPLAINS_R2``, a per-unit cost above 0 with its whole CI) with
-the highest R² names the regime: operators, a step bound by launching them (every extra
-operation costs time whatever its size: PyTorch on a GPU, or a tiny network on a CPU);
+A count explains the gaps when its per-unit cost lies above 0 with its whole CI and its line
+accounts for most of their variance (R² >= ``EXPLAINS_R2``) or misses them by no more than their
+own measurement noise (``noise_p``: gaps near the noise leave any line a low R²). The explaining
+count with the highest R² names the regime: operators, a step bound by launching them (every
+extra operation costs time whatever its size: PyTorch on a GPU, or a tiny network on a CPU);
 convolutions or matrix products, a step bound by arithmetic. A recipe's gap is put down to that
 count where the count's prediction agrees with it (``agrees``); a gap that no count predicts is
 said to be unexplained, and a negligible one to be no gap. Numbers only: the words are

@@ -82,6 +82,11 @@ def why_phrase(record: RecipeCost) -> str:
         )
     if record.regime == cost_model.NO_GAP:
         return f"no gap to the floor beyond noise ({gap})"
+    if record.regime == cost_model.UNEXPLAINED and record.fit:
+        return (
+            f"{gap} that no count explains: its {_units_text(record.count, record.units)} at "
+            f"~{unit_cost(record.fit.unit_ms)} each would cost {record.predicted_ms:+.1f} ms/step"
+        )
     if record.regime == cost_model.UNEXPLAINED:
         return f"{gap} that no count explains ({_all_units(record)})"
     return f"{gap}; no per-step counts recorded on this backend"
