@@ -100,12 +100,12 @@ def _how_well(fit: CountFit) -> str:
 
 
 def cost_blocks(models: list) -> list:
-    """The report section: the method, then per floor API its verdict, fits and recipes."""
+    """The report section: the method, then per floor API its regime, fits and recipes."""
     if not models:
         return [("h2", TITLE), ("p", "No floor ran here: there is no gap to explain.")]
     blocks = [("h2", TITLE), ("p", INTRO)]
     for model in models:
-        blocks.append(("p", verdict(model)))
+        blocks.append(("p", regime_sentence(model)))
         if model.fits:
             blocks.append(("table", fits_table(model)))
         if model.recipes:
@@ -113,7 +113,7 @@ def cost_blocks(models: list) -> list:
     return blocks
 
 
-def verdict(model: CostModel) -> str:
+def regime_sentence(model: CostModel) -> str:
     """One floor API's regime in a sentence."""
     label = API_LABELS.get(model.floor_api, model.floor_api)
     floor = f"{label} (floor {number(model.floor_ms)} ms/step, {_floor_units(model)})"
