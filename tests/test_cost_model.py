@@ -235,6 +235,14 @@ def test_pytorch_on_the_h100_is_launch_bound_at_about_25_us_an_operator():
     assert {record.regime for record in slower} == {cost_model.LAUNCH_BOUND}
 
 
+def test_every_h100_cell_above_1_05x_gets_a_cause_from_counts():
+    explained = {cost_model.LAUNCH_BOUND, cost_model.ARITHMETIC_BOUND}
+    for model in models_of("reference-gpu").values():
+        for found in model.recipes:
+            if found.ratio > 1.05:
+                assert found.regime in explained, (found.recipe, found.api, found.regime)
+
+
 def test_jax_on_the_h100_pays_for_convolutions_only():
     jax = models_of("reference-gpu")["keras3-jax"]
     assert jax.regime == cost_model.ARITHMETIC_BOUND
