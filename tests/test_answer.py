@@ -11,6 +11,8 @@ import pytest
 
 from bench.__main__ import main
 from bench.analysis import answer, tables
+from bench.report import answer_table
+from bench.report.provenance import commit_text
 from bench.results.folder import ENV_JSON, RATIOS_CSV, RUNS_CSV, ResultsFolder
 from bench.results.records import FAILED, TIMEOUT, RunResult
 from bench.run import runner
@@ -71,7 +73,7 @@ def answer_folder(results_dir, env: dict = ENV) -> ResultsFolder:
 
 
 def rows_of(found: answer.Answer) -> dict:
-    return {row.recipe: row for row in found.table.itertuples()}
+    return {row.recipe: row for row in answer_table.answer_table(found).itertuples()}
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +117,8 @@ def test_why_reads_the_op_counts_against_the_floor_of_the_same_api(folder):
         "+3 Conv2DBackpropFilter, +9 MatMul"
     )
     assert rows["kl_layer"].why == "same convolutions as the floor"
-    assert rows["closure_loss"].why == answer.FAILS_AS_WRITTEN
-    assert rows["plain_ae"].why == answer.FLOOR_WHY
+    assert rows["closure_loss"].why == answer_table.FAILS_AS_WRITTEN
+    assert rows["plain_ae"].why == answer_table.FLOOR_WHY
     assert rows["gradient_tape"].why == ""  # it went wrong where it ran: nothing to explain
 
 
@@ -134,7 +136,11 @@ def test_encoder_twice_only_where_the_extra_convolutions_are_the_encoders_layers
 def test_the_source_names_the_machine_the_run_and_the_floors_speed(folder):
     source = answer.read_answer(folder.path).source
     assert (source.cpu, source.cores, source.gpu, source.rounds) == ("Test CPU", "8", "", 3)
-    assert (source.config, source.commit, source.folder) == ("answer", "0123456", folder.name)
+    assert (source.config, commit_text(source.git), source.folder) == (
+        "answer",
+        "0123456",
+        folder.name,
+    )
     assert set(source.floor_ms) == {"keras2", "keras3"}
     assert source.floor_ms["keras2"] == pytest.approx(40.0, rel=0.05)
 
@@ -158,7 +164,7 @@ def test_a_folder_of_runs_csv_ratios_csv_and_env_json_alone_gives_the_same_answe
     for name in (RUNS_CSV, RATIOS_CSV, ENV_JSON):
         shutil.copy(folder.path / name, reference / name)
     whole, kept = answer.read_answer(folder.path), answer.read_answer(reference)
-    assert kept.table.equals(whole.table)
+    assert answer_table.answer_table(kept).equals(answer_table.answer_table(whole))
     assert kept.verdicts == whole.verdicts
     assert dataclasses.replace(kept.source, folder=folder.name) == whole.source
 
@@ -230,5 +236,5 @@ def test_a_benchmark_closes_with_the_answer_not_the_medians(folder, tmp_path):
     ],
 )
 def test_an_error_is_shortened_to_its_type_and_first_sentence(error, short):
-    assert answer.short_error(error) == short
-    assert len(answer.short_error(error)) <= answer.ERROR_WIDTH
+    assert answer_table.short_error(error) == short
+    assert len(answer_table.short_error(error)) <= answer_table.ERROR_WIDTH

@@ -185,13 +185,6 @@ def _verdict(
 # --- what a folder ran under --------------------------------------------------------------------
 
 
-def commit(env: dict, length: int = 8):
-    """The git commit's first characters, "-dirty" when the tree had changes (as ``git describe
-    --dirty``); None where the folder does not record it."""
-    full = env_value(env, "git", "commit")
-    return full[:length] + ("-dirty" if env_value(env, "git", "dirty") else "") if full else None
-
-
 def settings(env: dict) -> dict:
     """env.json's device, training and network settings as {"training.batch_size": 128, ...}."""
     return {

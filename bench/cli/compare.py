@@ -23,6 +23,7 @@ from bench.formatting import (
     text_table,
     with_ci,
 )
+from bench.report.provenance import commit_text
 from bench.results.env import env_value, host_id
 from bench.results.folder import ResultsFolder
 
@@ -95,7 +96,7 @@ def versions(results) -> list:
     env = results.env
     return [
         *((key, _text(env.get(key))) for key in VERSION_KEYS),
-        ("git commit", _text(comparison.commit(env, length=12))),
+        ("git commit", commit_text(env.get("git"), length=12)),
     ]
 
 
