@@ -163,14 +163,14 @@ def of_folder(
     encoder_layers: int = verdicts.DEFAULT_ENCODER_CONVOLUTIONS,
 ) -> list:
     """(``Cause``, slower) of every recipe x API with scoped op counts in ``runs``; slower:
-    ``verdicts.slower_than_floor`` of its ratio to the floor (a ratio_table row)."""
+    ``verdicts.slower`` of its ratio to the floor (a ratio_table row)."""
     found = []
     for api in dict.fromkeys(runs.api):
         for recipe in scopes_of_runs(runs, api):
             ratio = verdicts.floor_ratio(ratios, recipe, api)
             cause = cause_of(runs, recipe, api, ratio, encoder_layers)
             if cause is not None:
-                found.append((cause, verdicts.slower_than_floor(ratio)))
+                found.append((cause, verdicts.slower(ratio)))
     return found
 
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import causes, stats
+from bench.analysis import causes, stats, verdicts
 from bench.analysis.tables import side_by_side
 from bench.results.env import env_value
 from vae_impls import registry
-from vae_impls.keras_api import floor_api
 
 # A gap to the floor worth naming: the CI's lower bound above this ratio.
 GAP = 1.05
@@ -49,7 +48,7 @@ def _fastest(api: str, speed: pd.DataFrame, ratios: pd.DataFrame) -> Fastest:
         candidates = candidates[
             (candidates.index == best.name) | (candidates.ci_low <= best.ci_high)
         ]
-    return Fastest(api, speed_row(speed, registry.FLOOR, floor_api(api)), candidates)
+    return Fastest(api, speed_row(speed, registry.FLOOR, verdicts.floor_api_of(api)), candidates)
 
 
 # --- precision of the ratios --------------------------------------------------------------------
@@ -99,10 +98,7 @@ class Gap:
     @property
     def survives(self) -> dict:
         """variant -> whether the gap holds there: a CI whose lower bound lies above ``GAP``."""
-        return {
-            variant: math.isfinite(row.ci_low) and row.ci_low > GAP
-            for variant, row in self.rows.items()
-        }
+        return {variant: verdicts.above(row, GAP) for variant, row in self.rows.items()}
 
     @property
     def everywhere(self) -> bool:
@@ -159,9 +155,9 @@ def explain(reading, speed: pd.DataFrame, scopes: dict | None = None) -> Explana
 
 
 def _outcome(row) -> str:
-    if math.isfinite(row.ci_low) and row.ci_low > 1:
+    if verdicts.slower(row):
         return SLOWER
-    if math.isfinite(row.ci_high) and row.ci_high < 1:
+    if verdicts.faster(row):
         return FASTER
     return SAME
 
@@ -186,7 +182,7 @@ def op_baselines(readings: pd.DataFrame) -> list:
     return [
         pair
         for api in dict.fromkeys(readings.api)
-        for pair in ((CLASS_RECIPE, api), (registry.FLOOR, floor_api(api)))
+        for pair in ((CLASS_RECIPE, api), (registry.FLOOR, verdicts.floor_api_of(api)))
     ]
 
 

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import stats
+from bench.analysis import stats, verdicts
 from bench.errors import UsageError, quoted
 from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results.env import VERSIONED, host_id
@@ -174,7 +174,7 @@ def floor_decisions(
             value / entry["ms_per_step"]
             for value in stats.median_ci(stats.ms_per_step(runs, recipe, api))
         )
-        regressed = math.isfinite(low) and low > 1 + tolerance
+        regressed = verdicts.above(SimpleNamespace(ci_low=low), 1 + tolerance)
         why = (
             f"CI lower bound {low:.3f} x the baseline's ms/step > {1 + tolerance:.2f}"
             if regressed
@@ -214,7 +214,7 @@ def yardstick_decisions(
         if not expected:
             continue
         current = SimpleNamespace(**ratio)  # read as a ratio table's row
-        regressed = _rose(current, expected, tolerance)
+        regressed = verdicts.rose(current, expected, tolerance)
         why = (
             f"ratio {current.ratio:.3f} > {expected:.3f} x {1 + tolerance:.2f}, CI lower bound "
             f"{current.ci_low:.3f} above the baseline: every step slower than the machine"
@@ -300,7 +300,11 @@ def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
         return "new failure", summary["error"]
     if entry["status"] == "fails":
         return "now works", "failed in the baseline; update the baseline once reviewed"
-    if ratio is not None and entry["ratio"] is not None and _rose(ratio, entry["ratio"], tolerance):
+    if (
+        ratio is not None
+        and entry["ratio"] is not None
+        and verdicts.rose(ratio, entry["ratio"], tolerance)
+    ):
         return "regression", (
             f"ratio {ratio.ratio:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}, "
             f"CI lower bound {ratio.ci_low:.3f} above the baseline"
@@ -318,18 +322,10 @@ def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
     if (
         ratio is not None
         and entry["ratio"] is not None
-        and _rose(ratio, entry["ratio"], -tolerance)
+        and verdicts.fell(ratio, entry["ratio"], tolerance)
     ):
         return "faster", "ratio and CI below the baseline's: consider updating the baseline"
     return "ok", ""
-
-
-def _rose(ratio, baseline_ratio: float, tolerance: float) -> bool:
-    """Whether ``ratio`` moved past baseline x (1 + tolerance), upward for a positive tolerance and
-    downward for a negative one, with its CI wholly on that side of the baseline."""
-    if tolerance > 0:
-        return ratio.ratio > baseline_ratio * (1 + tolerance) and ratio.ci_low > baseline_ratio
-    return ratio.ratio < baseline_ratio * (1 + tolerance) and ratio.ci_high < baseline_ratio
 
 
 def compare(

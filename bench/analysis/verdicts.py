@@ -52,9 +52,15 @@ def below(ratio, level: float) -> bool:
     return math.isfinite(ratio.ci_high) and ratio.ci_high < level
 
 
-def slower_than_floor(ratio) -> bool:
-    """Whether a ratio to the floor (None: none) lies above 1 with its whole CI."""
+def slower(ratio) -> bool:
+    """Whether a ratio (to the floor, or of a claim's recipe to its baseline; None: none) lies
+    above 1 with its whole CI: "slower than the floor"."""
     return ratio is not None and above(ratio, FLOOR_LEVEL)
+
+
+def faster(ratio) -> bool:
+    """Whether a ratio (None: none) lies below 1 with its whole CI: ``slower`` the other way."""
+    return ratio is not None and below(ratio, FLOOR_LEVEL)
 
 
 def rose(ratio, baseline: float, tolerance: float = 0.0) -> bool:

@@ -37,7 +37,7 @@ def why_of(pair, runs: pd.DataFrame, encoder_layers: int) -> Why:
     """Why ``pair`` (an ``answer.Pair`` with ok runs) costs what it does on its API."""
     if pair.recipe == registry.FLOOR:
         return Why(FLOOR)
-    slower = verdicts.slower_than_floor(pair.ratio)
+    slower = verdicts.slower(pair.ratio)
     cause = causes.cause_of(runs, pair.recipe, pair.api, pair.ratio, encoder_layers)
     if cause is not None:
         return Why(CAUSE, cause, slower)

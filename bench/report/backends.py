@@ -5,8 +5,8 @@ process), so every ratio compares recipes of one backend, each to its own backen
 floors' step times come from separate processes and compare backends only roughly. The section
 gives each backend's floor and what runs there, then asks whether posts IV's and VII's ~1.5x (the
 encoder wired into the graph twice) holds on each backend: the claim's ratio there, beside the
-convolutions each side's traced train step runs (``records.CONVOLUTION_OPS``: TensorFlow's graph
-ops, JAX's StableHLO ops, PyTorch's ATen operators, each counted in its own backend's terms).
+convolutions each side's traced train step runs and the verdict
+(``bench.analysis.encoder_claims``).
 """
 
 import math
@@ -20,8 +20,6 @@ from bench.results.records import OK
 from vae_impls import keras_api, registry
 
 TITLE = "Backends"
-# The claims whose ~1.5x comes from a second encoder pass (posts IV and VII).
-ENCODER_TWICE_LOW = 1.3
 
 
 def backend_blocks(results: Results, tables: Tables) -> list:
@@ -118,43 +116,34 @@ def _encoder_block(tables: Tables) -> tuple:
 
 
 def _encoder_table(tables: Tables) -> pd.DataFrame:
-    rows = []
-    for claim_row in tables.claims.itertuples():
-        claim = claim_row.claim
-        if claim.low < ENCODER_TWICE_LOW:
-            continue
-        mine, theirs = (
-            _convolutions(tables.speed, name, claim_row.api)
-            for name in (claim.recipe, claim.baseline)
-        )
-        rows.append(
-            {
-                "claim": f"post {claim.post}: {claim.recipe} / {claim.baseline}",
-                "backend": keras_api.backend_of(claim_row.api),
-                "API": claim_row.api,
-                "ratio [95% CI]": ratio_text(claim_row),
-                "convolutions": f"{_count_text(mine)} vs {_count_text(theirs)}",
-                "encoder twice": _verdict(claim_row, mine, theirs),
-            }
-        )
+    rows = [
+        {
+            "claim": f"post {row.claim.post}: {row.claim.recipe} / {row.claim.baseline}",
+            "backend": keras_api.backend_of(row.api),
+            "API": row.api,
+            "ratio [95% CI]": ratio_text(row),
+            "convolutions": f"{_count_text(row.convolutions)} vs "
+            f"{_count_text(row.baseline_convolutions)}",
+            "encoder twice": _verdict_text(row),
+        }
+        for row in tables.encoder_claims.itertuples()
+    ]
     return pd.DataFrame(
         rows, columns=["claim", "backend", "API", "ratio [95% CI]", "convolutions", "encoder twice"]
     )
-
-
-def _convolutions(speed: pd.DataFrame, recipe: str, api: str) -> float:
-    found = speed[(speed.recipe == recipe) & (speed.api == api)]
-    return float(found.ops_convolutions.iloc[0]) if len(found) else math.nan
 
 
 def _count_text(value: float) -> str:
     return str(int(value)) if math.isfinite(value) else "n/a"
 
 
-def _verdict(row, mine: float, theirs: float) -> str:
-    if not (math.isfinite(mine) and math.isfinite(theirs)):
+def _verdict_text(row) -> str:
+    """An ``encoder_claims`` row's verdict, and whether its ratio shows a cost."""
+    if row.encoder_twice is None:
         return "no op counts"
-    slower = math.isfinite(row.ci_low) and row.ci_low > 1
-    if mine > theirs:
-        return "yes, and it costs" if slower else "yes, cost not resolved"
-    return "no: same convolutions" + (", yet slower" if slower else "")
+    if row.encoder_twice:
+        return "yes, and it costs" if row.slower else "yes, cost not resolved"
+    same = row.convolutions == row.baseline_convolutions
+    return ("no: same convolutions" if same else "no: other convolutions") + (
+        ", yet slower" if row.slower else ""
+    )

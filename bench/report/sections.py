@@ -166,7 +166,7 @@ def report_blocks(analysis: Analysis) -> list:
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),
-        *walltime_blocks(results.runs, results.blocks),
+        *walltime_blocks(analysis.wall_time),
         *plot_blocks(main, tables),
         *environment_blocks(results.env),
         ("h2", "Reproduce"),
