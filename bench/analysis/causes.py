@@ -261,14 +261,12 @@ def summary(cause: Cause, slower: bool) -> str:
 
 def encoder_twice_text(cause: Cause) -> str:
     """The encoder in the graph twice, and what said so: the encoder layers running twice (the
-    nearest recipe's comparison names them where it shows them too), or the convolutions."""
+    nearest recipe's comparison names them where it shows them too), or the convolutions over the
+    floor's, as the answer words them without layer scopes."""
     extra = ms_text(cause.extra_ms)
     verdict = cause.floor.encoder
     if verdict.basis == verdicts.OP_TYPES:
-        return (
-            f"{verdict.extra_convolutions:+g} convolutions over the floor's, the encoder's: "
-            f"the encoder is in the graph twice{extra}"
-        )
+        return f"encoder in the graph twice: {verdict.extra_convolutions:+g} convolutions{extra}"
     near = cause.nearest
     twice = near if near and near.encoder.basis == verdicts.LAYER_COUNTS and near.encoder else None
     layers = layer_list(
