@@ -1,7 +1,7 @@
 """README's answer is the reference benchmark's: the block between its markers is what
 ``python -m bench report --answer docs/reference`` prints, less its heading."""
 
-from bench.analysis.answer import read_answer
+from bench.analysis.answer_data import read_answer
 from bench.report.answer import ANSWER_TITLE, answer_markdown
 from tests.builders import ROOT
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.analysis import answer, verdicts
+from bench.analysis import answer_data, verdicts
 from bench.analysis.verdicts import LAYER_COUNTS, OP_TYPES, StepCounts
 from bench.report import answer_table
 from bench.report.sections import write_report
@@ -135,7 +135,7 @@ def section(markdown: str, title: str) -> str:
 
 def test_the_answer_the_backends_table_and_the_causes_agree_on_the_encoder_twice(jax_folder):
     markdown = (jax_folder.path / "report.md").read_text(encoding="utf-8")
-    table = answer_table.answer_table(answer.read_answer(jax_folder.path))
+    table = answer_table.answer_table(answer_data.read_answer(jax_folder.path))
     why = dict(zip(table.recipe, table.why))
     assert why["vae_loss_layer"].startswith("encoder in the graph twice: +8 convolutions")
     # kl_layer's KL term adds matrix products outside the layers, and no convolution

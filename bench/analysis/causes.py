@@ -22,7 +22,7 @@ from vae_impls import registry
 
 
 @dataclass(frozen=True)
-class Comparison:
+class LayerComparison:
     """One recipe's scoped op counts against another's."""
 
     other: str  # the recipe compared with
@@ -50,8 +50,8 @@ class Cause:
 
     recipe: str
     api: str
-    floor: Comparison
-    nearest: Comparison | None
+    floor: LayerComparison
+    nearest: LayerComparison | None
     extra_ms: float
 
     @property
@@ -79,12 +79,12 @@ def op_totals(scopes: dict) -> dict:
     return found
 
 
-def compare(
+def compare_layers(
     mine: dict,
     theirs: dict,
     other: str,
     encoder_layers: int = verdicts.DEFAULT_ENCODER_CONVOLUTIONS,
-) -> Comparison:
+) -> LayerComparison:
     """``mine`` against ``theirs`` (layer -> op type -> count each); ``encoder_layers``: the
     encoder's convolution layers, for a verdict read from the convolutions."""
     my_ops, their_ops = op_totals(mine), op_totals(theirs)
@@ -99,7 +99,7 @@ def compare(
         for layer in my_layers
         if their_layers.get(layer) and my_layers[layer] > their_layers[layer]
     }
-    return Comparison(
+    return LayerComparison(
         other,
         difference,
         repeated,
@@ -151,8 +151,8 @@ def find(
     return Cause(
         recipe,
         api,
-        compare(mine, floor, registry.FLOOR, encoder_layers),
-        compare(mine, others[near], near, encoder_layers) if near else None,
+        compare_layers(mine, floor, registry.FLOOR, encoder_layers),
+        compare_layers(mine, others[near], near, encoder_layers) if near else None,
         extra_ms,
     )
 
@@ -234,7 +234,8 @@ def _times(value: float) -> str:
     return "twice" if value == 2 else f"{value:g} times"
 
 
-def ms_text(extra_ms: float) -> str:
+def _cost_text(extra_ms: float) -> str:
+    """', +31.4 ms/step' for a positive, known cost; "" otherwise."""
     return f", +{extra_ms:.1f} ms/step" if math.isfinite(extra_ms) and extra_ms > 0 else ""
 
 
@@ -252,9 +253,9 @@ def summary(cause: Cause, slower: bool) -> str:
             f"{layer_list(layers)} run {_times(times)} as often as in the floor"
             for times, layers in groups.items()
         )
-        return runs + ms_text(cause.extra_ms)
+        return runs + _cost_text(cause.extra_ms)
     if slower:
-        cost = f" ({ms_text(cause.extra_ms)[2:]})" if ms_text(cause.extra_ms) else ""
+        cost = f" ({_cost_text(cause.extra_ms)[2:]})" if _cost_text(cause.extra_ms) else ""
         return f"no layer runs more often than in the floor: the gap{cost} lies outside the graph"
     return "no layer runs more often than in the floor"
 
@@ -263,7 +264,7 @@ def encoder_twice_text(cause: Cause) -> str:
     """The encoder in the graph twice, and what said so: the encoder layers running twice (the
     nearest recipe's comparison names them where it shows them too), or the convolutions over the
     floor's, as the answer words them without layer scopes."""
-    extra = ms_text(cause.extra_ms)
+    extra = _cost_text(cause.extra_ms)
     verdict = cause.floor.encoder
     if verdict.basis == verdicts.OP_TYPES:
         return f"encoder in the graph twice: {verdict.extra_convolutions:+g} convolutions{extra}"

@@ -132,8 +132,8 @@ class Explanation:
     reading: object  # its reading_table row
     outcome: str  # SLOWER: the CI lies above 1, FASTER: below 1, SAME: it holds 1 or is unknown
     extra_ops: dict  # op column -> how many more ops than the variant's; only nonzero counts
-    # Its layers against the variant's (``causes.compare``); None where either has no scopes.
-    layers: causes.Comparison | None = None
+    # Its layers against the variant's (``causes.compare_layers``); None where either has no scopes.
+    layers: causes.LayerComparison | None = None
 
     @property
     def same_graph(self) -> bool:
@@ -150,7 +150,7 @@ def explain(reading, speed: pd.DataFrame, scopes: dict | None = None) -> Explana
         column: value for column, value in difference.items() if value and math.isfinite(value)
     }
     mine, theirs = (scopes or {}).get(reading.recipe), (scopes or {}).get(reading.undone)
-    layers = causes.compare(mine, theirs, reading.undone) if mine and theirs else None
+    layers = causes.compare_layers(mine, theirs, reading.undone) if mine and theirs else None
     return Explanation(reading, _outcome(reading), extra, layers)
 
 

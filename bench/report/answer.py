@@ -1,14 +1,14 @@
 """The answer first: the answer table, the machine and run it comes from, and the claims' verdicts.
 
-One list of blocks (``bench.report.render``) from one ``Answer`` (``bench.analysis.answer``): the
-report opens with it, ``python -m bench report --answer`` and the end of a benchmark print it as
-Markdown, so all three show the same table.
+One list of blocks (``bench.report.render``) from one ``Answer``
+(``bench.analysis.answer_data``): the report opens with it, ``python -m bench report --answer``
+and the end of a benchmark print it as Markdown, so all three show the same table.
 """
 
 import math
 
 from bench.analysis import claims, stats
-from bench.analysis.answer import Answer, Source
+from bench.analysis.answer_data import Answer, Source
 from bench.config import injection
 from bench.formatting import number, ratio_text
 from bench.report import render

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import coverage, why
-from bench.analysis.answer import Answer, Pair
+from bench.analysis.answer_data import Answer, Pair
 from bench.analysis.causes import summary
 from bench.formatting import ratio_text
 from vae_impls import registry
