@@ -15,7 +15,7 @@ one run to the next.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pandas as pd
@@ -37,6 +37,19 @@ YARDSTICK_CHECK = "floor / yardstick"
 LOSS_BAND_TOLERANCE = 0.05
 
 PASS_VERDICTS = ("ok", "faster", "fails as before", "now works")
+# What a decision's reason can be (``bench.report.gate_table`` words each).
+NO_ENTRY, RUN_ERROR, NOW_WORKS = "no entry", "run error", "now works"
+RATIO_ROSE, FASTER_NOW, NOT_IN_RUN = "ratio rose", "faster", "not in run"
+LOSS_OUTSIDE_BAND, LOSS_UNMATCHED = "loss outside band", "loss unmatched"
+FLOOR_ROSE, YARDSTICK_ROSE = "floor rose", "yardstick ratio rose"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a decision went as it did, as data: its kind and the numbers its words need."""
+
+    kind: str
+    facts: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ class Decision:
     ms_per_step: float
     baseline_ms_per_step: float
     verdict: str
-    why: str
+    reason: Reason | None  # None: nothing to say (an ok check)
     check: str = RATIO_CHECK
 
     @property
@@ -80,11 +93,7 @@ def floor_decisions(
             for value in stats.median_ci(stats.ms_per_step(runs, recipe, api))
         )
         regressed = verdicts.above(SimpleNamespace(ci_low=low), 1 + tolerance)
-        why = (
-            f"CI lower bound {low:.3f} x the baseline's ms/step > {1 + tolerance:.2f}"
-            if regressed
-            else ""
-        )
+        why = Reason(FLOOR_ROSE, {"tolerance": tolerance}) if regressed else None
         decisions.append(
             Decision(
                 recipe,
@@ -120,12 +129,7 @@ def yardstick_decisions(
             continue
         current = SimpleNamespace(**ratio)  # read as a ratio table's row
         regressed = verdicts.rose(current, expected, tolerance)
-        why = (
-            f"ratio {current.ratio:.3f} > {expected:.3f} x {1 + tolerance:.2f}, CI lower bound "
-            f"{current.ci_low:.3f} above the baseline: every step slower than the machine"
-            if regressed
-            else ""
-        )
+        why = Reason(YARDSTICK_ROSE, {"tolerance": tolerance}) if regressed else None
         decisions.append(
             Decision(
                 registry.FLOOR,
@@ -152,42 +156,32 @@ def _loss_outside(band, final_loss: float) -> bool:
 
 def _decide(entry, summary, ratio, final_loss, tolerance) -> tuple:
     if entry is None:
-        return (
-            "no baseline",
-            "no baseline entry: review, then python -m bench check --update-baseline",
-        )
+        return "no baseline", Reason(NO_ENTRY)
     if summary["status"] == "fails":
-        if entry["status"] == "fails":
-            return "fails as before", summary["error"]
-        return "new failure", summary["error"]
+        error = Reason(RUN_ERROR, {"error": summary["error"]})
+        return ("fails as before" if entry["status"] == "fails" else "new failure"), error
     if entry["status"] == "fails":
-        return "now works", "failed in the baseline; update the baseline once reviewed"
+        return "now works", Reason(NOW_WORKS)
     if (
         ratio is not None
         and entry["ratio"] is not None
         and verdicts.rose(ratio, entry["ratio"], tolerance)
     ):
-        return "regression", (
-            f"ratio {ratio.ratio:.3f} > {entry['ratio']:.3f} x {1 + tolerance:.2f}, "
-            f"CI lower bound {ratio.ci_low:.3f} above the baseline"
-        )
+        return "regression", Reason(RATIO_ROSE, {"tolerance": tolerance})
     if (
         entry.get("final_loss")
         and math.isfinite(final_loss)
         and _loss_outside(entry["final_loss"], final_loss)
     ):
-        low, high = entry["final_loss"]
-        return (
-            "loss moved",
-            f"final loss {final_loss:.4f} outside baseline band [{low:.4f}, {high:.4f}] +-5%",
-        )
+        band = {"final_loss": final_loss, "band": tuple(entry["final_loss"])}
+        return "loss moved", Reason(LOSS_OUTSIDE_BAND, {**band, "margin": LOSS_BAND_TOLERANCE})
     if (
         ratio is not None
         and entry["ratio"] is not None
         and verdicts.fell(ratio, entry["ratio"], tolerance)
     ):
-        return "faster", "ratio and CI below the baseline's: consider updating the baseline"
-    return "ok", ""
+        return "faster", Reason(FASTER_NOW)
+    return "ok", None
 
 
 def decide(
@@ -211,13 +205,9 @@ def decide(
         verdict, why = _decide(entry, summary, ratio, summary["median_final_loss"], tolerance)
         mismatch = unmatched[(unmatched.recipe == recipe) & (unmatched.api == api)]
         if verdict == "ok" and len(mismatch):
-            verdict, why = (
-                "loss moved",
-                (
-                    f"final loss {mismatch.final_loss.iloc[0]:.6f} equals no other recipe's in "
-                    f"round {mismatch.repeat.iloc[0]} (closest {mismatch.closest.iloc[0]:.6f})"
-                ),
-            )
+            first = mismatch.iloc[0]
+            facts = {"final_loss": first.final_loss, "round": first["repeat"]}
+            verdict, why = "loss moved", Reason(LOSS_UNMATCHED, {**facts, "closest": first.closest})
         decisions.append(
             Decision(
                 recipe,
@@ -229,7 +219,7 @@ def decide(
                 ms_per_step=summary["ms_per_step"],
                 baseline_ms_per_step=(entry or {}).get("ms_per_step") or math.nan,
                 verdict=verdict,
-                why=why,
+                reason=why,
             )
         )
     for key, entry in entries.items():
@@ -246,7 +236,7 @@ def decide(
                     math.nan,
                     entry.get("ms_per_step") or math.nan,
                     "not run",
-                    "in the baseline but not in this run",
+                    Reason(NOT_IN_RUN),
                 )
             )
     return sorted(decisions, key=lambda decision: recipes.order_key(decision.recipe, decision.api))
