@@ -19,25 +19,12 @@ from bench import recipes
 from bench.analysis import stats, verdicts
 from bench.errors import UsageError
 from bench.results.env import env_value, same_host
-from vae_impls import keras_api, registry
+from vae_impls import registry
 
 ABSOLUTE, FLOOR_RATIO = "ms/step", f"ratio to {registry.FLOOR}"
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
 REFERENCE = "the reference of the ratios"
 SETTINGS_TABLES = ("device", "training", "network")  # the tables the settings hash covers
-
-
-def backends_sentence(apis) -> str:
-    """ "" for runs of one backend; else the line that says how runs of several are compared:
-    each recipe only with runs of its own backend, its ratio to that backend's floor."""
-    used = sorted({keras_api.backend_of(api) for api in apis if api in keras_api.APIS})
-    if len(used) < 2:
-        return ""
-    return (
-        f"backends: {', '.join(used)}; a recipe is compared only with runs of its own backend, "
-        f"its ratio to {registry.FLOOR} on that backend (separate processes: backends' own "
-        "ms/step do not compare)"
-    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import claims, coverage, stats, verdicts
-from bench.analysis.encoder_claims import encoder_claims
+from bench.analysis.per_backend import backend_floors, encoder_claims
 from bench.analysis.wall_shares import WallTime, wall_time_of
 from bench.config import sweep
 from bench.errors import UsageError
@@ -39,6 +39,7 @@ class Tables:
     unfinished: pd.DataFrame  # every run that did not end ok, and planned runs never recorded
     went_wrong: pd.DataFrame  # of those, all but the failures the registry expects
     failed_as_registered: pd.DataFrame  # the rest: recipes that raise as written, as registered
+    backend_floors: pd.DataFrame  # each backend's floor and how many of its recipes x APIs work
     encoder_claims: pd.DataFrame  # the encoder twice's claims, beside the verdict on each API
 
     def all_ratios(self) -> pd.DataFrame:
@@ -96,9 +97,9 @@ def compute_tables(results: Results) -> Tables:
     runs, blocks, planned = results.runs, results.blocks, results.planned
     unfinished = coverage.unfinished_runs(runs, planned)
     registered = coverage.registered_mask(unfinished)
-    claim_table = claims.claim_table(runs, blocks)
+    claim_table, speed = claims.claim_table(runs, blocks), stats.speed_table(runs, blocks)
     return Tables(
-        speed=stats.speed_table(runs, blocks),
+        speed=speed,
         ratios=stats.ratio_table(runs, blocks),
         claims=claim_table,
         readings=claims.reading_table(runs, blocks),
@@ -111,6 +112,7 @@ def compute_tables(results: Results) -> Tables:
         unfinished=unfinished,
         went_wrong=unfinished[~registered],
         failed_as_registered=unfinished[registered],
+        backend_floors=backend_floors(runs, speed),
         encoder_claims=encoder_claims(
             runs, claim_table, verdicts.encoder_convolutions(results.env)
         ),

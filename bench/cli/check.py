@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.analysis import baseline_file, comparison, gate
+from bench.analysis import baseline_file, gate
 from bench.cli.common import (
     add_executor_arguments,
     add_results_dir_argument,
@@ -34,6 +34,7 @@ from bench.config import injection
 from bench.config import settings as config_module
 from bench.errors import GATE_FAILED, UsageError
 from bench.report.gate_table import decision_table
+from bench.report.provenance import backends_sentence
 from bench.results.folder import ResultsFolder, pooled, read_json
 from bench.run import runner
 from vae_impls import registry
@@ -286,7 +287,7 @@ def _judge(args, baseline: dict, pool: Pool) -> int:
         print(f"differs from the baseline: {difference}")
     print(f"checks: each recipe's ratio to {registry.FLOOR}")
     decisions += _floor_checks(args, baseline, pool)
-    if note := comparison.backends_sentence(set(pool.runs.api)):
+    if note := backends_sentence(set(pool.runs.api)):
         print(note)
     for results in pool.reads:
         injected = results.env.get("injected_slowdown")

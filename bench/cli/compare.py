@@ -23,7 +23,7 @@ from bench.formatting import (
     text_table,
     with_ci,
 )
-from bench.report.provenance import commit_text
+from bench.report.provenance import backends_sentence, commit_text
 from bench.results.env import env_value, host_id
 from bench.results.folder import ResultsFolder
 
@@ -60,7 +60,7 @@ def run(args) -> int:
     facts = fact_rows(a, b)
     print(text_table(("", "A", "B", ""), facts))
     print(f"\n{basis_sentence(result.basis, a.env, b.env)}\n")
-    if note := comparison.backends_sentence({*a.runs.api, *b.runs.api}):
+    if note := backends_sentence({*a.runs.api, *b.runs.api}):
         print(f"{note}\n")
     if any(label == "settings hash" and differs for label, _, _, differs in facts):
         print("The settings differ (marked *): the change measures them as much as the code.\n")
