@@ -261,15 +261,15 @@ def summary(cause: Cause, slower: bool) -> str:
 
 
 def encoder_twice_text(cause: Cause) -> str:
-    """The encoder in the graph twice, and what said so: the encoder layers running twice (the
-    nearest recipe's comparison names them where it shows them too), or the convolutions over the
-    floor's, as the answer words them without layer scopes."""
+    """The encoder in the graph twice (``verdicts.encoder_twice`` against the floor), with the
+    encoder layers that run twice where the floor's or the nearest recipe's layer counts name
+    them, else with the convolutions over the floor's, as the answer words them without scopes."""
     extra = _cost_text(cause.extra_ms)
-    verdict = cause.floor.encoder
-    if verdict.basis == verdicts.OP_TYPES:
-        return f"encoder in the graph twice: {verdict.extra_convolutions:+g} convolutions{extra}"
     near = cause.nearest
     twice = near if near and near.encoder.basis == verdicts.LAYER_COUNTS and near.encoder else None
+    verdict = cause.floor.encoder
+    if verdict.basis == verdicts.OP_TYPES and twice is None:
+        return f"encoder in the graph twice: {verdict.extra_convolutions:+g} convolutions{extra}"
     layers = layer_list(
         layer for layer in (twice or cause.floor).repeated if verdicts.is_encoder(layer)
     )
