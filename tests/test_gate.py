@@ -11,7 +11,7 @@ import pytest
 from bench.__main__ import main
 from bench.analysis import baseline_file, gate, stats
 from bench.errors import UsageError
-from bench.report.gate_table import decision_table, why_text
+from bench.report.gate_table import decision_reason_text, decision_table
 from bench.results import folder as results
 from bench.results.records import YARDSTICK
 from tests.builders import folder_of_records, paired_blocks_frame, record
@@ -152,7 +152,7 @@ def test_missing_baseline_entry_is_named(baseline):
         "tensor_transfer"
     ]
     assert decision.verdict == "no baseline" and not decision.passed
-    assert "--update-baseline" in why_text(decision)
+    assert "--update-baseline" in decision_reason_text(decision)
 
 
 def test_invalid_baseline_and_tolerance_are_rejected(baseline):
@@ -349,7 +349,7 @@ def test_a_slowdown_of_every_recipe_fails_against_the_yardstick_on_any_machine(
     blocks = yardstick_blocks(floor_over_yardstick, machine, seed=2)
     (decision,) = gate.yardstick_decisions(runs, blocks, yardstick_baseline)
     assert (decision.check, decision.verdict) == (gate.YARDSTICK_CHECK, verdict)
-    assert (why_text(decision) != "") == (verdict == "regression")
+    assert (decision_reason_text(decision) != "") == (verdict == "regression")
 
 
 def test_without_a_yardstick_in_the_run_or_the_baseline_there_is_no_such_check(

@@ -19,15 +19,15 @@ from bench.formatting import number, ratio_text
 from bench.results.folder import Results
 from vae_impls import keras_api
 
-TITLE = "Backends"
+BACKENDS_TITLE = "Backends"
 
 
 def backend_blocks(results: Results, tables: Tables) -> list:
     """The heading, what the numbers compare, the floors table and the encoder-twice table."""
     if tables.backend_floors.empty:
-        return [("h2", TITLE), ("p", "No run recorded a backend.")]
+        return [("h2", BACKENDS_TITLE), ("p", "No run recorded a backend.")]
     return [
-        ("h2", TITLE),
+        ("h2", BACKENDS_TITLE),
         ("p", _intro(results)),
         ("table", _floors_table(tables.backend_floors)),
         ("p", ENCODER_TEXT),

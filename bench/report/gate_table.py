@@ -19,7 +19,7 @@ def decision_table(decisions: list) -> str:
     for d in decisions:
         current = with_ci(d.ratio, d.ci_low, d.ci_high, digits=3)
         ms = f"{number(d.ms_per_step)} ({number(d.baseline_ms_per_step)})"
-        why = why_text(d)
+        why = decision_reason_text(d)
         verdict = d.verdict + (f": {why}" if why and not d.passed else "")
         rows.append(
             (
@@ -36,7 +36,7 @@ def decision_table(decisions: list) -> str:
     return text_table(header, rows)
 
 
-def why_text(decision: gate.Decision) -> str:
+def decision_reason_text(decision: gate.Decision) -> str:
     """A decision's reason in words; "" where it has none."""
     reason = decision.reason
     if reason is None:

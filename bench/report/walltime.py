@@ -10,7 +10,7 @@ import pandas as pd
 from bench.analysis.wall_shares import OTHER, TIMED, TRAINING, UNTIMED, WallTime
 from bench.formatting import number
 
-TITLE = "Where the wall time went"
+WALLTIME_TITLE = "Where the wall time went"
 PHASE_LABELS = {
     TIMED: "timed train steps (blocks.csv)",
     UNTIMED: "paired timing, untimed",
@@ -26,8 +26,8 @@ def walltime_blocks(wall: WallTime) -> list:
     """A heading, a sentence (the shares in the timed steps and in training, the idle seconds and
     the longest stall of the most stalled process) and a table of seconds and shares by phase."""
     if not wall.wall > 0:
-        return [("h2", TITLE), ("p", "No worker process recorded its wall time.")]
-    return [("h2", TITLE), ("p", _sentence(wall)), _table(wall)]
+        return [("h2", WALLTIME_TITLE), ("p", "No worker process recorded its wall time.")]
+    return [("h2", WALLTIME_TITLE), ("p", _sentence(wall)), _table(wall)]
 
 
 def _percent(share: float) -> str:
