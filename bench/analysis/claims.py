@@ -15,9 +15,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from bench import recipes
-from bench.analysis import stats
+from bench.analysis import stats, verdicts
 from vae_impls import registry
-from vae_impls.keras_api import APIS, floor_api
+from vae_impls.keras_api import APIS
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def references(recipe: str, api: str) -> tuple:
     differs from its variant in the process itself (a kernel's instead of a worker's), which
     timing both in one process would cancel, so its comparisons go across processes, and each
     model built in the kernel costs seconds of a budget that buys precision for every ratio."""
-    found = [(registry.FLOOR, floor_api(api))] if recipes.includes_kl(recipe) else []
+    found = [(registry.FLOOR, verdicts.floor_api_of(api))] if recipes.includes_kl(recipe) else []
     if recipes.kernel_of(recipe):
         return tuple(found)
     others = [claim.baseline for claim in CLAIMS if claim.recipe == recipe]
