@@ -153,3 +153,38 @@ def test_the_answer_the_backends_table_and_the_causes_agree_on_the_encoder_twice
     answer_rows = section(markdown, "Answer").splitlines()
     (answer_row,) = [line for line in answer_rows if line.startswith("| vae_loss_layer")]
     assert answer_row.endswith(f"| {why['vae_loss_layer']} |")
+
+
+# PyTorch scopes no op to a layer and counts its convolutions together: the answer said "no op
+# counts" where the Backends table said "encoder twice: yes".
+TORCH_RUNS = {  # recipe: (api, ms/step, convolutions)
+    "plain_ae": ("keras3-torch", 100.0, 12),
+    "kl_layer": ("keras3-torch-port", 120.0, 12),
+    "vae_loss_layer": ("keras3-torch-port", 160.0, 18),
+}
+
+
+def test_without_layer_scopes_the_answer_and_the_backends_table_read_the_same_convolutions(
+    tmp_path,
+):
+    rows = [
+        record(recipe, api, repeat, ms_per_step=ms * (1 + 0.01 * repeat), ops_convolutions=count)
+        for recipe, (api, ms, count) in TORCH_RUNS.items()
+        for repeat in (1, 2, 3)
+    ]
+    folder = folder_of_records(tmp_path, "torch", rows)
+    markdown = write_report(folder.path)[0].read_text(encoding="utf-8")
+    why = dict(
+        zip(
+            *(
+                answer_table.answer_table(answer_data.read_answer(folder.path))[column]
+                for column in ("recipe", "why")
+            )
+        )
+    )
+    assert why["vae_loss_layer"] == "encoder in the graph twice: +6 convolutions"
+    assert why["kl_layer"] == "same convolutions as the floor"
+    (backends_row,) = [
+        line for line in section(markdown, "Backends").splitlines() if "vae_loss_layer" in line
+    ]
+    assert "| 18 vs 12 | yes, and it costs |" in backends_row
