@@ -1,4 +1,4 @@
-"""bench.analysis.answer and ``python -m bench report --answer`` on results folders built from
+"""bench.analysis.answer_data and ``python -m bench report --answer`` on results folders built from
 synthetic numbers: one row per recipe, read from runs.csv, ratios.csv and env.json alone."""
 
 import dataclasses
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import answer, tables
+from bench.analysis import answer_data, tables
+from bench.report import answer_table
+from bench.report.provenance import commit_text
 from bench.results.folder import ENV_JSON, RATIOS_CSV, RUNS_CSV, ResultsFolder
 from bench.results.records import FAILED, TIMEOUT, RunResult
 from bench.run import runner
@@ -70,8 +72,8 @@ def answer_folder(results_dir, env: dict = ENV) -> ResultsFolder:
     return folder
 
 
-def rows_of(found: answer.Answer) -> dict:
-    return {row.recipe: row for row in found.table.itertuples()}
+def rows_of(found: answer_data.Answer) -> dict:
+    return {row.recipe: row for row in answer_table.answer_table(found).itertuples()}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def folder(tmp_path_factory) -> ResultsFolder:
 
 
 def test_a_row_per_recipe_with_its_post_technique_and_what_each_api_shows(folder):
-    rows = rows_of(answer.read_answer(folder.path))
+    rows = rows_of(answer_data.read_answer(folder.path))
     kl_layer = rows["kl_layer"]
     assert (kl_layer.post, kl_layer.technique) == (
         "V",
@@ -109,22 +111,22 @@ def test_a_row_per_recipe_with_its_post_technique_and_what_each_api_shows(folder
 
 
 def test_why_reads_the_op_counts_against_the_floor_of_the_same_api(folder):
-    rows = rows_of(answer.read_answer(folder.path))
+    rows = rows_of(answer_data.read_answer(folder.path))
     assert rows["vae_loss_layer"].why == (
         "encoder in the graph twice: +3 Conv2D, +3 Conv2DBackpropInput, "
         "+3 Conv2DBackpropFilter, +9 MatMul"
     )
     assert rows["kl_layer"].why == "same convolutions as the floor"
-    assert rows["closure_loss"].why == answer.FAILS_AS_WRITTEN
-    assert rows["plain_ae"].why == answer.FLOOR_WHY
+    assert rows["closure_loss"].why == answer_table.FAILS_AS_WRITTEN
+    assert rows["plain_ae"].why == answer_table.FLOOR_WHY
     assert rows["gradient_tape"].why == ""  # it went wrong where it ran: nothing to explain
 
 
 def test_encoder_twice_only_where_the_extra_convolutions_are_the_encoders_layers(folder):
-    results = answer._runs_only(folder)
+    results = answer_data._runs_only(folder)
     two_layers = {**ENV, "config": {**ENV["config"], "network": {"encoder_filters": [16, 32]}}}
-    found = answer.answer_of(
-        dataclasses.replace(results, env=two_layers), answer.read_ratios(folder)
+    found = answer_data.answer_of(
+        dataclasses.replace(results, env=two_layers), answer_data.read_ratios(folder)
     )
     assert rows_of(found)["vae_loss_layer"].why.startswith(
         "more convolutions than the floor: +3 Conv2D,"
@@ -132,15 +134,19 @@ def test_encoder_twice_only_where_the_extra_convolutions_are_the_encoders_layers
 
 
 def test_the_source_names_the_machine_the_run_and_the_floors_speed(folder):
-    source = answer.read_answer(folder.path).source
+    source = answer_data.read_answer(folder.path).source
     assert (source.cpu, source.cores, source.gpu, source.rounds) == ("Test CPU", "8", "", 3)
-    assert (source.config, source.commit, source.folder) == ("answer", "0123456", folder.name)
+    assert (source.config, commit_text(source.git), source.folder) == (
+        "answer",
+        "0123456",
+        folder.name,
+    )
     assert set(source.floor_ms) == {"keras2", "keras3"}
     assert source.floor_ms["keras2"] == pytest.approx(40.0, rel=0.05)
 
 
 def test_the_claims_verdicts_come_from_ratios_csv(folder):
-    verdicts = answer.read_answer(folder.path).verdicts
+    verdicts = answer_data.read_answer(folder.path).verdicts
     (loss_layer,) = [found for found in verdicts if found.claim.recipe == "vae_loss_layer"]
     assert loss_layer.api == "keras2" and loss_layer.verdict in (
         "reproduced",
@@ -157,8 +163,8 @@ def test_a_folder_of_runs_csv_ratios_csv_and_env_json_alone_gives_the_same_answe
     reference.mkdir()
     for name in (RUNS_CSV, RATIOS_CSV, ENV_JSON):
         shutil.copy(folder.path / name, reference / name)
-    whole, kept = answer.read_answer(folder.path), answer.read_answer(reference)
-    assert kept.table.equals(whole.table)
+    whole, kept = answer_data.read_answer(folder.path), answer_data.read_answer(reference)
+    assert answer_table.answer_table(kept).equals(answer_table.answer_table(whole))
     assert kept.verdicts == whole.verdicts
     assert dataclasses.replace(kept.source, folder=folder.name) == whole.source
 
@@ -230,5 +236,5 @@ def test_a_benchmark_closes_with_the_answer_not_the_medians(folder, tmp_path):
     ],
 )
 def test_an_error_is_shortened_to_its_type_and_first_sentence(error, short):
-    assert answer.short_error(error) == short
-    assert len(answer.short_error(error)) <= answer.ERROR_WIDTH
+    assert answer_table.short_error(error) == short
+    assert len(answer_table.short_error(error)) <= answer_table.ERROR_WIDTH

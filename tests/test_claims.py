@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import answer, claims, stats
+from bench.analysis import claims, stats
 from bench.report.answer import family_clause, verdict_lines
 
 (NOTEBOOK,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
@@ -111,7 +111,7 @@ def test_the_answers_claims_are_one_family_across_claims_and_apis():
             ("model_add_loss", "kl_layer", "keras3-port", 1.0, 0.98, 1.02),
         ]
     )
-    verdicts = answer.claim_verdicts(ratios)
+    verdicts = claims.claim_verdicts(ratios)
     evaluated = [verdict for verdict in verdicts if verdict.judgement is not None]
     assert [verdict.claim.recipe for verdict in evaluated] == ["notebook_globals", "model_add_loss"]
     confidence = claims.simultaneous_confidence(2)
@@ -127,7 +127,7 @@ def test_the_answers_line_shows_the_margin_and_both_intervals():
             ("notebook_globals", "model_add_loss", "keras3-port", 1.40, 1.38, 1.42),
         ]
     )
-    (line, *_) = verdict_lines(answer.claim_verdicts(ratios))
+    (line, *_) = verdict_lines(claims.claim_verdicts(ratios))
     assert line.startswith(
         "Post VII: notebook_globals / model_add_loss, claimed 1.3-1.5x ±0.05: keras2 "
     )
@@ -137,7 +137,7 @@ def test_the_answers_line_shows_the_margin_and_both_intervals():
 
 def test_a_family_of_one_shows_its_plain_ci_only():
     ratios = claim_ratios_frame([("notebook_globals", "model_add_loss", "keras2", 1.51, 1.5, 1.52)])
-    (line, *_) = verdict_lines(answer.claim_verdicts(ratios))
+    (line, *_) = verdict_lines(claims.claim_verdicts(ratios))
     assert line.endswith("claimed 1.3-1.5x ±0.05: keras2 reproduced (1.51x [1.50, 1.52])")
 
 

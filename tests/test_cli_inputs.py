@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bench.__main__ import main
-from bench.analysis import gate
+from bench.analysis import baseline_file
 from bench.cli import common
 from bench.config import settings as config
 from bench.results.folder import ResultsFolder, pooled, write_json
@@ -235,7 +235,9 @@ def make_baseline(base: Path, kind: str) -> list:
         results = ResultsFolder(make_folder(base, "results")).read()
         runs, blocks = pooled([results])
         settings_hash = results.folder.settings_hash(results.env)
-        write_json(path, gate.make_baseline(runs, results.env, ["r"], blocks, settings_hash))
+        write_json(
+            path, baseline_file.make_baseline(runs, results.env, ["r"], blocks, settings_hash)
+        )
     elif kind in ("garbage", "nested deeply", "not a baseline"):
         text = {"garbage": "\xff{", "nested deeply": DEEP_JSON, "not a baseline": "[1, 2]"}
         path.write_text(text[kind])

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import gate, stats
+from bench.analysis import baseline_file, gate, stats
 from bench.errors import UsageError
+from bench.report.gate_table import decision_reason_text, decision_table
 from bench.results import folder as results
 from bench.results.records import YARDSTICK
 from tests.builders import folder_of_records, paired_blocks_frame, record
@@ -52,7 +53,7 @@ BASE = {
 
 @pytest.fixture
 def baseline():
-    return gate.make_baseline(
+    return baseline_file.make_baseline(
         runs_frame(BASE, failures=[("closure_loss", "keras2")]), {"config": {"name": "ci"}}
     )
 
@@ -69,38 +70,36 @@ def test_baseline_records_ratios_and_failures(baseline):
 
 
 def test_unchanged_run_passes(baseline):
-    decisions = gate.compare(
+    decisions = gate.decide(
         runs_frame(BASE, failures=[("closure_loss", "keras2")], seed=1), baseline
     )
-    assert all(d.passed for d in decisions), gate.format_table(decisions)
+    assert all(d.passed for d in decisions), decision_table(decisions)
     assert verdicts(decisions)["closure_loss", "keras2"] == "fails as before"
 
 
 def test_machine_speed_cancels_out(baseline):
     slower_machine = {pair: ms * 1.6 for pair, ms in BASE.items()}
-    decisions = gate.compare(
+    decisions = gate.decide(
         runs_frame(slower_machine, failures=[("closure_loss", "keras2")], seed=2), baseline
     )
-    assert all(d.passed for d in decisions), gate.format_table(decisions)
+    assert all(d.passed for d in decisions), decision_table(decisions)
 
 
 def test_regression_beyond_tolerance_fails_and_names_the_recipe(baseline):
     slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.25}
-    decisions = gate.compare(runs_frame(slowed, seed=3), baseline)
+    decisions = gate.decide(runs_frame(slowed, seed=3), baseline)
     assert verdicts(decisions) == {
         ("plain_ae", "keras2"): "ok",
         ("kl_layer", "keras2"): "regression",
         ("gradient_tape", "keras2"): "ok",
         ("closure_loss", "keras2"): "not run",
     }
-    assert "kl_layer" in gate.format_table(decisions)
+    assert "kl_layer" in decision_table(decisions)
 
 
 def test_regression_within_tolerance_passes(baseline):
     slowed = {**BASE, ("kl_layer", "keras2"): 77.0 * 1.02}
-    assert (
-        verdicts(gate.compare(runs_frame(slowed, seed=4), baseline))["kl_layer", "keras2"] == "ok"
-    )
+    assert verdicts(gate.decide(runs_frame(slowed, seed=4), baseline))["kl_layer", "keras2"] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -123,12 +122,12 @@ def test_a_ratio_must_pass_the_tolerance_and_be_significant(ratio, ci_low, ci_hi
 
 def test_improvement_passes(baseline):
     faster = {**BASE, ("kl_layer", "keras2"): 77.0 * 0.7}
-    decision = {d.recipe: d for d in gate.compare(runs_frame(faster, seed=5), baseline)}["kl_layer"]
+    decision = {d.recipe: d for d in gate.decide(runs_frame(faster, seed=5), baseline)}["kl_layer"]
     assert decision.verdict == "faster" and decision.passed
 
 
 def test_new_failure_fails(baseline):
-    decisions = gate.compare(
+    decisions = gate.decide(
         runs_frame(
             {k: v for k, v in BASE.items() if k[0] != "kl_layer"},
             failures=[("kl_layer", "keras2")],
@@ -141,7 +140,7 @@ def test_new_failure_fails(baseline):
 
 
 def test_loss_leaving_its_band_fails(baseline):
-    decisions = gate.compare(
+    decisions = gate.decide(
         runs_frame(BASE, loss_by_pair={("gradient_tape", "keras2"): 0.3}, seed=7), baseline
     )
     assert verdicts(decisions)["gradient_tape", "keras2"] == "loss moved"
@@ -149,18 +148,18 @@ def test_loss_leaving_its_band_fails(baseline):
 
 def test_missing_baseline_entry_is_named(baseline):
     extra = {**BASE, ("tensor_transfer", "keras2"): 75.0}
-    decision = {d.recipe: d for d in gate.compare(runs_frame(extra, seed=8), baseline)}[
+    decision = {d.recipe: d for d in gate.decide(runs_frame(extra, seed=8), baseline)}[
         "tensor_transfer"
     ]
     assert decision.verdict == "no baseline" and not decision.passed
-    assert "--update-baseline" in decision.why
+    assert "--update-baseline" in decision_reason_text(decision)
 
 
 def test_invalid_baseline_and_tolerance_are_rejected(baseline):
     with pytest.raises(UsageError, match="not a kl-bench baseline"):
-        gate.check_baseline({"entries": {}}, "bench/baseline.json")
+        baseline_file.check_baseline({"entries": {}}, "bench/baseline.json")
     with pytest.raises(UsageError, match="tolerance"):
-        gate.compare(runs_frame(BASE), baseline, tolerance=0)
+        gate.decide(runs_frame(BASE), baseline, tolerance=0)
 
 
 def write_folder(results_dir, name, records):
@@ -321,7 +320,9 @@ def yardstick_blocks(floor_over_yardstick: float, machine: float, seed: int) -> 
 
 @pytest.fixture
 def yardstick_baseline():
-    return gate.make_baseline(runs_frame(BASE), {}, blocks=yardstick_blocks(1.1, 1.0, seed=0))
+    return baseline_file.make_baseline(
+        runs_frame(BASE), {}, blocks=yardstick_blocks(1.1, 1.0, seed=0)
+    )
 
 
 def test_the_baseline_records_the_floors_ratio_to_the_yardstick(yardstick_baseline):
@@ -348,7 +349,7 @@ def test_a_slowdown_of_every_recipe_fails_against_the_yardstick_on_any_machine(
     blocks = yardstick_blocks(floor_over_yardstick, machine, seed=2)
     (decision,) = gate.yardstick_decisions(runs, blocks, yardstick_baseline)
     assert (decision.check, decision.verdict) == (gate.YARDSTICK_CHECK, verdict)
-    assert (decision.why != "") == (verdict == "regression")
+    assert (decision_reason_text(decision) != "") == (verdict == "regression")
 
 
 def test_without_a_yardstick_in_the_run_or_the_baseline_there_is_no_such_check(

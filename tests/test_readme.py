@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from bench.analysis.answer import read_answer
+from bench.analysis.answer_data import read_answer
 from bench.report.answer import ANSWER_TITLE, answer_markdown
 from bench.report.sections import write_report
 from tests.builders import ROOT

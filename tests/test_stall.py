@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from bench.analysis.wall_shares import wall_time_of
 from bench.measure import phases
 from bench.measure.stall import StallWatch
 from bench.report.walltime import walltime_blocks
@@ -75,7 +76,7 @@ def test_the_wall_time_report_shares_each_phase_of_the_processes_and_names_the_w
         + _process_rows("keras2-r2", ("plain_ae",), 40.0)
     )
     blocks = blocks_frame({("keras2-r1", "plain_ae"): [2.0] * 5, ("keras2-r1", "kl_layer"): [2.0]})
-    heading, sentence, (_, table) = walltime_blocks(runs, blocks)
+    heading, sentence, (_, table) = walltime_blocks(wall_time_of(runs, blocks))
     assert heading == ("h2", "Where the wall time went")
     shares = dict(zip(table.iloc[:, 0], table.iloc[:, 2]))
     # of 100 s: the timed steps 12 of the paired timing's 30, two runs' building 2 and epochs 4
@@ -93,5 +94,7 @@ def test_the_wall_time_report_shares_each_phase_of_the_processes_and_names_the_w
 
 
 def test_a_folder_without_wall_times_says_so():
-    heading, sentence = walltime_blocks(runs_frame([record("plain_ae", "keras2")]), None)
+    heading, sentence = walltime_blocks(
+        wall_time_of(runs_frame([record("plain_ae", "keras2")]), None)
+    )
     assert sentence == ("p", "No worker process recorded its wall time.")

@@ -15,16 +15,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.analysis import verdicts
+from bench.analysis.verdicts import EncoderTwice
 from bench.results.records import OK, parse_scopes
 from vae_impls import registry
-from vae_impls.keras_api import APIS, floor_api
-
-# The layers of the shared encoder (vae_impls.network's fixed names): convolutions and heads.
-ENCODER_LAYER = re.compile(r"encoder_conv_\d+|mu|log_var")
 
 
 @dataclass(frozen=True)
-class Comparison:
+class LayerComparison:
     """One recipe's scoped op counts against another's."""
 
     other: str  # the recipe compared with
@@ -33,6 +31,7 @@ class Comparison:
     added: tuple  # layers only mine has
     removed: tuple  # layers only theirs has
     shared: tuple  # layers both have
+    encoder: EncoderTwice  # whether mine runs the encoder twice against the other's
 
     @property
     def same_graph(self) -> bool:
@@ -40,14 +39,8 @@ class Comparison:
 
     @property
     def encoder_twice(self) -> bool:
-        """Every encoder layer the other has runs exactly twice as often here."""
-        doubled = {layer for layer, times in self.repeated.items() if times == 2}
-        encoder = {layer for layer in self.shared if _is_encoder(layer)}
-        return bool(encoder) and encoder <= doubled
-
-
-def _is_encoder(layer: str) -> bool:
-    return bool(ENCODER_LAYER.fullmatch(layer))
+        """``verdicts.encoder_twice`` of the two steps."""
+        return bool(self.encoder)
 
 
 @dataclass(frozen=True)
@@ -57,8 +50,8 @@ class Cause:
 
     recipe: str
     api: str
-    floor: Comparison
-    nearest: Comparison | None
+    floor: LayerComparison
+    nearest: LayerComparison | None
     extra_ms: float
 
     @property
@@ -68,7 +61,8 @@ class Cause:
 
     @property
     def encoder_twice(self) -> bool:
-        return self.floor.encoder_twice or bool(self.nearest and self.nearest.encoder_twice)
+        """``verdicts.encoder_twice`` against the floor's step."""
+        return self.floor.encoder_twice
 
 
 def totals(scopes: dict) -> dict:
@@ -85,8 +79,14 @@ def op_totals(scopes: dict) -> dict:
     return found
 
 
-def compare(mine: dict, theirs: dict, other: str) -> Comparison:
-    """``mine`` against ``theirs`` (layer -> op type -> count each)."""
+def compare_layers(
+    mine: dict,
+    theirs: dict,
+    other: str,
+    encoder_layers: int = verdicts.DEFAULT_ENCODER_CONVOLUTIONS,
+) -> LayerComparison:
+    """``mine`` against ``theirs`` (layer -> op type -> count each); ``encoder_layers``: the
+    encoder's convolution layers, for a verdict read from the convolutions."""
     my_ops, their_ops = op_totals(mine), op_totals(theirs)
     difference = {
         op: my_ops.get(op, 0) - their_ops.get(op, 0)
@@ -99,13 +99,16 @@ def compare(mine: dict, theirs: dict, other: str) -> Comparison:
         for layer in my_layers
         if their_layers.get(layer) and my_layers[layer] > their_layers[layer]
     }
-    return Comparison(
+    return LayerComparison(
         other,
         difference,
         repeated,
         added=tuple(layer for layer in my_layers if layer not in their_layers),
         removed=tuple(layer for layer in their_layers if layer not in my_layers),
         shared=tuple(layer for layer in my_layers if layer in their_layers),
+        encoder=verdicts.encoder_twice(
+            verdicts.counts_of_scopes(mine), verdicts.counts_of_scopes(theirs), encoder_layers
+        ),
     )
 
 
@@ -127,7 +130,13 @@ def nearest(mine: dict, others: dict) -> str:
     return min(others, key=lambda name: distance(mine, others[name]))
 
 
-def find(recipe: str, api: str, scopes: dict, extra_ms: float = math.nan):
+def find(
+    recipe: str,
+    api: str,
+    scopes: dict,
+    extra_ms: float = math.nan,
+    encoder_layers: int = verdicts.DEFAULT_ENCODER_CONVOLUTIONS,
+):
     """The ``Cause`` of ``recipe`` on ``api`` from ``scopes`` (recipe -> its scoped counts on
     that API, the floor's included); None where the recipe or the floor has none."""
     mine, floor = scopes.get(recipe), scopes.get(registry.FLOOR)
@@ -142,56 +151,48 @@ def find(recipe: str, api: str, scopes: dict, extra_ms: float = math.nan):
     return Cause(
         recipe,
         api,
-        compare(mine, floor, registry.FLOOR),
-        compare(mine, others[near], near) if near else None,
+        compare_layers(mine, floor, registry.FLOOR, encoder_layers),
+        compare_layers(mine, others[near], near, encoder_layers) if near else None,
         extra_ms,
     )
 
 
-def of_folder(runs: pd.DataFrame, ratios: pd.DataFrame) -> list:
-    """(``Cause``, slower) of every recipe x API with scoped op counts in ``runs``; slower: its
-    ratio to the floor (a ratio_table row) lies above 1 with its whole CI."""
+def of_folder(
+    runs: pd.DataFrame,
+    ratios: pd.DataFrame,
+    encoder_layers: int = verdicts.DEFAULT_ENCODER_CONVOLUTIONS,
+) -> list:
+    """(``Cause``, slower) of every recipe x API with scoped op counts in ``runs``; slower:
+    ``verdicts.slower`` of its ratio to the floor (a ratio_table row)."""
     found = []
     for api in dict.fromkeys(runs.api):
-        scopes = scopes_with_floor(runs, api)
         for recipe in scopes_of_runs(runs, api):
-            ratio = floor_ratio(ratios, recipe, api)
-            cause = find(recipe, api, scopes, extra_ms(runs, ratio, api))
+            ratio = verdicts.floor_ratio(ratios, recipe, api)
+            cause = cause_of(runs, recipe, api, ratio, encoder_layers)
             if cause is not None:
-                slower = ratio is not None and math.isfinite(ratio.ci_low) and ratio.ci_low > 1
-                found.append((cause, slower))
+                found.append((cause, verdicts.slower(ratio)))
     return found
 
 
-def floor_ratio(ratios: pd.DataFrame, recipe: str, api: str):
-    """``recipe`` on ``api``'s ratio to its floor (a ratio row), or None."""
-    rows = ratios[
-        (ratios.recipe == recipe)
-        & (ratios.api == api)
-        & (ratios.compared_with == registry.FLOOR)
-        & (ratios.compared_api == _floor_api(api))
-    ]
-    return rows.iloc[0] if len(rows) else None
+def cause_of(runs: pd.DataFrame, recipe: str, api: str, ratio, encoder_layers: int):
+    """The ``Cause`` of ``recipe`` on ``api`` from ``runs``' scoped counts, costed with its
+    ``ratio`` to the floor (None: unknown); None without scoped counts."""
+    scopes = scopes_with_floor(runs, api)
+    return find(recipe, api, scopes, extra_ms(runs, ratio, api), encoder_layers)
 
 
 def extra_ms(runs: pd.DataFrame, ratio, api: str) -> float:
     """The ms per step of fit a gap costs: (ratio - 1) x the floor's median; NaN: unknown."""
-    floor = (runs.recipe == registry.FLOOR) & (runs.api == _floor_api(api))
-    ok = runs[(runs.status == OK) & floor]
+    ok = verdicts.floor_runs(runs, api)
     if ratio is None or ok.empty:
         return math.nan
     return (ratio.ratio - 1) * ok.ms_per_step.median()
 
 
-def _floor_api(api: str) -> str:
-    """The API of ``api``'s floor; a runs.csv's unknown API (a hand-edited row) is its own."""
-    return floor_api(api) if api in APIS else api
-
-
 def scopes_with_floor(runs: pd.DataFrame, api: str) -> dict:
     """recipe -> scoped op counts on ``api``, and on the API of its floor (a port's: Keras 3's
     as written, whose recipes a port is compared with too) where ``api`` has none."""
-    return {**scopes_of_runs(runs, _floor_api(api)), **scopes_of_runs(runs, api)}
+    return {**scopes_of_runs(runs, verdicts.floor_api_of(api)), **scopes_of_runs(runs, api)}
 
 
 def scopes_of_runs(runs: pd.DataFrame, api: str) -> dict:
@@ -233,7 +234,8 @@ def _times(value: float) -> str:
     return "twice" if value == 2 else f"{value:g} times"
 
 
-def ms_text(extra_ms: float) -> str:
+def _cost_text(extra_ms: float) -> str:
+    """', +31.4 ms/step' for a positive, known cost; "" otherwise."""
     return f", +{extra_ms:.1f} ms/step" if math.isfinite(extra_ms) and extra_ms > 0 else ""
 
 
@@ -242,10 +244,7 @@ def summary(cause: Cause, slower: bool) -> str:
     none does, that a gap (``slower``) lies outside the traced graph."""
     repeated = cause.repeated_layers
     if cause.encoder_twice:
-        twice = cause.nearest if cause.nearest and cause.nearest.encoder_twice else cause.floor
-        layers = layer_list(layer for layer in twice.repeated if _is_encoder(layer))
-        extra = ms_text(cause.extra_ms)
-        return f"{layers} run twice per step: the encoder is in the graph twice{extra}"
+        return encoder_twice_text(cause)
     if repeated:
         groups = {}
         for layer, times in repeated.items():
@@ -254,11 +253,27 @@ def summary(cause: Cause, slower: bool) -> str:
             f"{layer_list(layers)} run {_times(times)} as often as in the floor"
             for times, layers in groups.items()
         )
-        return runs + ms_text(cause.extra_ms)
+        return runs + _cost_text(cause.extra_ms)
     if slower:
-        cost = f" ({ms_text(cause.extra_ms)[2:]})" if ms_text(cause.extra_ms) else ""
+        cost = f" ({_cost_text(cause.extra_ms)[2:]})" if _cost_text(cause.extra_ms) else ""
         return f"no layer runs more often than in the floor: the gap{cost} lies outside the graph"
     return "no layer runs more often than in the floor"
+
+
+def encoder_twice_text(cause: Cause) -> str:
+    """The encoder in the graph twice (``verdicts.encoder_twice`` against the floor), with the
+    encoder layers that run twice where the floor's or the nearest recipe's layer counts name
+    them, else with the convolutions over the floor's, as the answer words them without scopes."""
+    extra = _cost_text(cause.extra_ms)
+    near = cause.nearest
+    twice = near if near and near.encoder.basis == verdicts.LAYER_COUNTS and near.encoder else None
+    verdict = cause.floor.encoder
+    if verdict.basis == verdicts.OP_TYPES and twice is None:
+        return f"encoder in the graph twice: {verdict.extra_convolutions:+g} convolutions{extra}"
+    layers = layer_list(
+        layer for layer in (twice or cause.floor).repeated if verdicts.is_encoder(layer)
+    )
+    return f"{layers} run twice per step: the encoder is in the graph twice{extra}"
 
 
 def nearest_text(cause: Cause) -> str:

@@ -15,9 +15,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from bench import recipes
-from bench.analysis import stats
+from bench.analysis import stats, verdicts
 from vae_impls import registry
-from vae_impls.keras_api import APIS, floor_api
+from vae_impls.keras_api import APIS
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def references(recipe: str, api: str) -> tuple:
     differs from its variant in the process itself (a kernel's instead of a worker's), which
     timing both in one process would cancel, so its comparisons go across processes, and each
     model built in the kernel costs seconds of a budget that buys precision for every ratio."""
-    found = [(registry.FLOOR, floor_api(api))] if recipes.includes_kl(recipe) else []
+    found = [(registry.FLOOR, verdicts.floor_api_of(api))] if recipes.includes_kl(recipe) else []
     if recipes.kernel_of(recipe):
         return tuple(found)
     others = [claim.baseline for claim in CLAIMS if claim.recipe == recipe]
@@ -289,3 +289,46 @@ def claim_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
             for field in dataclasses.fields(Judgement)
         }
     )
+
+
+# --- the answer's verdicts ------------------------------------------------------------------
+
+NOT_EVALUATED = "not evaluated"
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """A claim of the posts on one API, our ratio (a ratios.csv row) and the verdict on it."""
+
+    claim: Claim
+    api: str
+    ratio: object  # None where the claim's two recipes have no ratio on any API
+    judgement: object  # a Judgement; None without a ratio
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict if self.judgement else NOT_EVALUATED
+
+
+def claim_verdicts(ratios: pd.DataFrame) -> list:
+    """Each claim's verdict on every API where ``ratios`` (as ratios.csv holds them, of one slice)
+    has its ratio, all of them judged as one family; a claim without any gets one
+    ``ClaimVerdict`` without a ratio."""
+    found = {claim: _claim_ratios(ratios, claim) for claim in CLAIMS}
+    judged = iter(judge_family([(claim, row) for claim, rows in found.items() for row in rows]))
+    verdicts = []
+    for claim, rows in found.items():
+        evaluated = [ClaimVerdict(claim, row.api, row, next(judged)) for row in rows]
+        verdicts += evaluated or [ClaimVerdict(claim, "", None, None)]
+    return verdicts
+
+
+def _claim_ratios(ratios: pd.DataFrame, claim: Claim) -> list:
+    """The ratios.csv rows of ``claim``'s recipe to its baseline on the same API, in registry
+    order."""
+    rows = ratios[
+        (ratios.recipe == claim.recipe)
+        & (ratios.compared_with == claim.baseline)
+        & (ratios.compared_api == ratios.api)
+    ]
+    return list(stats.in_registry_order(rows).itertuples())

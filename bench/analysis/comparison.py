@@ -11,32 +11,20 @@ Zou & Donner 2008), whichever way each was computed. A change is significant whe
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import stats
+from bench.analysis import stats, verdicts
 from bench.errors import UsageError
 from bench.results.env import env_value, same_host
-from vae_impls import keras_api, registry
+from vae_impls import registry
 
 ABSOLUTE, FLOOR_RATIO = "ms/step", f"ratio to {registry.FLOOR}"
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no significant change"
 REFERENCE = "the reference of the ratios"
 SETTINGS_TABLES = ("device", "training", "network")  # the tables the settings hash covers
-
-
-def backends_sentence(apis) -> str:
-    """ "" for runs of one backend; else the line that says how runs of several are compared:
-    each recipe only with runs of its own backend, its ratio to that backend's floor."""
-    used = sorted({keras_api.backend_of(api) for api in apis if api in keras_api.APIS})
-    if len(used) < 2:
-        return ""
-    return (
-        f"backends: {', '.join(used)}; a recipe is compared only with runs of its own backend, "
-        f"its ratio to {registry.FLOOR} on that backend (separate processes: backends' own "
-        "ms/step do not compare)"
-    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +108,7 @@ def _ms_change(runs_a, runs_b, recipe: str, api: str) -> Change:
         low,
         high,
         ratio["p_value"],
-        _verdict(a, b, low, high, ABSOLUTE, ratio["p_value"]),
+        _verdict(a, b, SimpleNamespace(**ratio), ABSOLUTE, ratio["p_value"]),
     )
 
 
@@ -143,7 +131,7 @@ def _ratio_change(runs_a, runs_b, ratios_a: dict, ratios_b: dict, recipe: str, a
         low,
         high,
         math.nan,
-        _verdict(a, b, low, high, FLOOR_RATIO),
+        _verdict(a, b, SimpleNamespace(ratio=change, ci_low=low, ci_high=high), FLOOR_RATIO),
     )
 
 
@@ -164,14 +152,15 @@ def change_of_ratios(before, after) -> tuple:
 
 
 SIGNIFICANCE = 0.05
+NO_CHANGE_LEVEL = 1.0  # B over A when nothing changed
 
 
-def _verdict(
-    a: float, b: float, low: float, high: float, basis: str, p_value: float = math.nan
-) -> str:
-    """Slower or faster when the CI excludes 1 and, where there is one, the rank test agrees: a
+def _verdict(a: float, b: float, change, basis: str, p_value: float = math.nan) -> str:
+    """Slower or faster when ``change`` (B over A, with its CI) rose or fell against 1
+    (``verdicts.rose``: the gate's rule) and, where there is one, the rank test agrees: a
     percentile bootstrap over 3 runs a side can exclude 1 by chance, and their p cannot go below
     0.1."""
+    low, high = change.ci_low, change.ci_high
     missing = [side for side, value in (("A", a), ("B", b)) if not math.isfinite(value)]
     if missing:
         return f"no {basis} in {' or '.join(missing)}"
@@ -179,17 +168,12 @@ def _verdict(
         return "no CI: a single run"
     if math.isfinite(p_value) and p_value >= SIGNIFICANCE:
         return NO_CHANGE
-    return SLOWER if low > 1 else FASTER if high < 1 else NO_CHANGE
+    if verdicts.rose(change, NO_CHANGE_LEVEL):
+        return SLOWER
+    return FASTER if verdicts.fell(change, NO_CHANGE_LEVEL) else NO_CHANGE
 
 
 # --- what a folder ran under --------------------------------------------------------------------
-
-
-def commit(env: dict, length: int = 8):
-    """The git commit's first characters, "-dirty" when the tree had changes (as ``git describe
-    --dirty``); None where the folder does not record it."""
-    full = env_value(env, "git", "commit")
-    return full[:length] + ("-dirty" if env_value(env, "git", "dirty") else "") if full else None
 
 
 def settings(env: dict) -> dict:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import causes, stats
+from bench.analysis import causes, stats, verdicts
 from bench.analysis.tables import side_by_side
 from bench.results.env import env_value
 from vae_impls import registry
-from vae_impls.keras_api import floor_api
 
 # A gap to the floor worth naming: the CI's lower bound above this ratio.
 GAP = 1.05
@@ -49,7 +48,7 @@ def _fastest(api: str, speed: pd.DataFrame, ratios: pd.DataFrame) -> Fastest:
         candidates = candidates[
             (candidates.index == best.name) | (candidates.ci_low <= best.ci_high)
         ]
-    return Fastest(api, speed_row(speed, registry.FLOOR, floor_api(api)), candidates)
+    return Fastest(api, speed_row(speed, registry.FLOOR, verdicts.floor_api_of(api)), candidates)
 
 
 # --- precision of the ratios --------------------------------------------------------------------
@@ -99,10 +98,7 @@ class Gap:
     @property
     def survives(self) -> dict:
         """variant -> whether the gap holds there: a CI whose lower bound lies above ``GAP``."""
-        return {
-            variant: math.isfinite(row.ci_low) and row.ci_low > GAP
-            for variant, row in self.rows.items()
-        }
+        return {variant: verdicts.above(row, GAP) for variant, row in self.rows.items()}
 
     @property
     def everywhere(self) -> bool:
@@ -136,8 +132,8 @@ class Explanation:
     reading: object  # its reading_table row
     outcome: str  # SLOWER: the CI lies above 1, FASTER: below 1, SAME: it holds 1 or is unknown
     extra_ops: dict  # op column -> how many more ops than the variant's; only nonzero counts
-    # Its layers against the variant's (``causes.compare``); None where either has no scopes.
-    layers: causes.Comparison | None = None
+    # Its layers against the variant's (``causes.compare_layers``); None where either has no scopes.
+    layers: causes.LayerComparison | None = None
 
     @property
     def same_graph(self) -> bool:
@@ -154,14 +150,14 @@ def explain(reading, speed: pd.DataFrame, scopes: dict | None = None) -> Explana
         column: value for column, value in difference.items() if value and math.isfinite(value)
     }
     mine, theirs = (scopes or {}).get(reading.recipe), (scopes or {}).get(reading.undone)
-    layers = causes.compare(mine, theirs, reading.undone) if mine and theirs else None
+    layers = causes.compare_layers(mine, theirs, reading.undone) if mine and theirs else None
     return Explanation(reading, _outcome(reading), extra, layers)
 
 
 def _outcome(row) -> str:
-    if math.isfinite(row.ci_low) and row.ci_low > 1:
+    if verdicts.slower(row):
         return SLOWER
-    if math.isfinite(row.ci_high) and row.ci_high < 1:
+    if verdicts.faster(row):
         return FASTER
     return SAME
 
@@ -186,7 +182,7 @@ def op_baselines(readings: pd.DataFrame) -> list:
     return [
         pair
         for api in dict.fromkeys(readings.api)
-        for pair in ((CLASS_RECIPE, api), (registry.FLOOR, floor_api(api)))
+        for pair in ((CLASS_RECIPE, api), (registry.FLOOR, verdicts.floor_api_of(api)))
     ]
 
 

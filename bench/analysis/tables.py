@@ -14,7 +14,9 @@ from functools import cached_property
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, coverage, stats
+from bench.analysis import claims, coverage, stats, verdicts
+from bench.analysis.per_backend import backend_floors, encoder_claims
+from bench.analysis.wall_shares import WallTime, wall_time_of
 from bench.config import sweep
 from bench.errors import UsageError
 from bench.results.folder import OUTLIERS_CSV, RATIOS_CSV, Results, ResultsFolder
@@ -37,6 +39,8 @@ class Tables:
     unfinished: pd.DataFrame  # every run that did not end ok, and planned runs never recorded
     went_wrong: pd.DataFrame  # of those, all but the failures the registry expects
     failed_as_registered: pd.DataFrame  # the rest: recipes that raise as written, as registered
+    backend_floors: pd.DataFrame  # each backend's floor and how many of its recipes x APIs work
+    encoder_claims: pd.DataFrame  # the encoder twice's claims, beside the verdict on each API
 
     def all_ratios(self) -> pd.DataFrame:
         """Every ratio the report shows (to the floor, of each claim, of each reading), each pair
@@ -93,10 +97,11 @@ def compute_tables(results: Results) -> Tables:
     runs, blocks, planned = results.runs, results.blocks, results.planned
     unfinished = coverage.unfinished_runs(runs, planned)
     registered = coverage.registered_mask(unfinished)
+    claim_table, speed = claims.claim_table(runs, blocks), stats.speed_table(runs, blocks)
     return Tables(
-        speed=stats.speed_table(runs, blocks),
+        speed=speed,
         ratios=stats.ratio_table(runs, blocks),
-        claims=claims.claim_table(runs, blocks),
+        claims=claim_table,
         readings=claims.reading_table(runs, blocks),
         process_ratios=stats.process_ratios(blocks),
         outliers=stats.outlier_runs(blocks),
@@ -107,6 +112,10 @@ def compute_tables(results: Results) -> Tables:
         unfinished=unfinished,
         went_wrong=unfinished[~registered],
         failed_as_registered=unfinished[registered],
+        backend_floors=backend_floors(runs, speed),
+        encoder_claims=encoder_claims(
+            runs, claim_table, verdicts.encoder_convolutions(results.env)
+        ),
     )
 
 
@@ -136,6 +145,11 @@ class Analysis:
     def tables(self) -> Tables:
         """The tables of ``main``."""
         return self.per_variant[self.variants[0]]
+
+    @cached_property
+    def wall_time(self) -> WallTime:
+        """Where the whole folder's worker processes spent their wall time."""
+        return wall_time_of(self.results.runs, self.results.blocks)
 
     def all_ratios(self) -> pd.DataFrame:
         """ratios.csv: every ratio of every variant and every host, each slice once."""

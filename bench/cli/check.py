@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.analysis import comparison, gate
+from bench.analysis import baseline_file, gate
 from bench.cli.common import (
     add_executor_arguments,
     add_results_dir_argument,
@@ -33,6 +33,8 @@ from bench.cli.run import command_line
 from bench.config import injection
 from bench.config import settings as config_module
 from bench.errors import GATE_FAILED, UsageError
+from bench.report.gate_table import decision_table
+from bench.report.provenance import backends_sentence
 from bench.results.folder import ResultsFolder, pooled, read_json
 from bench.run import runner
 from vae_impls import registry
@@ -104,7 +106,7 @@ def _check_tolerances(args) -> None:
 
 def _load_baseline(path: Path) -> dict:
     try:
-        return gate.check_baseline(read_json(path), str(path))
+        return baseline_file.check_baseline(read_json(path), str(path))
     except FileNotFoundError:
         raise UsageError(
             f"no baseline at {path}; write one with: python -m bench check --update-baseline"
@@ -236,7 +238,7 @@ def _update_baseline(args) -> int:
     output = OutputFile(args.baseline, "the baseline").checked()  # before a benchmark runs
     pool = Pool.of(_measure(args))
     names = [Path(folder).name for folder in pool.folders]
-    content = gate.make_baseline(
+    content = baseline_file.make_baseline(
         pool.runs, pool.reads[0].env, names, pool.blocks, pool.settings_hash
     )
     written = write_json_file(output, content)
@@ -259,7 +261,7 @@ def _floor_checks(args, baseline: dict, pool: Pool) -> list:
             f"checks: not {floor}'s ratio to the yardstick (the run or the baseline timed none: "
             f"[training] yardstick)"
         )
-    if gate.on_baseline_host(baseline, pool.reads[0].env):
+    if baseline_file.on_baseline_host(baseline, pool.reads[0].env):
         decisions += gate.floor_decisions(pool.runs, baseline, args.floor_tolerance)
         print(
             f"checks: {floor}'s own ms/step (the baseline was recorded on this host; tolerance "
@@ -276,16 +278,16 @@ def _floor_checks(args, baseline: dict, pool: Pool) -> list:
 def _judge(args, baseline: dict, pool: Pool) -> int:
     """The gate's decisions printed; ``GATE_FAILED`` when any failed."""
     env = pool.reads[0].env
-    decisions = gate.compare(pool.runs, baseline, args.tolerance, pool.blocks)
+    decisions = gate.decide(pool.runs, baseline, args.tolerance, pool.blocks)
     print(
         f"\ngate: {', '.join(map(str, pool.folders))} against {args.baseline} "
         f"(tolerance {args.tolerance:.0%})"
     )
-    for difference in gate.differences(baseline, env, pool.settings_hash):
+    for difference in baseline_file.differences(baseline, env, pool.settings_hash):
         print(f"differs from the baseline: {difference}")
     print(f"checks: each recipe's ratio to {registry.FLOOR}")
     decisions += _floor_checks(args, baseline, pool)
-    if note := comparison.backends_sentence(set(pool.runs.api)):
+    if note := backends_sentence(set(pool.runs.api)):
         print(note)
     for results in pool.reads:
         injected = results.env.get("injected_slowdown")
@@ -293,7 +295,7 @@ def _judge(args, baseline: dict, pool: Pool) -> int:
             described = injection.describe(injected)
             print(f"deliberate slowdown injected ({injection.ENV_VAR}): {described}")
     print()
-    print(gate.format_table(decisions))
+    print(decision_table(decisions))
     failed = [d for d in decisions if not d.passed]
     print(
         f"\n{len(failed)} of {len(decisions)} recipe x API checks failed"

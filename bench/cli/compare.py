@@ -23,6 +23,7 @@ from bench.formatting import (
     text_table,
     with_ci,
 )
+from bench.report.provenance import backends_sentence, commit_text
 from bench.results.env import env_value, host_id
 from bench.results.folder import ResultsFolder
 
@@ -59,7 +60,7 @@ def run(args) -> int:
     facts = fact_rows(a, b)
     print(text_table(("", "A", "B", ""), facts))
     print(f"\n{basis_sentence(result.basis, a.env, b.env)}\n")
-    if note := comparison.backends_sentence({*a.runs.api, *b.runs.api}):
+    if note := backends_sentence({*a.runs.api, *b.runs.api}):
         print(f"{note}\n")
     if any(label == "settings hash" and differs for label, _, _, differs in facts):
         print("The settings differ (marked *): the change measures them as much as the code.\n")
@@ -95,7 +96,7 @@ def versions(results) -> list:
     env = results.env
     return [
         *((key, _text(env.get(key))) for key in VERSION_KEYS),
-        ("git commit", _text(comparison.commit(env, length=12))),
+        ("git commit", commit_text(env.get("git"), length=12)),
     ]
 
 

@@ -23,6 +23,7 @@ from bench.errors import UsageError  # noqa: E402
 from bench.formatting import MISSING, ratio_text, text_table  # noqa: E402
 from bench.recipes import order_key  # noqa: E402
 from bench.report.plots import API_LINESTYLES, API_MARKERS, recipe_colour  # noqa: E402
+from bench.report.provenance import backends_sentence, commit_text  # noqa: E402
 from bench.results.folder import ResultsFolder  # noqa: E402
 from vae_impls import registry  # noqa: E402
 
@@ -51,7 +52,7 @@ def run(args) -> int:
     hashes = [results.folder.settings_hash(results.env) for results in series]
     for line in settings_warnings(series, hashes):
         print(line)
-    if note := comparison.backends_sentence({api for r in series for api in r.runs.api}):
+    if note := backends_sentence({api for r in series for api in r.runs.api}):
         print(note)
     history = comparison.floor_ratio_history(series)
     if history.empty:
@@ -91,7 +92,7 @@ def folder_row(position: int, results, settings_hash) -> tuple:
         position,
         results.folder.name,
         f"{results.folder.started():%Y-%m-%d %H:%M:%S}",
-        comparison.commit(env) or MISSING,
+        commit_text(env.get("git"), length=8),
         *(env.get(package) or MISSING for package in LABEL_VERSIONS),
         settings_hash or MISSING,
     )
@@ -114,7 +115,7 @@ def axis_label(results, comparable: bool) -> str:
     env = results.env
     return "\n".join(
         [
-            comparison.commit(env) or MISSING,
+            commit_text(env.get("git"), length=8),
             *(f"{package} {env.get(package) or MISSING}" for package in LABEL_VERSIONS),
             *([] if comparable else ["(other settings)"]),
         ]

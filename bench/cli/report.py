@@ -12,7 +12,7 @@ With --answer, print the answer as Markdown and write nothing: it needs only the
 runs.csv, ratios.csv (which a report writes) and env.json.
 """
 
-from bench.analysis.answer import read_answer
+from bench.analysis.answer_data import read_answer
 from bench.report.answer import answer_markdown
 from bench.report.sections import write_report
 

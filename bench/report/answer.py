@@ -1,17 +1,19 @@
 """The answer first: the answer table, the machine and run it comes from, and the claims' verdicts.
 
-One list of blocks (``bench.report.render``) from one ``Answer`` (``bench.analysis.answer``): the
-report opens with it, ``python -m bench report --answer`` and the end of a benchmark print it as
-Markdown, so all three show the same table.
+One list of blocks (``bench.report.render``) from one ``Answer``
+(``bench.analysis.answer_data``): the report opens with it, ``python -m bench report --answer``
+and the end of a benchmark print it as Markdown, so all three show the same table.
 """
 
 import math
 
 from bench.analysis import claims, stats
-from bench.analysis.answer import Answer, Source
+from bench.analysis.answer_data import Answer, Source
 from bench.config import injection
 from bench.formatting import number, ratio_text
 from bench.report import render
+from bench.report.answer_table import answer_table
+from bench.report.provenance import commit_text
 from vae_impls import registry
 
 ANSWER_TITLE = "Answer"
@@ -25,7 +27,7 @@ def answer_blocks(answer: Answer) -> list:
         ("h2", ANSWER_TITLE),
         *_injection_blocks(answer.source),
         ("p", source_sentence(answer.source)),
-        ("table", answer.table) if len(answer.table) else ("p", NO_RECIPES),
+        ("table", answer_table(answer)) if answer.rows else ("p", NO_RECIPES),
         ("p", _claims_intro(answer.verdicts)),
         ("ul", verdict_lines(answer.verdicts)),
     ]
@@ -72,8 +74,9 @@ def source_sentence(source: Source) -> str:
         if floor
         else f"the floor {registry.FLOOR} has no ok runs"
     )
+    commit = commit_text(source.git, unknown="unknown")
     return (
-        f"From {source.folder} (config {source.config}, commit {source.commit}, {rounds}, "
+        f"From {source.folder} (config {source.config}, commit {commit}, {rounds}, "
         f"started {source.started}"
         f"{of_slice}) on {source.cpu}, {source.cores} cores, {gpu}: {floor_text}. A working "
         "recipe's cell is its train step's time over the floor's of its own Keras (a port's: "

@@ -5,50 +5,40 @@ process), so every ratio compares recipes of one backend, each to its own backen
 floors' step times come from separate processes and compare backends only roughly. The section
 gives each backend's floor and what runs there, then asks whether posts IV's and VII's ~1.5x (the
 encoder wired into the graph twice) holds on each backend: the claim's ratio there, beside the
-convolutions each side's traced train step runs (``records.CONVOLUTION_OPS``: TensorFlow's graph
-ops, JAX's StableHLO ops, PyTorch's ATen operators, each counted in its own backend's terms).
+convolutions each side's traced train step runs and the verdict
+(``bench.analysis.per_backend``).
 """
 
 import math
 
 import pandas as pd
 
+from bench.analysis.per_backend import not_installed
 from bench.analysis.tables import Tables
 from bench.formatting import number, ratio_text
 from bench.results.folder import Results
-from bench.results.records import OK
-from vae_impls import keras_api, registry
+from vae_impls import keras_api
 
-TITLE = "Backends"
-# The claims whose ~1.5x comes from a second encoder pass (posts IV and VII).
-ENCODER_TWICE_LOW = 1.3
+BACKENDS_TITLE = "Backends"
 
 
 def backend_blocks(results: Results, tables: Tables) -> list:
     """The heading, what the numbers compare, the floors table and the encoder-twice table."""
-    groups = _groups_of(results.runs)
-    if not groups:
-        return [("h2", TITLE), ("p", "No run recorded a backend.")]
+    if tables.backend_floors.empty:
+        return [("h2", BACKENDS_TITLE), ("p", "No run recorded a backend.")]
     return [
-        ("h2", TITLE),
+        ("h2", BACKENDS_TITLE),
         ("p", _intro(results)),
-        ("table", _floors_table(results.runs, tables.speed, groups)),
+        ("table", _floors_table(tables.backend_floors)),
         ("p", ENCODER_TEXT),
         _encoder_block(tables),
     ]
 
 
-def _groups_of(runs: pd.DataFrame) -> list:
-    """The API groups (one per Keras package and backend) the runs used, in ``APIS`` order."""
-    used = {keras_api.process_group(api) for api in runs.api if api in keras_api.APIS}
-    return [api for api in keras_api.APIS if api in used]
-
-
 def _intro(results: Results) -> str:
     missing = [
-        f"{backend} ({reason})"
-        for backend, reason in _not_installed(results.env).items()
-        if backend not in {keras_api.backend_of(api) for api in results.runs.api}
+        f"{backend} ({keras_api.install_command(backend)})"
+        for backend in not_installed(results.env, results.runs)
     ]
     absent = (
         f" Not in this benchmark, not installed where it ran: {'; '.join(missing)}."
@@ -62,44 +52,24 @@ def _intro(results: Results) -> str:
     )
 
 
-def _not_installed(env: dict) -> dict:
-    """Backend -> how to install it, for each backend whose package env.json records as absent
-    (a folder from before the other backends records nothing: none)."""
-    return {
-        backend: keras_api.install_command(backend)
-        for backend in ("jax", "torch")
-        if backend in env and env[backend] is None
-    }
-
-
-def _floors_table(runs: pd.DataFrame, speed: pd.DataFrame, groups: list) -> pd.DataFrame:
-    rows = []
-    for group in groups:
-        floor = speed[(speed.recipe == registry.FLOOR) & (speed.api == group)]
-        found = floor.iloc[0] if len(floor) else None
-        rows.append(
+def _floors_table(floors: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
             {
-                "backend": keras_api.backend_of(group),
-                "APIs": ", ".join(_apis_of(runs, group)),
-                "floor ms/step of fit": number(found.ms_per_step) if found is not None else "n/a",
-                "floor train step, ms": number(found.step_ms) if found is not None else "n/a",
-                "works": _count(runs, group, ok=True),
-                "fails": _count(runs, group, ok=False),
+                "backend": row.backend,
+                "APIs": ", ".join(row.apis),
+                "floor ms/step of fit": _ms_text(row.floor_ms_per_step),
+                "floor train step, ms": _ms_text(row.floor_step_ms),
+                "works": row.works,
+                "fails": row.fails,
             }
-        )
-    return pd.DataFrame(rows)
+            for row in floors.itertuples()
+        ]
+    )
 
 
-def _apis_of(runs: pd.DataFrame, group: str) -> list:
-    used = set(runs.api)
-    return [api for api in keras_api.APIS if api in used and keras_api.process_group(api) == group]
-
-
-def _count(runs: pd.DataFrame, group: str, ok: bool) -> int:
-    """Recipes x APIs of ``group`` with an ok run (``ok``), or with runs and none ok."""
-    mine = runs[runs.api.map(keras_api.process_group) == group]
-    oks = mine.groupby(["recipe", "api"]).status.apply(lambda status: (status == OK).any())
-    return int(oks.sum() if ok else (~oks).sum())
+def _ms_text(value: float) -> str:
+    return number(value) if math.isfinite(value) else "n/a"
 
 
 ENCODER_TEXT = (
@@ -118,43 +88,34 @@ def _encoder_block(tables: Tables) -> tuple:
 
 
 def _encoder_table(tables: Tables) -> pd.DataFrame:
-    rows = []
-    for claim_row in tables.claims.itertuples():
-        claim = claim_row.claim
-        if claim.low < ENCODER_TWICE_LOW:
-            continue
-        mine, theirs = (
-            _convolutions(tables.speed, name, claim_row.api)
-            for name in (claim.recipe, claim.baseline)
-        )
-        rows.append(
-            {
-                "claim": f"post {claim.post}: {claim.recipe} / {claim.baseline}",
-                "backend": keras_api.backend_of(claim_row.api),
-                "API": claim_row.api,
-                "ratio [95% CI]": ratio_text(claim_row),
-                "convolutions": f"{_count_text(mine)} vs {_count_text(theirs)}",
-                "encoder twice": _verdict(claim_row, mine, theirs),
-            }
-        )
+    rows = [
+        {
+            "claim": f"post {row.claim.post}: {row.claim.recipe} / {row.claim.baseline}",
+            "backend": keras_api.backend_of(row.api),
+            "API": row.api,
+            "ratio [95% CI]": ratio_text(row),
+            "convolutions": f"{_count_text(row.convolutions)} vs "
+            f"{_count_text(row.baseline_convolutions)}",
+            "encoder twice": _verdict_text(row),
+        }
+        for row in tables.encoder_claims.itertuples()
+    ]
     return pd.DataFrame(
         rows, columns=["claim", "backend", "API", "ratio [95% CI]", "convolutions", "encoder twice"]
     )
-
-
-def _convolutions(speed: pd.DataFrame, recipe: str, api: str) -> float:
-    found = speed[(speed.recipe == recipe) & (speed.api == api)]
-    return float(found.ops_convolutions.iloc[0]) if len(found) else math.nan
 
 
 def _count_text(value: float) -> str:
     return str(int(value)) if math.isfinite(value) else "n/a"
 
 
-def _verdict(row, mine: float, theirs: float) -> str:
-    if not (math.isfinite(mine) and math.isfinite(theirs)):
+def _verdict_text(row) -> str:
+    """An ``encoder_claims`` row's verdict, and whether its ratio shows a cost."""
+    if row.encoder_twice is None:
         return "no op counts"
-    slower = math.isfinite(row.ci_low) and row.ci_low > 1
-    if mine > theirs:
-        return "yes, and it costs" if slower else "yes, cost not resolved"
-    return "no: same convolutions" + (", yet slower" if slower else "")
+    if row.encoder_twice:
+        return "yes, and it costs" if row.slower else "yes, cost not resolved"
+    same = row.convolutions == row.baseline_convolutions
+    return ("no: same convolutions" if same else "no: other convolutions") + (
+        ", yet slower" if row.slower else ""
+    )

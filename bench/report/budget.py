@@ -9,13 +9,13 @@ from bench.analysis.tables import Tables
 from bench.formatting import duration, percent, ratio_text
 from bench.results.folder import Results
 
-TITLE = "What the budget bought"
+BUDGET_TITLE = "What the budget bought"
 
 
 def budget_blocks(results: Results, tables: Tables) -> list:
     """The section's blocks: the budgets, the precision, the claims."""
     return [
-        ("h2", TITLE),
+        ("h2", BUDGET_TITLE),
         ("ul", [*_budget_lines(results), _precision_line(results, tables)]),
         *_claim_blocks(results, tables),
     ]

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from bench.analysis import answer
+from bench.analysis import answer_data
 from bench.analysis.tables import (
     Analysis,
     Tables,
@@ -146,9 +146,9 @@ def reproduce_command(results: Results) -> str:
     )
 
 
-def analysis_answer(analysis: Analysis) -> answer.Answer:
+def analysis_answer(analysis: Analysis) -> answer_data.Answer:
     """The answer of an analysed folder, from the ratios its ratios.csv holds."""
-    return answer.answer_of(analysis.results, analysis.all_ratios())
+    return answer_data.answer_of(analysis.results, analysis.all_ratios())
 
 
 def report_blocks(analysis: Analysis) -> list:
@@ -166,7 +166,7 @@ def report_blocks(analysis: Analysis) -> list:
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),
-        *walltime_blocks(results.runs, results.blocks),
+        *walltime_blocks(analysis.wall_time),
         *plot_blocks(main, tables),
         *environment_blocks(results.env),
         ("h2", "Reproduce"),

@@ -3,7 +3,7 @@ quality guard, the recipes that failed as the registry expects and the runs that
 
 import pandas as pd
 
-from bench.analysis import findings, stats
+from bench.analysis import findings, stats, verdicts
 from bench.analysis.tables import (
     Tables,
 )
@@ -19,13 +19,12 @@ from bench.report.details import (
 )
 from bench.results.folder import Results
 from vae_impls import registry
-from vae_impls.keras_api import floor_api
 
 
 def _fastest_sentence(fastest: findings.Fastest) -> str:
     """One API's KL recipe(s) closest to the floor, every recipe whose CI overlaps the best one's
     named as tied, and the floor's own speed."""
-    floor = f"the floor {registry.FLOOR} ({floor_api(fastest.api)})"
+    floor = f"the floor {registry.FLOOR} ({verdicts.floor_api_of(fastest.api)})"
     floor_text = (
         f"{floor} runs at {ms_text(fastest.floor_speed)} of fit"
         if fastest.floor_speed is not None
