@@ -114,7 +114,8 @@ def test_why_reads_the_op_counts_against_the_floor_of_the_same_api(folder):
     rows = rows_of(answer_data.read_answer(folder.path))
     assert rows["vae_loss_layer"].why == (
         "encoder in the graph twice: +3 Conv2D, +3 Conv2DBackpropInput, "
-        "+3 Conv2DBackpropFilter, +9 MatMul"
+        "+3 Conv2DBackpropFilter, +9 MatMul; "
+        "+9 convolutions per step at ~2.30 ms each (R² 0.99): this step is bound by arithmetic"
     )
     assert rows["kl_layer"].why == "same convolutions as the floor"
     assert rows["closure_loss"].why == answer_table.FAILS_AS_WRITTEN

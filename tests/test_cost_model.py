@@ -96,7 +96,7 @@ def test_a_prediction_agrees_inside_the_gaps_ci_within_2x_or_within_5_percent_of
 
 def test_operators_explain_a_launch_bound_step():
     rng = np.random.default_rng(0)
-    model = cost_model.explain(
+    model = cost_model.model_of(
         *frames(lambda ops, convs: 0.025 * ops * rng.normal(1, 0.03)), FLOOR_API
     )
     assert model.regime == cost_model.LAUNCH_BOUND and model.best.count == "graph_ops"
@@ -112,7 +112,7 @@ def test_operators_explain_a_launch_bound_step():
 
 
 def test_convolutions_explain_an_arithmetic_bound_step():
-    model = cost_model.explain(*frames(lambda ops, convs: 15.0 * convs + 0.1), FLOOR_API)
+    model = cost_model.model_of(*frames(lambda ops, convs: 15.0 * convs + 0.1), FLOOR_API)
     assert model.regime == cost_model.ARITHMETIC_BOUND and model.best.count == "ops_convolutions"
     records = by_recipe(model)
     assert records["notebook_encoder_call"].units == 6
@@ -130,7 +130,7 @@ def test_gaps_no_count_follows_are_unexplained():
     def gap(ops, convs):
         return lookup.get((ops, convs)) if (ops, convs) in lookup else next(rows)
 
-    model = cost_model.explain(*frames(gap, steps=steps), FLOOR_API)
+    model = cost_model.model_of(*frames(gap, steps=steps), FLOOR_API)
     assert model.best is None and model.regime == cost_model.UNEXPLAINED
     records = by_recipe(model)
     assert records["kl_layer"].regime == cost_model.UNEXPLAINED
@@ -138,14 +138,14 @@ def test_gaps_no_count_follows_are_unexplained():
 
 
 def test_a_backend_without_counts_is_not_counted():
-    model = cost_model.explain(*frames(lambda ops, convs: 1.0, counted=False), FLOOR_API)
+    model = cost_model.model_of(*frames(lambda ops, convs: 1.0, counted=False), FLOOR_API)
     assert model.fits == () and model.regime == cost_model.NOT_COUNTED
     assert {record.regime for record in model.recipes} == {cost_model.NOT_COUNTED}
 
 
 def test_no_floor_no_model():
     runs, ratios = frames(lambda ops, convs: 1.0)
-    assert cost_model.explain(runs[runs.recipe != registry.FLOOR], ratios, FLOOR_API) is None
+    assert cost_model.model_of(runs[runs.recipe != registry.FLOOR], ratios, FLOOR_API) is None
 
 
 def test_a_folder_is_read_for_its_first_variant_only(tmp_path):
@@ -183,17 +183,17 @@ def _frame_counts(row) -> dict:
 
 
 def test_each_regime_is_worded_with_its_units_and_their_cost():
-    launch = cost_model.explain(*frames(lambda ops, convs: 0.025 * ops), FLOOR_API)
+    launch = cost_model.model_of(*frames(lambda ops, convs: 0.025 * ops), FLOOR_API)
     text = costs.why_phrase(by_recipe(launch)["kl_layer"])
     assert text.startswith("+70 operators per step at ~25.0 µs each (R² 1.00)")
     assert "launching operators" in text
-    arithmetic = cost_model.explain(*frames(lambda ops, convs: 15.0 * convs), FLOOR_API)
+    arithmetic = cost_model.model_of(*frames(lambda ops, convs: 15.0 * convs), FLOOR_API)
     records = by_recipe(arithmetic)
     assert costs.why_phrase(records["vae_loss_layer"]).startswith(
         "+6 convolutions per step at ~15.0 ms each"
     )
     assert costs.why_phrase(records["kl_layer"]).startswith("no convolution more than the floor")
-    bare = cost_model.explain(*frames(lambda ops, convs: 1.0, counted=False), FLOOR_API)
+    bare = cost_model.model_of(*frames(lambda ops, convs: 1.0, counted=False), FLOOR_API)
     assert "no per-step counts" in costs.why_phrase(bare.recipes[0])
 
 
@@ -207,7 +207,7 @@ def test_a_gap_its_counts_do_not_predict_says_what_they_would_cost():
 
 
 def test_the_section_shows_each_fit_and_each_recipe():
-    model = cost_model.explain(*frames(lambda ops, convs: 0.025 * ops), FLOOR_API)
+    model = cost_model.model_of(*frames(lambda ops, convs: 0.025 * ops), FLOOR_API)
     markdown = render.markdown(costs.cost_blocks([model]))
     assert f"## {costs.TITLE}" in markdown
     assert "operators explain the recipes' gaps, at ~25.0 µs each" in markdown

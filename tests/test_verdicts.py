@@ -138,8 +138,10 @@ def test_the_answer_the_backends_table_and_the_causes_agree_on_the_encoder_twice
     table = answer_table.answer_table(answer_data.read_answer(jax_folder.path))
     why = dict(zip(table.recipe, table.why))
     assert why["vae_loss_layer"].startswith("encoder in the graph twice: +8 convolutions")
-    # kl_layer's KL term adds matrix products outside the layers, and no convolution
-    assert why["kl_layer"].startswith("(no layer) run 1.27273 times as often as in the floor")
+    # kl_layer's KL term adds matrix products outside the layers, and no convolution: the cost
+    # model speaks for it, and nothing reads "(no layer)"
+    assert why["kl_layer"].startswith("no convolution more than the floor")
+    assert "(no layer)" not in " ".join(why.values())
     (backends_row,) = [
         line for line in section(markdown, "Backends").splitlines() if "vae_loss_layer" in line
     ]
@@ -182,8 +184,9 @@ def test_without_layer_scopes_the_answer_and_the_backends_table_read_the_same_co
             )
         )
     )
-    assert why["vae_loss_layer"] == "encoder in the graph twice: +6 convolutions"
-    assert why["kl_layer"] == "same convolutions as the floor"
+    assert why["vae_loss_layer"].startswith("encoder in the graph twice: +6 convolutions; ")
+    # the same convolutions as the floor, 20% slower all the same: the cost model says so
+    assert why["kl_layer"].startswith("+20.4 ms/step that no count explains")
     (backends_row,) = [
         line for line in section(markdown, "Backends").splitlines() if "vae_loss_layer" in line
     ]

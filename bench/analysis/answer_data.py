@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, coverage, stats, verdicts, why
+from bench.analysis import claims, cost_model, coverage, stats, verdicts, why
 from bench.analysis.tables import hosts_of, variant_slice, variants_of
 from bench.errors import UsageError
 from bench.results.env import env_value
@@ -144,7 +144,8 @@ def answer_of(results: Results, ratios: pd.DataFrame) -> Answer:
     runs = variant_slice(results, variant, host).runs
     ratios = ratios[(ratios.variant == variant) & (ratios.host == (host or ""))]
     names, apis = _recipes_of(results), apis_of(results)
-    rows = [_row(results.env, runs, ratios, recipe, apis) for recipe in names]
+    costs = cost_model.records_by_pair(cost_model.cost_models(runs, ratios))
+    rows = [_row(results.env, runs, ratios, recipe, apis, costs) for recipe in names]
     source = _source(results, runs, _slice_text(variant, host))
     return Answer(rows, apis, source, claims.claim_verdicts(ratios))
 
@@ -178,7 +179,9 @@ def apis_of(results: Results) -> list:
     return [api for api in APIS if api in used]
 
 
-def _row(env: dict, runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str, apis: list) -> Row:
+def _row(
+    env: dict, runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str, apis: list, costs: dict
+) -> Row:
     pairs = [_pair(runs, ratios, recipe, api) for api in apis]
     known = recipes.known().get(recipe) or declared_in(env).get(recipe)
     layers = verdicts.encoder_convolutions(env)
@@ -187,7 +190,11 @@ def _row(env: dict, runs: pd.DataFrame, ratios: pd.DataFrame, recipe: str, apis:
         getattr(known, "post", ""),
         getattr(known, "technique", ""),
         pairs,
-        {pair.api: why.why_of(pair, runs, layers) for pair in pairs if len(pair.ok)},
+        {
+            pair.api: why.why_of(pair, runs, layers, costs.get((recipe, pair.api)))
+            for pair in pairs
+            if len(pair.ok)
+        },
     )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.analysis import verdicts
 from bench.analysis.verdicts import EncoderTwice
-from bench.results.records import OK, parse_scopes
+from bench.results.records import OK, OUTSIDE_LAYERS, parse_scopes
 from vae_impls import registry
 
 
@@ -213,12 +213,20 @@ def scopes_of_runs(runs: pd.DataFrame, api: str) -> dict:
 # --- the words ------------------------------------------------------------------------------
 
 
+# What the ops outside every layer's scope are, in words.
+OUTSIDE_LAYERS_TEXT = "the ops outside the layers (loss, sampling, optimizer)"
+
+
 def layer_list(layers) -> str:
     """'encoder_conv_0 … encoder_conv_2 and the mu/log_var heads' from the layers' names."""
     layers = list(layers)
     convolutions = [layer for layer in layers if re.fullmatch(r"encoder_conv_\d+", layer)]
     heads = [head for head in ("mu", "log_var") if head in layers]
-    rest = [layer for layer in layers if layer not in convolutions and layer not in heads]
+    rest = [
+        OUTSIDE_LAYERS_TEXT if layer == OUTSIDE_LAYERS else layer
+        for layer in layers
+        if layer not in convolutions and layer not in heads
+    ]
     parts = []
     if len(convolutions) > 2:
         parts.append(f"{convolutions[0]} … {convolutions[-1]}")

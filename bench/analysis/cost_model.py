@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from bench.analysis.stats import CONFIDENCE
 from bench.results.folder import ResultsFolder, runs_frame
 from bench.results.records import OK
 from vae_impls import registry
@@ -45,7 +46,6 @@ NOT_LAUNCHED = {"jax": ("graph_ops",)}
 EXPLAINS_R2 = 0.8  # a count explains the gaps when its line accounts for 80% of their variance
 NEGLIGIBLE = 0.05  # of the floor's step: a gap this small (or a miss this small) is noise here
 AGREEMENT_FACTOR = 2.0  # a prediction within 2x of the gap agrees with it
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def negligible(observed: float, low: float, high: float, floor_ms: float) -> boo
 # --- the model --------------------------------------------------------------------------------
 
 
-def explain(runs: pd.DataFrame, ratios: pd.DataFrame, group: str) -> CostModel | None:
+def model_of(runs: pd.DataFrame, ratios: pd.DataFrame, group: str) -> CostModel | None:
     """The cost model of the floor API ``group`` (``keras3-torch``: its floor and every API
     measured against it) from one slice's ``runs`` (runs.csv) and ``ratios`` (ratios.csv); None
     where the floor has no ok run."""
@@ -318,14 +318,14 @@ def _record(point: tuple, floor_ms: float, best: CountFit | None) -> RecipeCost:
     )
 
 
-def explain_all(runs: pd.DataFrame, ratios: pd.DataFrame) -> list:
+def cost_models(runs: pd.DataFrame, ratios: pd.DataFrame) -> list:
     """The cost model of every floor API with an ok floor run, in ``APIS`` order."""
     groups = dict.fromkeys(floor_api(api) for api in APIS if api in set(runs.api))
-    return [model for group in groups if (model := explain(runs, ratios, group)) is not None]
+    return [model for group in groups if (model := model_of(runs, ratios, group)) is not None]
 
 
 def read_costs(path) -> list:
-    """``explain_all`` of the results folder at ``path`` from its runs.csv and ratios.csv: of the
+    """``cost_models`` of the results folder at ``path`` from its runs.csv and ratios.csv: of the
     first variant of a sweep, on the first host of a cluster."""
     folder = ResultsFolder.existing(path)
     runs, ratios = runs_frame(folder.run_records()), folder.read_ratios()
@@ -334,7 +334,7 @@ def read_costs(path) -> list:
     host = hosts[0] if len(hosts) > 1 else ""
     runs = runs[(runs.variant == variant) & ((runs.host == host) if host else True)]
     ratios = ratios[(ratios.variant.fillna("") == variant) & (ratios.host.fillna("") == host)]
-    return explain_all(runs, ratios)
+    return cost_models(runs, ratios)
 
 
 def records_by_pair(models: list) -> dict:

@@ -4,7 +4,9 @@ The answer's ``why`` column (worded in ``bench.report.answer_table``) is ``bench
 finding where both the recipe and the floor scope their ops to layers; a folder or a backend
 without layer scopes falls back on the op counts by type. Either way the encoder in the graph
 twice is ``bench.analysis.verdicts.encoder_twice``, the rule the report's causes and its Backends
-table read too.
+table read too. Beside it stands the cost model's record of the pair
+(``bench.analysis.cost_model``): which count explains its gap to the floor, and at what cost per
+unit, so that a recipe slower for its extra operators (a launch-bound step) has a cause too.
 """
 
 import math
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.analysis import causes, verdicts
+from bench.analysis.cost_model import RecipeCost
 from bench.analysis.verdicts import EncoderTwice
 from bench.results.records import OK, OP_COUNT_COLUMNS
 from vae_impls import registry
@@ -31,22 +34,31 @@ class Why:
     slower: bool = False  # its ratio to the floor lies above 1 with its whole CI
     encoder: EncoderTwice | None = None
     op_difference: dict | None = None  # op type -> mine minus the floor's; None: not by type
+    cost: RecipeCost | None = None  # the cost model's record of the pair; None: not modelled
+
+    @property
+    def encoder_twice(self) -> bool:
+        """Whether the layers or the convolutions show the encoder in the graph twice."""
+        if self.cause is not None:
+            return bool(self.cause.encoder_twice)
+        return bool(self.encoder and self.encoder.twice)
 
 
-def why_of(pair, runs: pd.DataFrame, encoder_layers: int) -> Why:
-    """Why ``pair`` (an ``answer.Pair`` with ok runs) costs what it does on its API."""
+def why_of(pair, runs: pd.DataFrame, encoder_layers: int, cost: RecipeCost | None = None) -> Why:
+    """Why ``pair`` (an ``answer.Pair`` with ok runs) costs what it does on its API; ``cost`` is
+    the cost model's record of it (``bench.analysis.cost_model``), where there is one."""
     if pair.recipe == registry.FLOOR:
         return Why(FLOOR)
     slower = verdicts.slower(pair.ratio)
     cause = causes.cause_of(runs, pair.recipe, pair.api, pair.ratio, encoder_layers)
     if cause is not None:
-        return Why(CAUSE, cause, slower)
+        return Why(CAUSE, cause, slower, cost=cost)
     mine = verdicts.step_counts(runs, pair.recipe, pair.api)
     floor = verdicts.step_counts(runs, registry.FLOOR, verdicts.floor_api_of(pair.api))
     encoder = verdicts.encoder_twice(mine, floor, encoder_layers)
     if encoder.twice is None:
-        return Why(NO_COUNTS, slower=slower)
-    return Why(OP_COUNTS, None, slower, encoder, ops_over_floor(pair, runs))
+        return Why(NO_COUNTS, slower=slower, cost=cost)
+    return Why(OP_COUNTS, None, slower, encoder, ops_over_floor(pair, runs), cost)
 
 
 def ops_over_floor(pair, runs: pd.DataFrame) -> dict | None:

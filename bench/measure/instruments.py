@@ -10,11 +10,10 @@ import math
 import re
 import time
 
-from bench.results.records import Epoch
+from bench.results.records import OUTSIDE_LAYERS, Epoch
 
 # The op types whose layer scopes a traced step records: where a second pass of a layer shows.
 SCOPED_OP_TYPES = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
-OUTSIDE_LAYERS = "(no layer)"  # the scope of an op no layer's name scope holds
 
 
 class TraceCounter:

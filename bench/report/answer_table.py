@@ -13,10 +13,11 @@ import re
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import coverage, why
+from bench.analysis import cost_model, coverage, why
 from bench.analysis.answer_data import Answer, Pair
 from bench.analysis.causes import summary
 from bench.formatting import ratio_text
+from bench.report.costs import why_phrase
 from vae_impls import registry
 from vae_impls.keras_api import API_LABELS
 
@@ -120,9 +121,19 @@ def why_text(row) -> str:
 
 
 def reason_text(found: why.Why) -> str:
-    """One ``why.Why`` in words."""
+    """One ``why.Why`` in words: the cost model's reason where it modelled the pair, after what
+    the counts show the step runs more than the floor (the encoder's layers twice, other
+    convolutions), else the layers' or the convolutions' reason alone."""
     if found.kind == why.FLOOR:
         return FLOOR_WHY
+    counted = _counted_reason(found)
+    if found.cost is None or found.cost.regime == cost_model.NOT_COUNTED:
+        return counted
+    modelled = why_phrase(found.cost)
+    return f"{counted}; {modelled}" if _counts_differ(found) else modelled
+
+
+def _counted_reason(found: why.Why) -> str:
     if found.kind == why.CAUSE:
         return summary(found.cause, slower=found.slower)
     if found.kind == why.NO_COUNTS:
@@ -130,17 +141,30 @@ def reason_text(found: why.Why) -> str:
     return _op_reason(found)
 
 
-def _op_reason(found: why.Why) -> str:
-    """The convolutions against the floor's: by TensorFlow's op types where counted, else in
-    all."""
+def _counts_differ(found: why.Why) -> bool:
+    """Whether the counts name something the step runs that the floor's does not: the encoder
+    twice, or other convolutions than the floor's."""
+    if found.encoder_twice:
+        return True
+    return found.kind == why.OP_COUNTS and not _convolutions_against_floor(found)[1]
+
+
+def _convolutions_against_floor(found: why.Why) -> tuple:
+    """(the changed counts in words, whether the convolutions are the floor's, whether there are
+    only more of them): by TensorFlow's op types where counted, else in all."""
     by_type = found.op_difference
     extra = found.encoder.extra_convolutions
-    if by_type is not None:
-        changed = ", ".join(f"{count:+d} {op}" for op, count in by_type.items() if count)
-        same = not any(by_type[op] for op in by_type if op != "MatMul")
-        more = all(by_type[op] >= 0 for op in by_type if op != "MatMul")
-    else:
-        changed, same, more = f"{extra:+g} convolutions", extra == 0, extra > 0
+    if by_type is None:
+        return f"{extra:+g} convolutions", extra == 0, extra > 0
+    changed = ", ".join(f"{count:+d} {op}" for op, count in by_type.items() if count)
+    same = not any(by_type[op] for op in by_type if op != "MatMul")
+    more = all(by_type[op] >= 0 for op in by_type if op != "MatMul")
+    return changed, same, more
+
+
+def _op_reason(found: why.Why) -> str:
+    """The convolutions against the floor's."""
+    changed, same, more = _convolutions_against_floor(found)
     if same:
         return "same convolutions as the floor"
     if found.encoder:

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from bench.analysis import answer_data
+from bench.analysis import answer_data, cost_model
 from bench.analysis.tables import (
     Analysis,
     Tables,
@@ -25,6 +25,7 @@ from bench.report import plots, render
 from bench.report.answer import answer_blocks, answer_markdown
 from bench.report.backends import backend_blocks
 from bench.report.budget import budget_blocks
+from bench.report.costs import cost_blocks
 from bench.report.details import config_of, lookup, table_blocks
 from bench.report.slices import host_blocks, hosts_notice, sweep_blocks, sweep_notice
 from bench.report.summary import summary_blocks
@@ -163,6 +164,7 @@ def report_blocks(analysis: Analysis) -> list:
         *summary_blocks(main, tables),
         *budget_blocks(main, tables),
         *backend_blocks(main, tables),
+        *cost_blocks(cost_model.cost_models(main.runs, tables.ratios)),
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),

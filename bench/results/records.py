@@ -126,6 +126,9 @@ PHASE_COLUMNS = (
 
 # Op types counted in each traced train step, and their runs.csv columns: where a recipe's extra
 # work shows (a second encoder pass adds convolutions and their gradients).
+# The scope op_scopes gives an op that no layer's name scope holds: the loss, the sampling, the
+# optimizer's update and whatever else a train step runs outside its layers.
+OUTSIDE_LAYERS = "(no layer)"
 OP_COUNT_COLUMNS = {
     "Conv2D": "ops_conv2d",
     "Conv2DBackpropInput": "ops_conv2d_backprop_input",
