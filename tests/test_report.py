@@ -12,7 +12,7 @@ import pytest
 from bench.__main__ import main
 from bench.analysis import claims, findings
 from bench.errors import UsageError
-from bench.report.details import OUTLIERS_SHOWN, precision_sentence
+from bench.report.ratio_sections import OUTLIERS_SHOWN, precision_sentence
 from bench.report.sections import write_report
 from bench.results.folder import OUTLIERS_CSV
 from bench.results.records import BlockStep, RunRecord, RunResult, block_rows, epoch_rows

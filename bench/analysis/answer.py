@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import causes, claims, coverage, stats
+from bench.analysis import causes, claims, coverage, selection, step_ratios
 from bench.analysis.tables import hosts_of, variant_slice, variants_of
 from bench.errors import UsageError
 from bench.formatting import ratio_text
@@ -122,7 +122,7 @@ def read_answer(path) -> Answer:
 def read_ratios(folder: ResultsFolder) -> pd.DataFrame:
     """The folder's ratios.csv, with every column the answer reads."""
     ratios = folder.read_ratios()
-    missing = {*stats.RATIO_COLUMNS, "variant", "host"} - set(ratios.columns)
+    missing = {*step_ratios.RATIO_COLUMNS, "variant", "host"} - set(ratios.columns)
     if missing:
         raise UsageError(
             f"{folder.path / RATIOS_CSV} lacks the columns {', '.join(sorted(missing))}"
@@ -385,7 +385,7 @@ def _claim_ratios(ratios: pd.DataFrame, claim: claims.Claim) -> list:
         & (ratios.compared_with == claim.baseline)
         & (ratios.compared_api == ratios.api)
     ]
-    return list(stats.in_registry_order(rows).itertuples())
+    return list(selection.in_registry_order(rows).itertuples())
 
 
 def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
@@ -408,7 +408,7 @@ def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
 
 def _floor_speeds(runs: pd.DataFrame) -> dict:
     """api -> the floor's median ms/step of fit over its ok runs, on each API it ran on."""
-    speeds = {api: stats.ms_per_step(runs, registry.FLOOR, api) for api in APIS}
+    speeds = {api: selection.ms_per_step(runs, registry.FLOOR, api) for api in APIS}
     return {api: found.median() for api, found in speeds.items() if len(found)}
 
 

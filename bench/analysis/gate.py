@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import stats
+from bench.analysis import estimators, quality_guard, selection, step_ratios
 from bench.errors import UsageError, quoted
 from bench.formatting import number, signed_percent, text_table, with_ci
 from bench.results.env import VERSIONED, host_id
@@ -102,8 +102,8 @@ def make_baseline(
 ) -> dict:
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
-    ratios = stats.floor_ratios(runs, blocks)
-    yardsticks = stats.yardstick_ratios(runs, blocks)
+    ratios = step_ratios.floor_ratios(runs, blocks)
+    yardsticks = step_ratios.yardstick_ratios(runs, blocks)
     entries = {}
     for (recipe, api), summary in _summaries(runs).items():
         ratio = ratios.get((recipe, api))
@@ -172,7 +172,7 @@ def floor_decisions(
             continue
         median, low, high = (
             value / entry["ms_per_step"]
-            for value in stats.median_ci(stats.ms_per_step(runs, recipe, api))
+            for value in estimators.median_ci(selection.ms_per_step(runs, recipe, api))
         )
         regressed = math.isfinite(low) and low > 1 + tolerance
         why = (
@@ -208,7 +208,7 @@ def yardstick_decisions(
     regression when it rose by more than ``tolerance`` and its CI lies wholly above the baseline's
     ratio (the rule of the recipes' ratios)."""
     decisions = []
-    for api, ratio in stats.yardstick_ratios(runs, blocks).items():
+    for api, ratio in step_ratios.yardstick_ratios(runs, blocks).items():
         entry = baseline["entries"].get(f"{registry.FLOOR}/{api}") or {}
         expected = entry.get("yardstick_ratio")
         if not expected:
@@ -229,7 +229,7 @@ def yardstick_decisions(
                 current.ratio,
                 current.ci_low,
                 current.ci_high,
-                float(stats.ms_per_step(runs, registry.FLOOR, api).median()),
+                float(selection.ms_per_step(runs, registry.FLOOR, api).median()),
                 entry.get("ms_per_step") or math.nan,
                 "regression" if regressed else "ok",
                 why,
@@ -343,10 +343,10 @@ def compare(
         raise UsageError(f"tolerance must be positive, got {tolerance}")
     entries, ratios, summaries = (
         baseline["entries"],
-        stats.floor_ratios(runs, blocks),
+        step_ratios.floor_ratios(runs, blocks),
         _summaries(runs),
     )
-    unmatched = stats.unmatched_losses(runs)
+    unmatched = quality_guard.unmatched_losses(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
         entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))

@@ -14,7 +14,15 @@ from functools import cached_property
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, coverage, stats
+from bench.analysis import (
+    claims,
+    coverage,
+    pairing,
+    quality_guard,
+    step_ratios,
+    step_times,
+    time_to_quality,
+)
 from bench.config import sweep
 from bench.errors import UsageError
 from bench.results.folder import OUTLIERS_CSV, RATIOS_CSV, Results, ResultsFolder
@@ -50,7 +58,7 @@ class Tables:
             compared_api=self.readings.api
         )
         everything = pd.concat([self.ratios, claim_ratios, reading_ratios], ignore_index=True)[
-            stats.RATIO_COLUMNS
+            step_ratios.RATIO_COLUMNS
         ]
         return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
 
@@ -94,15 +102,15 @@ def compute_tables(results: Results) -> Tables:
     unfinished = coverage.unfinished_runs(runs, planned)
     registered = coverage.registered_mask(unfinished)
     return Tables(
-        speed=stats.speed_table(runs, blocks),
-        ratios=stats.ratio_table(runs, blocks),
+        speed=step_times.speed_table(runs, blocks),
+        ratios=step_ratios.ratio_table(runs, blocks),
         claims=claims.claim_table(runs, blocks),
         readings=claims.reading_table(runs, blocks),
-        process_ratios=stats.process_ratios(blocks),
-        outliers=stats.outlier_runs(blocks),
-        quality=stats.quality_table(runs),
-        unmatched_losses=stats.unmatched_losses(runs),
-        time_to_quality=stats.time_to_quality_table(runs, results.epochs),
+        process_ratios=pairing.process_ratios(blocks),
+        outliers=pairing.outlier_runs(blocks),
+        quality=quality_guard.quality_table(runs),
+        unmatched_losses=quality_guard.unmatched_losses(runs),
+        time_to_quality=time_to_quality.time_to_quality_table(runs, results.epochs),
         compat=coverage.compatibility(runs, planned),
         unfinished=unfinished,
         went_wrong=unfinished[~registered],

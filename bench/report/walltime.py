@@ -10,7 +10,7 @@ these columns, a run in a Jupyter kernel) counts as other.
 
 import pandas as pd
 
-from bench.analysis.stats import process_of
+from bench.analysis.selection import process_of
 from bench.formatting import number
 
 TITLE = "Where the wall time went"
