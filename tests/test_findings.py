@@ -140,7 +140,7 @@ def test_the_fastest_recipe_names_every_recipe_whose_ci_overlaps_its_own():
 RUNS = pd.DataFrame(
     {
         "run_id": [f"run-{index}" for index in range(6)],
-        "process": [""] * 6,
+        "process": [f"run-{index}" for index in range(6)],
         "wall_seconds": [10.0] * 6,
         "repeat": [1, 2, 3] * 2,
     }

@@ -285,7 +285,7 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
     runs = pd.DataFrame(
         {
             "run_id": [f"run-{index}" for index in range(6)],
-            "process": [""] * 6,
+            "process": [f"run-{index}" for index in range(6)],
             "wall_seconds": [10.0] * 6,
             "repeat": [1, 2, 3] * 2,
         }

@@ -18,7 +18,7 @@ from bench.analysis import (
     time_to_quality,
 )
 from bench.config.plan import PlannedRun
-from tests.builders import frame_of, paired_blocks_frame
+from tests.builders import blocks_as_read, frame_of, paired_blocks_frame
 
 
 def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
@@ -128,7 +128,9 @@ def test_runs_that_shared_a_process_are_compared_with_each_other_and_never_acros
         for step in (1, 2)
         for model, seconds in (("kl_layer", 0.051), ("vae_loss_layer", 0.075), ("plain_ae", 0.050))
     ]
-    ratios = pairing.process_ratios(pd.DataFrame(rows)).set_index(["run_id", "compared_with"]).ratio
+    ratios = (
+        pairing.process_ratios(blocks_as_read(rows)).set_index(["run_id", "compared_with"]).ratio
+    )
     for repeat in (1, 2):
         assert ratios[f"kl_layer-keras2-r{repeat}", "plain_ae"] == pytest.approx(1.02)
         assert ratios[f"vae_loss_layer-keras2-r{repeat}", "kl_layer"] == pytest.approx(

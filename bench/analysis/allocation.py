@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.analysis import claims, estimators, pairing, selection, step_ratios
+from bench.analysis import claims, estimators, pairing, step_ratios
 from bench.config import plan
 
 CLAIM_PRECISION_TARGET = 0.015
@@ -92,7 +92,7 @@ class Costs:
         own = _run_costs(runs, epochs, blocks)
         kinds = [group_of(recipe, api) for recipe, api in zip(runs.recipe, runs.api)]
         processes = (
-            runs.assign(process=selection.process_of(runs), own=own, kind=kinds)
+            runs.assign(own=own, kind=kinds)
             .groupby("process")
             .agg(wall=("wall_seconds", "first"), own=("own", "sum"), kind=("kind", "first"))
         )

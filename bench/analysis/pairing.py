@@ -14,7 +14,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.analysis.selection import process_of
 from bench.results import contention
 from bench.results.records import YARDSTICK
 from vae_impls import registry
@@ -52,7 +51,7 @@ def block_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
     columns = ["run_id", "recipe", "api", "repeat", "block", "compared_with", "compared_api"]
     if blocks is None or blocks.empty:
         return pd.DataFrame(columns=[*columns, "ratio"])
-    blocks = even_blocks(blocks.assign(process=process_of(blocks)))
+    blocks = even_blocks(blocks)
     medians = blocks.groupby(
         ["process", "block", "model", "model_api"], as_index=False
     ).seconds.median()
@@ -75,9 +74,8 @@ def block_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
 def set_aside_blocks(blocks: pd.DataFrame) -> pd.DataFrame:
     """(process, block) of each block its process's ratios leave out: a neighbour came or went in
     it (``contention.set_aside``). Blocks without pressure readings are never set aside."""
-    if blocks is None or blocks.empty or "pressure_seconds" not in blocks:
+    if blocks is None or blocks.empty:
         return pd.DataFrame(columns=["process", "block"])
-    blocks = blocks.assign(process=process_of(blocks))
     found = [
         (process, block)
         for process, steps in blocks[blocks.pressure_seconds.notna()].groupby("process")
@@ -87,7 +85,7 @@ def set_aside_blocks(blocks: pd.DataFrame) -> pd.DataFrame:
 
 
 def even_blocks(blocks: pd.DataFrame) -> pd.DataFrame:
-    """``blocks`` (with their ``process``) without the blocks ``set_aside_blocks`` names."""
+    """``blocks`` without the blocks ``set_aside_blocks`` names."""
     aside = set_aside_blocks(blocks)
     if aside.empty:
         return blocks

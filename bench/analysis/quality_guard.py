@@ -53,9 +53,7 @@ def unmatched_losses(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in kl.itertuples():
         others = kl[
-            (kl.repeat == run.repeat)
-            & (kl.recipe != run.recipe)
-            & (kl.get("variant", "") == getattr(run, "variant", ""))
+            (kl.repeat == run.repeat) & (kl.recipe != run.recipe) & (kl.variant == run.variant)
         ].final_loss
         if (
             len(others)

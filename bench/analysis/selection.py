@@ -34,14 +34,6 @@ def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
     return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api)]
 
 
-def process_of(frame: pd.DataFrame) -> pd.Series:
-    """Each row's worker process; a folder from before shared processes had one per run."""
-    process = (
-        frame["process"].astype(str) if "process" in frame else pd.Series("", index=frame.index)
-    )
-    return process.where(process != "", frame.run_id.astype(str))
-
-
 def process_walls(runs: pd.DataFrame) -> pd.Series:
     """Wall seconds of each worker process (every run of a process records the process's)."""
-    return runs.assign(process=process_of(runs)).groupby("process").wall_seconds.first()
+    return runs.groupby("process").wall_seconds.first()

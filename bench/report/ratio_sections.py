@@ -2,7 +2,7 @@
 are against the target, and "Disturbed runs" (the blocks set aside and the processes far from
 their pair's median)."""
 
-from bench.analysis import estimators, findings, pairing, selection, step_ratios
+from bench.analysis import estimators, findings, pairing, step_ratios
 from bench.analysis.tables import Tables
 from bench.formatting import number, percent, ratio_text
 from bench.report.conditions import config_of
@@ -97,15 +97,13 @@ def _set_aside_sentence(blocks) -> str:
     (``pairing.set_aside_blocks``), or why none could be checked."""
     if blocks is None or blocks.empty:
         return "No paired blocks: no block could be checked for other work on the machine."
-    read = blocks[blocks.pressure_seconds.notna()] if "pressure_seconds" in blocks else blocks[:0]
+    read = blocks[blocks.pressure_seconds.notna()]
     if read.empty:
         return (
             "The kernel gave no CPU pressure (/proc/pressure/cpu): no block could be checked for "
             "a neighbour that came or went."
         )
-    counted = read.assign(process=selection.process_of(read))[
-        ["process", "block"]
-    ].drop_duplicates()
+    counted = read[["process", "block"]].drop_duplicates()
     aside = len(pairing.set_aside_blocks(blocks))
     return (
         f"{aside} of {len(counted)} blocks set aside from every ratio: a neighbour came or went "

@@ -10,7 +10,6 @@ these columns, a run in a Jupyter kernel) counts as other.
 
 import pandas as pd
 
-from bench.analysis.selection import process_of
 from bench.formatting import number
 
 TITLE = "Where the wall time went"
@@ -40,7 +39,7 @@ def walltime_blocks(runs: pd.DataFrame, blocks) -> list:
 def _processes(runs: pd.DataFrame, blocks) -> pd.DataFrame:
     """One row per worker process with a wall time: its phases, its stalls and the seconds of
     its timed steps."""
-    grouped = runs.assign(process=process_of(runs)).groupby("process")
+    grouped = runs.groupby("process")
     processes = grouped[list(PER_PROCESS)].first().join(grouped[list(PER_RUN)].sum())
     processes = processes.join(grouped.stalled_seconds.first()).join(grouped.stall.max())
     return (
@@ -53,7 +52,7 @@ def _processes(runs: pd.DataFrame, blocks) -> pd.DataFrame:
 def _timed_per_process(blocks) -> pd.Series:
     if blocks is None or blocks.empty:
         return pd.Series(dtype=float, name="timed")
-    return blocks.seconds.groupby(process_of(blocks)).sum().rename("timed")
+    return blocks.seconds.groupby(blocks.process).sum().rename("timed")
 
 
 def _seconds_by_phase(processes: pd.DataFrame) -> dict:
