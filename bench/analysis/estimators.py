@@ -1,5 +1,4 @@
-"""The estimators every statistic uses: medians and ratios of medians with bootstrap CIs, the
-t-interval on logs of paired ratios, and the runs a CI needs to reach the precision target.
+"""The estimators: medians and ratios with bootstrap CIs, t-intervals on logs, runs to a target.
 
 A ratio of two independent samples gets a 95% percentile-bootstrap CI (``scipy.stats.bootstrap``,
 fixed ``random_state``: the same folder always gives the same report) and a Mann-Whitney U

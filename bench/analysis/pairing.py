@@ -1,6 +1,4 @@
-"""The paired design's blocks (blocks.csv): each run's step times against those of the other
-models of its worker process, block by block, as block and process ratios; the blocks a
-neighbour came or went in, set aside; and the processes whose ratio lies far from their pair's.
+"""The paired design: block and process ratios from blocks.csv, blocks set aside, outliers.
 
 The recipes of a round (and Keras package) share a worker process, and each run times its train
 step back to back with those of its references in blocks. Each process gives one ratio, the

@@ -1,5 +1,4 @@
-"""The checks that every KL recipe trains the same objective: its final loss within the noise of
-the other KL recipes' (the quality guard), and equal to another recipe's within its round."""
+"""The checks that KL recipes train one objective: final losses within noise, equal in a round."""
 
 import math
 

@@ -1,5 +1,4 @@
-"""The rows of a folder's frames that every analysis selects the same way: ok runs, KL recipes,
-one recipe x API, each worker process, and the registry's order that every table reads in."""
+"""The rows every analysis selects the same way: ok runs, KL recipes, registry order, processes."""
 
 import pandas as pd
 

@@ -1,6 +1,4 @@
-"""A ratio of step times with its CI (a KL recipe to the floor, a claim's recipe to its
-baseline, the floor to the yardstick): paired where the two recipes shared worker processes,
-else over separate processes; and the table of each KL recipe's ratio to its floor.
+"""A ratio of step times with its CI, paired or across processes; each KL recipe's to its floor.
 
 Paired: the geometric mean of the processes' ratios (``pairing.process_ratios``) with a 95%
 t-interval on their logs (``estimators.log_t_interval``). Where the two recipes never shared a

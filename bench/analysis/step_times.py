@@ -1,5 +1,4 @@
-"""Each recipe x API's step times: fit's ms/step and the first epoch's seconds with CIs, the
-train step's time in the paired blocks, and its traces and op counts."""
+"""Each recipe x API's step times with CIs, its train step in the blocks, traces and op counts."""
 
 import pandas as pd
 

@@ -1,5 +1,4 @@
-"""Time to quality: the seconds of training each KL recipe takes to reach its API's common loss
-level, from the epoch curves of epochs.csv."""
+"""Time to quality: the seconds each KL recipe takes to reach its API's common loss level."""
 
 import math
 

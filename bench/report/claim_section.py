@@ -1,5 +1,4 @@
-"""The report's "The posts' claims": each claim's ratio here against the range the post claimed,
-its verdict, and the conditions both were measured under."""
+"""The report's "The posts' claims": each claim's ratio here against the post's, and its verdict."""
 
 from bench.analysis import estimators
 from bench.analysis.tables import Tables

@@ -1,6 +1,4 @@
-"""The benchmark's conditions as env.json records them, in the report's words: a fact by its
-keys ("unknown" where the folder does not record it), the config, and the conditions the posts'
-claims are measured under."""
+"""The benchmark's conditions as env.json records them, in the report's words."""
 
 from bench.results.env import env_value
 

@@ -1,5 +1,4 @@
-"""The report's detail sections in the order the report shows them, each worded from the
-analysis' ``Tables`` by the module that owns it; nothing here computes."""
+"""The report's detail sections, in the order it shows them; nothing here computes."""
 
 from bench.analysis.tables import Tables
 from bench.report.claim_section import claim_blocks

@@ -1,5 +1,4 @@
-"""The report's sections on what the recipes trained to: the "Quality guard" (final losses
-against the other KL recipes') and "Time to quality" (seconds to a common loss level)."""
+"""The report's "Quality guard" and "Time to quality"."""
 
 import math
 

@@ -1,6 +1,4 @@
-"""The report's sections on the ratios to the floor: "Ratios to the floor" with how precise they
-are against the target, and "Disturbed runs" (the blocks set aside and the processes far from
-their pair's median)."""
+"""The report's "Ratios to the floor", with their precision, and "Disturbed runs"."""
 
 from bench.analysis import estimators, findings, pairing, step_ratios
 from bench.analysis.tables import Tables

@@ -1,5 +1,4 @@
-"""The report's sections on step times: "Speed" (ms/step of fit and the train step), "First epoch
-and tracing", and "Profiles" (the top ops of each profiled run)."""
+"""The report's step-time sections: "Speed", "First epoch and tracing" and "Profiles"."""
 
 import pandas as pd
 

@@ -1,5 +1,4 @@
-"""The table blocks and cells the report's detail sections share: a table from rows and one
-function per column, the recipe and API columns, ms/step with its CI, and op counts."""
+"""The table blocks and cells the detail sections share: rows to a table, ms/step, op counts."""
 
 import pandas as pd
 

@@ -1,5 +1,4 @@
-"""The report's "Runs that went wrong": the runs that failed unexpectedly, timed out, diverged,
-were killed or are missing, one row per recipe x API x outcome."""
+"""The report's "Runs that went wrong": one row per recipe x API x outcome."""
 
 from bench.analysis.tables import Tables
 from bench.formatting import number

@@ -1,6 +1,4 @@
-"""The report's sections on why a recipe costs what it costs: "Why is the notebook slower?" (each
-reading of post VII against the variant it differs from in one choice, and what its traced step
-adds) and "Where the cost comes from" (the layers each recipe's traced step runs)."""
+"""The report's "Why is the notebook slower?" and "Where the cost comes from"."""
 
 import pandas as pd
 
