@@ -12,7 +12,14 @@ from bench.analysis import step_ratios
 from bench.config import plan
 from bench.errors import UsageError
 from bench.results import format_version
-from bench.results.folder import BLOCKS_CSV, ENV_JSON, EPOCHS_CSV, RUNS_CSV, ResultsFolder
+from bench.results.folder import (
+    BLOCKS_CSV,
+    ENV_JSON,
+    EPOCHS_CSV,
+    PLAN_JSON,
+    RUNS_CSV,
+    ResultsFolder,
+)
 from bench.results.records import (
     OK,
     OP_COUNT_COLUMNS,
@@ -24,7 +31,7 @@ from bench.results.records import (
     block_rows,
     epoch_rows,
 )
-from tests.builders import new_folder
+from tests.builders import matrix_config, new_folder
 
 ENV = {"config": {"name": "tiny", "matrix": {"apis": ["keras2"]}}, "tensorflow": "2.21.0"}
 # What each runs.csv column joined after: the columns a folder of an earlier format lacks.
@@ -159,3 +166,15 @@ def test_a_folder_of_a_newer_format_is_refused_in_one_line(tmp_path):
 @pytest.mark.parametrize("damaged", ["2", True, 0, None, [2]])
 def test_a_version_that_is_not_one_reads_as_the_earliest_format(damaged):
     assert format_version.version_of({format_version.FORMAT_KEY: damaged}) == 1
+
+
+def test_the_plan_of_an_earlier_format_has_each_run_in_a_process_of_its_own(tmp_path):
+    config = matrix_config([("kl_layer", "keras2"), ("plain_ae", "keras2")], repeats=2)
+    folder, planned = new_folder(tmp_path, "planned", ENV, config)
+    older = _as_written_before(folder, {}, tmp_path / "older")
+    stored = json.loads((folder.path / PLAN_JSON).read_text())
+    for run in stored["runs"]:
+        del run["process"]  # as plans before shared processes were written
+    (older.path / PLAN_JSON).write_text(json.dumps(stored))
+    assert [run.process for run in folder.planned_runs()] == [run.process for run in planned]
+    assert [run.process for run in older.planned_runs()] == [run.run_id for run in planned]

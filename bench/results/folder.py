@@ -26,7 +26,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,6 +60,7 @@ DETAILS = {
     EPOCHS_CSV: EPOCH_COLUMNS,
     BLOCKS_CSV: BLOCK_COLUMNS,
 }  # a run's rows besides its runs.csv row
+PLANNED_FIELDS = tuple(field.name for field in fields(PlannedRun))  # a run of plan.json
 # A run that ended ok, failed or diverged measured its recipe (a recipe that raises as written is a
 # result); one killed or timed out says nothing of it, which is why --resume runs it again.
 MEASURED = tuple(status for status in STATUSES if status not in RETRIED_ON_RESUME)
@@ -234,11 +235,13 @@ class ResultsFolder:
         path = self.path / PLAN_JSON
         try:
             stored = read_json(path)
-            return stored, [_planned_run(run) for run in stored["runs"]]
+            runs = [asdict(_planned_run(run)) for run in stored["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UsageError(
                 f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})"
             ) from None
+        upgraded = format_version.upgraded_rows(runs, PLANNED_FIELDS, self.format_version())
+        return stored, [PlannedRun(**run) for run in upgraded]
 
     def read_env(self) -> dict:
         """env.json as the current results format has it (``format_version.upgraded_env``); a

@@ -2,10 +2,10 @@
 
 In the manner of asv's ``api_version`` and its ``update_to_N`` functions: a folder records the
 version it was created with (env.json's ``results_format``), and every read of it upgrades what
-it read, once, version by version (``UPGRADES``), so nothing past this module knows that older
-folders exist. The upgrades work on what was read, never on the files: a folder on disk stays as
-written, and a resumed folder keeps its version (it adds rows of the current format, and every
-upgrade leaves a row that is already current as it is).
+it read, once, version by version (``UPGRADES``), so the analysis and the report read one
+format. The upgrades work on what was read, never on the files, and a resumed folder keeps its
+version (it adds rows of the current format, and every upgrade leaves a row that is already
+current as it is).
 
 Changing the format: raise ``CURRENT``, add its upgrade to ``UPGRADES`` and say what changed
 in docs/results-folder.md.
