@@ -114,7 +114,7 @@ def _without(frame: pd.DataFrame, columns) -> pd.DataFrame:
 def test_a_folder_of_each_earlier_format_reads_as_the_current_one(tmp_path, layout):
     current = _current_folder(tmp_path)
     older = _as_written_before(current, EARLIER_LAYOUTS[layout], tmp_path / "older")
-    assert (current.format_version(), older.format_version()) == (format_version.CURRENT, 1)
+    assert (current.results_format(), older.results_format()) == (format_version.CURRENT, 1)
     now, then = current.read(), older.read()
     lacking = EARLIER_LAYOUTS[layout]
     # What the earlier format recorded reads as today's; each run was its own process.
@@ -142,13 +142,13 @@ def test_a_new_folder_records_the_current_format_and_keeps_it_when_env_json_is_r
     written = json.loads((folder.path / ENV_JSON).read_text())
     assert written == {"command": "run", format_version.FORMAT_KEY: format_version.CURRENT}
     folder.write_env({"command": "again", format_version.FORMAT_KEY: 1})
-    assert folder.format_version() == format_version.CURRENT
+    assert folder.results_format() == format_version.CURRENT
 
 
 def test_a_resumed_folder_of_an_earlier_format_keeps_it(tmp_path):
     older = _as_written_before(_current_folder(tmp_path), {}, tmp_path / "older")
     older.update_env(resumed_by=["python -m bench run --resume older"])
-    assert older.format_version() == 1
+    assert older.results_format() == 1
     assert json.loads((older.path / ENV_JSON).read_text())[format_version.FORMAT_KEY] == 1
     assert older.read_env()["resumed_by"] == ["python -m bench run --resume older"]
 

@@ -240,7 +240,7 @@ class ResultsFolder:
             raise UsageError(
                 f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})"
             ) from None
-        upgraded = format_version.upgraded_rows(runs, PLANNED_FIELDS, self.format_version())
+        upgraded = format_version.upgraded_rows(runs, PLANNED_FIELDS, self.results_format())
         return stored, [PlannedRun(**run) for run in upgraded]
 
     def read_env(self) -> dict:
@@ -260,14 +260,14 @@ class ResultsFolder:
             return {}
         return as_written(env) if isinstance(env, dict) else {}
 
-    def format_version(self) -> int:
+    def results_format(self) -> int:
         """The results format the folder was created with (``format_version.version_of``)."""
         return format_version.version_of(self._written_env())
 
     def write_env(self, env: dict) -> None:
         """env.json, holding the folder's own results format whatever ``env`` says: a resumed
         folder keeps the format it was created with."""
-        write_json(self.path / ENV_JSON, format_version.stamped(env, self.format_version()))
+        write_json(self.path / ENV_JSON, format_version.stamped(env, self.results_format()))
 
     def update_env(self, **changes) -> None:
         self.write_env({**self._written_env(), **changes})
@@ -418,7 +418,7 @@ class ResultsFolder:
             for number, line in enumerate(lines[1:], start=2)
             if line
         ]
-        return format_version.upgraded_rows(rows, columns, self.format_version())
+        return format_version.upgraded_rows(rows, columns, self.results_format())
 
 
 def pooled(reads: list) -> tuple:
