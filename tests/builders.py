@@ -106,10 +106,13 @@ def only_folder(results_dir: Path) -> Path:
 def record(
     recipe, api, repeat=1, status=OK, ms_per_step=None, final_loss=150.0, **values
 ) -> RunRecord:
-    """A runs.csv row with plausible defaults: ``final_bce`` 90%, ``final_kl`` 10% of the loss."""
+    """A runs.csv row with plausible defaults: ``final_bce`` 90%, ``final_kl`` 10% of the loss;
+    the run its own worker process unless ``process`` says otherwise."""
     ok = status == OK
+    run_id = values.pop("run_id", f"{recipe}-{api}-r{repeat}")
+    values.setdefault("process", run_id)
     return RunRecord(
-        values.pop("run_id", f"{recipe}-{api}-r{repeat}"),
+        run_id,
         recipe,
         api,
         repeat,
@@ -154,9 +157,18 @@ def blocks_frame(steps: dict):
     return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
 
 
+def blocks_as_read(rows: list):
+    """A blocks frame of ``rows`` (dicts of blocks.csv's columns) as a results folder reads it:
+    every column of blocks.csv, a missing one empty."""
+    import pandas as pd
+
+    return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
+
+
 def paired_blocks_frame(per_run: dict, blocks=4, steps=5, seed=0, noise=0.002):
     """Block steps of paired runs, each run its own process: {(recipe, api, repeat): {(model,
-    model_api): seconds per step}}, each step with ``noise`` (relative SD)."""
+    model_api): seconds per step}}, each step with ``noise`` (relative SD); a blocks frame as a
+    results folder reads it."""
     import numpy as np
     import pandas as pd
 
@@ -164,6 +176,7 @@ def paired_blocks_frame(per_run: dict, blocks=4, steps=5, seed=0, noise=0.002):
     rows = [
         {
             "run_id": f"{recipe}-{api}-r{repeat}",
+            "process": f"{recipe}-{api}-r{repeat}",
             "recipe": recipe,
             "api": api,
             "repeat": repeat,
@@ -178,7 +191,7 @@ def paired_blocks_frame(per_run: dict, blocks=4, steps=5, seed=0, noise=0.002):
         for (model, model_api), seconds in models.items()
         for step in range(1, steps + 1)
     ]
-    return pd.DataFrame(rows)
+    return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
 
 
 def matrix_config(pairs, repeats, name="synthetic"):

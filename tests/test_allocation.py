@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import allocation, stats
+from bench.analysis import allocation, estimators, pairing
 from bench.analysis.allocation import Costs, Wanted
 from bench.results.records import BLOCK_COLUMNS, EPOCH_COLUMNS
 from tests.builders import record, runs_frame
@@ -110,7 +110,7 @@ def test_the_pooled_block_spread_is_the_spread_within_processes():
     frame = pd.DataFrame(rows, columns=["run_id", "recipe", "api", "repeat", "block", "ratio"])
     frame = frame.assign(compared_with="plain_ae", compared_api="keras2")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stats, "block_ratios", lambda blocks: frame)
+        patch.setattr(pairing, "block_ratios", lambda blocks: frame)
         spread, blocks = allocation.block_spreads(pd.DataFrame({"x": [1]}))[
             ("kl_layer", "keras2", "plain_ae", "keras2")
         ]
@@ -121,7 +121,7 @@ def test_the_pooled_block_spread_is_the_spread_within_processes():
 def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     """2,000 simulated benchmarks: a first round, then rounds chosen by ``allocation.choose``
     from ``predicted_half_width`` until the budget is spent; every ratio's 95% t-interval
-    (``stats.log_t_interval``) must cover the true ratio in at least 93% of them."""
+    (``estimators.log_t_interval``) must cover the true ratio in at least 93% of them."""
     rng = np.random.default_rng(0)
     scales = np.array(SPREAD_SCALES)
     ratios, slots = len(scales), 40
@@ -158,7 +158,7 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     for simulation in range(SIMULATIONS):
         for k in range(ratios):
             measured = processes[simulation, k, : counts[simulation, k]] + truth[k]
-            interval = stats.log_t_interval(np.exp(measured))
+            interval = estimators.log_t_interval(np.exp(measured))
             covered[k] += interval["ci_low"] <= math.exp(truth[k]) <= interval["ci_high"]
     coverage = covered / SIMULATIONS
     average = counts.mean(axis=0)

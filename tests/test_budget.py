@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import allocation, claims, stats
+from bench.analysis import allocation, claims, step_ratios
 from bench.analysis.tables import analysis_of
 from bench.config import budget, plan
 from bench.config import settings as config_module
@@ -129,7 +129,7 @@ def claim_row(ratio, half_width, n, confidence=0.95):
         ratio=ratio,
         ci_high=ratio * math.exp(half_width),
         n=n,
-        method=stats.PAIRED,
+        method=step_ratios.PAIRED,
         verdict="inconclusive",
         verdict_confidence=confidence,
     )

@@ -88,18 +88,18 @@ def test_a_readings_why_names_the_layers_it_runs_twice_or_says_the_graph_is_the_
     import pandas as pd
 
     from bench.analysis import findings
-    from bench.report.details import _cause_sentence
+    from bench.report.why_sections import cause_sentence
 
     speed = pd.DataFrame(columns=["recipe", "api"])
     layers = {"notebook_encoder_call": TWICE, "notebook_globals": KL}
     slower = findings.explain(reading(1.3, 1.5), speed, layers)
     assert slower.layers.encoder_twice and not slower.same_graph
-    sentence = _cause_sentence(slower)
+    sentence = cause_sentence(slower)
     assert (
         "layers running more often: encoder_conv_0 … encoder_conv_2 and the mu/log_var heads x2 "
         "(the encoder is in the graph twice)"
     ) in sentence
     same = {"notebook_encoder_call": KL, "notebook_globals": KL}
-    assert "the cost lies outside the graph" in _cause_sentence(
+    assert "the cost lies outside the graph" in cause_sentence(
         findings.explain(reading(1.3, 1.5), speed, same)
     )

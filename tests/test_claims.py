@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import claims, stats
+from bench.analysis import claims, estimators, step_ratios
 from bench.report.answer import family_clause, verdict_lines
 
 (NOTEBOOK,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
@@ -20,12 +20,12 @@ PROCESS_RATIOS = 1.4 * np.exp(0.1 * np.array([-1.0, -0.6, -0.3, 0.0, 0.3, 0.6, 1
 def paired(ratio: float, low: float, high: float, n: int = 7, **fields) -> SimpleNamespace:
     """A ratio as ratio_between gives it (and ratios.csv holds it), measured paired."""
     return SimpleNamespace(
-        ratio=ratio, ci_low=low, ci_high=high, n=n, method=stats.PAIRED, **fields
+        ratio=ratio, ci_low=low, ci_high=high, n=n, method=step_ratios.PAIRED, **fields
     )
 
 
 def of_processes(values) -> SimpleNamespace:
-    return SimpleNamespace(**stats.log_t_interval(values), method=stats.PAIRED)
+    return SimpleNamespace(**estimators.log_t_interval(values), method=step_ratios.PAIRED)
 
 
 def judged_alone(claim: claims.Claim, ratio) -> claims.Judgement:
@@ -52,7 +52,7 @@ def test_the_claimed_range_is_shown_with_its_margin():
 
 
 def test_bonferroni_keeps_a_family_of_one_at_the_plain_confidence():
-    assert claims.simultaneous_confidence(1) == stats.CONFIDENCE
+    assert claims.simultaneous_confidence(1) == estimators.CONFIDENCE
     assert claims.simultaneous_confidence(14) == pytest.approx(1 - 0.05 / 14)
 
 
@@ -61,15 +61,15 @@ def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confide
     ratio = of_processes(PROCESS_RATIOS)
     confidence = claims.simultaneous_confidence(family_size)
     low, high = claims.simultaneous_interval(ratio, confidence)
-    direct = stats.log_t_interval(PROCESS_RATIOS, confidence)
+    direct = estimators.log_t_interval(PROCESS_RATIOS, confidence)
     assert (low, high) == pytest.approx((direct["ci_low"], direct["ci_high"]))
     assert low < ratio.ci_low and ratio.ci_high < high
 
 
-@pytest.mark.parametrize("method", [stats.PAIRED, stats.BOOTSTRAP])
+@pytest.mark.parametrize("method", [step_ratios.PAIRED, step_ratios.BOOTSTRAP])
 def test_a_family_of_one_decides_on_the_plain_interval(method):
     ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method)
-    assert claims.simultaneous_interval(ratio, stats.CONFIDENCE) == pytest.approx((1.0, 1.3))
+    assert claims.simultaneous_interval(ratio, estimators.CONFIDENCE) == pytest.approx((1.0, 1.3))
     low, high = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(3))
     assert low < 1.0 and high > 1.3
 

@@ -5,13 +5,13 @@ pressure: no TensorFlow, no neighbour)."""
 import itertools
 import time
 
-import pandas as pd
 import pytest
 
-from bench.analysis import stats
+from bench.analysis import pairing
 from bench.measure import pressure, timing
 from bench.results import contention
 from bench.results.records import BlockStep
+from tests.builders import blocks_as_read
 
 QUIET, BUSY = 0.1, 0.45  # pressure shares measured quietly and with a neighbour throughout
 
@@ -88,13 +88,13 @@ def test_the_ratios_leave_out_the_blocks_a_neighbour_came_or_went_in():
         }
         for step in steps
     ]
-    blocks = pd.DataFrame(rows)
-    assert stats.set_aside_blocks(blocks).values.tolist() == [["keras2-r1", 4]]
-    ratios = stats.block_ratios(blocks)
+    blocks = blocks_as_read(rows)
+    assert pairing.set_aside_blocks(blocks).values.tolist() == [["keras2-r1", 4]]
+    ratios = pairing.block_ratios(blocks)
     assert sorted(ratios.block) == [1, 2, 3, 5]
     assert ratios.ratio.to_list() == pytest.approx([1.2] * 4)
-    without_readings = blocks.drop(columns="pressure_seconds")
-    assert 4 in set(stats.block_ratios(without_readings).block)
+    without_readings = blocks.assign(pressure_seconds=float("nan"))  # a kernel without PSI
+    assert 4 in set(pairing.block_ratios(without_readings).block)
 
 
 def test_the_worker_times_one_more_block_for_each_uneven_one(monkeypatch):

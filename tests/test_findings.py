@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from bench.analysis import findings, stats
+from bench.analysis import estimators, findings, step_times
 from bench.analysis.findings import FASTER, GAP, SAME, SLOWER
 
 
@@ -22,7 +22,12 @@ def speed_frame(ops: dict) -> pd.DataFrame:
     """A speed_table's op columns: {(recipe, api): graph_ops}; every other op count is 4."""
     return pd.DataFrame(
         [
-            {"recipe": recipe, "api": api, **dict.fromkeys(stats.OP_COLUMNS, 4), "graph_ops": total}
+            {
+                "recipe": recipe,
+                "api": api,
+                **dict.fromkeys(step_times.OP_COLUMNS, 4),
+                "graph_ops": total,
+            }
             for (recipe, api), total in ops.items()
         ]
     )
@@ -135,7 +140,7 @@ def test_the_fastest_recipe_names_every_recipe_whose_ci_overlaps_its_own():
 RUNS = pd.DataFrame(
     {
         "run_id": [f"run-{index}" for index in range(6)],
-        "process": [""] * 6,
+        "process": [f"run-{index}" for index in range(6)],
         "wall_seconds": [10.0] * 6,
         "repeat": [1, 2, 3] * 2,
     }
@@ -156,7 +161,7 @@ def test_precision_is_the_widest_and_the_median_half_width_and_what_the_target_t
     precision = findings.precision(RUNS, half_widths(0.10, 0.04, 0.03))
     assert (precision.widest.half_width, precision.median.half_width) == (0.10, 0.04)
     assert not precision.within_target
-    assert precision.runs_needed == stats.repeats_needed(0.04, 3)
+    assert precision.runs_needed == estimators.repeats_needed(0.04, 3)
     assert precision.hours_needed == pytest.approx(20 * precision.runs_needed / 3600)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import baseline_file, gate, stats
+from bench.analysis import baseline_file, gate, pairing
 from bench.errors import UsageError
 from bench.report.gate_table import decision_reason_text, decision_table
 from bench.results import folder as results
@@ -368,5 +368,5 @@ def test_the_yardstick_is_compared_with_the_floor_only():
         recipe="kl_layer",
         model=blocks.model.replace("plain_ae", "kl_layer"),
     )
-    paired = stats.process_ratios(pd.concat([blocks, kl_layer]))
+    paired = pairing.process_ratios(pd.concat([blocks, kl_layer]))
     assert set(paired[paired.compared_with == YARDSTICK].recipe) == {"plain_ae"}

@@ -12,7 +12,7 @@ import pytest
 from bench.__main__ import main
 from bench.analysis import claims, findings
 from bench.errors import UsageError
-from bench.report.details import OUTLIERS_SHOWN, precision_sentence
+from bench.report.ratio_sections import OUTLIERS_SHOWN, precision_sentence
 from bench.report.sections import write_report
 from bench.results.folder import OUTLIERS_CSV
 from bench.results.records import BlockStep, RunRecord, RunResult, block_rows, epoch_rows
@@ -285,7 +285,7 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
     runs = pd.DataFrame(
         {
             "run_id": [f"run-{index}" for index in range(6)],
-            "process": [""] * 6,
+            "process": [f"run-{index}" for index in range(6)],
             "wall_seconds": [10.0] * 6,
             "repeat": [1, 2, 3] * 2,
         }

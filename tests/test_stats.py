@@ -1,5 +1,6 @@
-"""bench.analysis.stats on constructed samples: ratios and their CIs, claim verdicts, quality
-guard, time to quality."""
+"""The statistics on constructed samples (bench.analysis: estimators, pairing, step_ratios,
+quality_guard, time_to_quality): ratios and their CIs, claim verdicts, quality guard, time to
+quality."""
 
 import math
 
@@ -7,9 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import claims, coverage, stats
+from bench.analysis import (
+    claims,
+    coverage,
+    estimators,
+    pairing,
+    quality_guard,
+    step_ratios,
+    time_to_quality,
+)
 from bench.config.plan import PlannedRun
-from tests.builders import frame_of, paired_blocks_frame
+from tests.builders import blocks_as_read, frame_of, paired_blocks_frame
 
 
 def runs_frame(ms_per_step: dict, final_loss: dict = None, status: str = "ok") -> pd.DataFrame:
@@ -23,7 +32,7 @@ def noisy(center: float, n: int = 10, spread: float = 0.01, seed: int = 0) -> li
 
 
 def floor_ratio(runs: pd.DataFrame, recipe: str, api: str = "keras2"):
-    ratios = stats.ratio_table(runs)
+    ratios = step_ratios.ratio_table(runs)
     return ratios[(ratios.recipe == recipe) & (ratios.api == api)].iloc[0]
 
 
@@ -60,12 +69,12 @@ def test_port_is_compared_with_keras3_references():
             ("tensor_transfer", "keras3"): noisy(50.0),
         }
     )
-    ratios = stats.ratio_table(runs)
+    ratios = step_ratios.ratio_table(runs)
     (port,) = ratios[ratios.api == "keras3-port"].itertuples()
     assert (port.compared_with, port.compared_api, port.method) == (
         "plain_ae",
         "keras3",
-        stats.BOOTSTRAP,
+        step_ratios.BOOTSTRAP,
     )
     assert port.ratio == pytest.approx(1.5, rel=0.05)
 
@@ -91,7 +100,7 @@ def paired_runs(ratios_by_repeat: list, recipe="kl_layer", api="keras2") -> tupl
 
 def test_process_ratio_is_the_ratio_of_median_step_times_within_one_run():
     _, blocks = paired_runs([1.2, 1.2, 1.2])
-    ratios = stats.process_ratios(blocks)
+    ratios = pairing.process_ratios(blocks)
     assert list(ratios.compared_with) == ["plain_ae"] * 3
     assert ratios.ratio.to_list() == pytest.approx([1.2] * 3, rel=0.01)
 
@@ -119,7 +128,9 @@ def test_runs_that_shared_a_process_are_compared_with_each_other_and_never_acros
         for step in (1, 2)
         for model, seconds in (("kl_layer", 0.051), ("vae_loss_layer", 0.075), ("plain_ae", 0.050))
     ]
-    ratios = stats.process_ratios(pd.DataFrame(rows)).set_index(["run_id", "compared_with"]).ratio
+    ratios = (
+        pairing.process_ratios(blocks_as_read(rows)).set_index(["run_id", "compared_with"]).ratio
+    )
     for repeat in (1, 2):
         assert ratios[f"kl_layer-keras2-r{repeat}", "plain_ae"] == pytest.approx(1.02)
         assert ratios[f"vae_loss_layer-keras2-r{repeat}", "kl_layer"] == pytest.approx(
@@ -133,8 +144,8 @@ def test_runs_that_shared_a_process_are_compared_with_each_other_and_never_acros
 
 def test_paired_ratio_cancels_process_speed_and_its_t_interval_covers_the_truth():
     runs, blocks = paired_runs([1.18, 1.21, 1.20, 1.19, 1.22])
-    row = stats.ratio_table(runs, blocks).iloc[0]
-    assert row.method == stats.PAIRED and row.n == 5
+    row = step_ratios.ratio_table(runs, blocks).iloc[0]
+    assert row.method == step_ratios.PAIRED and row.n == 5
     assert row.ci_low < 1.2 < row.ci_high and row.half_width < 0.02  # processes ran 0.8-1.3x apart
 
 
@@ -153,7 +164,7 @@ def test_pairs_in_separate_processes_are_compared_over_their_block_step_times():
     }
     blocks = paired_blocks_frame(per_run)
     (row,) = claims.reading_table(runs, blocks).query("recipe == 'notebook_kernel'").itertuples()
-    assert (row.undone, row.method, row.n) == ("notebook_numpy_fit", stats.BOOTSTRAP, 3)
+    assert (row.undone, row.method, row.n) == ("notebook_numpy_fit", step_ratios.BOOTSTRAP, 3)
     assert row.ratio == pytest.approx(1.2, rel=0.01)
     without_blocks = claims.reading_table(runs, blocks[blocks.recipe != "notebook_numpy_fit"])
     assert without_blocks.query("recipe == 'notebook_kernel'").ratio.iloc[0] == pytest.approx(
@@ -176,12 +187,12 @@ def test_log_t_interval_matches_a_hand_computation():
     margin = (
         4.302652729911275 * np.std(logs, ddof=1) / math.sqrt(3)
     )  # t(0.975, 2 degrees of freedom)
-    found = stats.log_t_interval(ratios)
+    found = estimators.log_t_interval(ratios)
     assert found["ratio"] == pytest.approx(math.exp(logs.mean()))
     assert (found["ci_low"], found["ci_high"]) == pytest.approx(
         (math.exp(logs.mean() - margin), math.exp(logs.mean() + margin))
     )
-    single = stats.log_t_interval([1.3])
+    single = estimators.log_t_interval([1.3])
     assert (
         single["ratio"] == pytest.approx(1.3) and math.isnan(single["ci_low"]) and single["n"] == 1
     )
@@ -189,20 +200,20 @@ def test_log_t_interval_matches_a_hand_computation():
 
 def test_a_disturbed_process_is_flagged_and_the_others_are_not():
     _, blocks = paired_runs([1.20, 1.21, 1.19, 1.20, 1.45])
-    outliers = stats.outlier_runs(blocks)
+    outliers = pairing.outlier_runs(blocks)
     assert (
         list(outliers.run_id) == ["kl_layer-keras2-r5"]
-        and outliers.mads.iloc[0] > stats.OUTLIER_MADS
+        and outliers.mads.iloc[0] > pairing.OUTLIER_MADS
     )
     _, calm = paired_runs([1.20, 1.21, 1.19, 1.20, 1.205])
-    assert stats.outlier_runs(calm).empty
+    assert pairing.outlier_runs(calm).empty
 
 
 def test_median_ci_degenerate_samples_do_not_crash():
-    median, low, high = stats.median_ci([42.0])
+    median, low, high = estimators.median_ci([42.0])
     assert median == 42.0 and math.isnan(low) and math.isnan(high)
-    assert stats.median_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
-    assert all(math.isnan(value) for value in stats.median_ci([]))
+    assert estimators.median_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
+    assert all(math.isnan(value) for value in estimators.median_ci([]))
 
 
 @pytest.mark.parametrize(
@@ -264,7 +275,7 @@ def quality_runs(worst_factor: float) -> pd.DataFrame:
 
 
 def test_quality_flag_fires_for_a_20_percent_higher_loss_only():
-    quality = stats.quality_table(quality_runs(1.2)).set_index("recipe")
+    quality = quality_guard.quality_table(quality_runs(1.2)).set_index("recipe")
     assert quality.flagged.to_dict() == {
         "kl_layer": False,
         "tensor_transfer": False,
@@ -275,7 +286,7 @@ def test_quality_flag_fires_for_a_20_percent_higher_loss_only():
 
 
 def test_quality_flag_ignores_run_to_run_noise():
-    assert not stats.quality_table(quality_runs(1.0)).flagged.any()
+    assert not quality_guard.quality_table(quality_runs(1.0)).flagged.any()
 
 
 def curve(run_id: str, recipe: str, losses: list, seconds: list) -> pd.DataFrame:
@@ -293,8 +304,8 @@ def curve(run_id: str, recipe: str, losses: list, seconds: list) -> pd.DataFrame
 
 def test_time_to_level_picks_the_first_epoch_at_or_below_the_level():
     run = curve("r1", "kl_layer", [10.0, 8.0, 6.0, 5.0, 4.5], [5.0, 2.0, 2.0, 2.0, 2.0])
-    assert stats.time_to_level(run, 6.0) == (3.0, 9.0)  # warm-up epoch 1 counts
-    assert all(math.isnan(value) for value in stats.time_to_level(run, 1.0))
+    assert time_to_quality.time_to_level(run, 6.0) == (3.0, 9.0)  # warm-up epoch 1 counts
+    assert all(math.isnan(value) for value in time_to_quality.time_to_level(run, 1.0))
 
 
 def test_time_to_quality_uses_the_worst_final_loss_of_the_api():
@@ -317,7 +328,7 @@ def test_time_to_quality_uses_the_worst_final_loss_of_the_api():
             curve("plain_ae-keras2-r1", "plain_ae", [3.0, 2.0, 1.0, 0.5], [1.0, 1.0, 1.0, 1.0]),
         ]
     )
-    table = stats.time_to_quality_table(runs, epochs).set_index("recipe")
+    table = time_to_quality.time_to_quality_table(runs, epochs).set_index("recipe")
     assert list(table.index) == ["kl_layer", "tensor_transfer"]  # the floor has another objective
     assert (table.level == 5.0).all()
     assert table.loc["kl_layer", ["epoch", "seconds"]].tolist() == [3.0, 5.0]
@@ -325,8 +336,8 @@ def test_time_to_quality_uses_the_worst_final_loss_of_the_api():
 
 
 def test_repeats_needed_scales_with_the_square_of_the_half_width():
-    assert stats.repeats_needed(0.04, 5) == 20
-    assert stats.repeats_needed(0.01, 5) == 2
+    assert estimators.repeats_needed(0.04, 5) == 20
+    assert estimators.repeats_needed(0.01, 5) == 2
 
 
 def test_compatibility_observed_failure_overrides_registry():
@@ -397,7 +408,7 @@ def test_a_recipe_whose_final_loss_matches_no_other_in_its_round_is_named():
         ("plain_ae", "keras2"): [0.6847, 0.6839],
     }
     runs = runs_frame({pair: [50.0, 50.0] for pair in losses}, final_loss=losses)
-    unmatched = stats.unmatched_losses(runs)
+    unmatched = quality_guard.unmatched_losses(runs)
     assert list(zip(unmatched.recipe, unmatched.repeat)) == [
         ("gradient_tape", 2)
     ]  # the floor is never judged

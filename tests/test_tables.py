@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis import stats, tables
+from bench.analysis import step_ratios, tables
 from bench.config import plan
 from bench.errors import UsageError
 from bench.results.folder import RATIOS_CSV
@@ -72,7 +72,7 @@ def test_analyse_writes_ratios_csv_and_no_report(tmp_path):
     analysis = tables.analyse(folder.path)
     written = pd.read_csv(folder.path / RATIOS_CSV, keep_default_na=False)
     assert not (folder.path / "report.md").exists()
-    assert list(written.columns) == [*stats.RATIO_COLUMNS, "variant", "host"]
+    assert list(written.columns) == [*step_ratios.RATIO_COLUMNS, "variant", "host"]
     assert len(written) == len(analysis.all_ratios())
     pairs = list(zip(written.recipe, written.compared_with))
     assert pairs.count(("notebook_globals", "model_add_loss")) == 1

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench.analysis import stats
+from bench.analysis import step_ratios
 from bench.measure import pressure, yardstick
 from bench.results.folder import ResultsFolder
 from bench.results.records import YARDSTICK
@@ -78,5 +78,5 @@ def test_a_benchmark_with_the_yardstick_times_it_beside_the_floor(tmp_path):
     assert timed.keys() == {"plain_ae", YARDSTICK} and len(set(timed.values())) == 1
     if pressure.waited_seconds() is not None:  # where the kernel reports it, every step has it
         assert results.blocks.pressure_seconds.notna().all()
-    (ratio,) = stats.yardstick_ratios(results.runs, results.blocks).values()
+    (ratio,) = step_ratios.yardstick_ratios(results.runs, results.blocks).values()
     assert ratio["n"] == 1 and ratio["ratio"] > 0

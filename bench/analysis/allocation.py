@@ -2,7 +2,7 @@
 
 After the first round, each round a budget buys holds the runs of the ratios whose confidence
 interval is still wider than its target, widest (relative to its target) first, as many as fit
-in the time left. A ratio's target is fixed in advance: ``stats.PRECISION_TARGET`` for a ratio
+in the time left. A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a ratio
 to the floor and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a
 claim of the posts is about, since a verdict needs its interval clear of the claim's bounds.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.analysis import claims, stats
+from bench.analysis import claims, estimators, pairing, step_ratios
 from bench.config import plan
 
 CLAIM_PRECISION_TARGET = 0.015
@@ -71,8 +71,8 @@ def predicted_half_width(block_spread: float, blocks: float, processes: int) -> 
     if processes < 2:
         return math.nan
     spread = MEDIAN_EFFICIENCY * block_spread / math.sqrt(blocks)
-    quantile = stats.t_quantile(processes - 1)
-    return math.sinh(quantile * spread / math.sqrt(processes))  # as stats.log_t_interval
+    quantile = estimators.t_quantile(processes - 1)
+    return math.sinh(quantile * spread / math.sqrt(processes))  # as estimators.log_t_interval
 
 
 def group_of(recipe: str, api: str, variant: str = "") -> str:
@@ -92,7 +92,7 @@ class Costs:
         own = _run_costs(runs, epochs, blocks)
         kinds = [group_of(recipe, api) for recipe, api in zip(runs.recipe, runs.api)]
         processes = (
-            runs.assign(process=stats.process_of(runs), own=own, kind=kinds)
+            runs.assign(own=own, kind=kinds)
             .groupby("process")
             .agg(wall=("wall_seconds", "first"), own=("own", "sum"), kind=("kind", "first"))
         )
@@ -129,7 +129,7 @@ def _run_costs(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -
 
 @dataclass(frozen=True)
 class Shown:
-    """The ratio tables the report shows: to the floor (``stats.ratio_table``), the claims and
+    """The ratio tables the report shows: to the floor (``step_ratios.ratio_table``), the claims and
     the readings (``claims.claim_table``, ``claims.reading_table``)."""
 
     ratios: pd.DataFrame
@@ -139,7 +139,7 @@ class Shown:
     @classmethod
     def of(cls, runs: pd.DataFrame, blocks: pd.DataFrame) -> "Shown":
         return cls(
-            stats.ratio_table(runs, blocks),
+            step_ratios.ratio_table(runs, blocks),
             claims.claim_table(runs, blocks),
             claims.reading_table(runs, blocks),
         )
@@ -151,7 +151,12 @@ def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
     from its ``blocks`` (``predicted_half_width``); one across processes has its interval's."""
     spreads = block_spreads(blocks)
     rows = [
-        ((row.recipe, row.api), (row.compared_with, row.compared_api), row, stats.PRECISION_TARGET)
+        (
+            (row.recipe, row.api),
+            (row.compared_with, row.compared_api),
+            row,
+            estimators.PRECISION_TARGET,
+        )
         for row in shown.ratios.itertuples(index=False)
     ]
     for claim_row in shown.claims.itertuples(index=False):
@@ -160,13 +165,13 @@ def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
         rows.append((*sides, claim_row, CLAIM_PRECISION_TARGET))
     for reading in shown.readings.itertuples(index=False):
         sides = (reading.recipe, reading.api), (reading.undone, reading.api)
-        rows.append((*sides, reading, stats.PRECISION_TARGET))
+        rows.append((*sides, reading, estimators.PRECISION_TARGET))
     return [_wanted(model, other, row, target, spreads) for model, other, row, target in rows]
 
 
 def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict) -> Wanted:
     name = f"{model[0]} / {other[0]} ({model[1]})"
-    if row.method != stats.PAIRED:
+    if row.method != step_ratios.PAIRED:
         return Wanted(name, row.half_width, row.n, target, (model, other))
     spread, blocks = spreads.get((*model, *other), (math.nan, math.nan))
     return Wanted(name, predicted_half_width(spread, blocks, row.n), row.n, target, (model,))
@@ -175,7 +180,7 @@ def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict) -> Wa
 def block_spreads(blocks: pd.DataFrame) -> dict:
     """(recipe, api, compared_with, compared_api) -> (the pooled spread of the log of its blocks'
     ratios around their process's mean, the mean number of blocks in a process)."""
-    ratios = stats.block_ratios(blocks)
+    ratios = pairing.block_ratios(blocks)
     if ratios.empty:
         return {}
     keys = ["recipe", "api", "compared_with", "compared_api"]
@@ -193,7 +198,7 @@ def block_spreads(blocks: pd.DataFrame) -> dict:
 
 
 def _needs(method: str, model: tuple, other: tuple) -> tuple:
-    if method == stats.PAIRED:
+    if method == step_ratios.PAIRED:
         return (model,)
     return (model, other)
 
@@ -253,9 +258,9 @@ def _processes_to_decide(row) -> int:
     distance = min(abs(center - math.log(bound)) for bound in row.claim.equivalence_range)
     if distance == 0:
         return 0
-    spread = (math.log(row.ci_high) - center) * math.sqrt(n) / stats.t_quantile(n - 1)
+    spread = (math.log(row.ci_high) - center) * math.sqrt(n) / estimators.t_quantile(n - 1)
     for processes in range(n + 1, MOST_PROCESSES + 1):
-        margin = stats.t_quantile(processes - 1, row.verdict_confidence) * spread
+        margin = estimators.t_quantile(processes - 1, row.verdict_confidence) * spread
         if margin / math.sqrt(processes) < distance:
             return processes - n
     return MOST_PROCESSES - n

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, cost_model, coverage, stats, verdicts, why
+from bench.analysis import claims, cost_model, coverage, selection, step_ratios, verdicts, why
 from bench.analysis.tables import hosts_of, variant_slice, variants_of
 from bench.errors import UsageError
 from bench.results.env import env_value
@@ -112,7 +112,7 @@ def read_answer(path) -> Answer:
 def read_ratios(folder: ResultsFolder) -> pd.DataFrame:
     """The folder's ratios.csv, with every column the answer reads."""
     ratios = folder.read_ratios()
-    missing = {*stats.RATIO_COLUMNS, "variant", "host"} - set(ratios.columns)
+    missing = {*step_ratios.RATIO_COLUMNS, "variant", "host"} - set(ratios.columns)
     if missing:
         raise UsageError(
             f"{folder.path / RATIOS_CSV} lacks the columns {', '.join(sorted(missing))}"
@@ -233,7 +233,7 @@ def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
 
 def _floor_speeds(runs: pd.DataFrame) -> dict:
     """api -> the floor's median ms/step of fit over its ok runs, on each API it ran on."""
-    speeds = {api: stats.ms_per_step(runs, registry.FLOOR, api) for api in APIS}
+    speeds = {api: selection.ms_per_step(runs, registry.FLOOR, api) for api in APIS}
     return {api: found.median() for api, found in speeds.items() if len(found)}
 
 

@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from bench.analysis import stats
+from bench.analysis import step_ratios
 from bench.errors import UsageError, quoted
 from bench.results.env import VERSIONED, host_id
 from bench.results.records import OK
@@ -52,8 +52,8 @@ def make_baseline(
 ) -> dict:
     """The baseline file's content from the runs (and paired blocks) of one or more runs of the CI
     config (``sources``: their results folders' names); ``env`` is the first one's env.json."""
-    ratios = stats.floor_ratios(runs, blocks)
-    yardsticks = stats.yardstick_ratios(runs, blocks)
+    ratios = step_ratios.floor_ratios(runs, blocks)
+    yardsticks = step_ratios.yardstick_ratios(runs, blocks)
     entries = {}
     for (recipe, api), summary in run_summaries(runs).items():
         ratio = ratios.get((recipe, api))

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from bench import recipes
-from bench.analysis import stats, verdicts
+from bench.analysis import estimators, selection, step_ratios, verdicts
 from vae_impls import registry
 from vae_impls.keras_api import APIS
 
@@ -168,9 +168,9 @@ def references(recipe: str, api: str) -> tuple:
 
 def _ratio_on_each_api(runs: pd.DataFrame, blocks, recipe: str, other: str):
     """(api, ratio of ``recipe`` to ``other``) on every API where both have numbers."""
-    measured = stats.Measured.of(runs, blocks)
+    measured = step_ratios.Measured.of(runs, blocks)
     for api in APIS:
-        ratio = stats.ratio_between(measured, (recipe, api), (other, api))
+        ratio = step_ratios.ratio_between(measured, (recipe, api), (other, api))
         if ratio is not None:
             yield api, ratio
 
@@ -191,7 +191,7 @@ def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFra
     ]
     return pd.DataFrame(
         rows,
-        columns=["recipe", "api", "undone", "choice", *stats.RATIO_FIELDS],
+        columns=["recipe", "api", "undone", "choice", *step_ratios.RATIO_FIELDS],
     )
 
 
@@ -208,30 +208,30 @@ def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: flo
 
 def simultaneous_confidence(family_size: int) -> float:
     """Bonferroni: the confidence of each of ``family_size`` intervals at which all of them cover
-    their true ratios together with at least stats.CONFIDENCE."""
-    return 1 - (1 - stats.CONFIDENCE) / max(family_size, 1)
+    their true ratios together with at least estimators.CONFIDENCE."""
+    return 1 - (1 - estimators.CONFIDENCE) / max(family_size, 1)
 
 
 def _paired_scale(n: int, confidence: float) -> float:
     """How much wider in log units log_t_interval's interval on ``n`` processes is at
-    ``confidence`` than at stats.CONFIDENCE: the ratio of the two t quantiles."""
-    return stats.t_quantile(n - 1, confidence) / stats.t_quantile(n - 1)
+    ``confidence`` than at estimators.CONFIDENCE: the ratio of the two t quantiles."""
+    return estimators.t_quantile(n - 1, confidence) / estimators.t_quantile(n - 1)
 
 
 def _bootstrap_scale(confidence: float) -> float:
     """The same for a percentile-bootstrap interval, taken as normal on logs: the ratio of the
     two normal quantiles."""
-    return norm.ppf((1 + confidence) / 2) / norm.ppf((1 + stats.CONFIDENCE) / 2)
+    return norm.ppf((1 + confidence) / 2) / norm.ppf((1 + estimators.CONFIDENCE) / 2)
 
 
 def simultaneous_interval(ratio, confidence: float) -> tuple:
-    """(low, high): ``ratio``'s CI (a row with ratio_between's fields, at stats.CONFIDENCE) at
+    """(low, high): ``ratio``'s CI (a row with ratio_between's fields, at estimators.CONFIDENCE) at
     ``confidence``, each side stretched in log units about the ratio. Exact for a paired ratio
     (a t-interval on the logs of n processes' ratios), the normal approximation of a bootstrap
     one; (nan, nan) where the ratio has no CI."""
     if not (ratio.n >= 2 and math.isfinite(ratio.ci_low) and math.isfinite(ratio.ci_high)):
         return math.nan, math.nan
-    if ratio.method == stats.PAIRED:
+    if ratio.method == step_ratios.PAIRED:
         scale = _paired_scale(int(ratio.n), confidence)
     else:
         scale = _bootstrap_scale(confidence)
@@ -272,15 +272,15 @@ def claim_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
         {
             "claim": claim,
             "api": api,
-            "recipe_ms": stats.ms_per_step(runs, claim.recipe, api).median(),
-            "baseline_ms": stats.ms_per_step(runs, claim.baseline, api).median(),
+            "recipe_ms": selection.ms_per_step(runs, claim.recipe, api).median(),
+            "baseline_ms": selection.ms_per_step(runs, claim.baseline, api).median(),
             **ratio,
         }
         for claim in CLAIMS
         for api, ratio in _ratio_on_each_api(runs, blocks, claim.recipe, claim.baseline)
     ]
     table = pd.DataFrame(
-        rows, columns=["claim", "api", "recipe_ms", "baseline_ms", *stats.RATIO_FIELDS]
+        rows, columns=["claim", "api", "recipe_ms", "baseline_ms", *step_ratios.RATIO_FIELDS]
     )
     judged = judge_family(list(zip(table.claim, table.itertuples())))
     return table.assign(
@@ -331,4 +331,4 @@ def _claim_ratios(ratios: pd.DataFrame, claim: Claim) -> list:
         & (ratios.compared_with == claim.baseline)
         & (ratios.compared_api == ratios.api)
     ]
-    return list(stats.in_registry_order(rows).itertuples())
+    return list(selection.in_registry_order(rows).itertuples())

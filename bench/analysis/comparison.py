@@ -2,11 +2,12 @@
 recipe's ratio to the floor moved over a series of folders.
 
 Two folders from the same host are compared in ms/step: the change is B/A, a ratio of medians
-with a 95% bootstrap CI and a Mann-Whitney p-value (``stats.ratio_ci``). Across hosts ms/step says
-more about the machines than about the code, so each recipe's ratio to the floor, measured within
-its own folder (``stats.ratio_table``: paired where the folder has blocks), is compared instead:
-the change is ratio_B / ratio_A, and its CI combines the two ratios' CIs on the log scale (MOVER:
-Zou & Donner 2008), whichever way each was computed. A change is significant when its CI excludes 1.
+with a 95% bootstrap CI and a Mann-Whitney p-value (``estimators.ratio_ci``). Across hosts
+ms/step says more about the machines than about the code, so each recipe's ratio to the floor,
+measured within its own folder (``step_ratios.ratio_table``: paired where the folder has blocks),
+is compared instead: the change is ratio_B / ratio_A, and its CI combines the two ratios' CIs on
+the log scale (MOVER: Zou & Donner 2008), whichever way each was computed. A change is
+significant when its CI excludes 1.
 """
 
 import math
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import stats, verdicts
+from bench.analysis import estimators, selection, step_ratios, verdicts
 from bench.errors import UsageError
 from bench.results.env import env_value, same_host
 from vae_impls import registry
@@ -66,8 +67,8 @@ def compare(a, b) -> Comparison:
         basis = ABSOLUTE
     else:
         ratios_a, ratios_b = (
-            stats.floor_ratios(a.runs, a.blocks),
-            stats.floor_ratios(b.runs, b.blocks),
+            step_ratios.floor_ratios(a.runs, a.blocks),
+            step_ratios.floor_ratios(b.runs, b.blocks),
         )
         changes = [
             _ratio_change(a.runs, b.runs, ratios_a, ratios_b, recipe, api) for recipe, api in common
@@ -86,15 +87,15 @@ def _in_registry_order(pairs: set) -> list:
 
 
 def _ok_count(runs: pd.DataFrame, recipe: str, api: str) -> int:
-    return len(stats.ms_per_step(runs, recipe, api))
+    return len(selection.ms_per_step(runs, recipe, api))
 
 
 def _ms_change(runs_a, runs_b, recipe: str, api: str) -> Change:
     sample_a, sample_b = (
-        stats.ms_per_step(runs_a, recipe, api),
-        stats.ms_per_step(runs_b, recipe, api),
+        selection.ms_per_step(runs_a, recipe, api),
+        selection.ms_per_step(runs_b, recipe, api),
     )
-    ratio = stats.ratio_ci(sample_b, sample_a)
+    ratio = estimators.ratio_ci(sample_b, sample_a)
     a, b = float(sample_a.median()), float(sample_b.median())
     low, high = ratio["ci_low"], ratio["ci_high"]
     return Change(
@@ -203,6 +204,6 @@ def floor_ratio_history(series: list) -> pd.DataFrame:
             "ci_high": row.ci_high,
         }
         for position, results in enumerate(series)
-        for (recipe, api), row in stats.floor_ratios(results.runs, results.blocks).items()
+        for (recipe, api), row in step_ratios.floor_ratios(results.runs, results.blocks).items()
     ]
     return pd.DataFrame(rows, columns=["position", "recipe", "api", "ratio", "ci_low", "ci_high"])

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from bench.analysis.stats import CONFIDENCE
+from bench.analysis.estimators import CONFIDENCE
 from bench.results.folder import ResultsFolder, runs_frame
 from bench.results.records import OK
 from vae_impls import registry

@@ -9,7 +9,7 @@ written on that Keras, with the registered error) is part of the answer, not a r
 import pandas as pd
 
 from bench import recipes
-from bench.analysis.stats import in_registry_order
+from bench.analysis.selection import in_registry_order
 from bench.results.records import FAILED, OK
 from vae_impls import registry
 from vae_impls.keras_api import APIS, PORT_API

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import causes, stats, verdicts
+from bench.analysis import causes, estimators, selection, step_times, verdicts
 from bench.analysis.tables import side_by_side
 from bench.results.env import env_value
 from vae_impls import registry
@@ -56,8 +56,8 @@ def _fastest(api: str, speed: pd.DataFrame, ratios: pd.DataFrame) -> Fastest:
 
 @dataclass(frozen=True)
 class Precision:
-    """The widest and the median CI half-width of the ratios, against ``stats.PRECISION_TARGET``,
-    and what reaching the target at the median would take."""
+    """The widest and the median CI half-width of the ratios, against
+    ``estimators.PRECISION_TARGET``, and what reaching the target at the median would take."""
 
     widest: object  # the ratio row with the widest CI
     median: object  # the ratio row with the median half-width
@@ -66,7 +66,7 @@ class Precision:
 
     @property
     def within_target(self) -> bool:
-        return self.median.half_width <= stats.PRECISION_TARGET
+        return self.median.half_width <= estimators.PRECISION_TARGET
 
 
 def precision(runs: pd.DataFrame, ratios: pd.DataFrame):
@@ -76,10 +76,10 @@ def precision(runs: pd.DataFrame, ratios: pd.DataFrame):
         return None
     widest = finite.loc[finite.half_width.idxmax()]
     median = finite.sort_values("half_width").iloc[len(finite) // 2]
-    if median.half_width <= stats.PRECISION_TARGET:
+    if median.half_width <= estimators.PRECISION_TARGET:
         return Precision(widest, median, 0, 0.0)
-    needed = stats.repeats_needed(median.half_width, int(median.n))
-    hours_per_round = stats.process_walls(runs).sum() / 3600 / max(runs.repeat.max(), 1)
+    needed = estimators.repeats_needed(median.half_width, int(median.n))
+    hours_per_round = selection.process_walls(runs).sum() / 3600 / max(runs.repeat.max(), 1)
     return Precision(widest, median, needed, hours_per_round * needed)
 
 
@@ -173,7 +173,7 @@ def op_difference(speed: pd.DataFrame, recipe: str, other: str, api: str) -> dic
     mine, theirs = speed_row(speed, recipe, api), speed_row(speed, other, api)
     if mine is None or theirs is None:
         return {}
-    return {column: mine[column] - theirs[column] for column in stats.OP_COLUMNS}
+    return {column: mine[column] - theirs[column] for column in step_times.OP_COLUMNS}
 
 
 def op_baselines(readings: pd.DataFrame) -> list:

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import stats, verdicts
+from bench.analysis import estimators, quality_guard, selection, step_ratios, verdicts
 from bench.analysis.baseline_file import run_summaries
 from bench.errors import UsageError
 from vae_impls import registry
@@ -90,7 +90,7 @@ def floor_decisions(
             continue
         median, low, high = (
             value / entry["ms_per_step"]
-            for value in stats.median_ci(stats.ms_per_step(runs, recipe, api))
+            for value in estimators.median_ci(selection.ms_per_step(runs, recipe, api))
         )
         regressed = verdicts.above(SimpleNamespace(ci_low=low), 1 + tolerance)
         why = Reason(FLOOR_ROSE, {"tolerance": tolerance}) if regressed else None
@@ -122,7 +122,7 @@ def yardstick_decisions(
     regression when it rose by more than ``tolerance`` and its CI lies wholly above the baseline's
     ratio (the rule of the recipes' ratios)."""
     decisions = []
-    for api, ratio in stats.yardstick_ratios(runs, blocks).items():
+    for api, ratio in step_ratios.yardstick_ratios(runs, blocks).items():
         entry = baseline["entries"].get(f"{registry.FLOOR}/{api}") or {}
         expected = entry.get("yardstick_ratio")
         if not expected:
@@ -138,7 +138,7 @@ def yardstick_decisions(
                 current.ratio,
                 current.ci_low,
                 current.ci_high,
-                float(stats.ms_per_step(runs, registry.FLOOR, api).median()),
+                float(selection.ms_per_step(runs, registry.FLOOR, api).median()),
                 entry.get("ms_per_step") or math.nan,
                 "regression" if regressed else "ok",
                 why,
@@ -195,10 +195,10 @@ def decide(
         raise UsageError(f"tolerance must be positive, got {tolerance}")
     entries, ratios, summaries = (
         baseline["entries"],
-        stats.floor_ratios(runs, blocks),
+        step_ratios.floor_ratios(runs, blocks),
         run_summaries(runs),
     )
-    unmatched = stats.unmatched_losses(runs)
+    unmatched = quality_guard.unmatched_losses(runs)
     decisions = []
     for (recipe, api), summary in summaries.items():
         entry, ratio = entries.get(f"{recipe}/{api}"), ratios.get((recipe, api))

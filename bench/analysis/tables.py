@@ -14,7 +14,16 @@ from functools import cached_property
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, coverage, stats, verdicts
+from bench.analysis import (
+    claims,
+    coverage,
+    pairing,
+    quality_guard,
+    step_ratios,
+    step_times,
+    time_to_quality,
+    verdicts,
+)
 from bench.analysis.per_backend import backend_floors, encoder_claims
 from bench.analysis.wall_shares import WallTime, wall_time_of
 from bench.config import sweep
@@ -54,7 +63,7 @@ class Tables:
             compared_api=self.readings.api
         )
         everything = pd.concat([self.ratios, claim_ratios, reading_ratios], ignore_index=True)[
-            stats.RATIO_COLUMNS
+            step_ratios.RATIO_COLUMNS
         ]
         return everything.drop_duplicates(["recipe", "api", "compared_with", "compared_api"])
 
@@ -97,17 +106,17 @@ def compute_tables(results: Results) -> Tables:
     runs, blocks, planned = results.runs, results.blocks, results.planned
     unfinished = coverage.unfinished_runs(runs, planned)
     registered = coverage.registered_mask(unfinished)
-    claim_table, speed = claims.claim_table(runs, blocks), stats.speed_table(runs, blocks)
+    claim_table, speed = claims.claim_table(runs, blocks), step_times.speed_table(runs, blocks)
     return Tables(
         speed=speed,
-        ratios=stats.ratio_table(runs, blocks),
+        ratios=step_ratios.ratio_table(runs, blocks),
         claims=claim_table,
         readings=claims.reading_table(runs, blocks),
-        process_ratios=stats.process_ratios(blocks),
-        outliers=stats.outlier_runs(blocks),
-        quality=stats.quality_table(runs),
-        unmatched_losses=stats.unmatched_losses(runs),
-        time_to_quality=stats.time_to_quality_table(runs, results.epochs),
+        process_ratios=pairing.process_ratios(blocks),
+        outliers=pairing.outlier_runs(blocks),
+        quality=quality_guard.quality_table(runs),
+        unmatched_losses=quality_guard.unmatched_losses(runs),
+        time_to_quality=time_to_quality.time_to_quality_table(runs, results.epochs),
         compat=coverage.compatibility(runs, planned),
         unfinished=unfinished,
         went_wrong=unfinished[~registered],

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis.stats import process_of
-
 # Recorded once per process and repeated on each of its runs: the first row says it.
 PER_PROCESS = ("wall_seconds", "startup_seconds", "blocks_seconds", "teardown_seconds")
 PER_RUN = ("build_seconds", "train_seconds")
@@ -61,7 +59,7 @@ def wall_time_of(runs: pd.DataFrame, blocks) -> WallTime:
 def _processes(runs: pd.DataFrame, blocks) -> pd.DataFrame:
     """One row per worker process with a wall time: its phases, its stalls and the seconds of
     its timed steps."""
-    grouped = runs.assign(process=process_of(runs)).groupby("process")
+    grouped = runs.groupby("process")
     processes = grouped[list(PER_PROCESS)].first().join(grouped[list(PER_RUN)].sum())
     processes = processes.join(grouped.stalled_seconds.first()).join(grouped.stall.max())
     return (
@@ -74,7 +72,7 @@ def _processes(runs: pd.DataFrame, blocks) -> pd.DataFrame:
 def _timed_per_process(blocks) -> pd.Series:
     if blocks is None or blocks.empty:
         return pd.Series(dtype=float, name="timed")
-    return blocks.seconds.groupby(process_of(blocks)).sum().rename("timed")
+    return blocks.seconds.groupby(blocks.process).sum().rename("timed")
 
 
 def _seconds_by_phase(processes: pd.DataFrame) -> dict:

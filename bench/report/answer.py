@@ -7,7 +7,7 @@ and the end of a benchmark print it as Markdown, so all three show the same tabl
 
 import math
 
-from bench.analysis import claims, stats
+from bench.analysis import claims, estimators
 from bench.analysis.answer_data import Answer, Source
 from bench.config import injection
 from bench.formatting import number, ratio_text
@@ -99,13 +99,16 @@ def family_clause(family_size: int) -> str:
     if family_size == 0:
         return "no claim has a ratio to decide on"
     if family_size == 1:
-        return f"the one claim x API verdict is decided on its ratio's {stats.CONFIDENCE:.0%} CI"
+        return (
+            f"the one claim x API verdict is decided on its ratio's {estimators.CONFIDENCE:.0%} CI"
+        )
     confidence = claims.simultaneous_confidence(family_size)
     return (
         f"the {family_size} claim x API verdicts are decided on {confidence_text(confidence)} "
-        f"simultaneous intervals (Bonferroni: 1 - {1 - stats.CONFIDENCE:g}/{family_size} each), "
-        f"which all hold together at {stats.CONFIDENCE:.0%}, shown after each ratio's own "
-        f"{stats.CONFIDENCE:.0%} CI"
+        "simultaneous intervals (Bonferroni: "
+        f"1 - {1 - estimators.CONFIDENCE:g}/{family_size} each), "
+        f"which all hold together at {estimators.CONFIDENCE:.0%}, shown after each ratio's own "
+        f"{estimators.CONFIDENCE:.0%} CI"
     )
 
 
@@ -121,7 +124,7 @@ def claim_ratio_text(ratio, judgement) -> str:
     ratio_between's fields, ``judgement`` a claims.Judgement's (a claim table's row has both)."""
     plain = ratio_text(ratio)
     confidence = judgement.verdict_confidence
-    if confidence <= stats.CONFIDENCE or not math.isfinite(judgement.verdict_low):
+    if confidence <= estimators.CONFIDENCE or not math.isfinite(judgement.verdict_low):
         return plain
     simultaneous = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
     return f"{plain}; {confidence_text(confidence)} simultaneous {simultaneous}"

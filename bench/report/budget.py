@@ -4,7 +4,7 @@ minutes that would decide it at the spread measured and the command that buys th
 
 import math
 
-from bench.analysis import allocation, findings, stats
+from bench.analysis import allocation, estimators, findings
 from bench.analysis.tables import Tables
 from bench.formatting import duration, percent, ratio_text
 from bench.results.folder import Results
@@ -49,12 +49,12 @@ def _precision_line(results: Results, tables: Tables) -> str:
     precision = findings.precision(results.runs, tables.ratios)
     if precision is None:
         return "No ratio to the floor has a CI yet: it takes 2 or more processes."
-    within = (tables.ratios.half_width <= stats.PRECISION_TARGET).sum()
+    within = (tables.ratios.half_width <= estimators.PRECISION_TARGET).sum()
     widest = precision.widest
     return (
         f"Ratios to the floor: {percent(precision.median.half_width)} at the median, "
         f"{percent(widest.half_width)} at worst ({widest.recipe}, {widest.api}); {within} of "
-        f"{len(tables.ratios)} within the ±{100 * stats.PRECISION_TARGET:g}% target."
+        f"{len(tables.ratios)} within the ±{100 * estimators.PRECISION_TARGET:g}% target."
     )
 
 

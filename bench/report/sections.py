@@ -25,8 +25,9 @@ from bench.report import plots, render
 from bench.report.answer import answer_blocks, answer_markdown
 from bench.report.backends import backend_blocks
 from bench.report.budget import budget_blocks
+from bench.report.conditions import config_of, lookup
 from bench.report.costs import cost_blocks
-from bench.report.details import config_of, lookup, table_blocks
+from bench.report.details import table_blocks
 from bench.report.slices import host_blocks, hosts_notice, sweep_blocks, sweep_notice
 from bench.report.summary import summary_blocks
 from bench.report.walltime import walltime_blocks

@@ -3,7 +3,7 @@ quality guard, the recipes that failed as the registry expects and the runs that
 
 import pandas as pd
 
-from bench.analysis import findings, stats, verdicts
+from bench.analysis import findings, quality_guard, verdicts
 from bench.analysis.tables import (
     Tables,
 )
@@ -11,12 +11,9 @@ from bench.formatting import (
     ratio_text,
     significant,
 )
-from bench.report.details import (
-    NOTHING_WENT_WRONG,
-    WENT_WRONG_TITLE,
-    ms_text,
-    precision_of,
-)
+from bench.report.ratio_sections import precision_of
+from bench.report.table_cells import ms_text
+from bench.report.went_wrong import NOTHING_WENT_WRONG, WENT_WRONG_TITLE
 from bench.results.folder import Results
 from vae_impls import registry
 
@@ -62,7 +59,7 @@ def _quality_sentence(tables: Tables) -> str:
 
 
 def _same_loss_sentence(unmatched: pd.DataFrame) -> str:
-    tolerance = f"{stats.EXACT_LOSS_TOLERANCE:g}"
+    tolerance = f"{quality_guard.EXACT_LOSS_TOLERANCE:g}"
     if unmatched.empty:
         return (
             " Within a round, every KL run's final loss equals another recipe's to "

@@ -4,7 +4,8 @@ and writes it:
   blocks.csv  one row per timed step of the paired measurement (``BLOCK_COLUMNS``),
   runs.csv    one row per finished run (``RUN_COLUMNS``); a run is finished once its row is here,
   plan.json   the config and the full run order, so ``--resume`` runs only what is missing,
-  env.json    versions, hardware, applied device settings, config and command line,
+  env.json    versions, hardware, applied device settings, config and command line, and the
+              results format's version (``bench.results.format_version``),
   ratios.csv  the ratios with their CIs, as the analysis step computed them,
   outliers.csv  the disturbed process ratios, worst first (the analysis step),
   artifacts/  latent-space pictures as .npz, when the config asks for them,
@@ -12,7 +13,8 @@ and writes it:
 A run's epoch and block rows are written before its run row, each append flushed and fsync'd, so a
 benchmark killed at any moment keeps every finished run. Every read validates: a row cut off
 by a kill (no newline at its end) is an unfinished run and left out; any other row that breaks
-the schema is a ``UsageError`` naming the file, the line and the value.
+the schema is a ``UsageError`` naming the file, the line and the value. A folder of an earlier
+results format reads as the current one (``bench.results.format_version``).
 """
 
 import contextlib
@@ -24,13 +26,14 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.config import settings as config_module
 from bench.config.plan import PlannedRun
 from bench.errors import UsageError, quoted
+from bench.results import format_version
 from bench.results.env import as_written, env_value
 from bench.results.records import (
     BLOCK_COLUMNS,
@@ -57,6 +60,7 @@ DETAILS = {
     EPOCHS_CSV: EPOCH_COLUMNS,
     BLOCKS_CSV: BLOCK_COLUMNS,
 }  # a run's rows besides its runs.csv row
+PLANNED_FIELDS = tuple(field.name for field in fields(PlannedRun))  # a run of plan.json
 # A run that ended ok, failed or diverged measured its recipe (a recipe that raises as written is a
 # result); one killed or timed out says nothing of it, which is why --resume runs it again.
 MEASURED = tuple(status for status in STATUSES if status not in RETRIED_ON_RESUME)
@@ -69,7 +73,7 @@ class Results:
     folder: "ResultsFolder"
     runs: object  # pandas.DataFrame of RUN_COLUMNS
     epochs: object  # ... of EPOCH_COLUMNS
-    blocks: object  # ... of BLOCK_COLUMNS: the paired measurement, empty for older folders
+    blocks: object  # ... of BLOCK_COLUMNS: the paired measurement, empty for a folder without it
     env: dict
     planned: list | None  # PlannedRun of plan.json; None for a folder without one
 
@@ -146,6 +150,7 @@ class ResultsFolder:
             except FileExistsError:
                 continue
             folder = cls(path)
+            write_json(folder.path / ENV_JSON, format_version.stamped({}, format_version.CURRENT))
             for name, columns in DETAILS.items():
                 _append(folder.path / name, [columns])
             _append(folder.path / RUNS_CSV, [RUN_COLUMNS])
@@ -230,26 +235,42 @@ class ResultsFolder:
         path = self.path / PLAN_JSON
         try:
             stored = read_json(path)
-            return stored, [_planned_run(run) for run in stored["runs"]]
+            runs = [asdict(_planned_run(run)) for run in stored["runs"]]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UsageError(
                 f"{self.path} has no readable {PLAN_JSON} ({type(error).__name__}: {error})"
             ) from None
+        upgraded = format_version.upgraded_rows(runs, PLANNED_FIELDS, self.results_format())
+        return stored, [PlannedRun(**run) for run in upgraded]
 
     def read_env(self) -> dict:
-        """env.json, or {} when it is missing or unreadable (every fact then reads "unknown");
-        an entry of another type than the runner writes reads as missing too (``as_written``)."""
+        """env.json as the current results format has it (``format_version.upgraded_env``); a
+        UsageError for a format newer than this harness reads."""
+        env = self._written_env()
+        format_version.version_of(env)  # refuses a newer format
+        return format_version.upgraded_env(env)
+
+    def _written_env(self) -> dict:
+        """env.json as written, or {} when it is missing or unreadable (every fact then reads
+        "unknown"); an entry of another type than the runner writes reads as missing too
+        (``as_written``)."""
         try:
             env = read_json(self.path / ENV_JSON)
         except (OSError, ValueError):
             return {}
         return as_written(env) if isinstance(env, dict) else {}
 
+    def results_format(self) -> int:
+        """The results format the folder was created with (``format_version.version_of``)."""
+        return format_version.version_of(self._written_env())
+
     def write_env(self, env: dict) -> None:
-        write_json(self.path / ENV_JSON, env)
+        """env.json, holding the folder's own results format whatever ``env`` says: a resumed
+        folder keeps the format it was created with."""
+        write_json(self.path / ENV_JSON, format_version.stamped(env, self.results_format()))
 
     def update_env(self, **changes) -> None:
-        self.write_env({**self.read_env(), **changes})
+        self.write_env({**self._written_env(), **changes})
 
     # --- runs.csv, epochs.csv and blocks.csv ------------------------------------------------
 
@@ -392,11 +413,12 @@ class ResultsFolder:
                 f"{path} lacks the column(s) {', '.join(lacking)}: not a kl-bench results file"
             )
         known = [column for column in header if column in columns]
-        return [
+        rows = [
             parse_row(header, line, known, f"{path}:{number}")
             for number, line in enumerate(lines[1:], start=2)
             if line
         ]
+        return format_version.upgraded_rows(rows, columns, self.results_format())
 
 
 def pooled(reads: list) -> tuple:
@@ -406,10 +428,8 @@ def pooled(reads: list) -> tuple:
 
     def tagged(results, frame):
         prefix = f"{results.folder.name}/"
-        process = frame.process.astype(str)
         return frame.assign(
-            run_id=prefix + frame.run_id.astype(str),
-            process=process.where(process == "", prefix + process),
+            run_id=prefix + frame.run_id.astype(str), process=prefix + frame.process.astype(str)
         )
 
     return (

@@ -1,0 +1,38 @@
+"""The rows every analysis selects the same way: ok runs, KL recipes, registry order, processes."""
+
+import pandas as pd
+
+from bench import recipes
+from bench.results.records import OK
+
+
+def in_registry_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in registry recipe order, then API order, so every table reads the same way."""
+    keys = [recipes.order_key(recipe, api) for recipe, api in zip(frame.recipe, frame.api)]
+    return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)]
+
+
+def by_recipe_and_api(frame: pd.DataFrame):
+    """(recipe, api, rows) in registry order."""
+    keys = in_registry_order(frame[["recipe", "api"]].drop_duplicates())
+    for recipe, api in keys.itertuples(index=False):
+        yield recipe, api, frame[(frame.recipe == recipe) & (frame.api == api)]
+
+
+def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs.status == OK]
+
+
+def kl_recipes(names: pd.Series) -> pd.Series:
+    """Which of the recipe ``names`` add a KL term (all but the floor)."""
+    return names.map(recipes.includes_kl).astype(bool)
+
+
+def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
+    ok = ok_runs(runs)
+    return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api)]
+
+
+def process_walls(runs: pd.DataFrame) -> pd.Series:
+    """Wall seconds of each worker process (every run of a process records the process's)."""
+    return runs.groupby("process").wall_seconds.first()
