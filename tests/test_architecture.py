@@ -62,9 +62,8 @@ def test_the_map_test_would_catch_a_missing_module(tmp_path, monkeypatch):
     assert "analysis/verdicts.py" in modules_under_bench() - set(mapped_modules())
 
 
-# causes.summary (the words of a cause) is read by report/details.py, which is being split apart;
-# it moves to report/ with that split, and leaves this list then.
-SHARED_FOR_NOW = {"summary"}
+# Names that may stand in both rooms for now (none).
+SHARED_FOR_NOW = set()
 
 
 def public_names(room_name: str) -> dict:

@@ -3,6 +3,7 @@
 import math
 
 from bench.analysis import causes
+from bench.report import cause_words
 
 CONV = {"Conv2D": 1, "Conv2DBackpropInput": 1, "Conv2DBackpropFilter": 1}
 FLOOR = {
@@ -27,12 +28,12 @@ def scopes(**recipes):
 def test_the_encoder_in_the_graph_twice_is_named_with_its_layers_and_cost():
     cause = causes.find("mine", "keras2", scopes(mine=TWICE, gradient_tape=KL), extra_ms=31.4)
     assert cause.encoder_twice and cause.nearest.other == "gradient_tape"
-    text = causes.summary(cause, slower=True)
+    text = cause_words.cause_text(cause, slower=True)
     assert text == (
         "encoder_conv_0 … encoder_conv_2 and the mu/log_var heads run twice per step: "
         "the encoder is in the graph twice, +31.4 ms/step"
     )
-    assert causes.nearest_text(cause) == (
+    assert cause_words.nearest_text(cause) == (
         "against gradient_tape, the nearest recipe: +3 Conv2D, +3 Conv2DBackpropInput, "
         "+3 Conv2DBackpropFilter, +6 MatMul"
     )
@@ -41,18 +42,18 @@ def test_the_encoder_in_the_graph_twice_is_named_with_its_layers_and_cost():
 def test_a_gap_with_the_floors_layer_counts_lies_outside_the_graph():
     cause = causes.find("mine", "keras2", scopes(mine=KL, other=KL), extra_ms=12.0)
     assert not cause.encoder_twice and not cause.repeated_layers
-    assert causes.summary(cause, slower=True) == (
+    assert cause_words.cause_text(cause, slower=True) == (
         "no layer runs more often than in the floor: the gap (+12.0 ms/step) lies outside the graph"
     )
-    assert causes.summary(cause, slower=False) == "no layer runs more often than in the floor"
-    assert causes.nearest_text(cause) == "the same layers and ops as other"
+    assert cause_words.cause_text(cause, slower=False) == "no layer runs more often than in the floor"
+    assert cause_words.nearest_text(cause) == "the same layers and ops as other"
 
 
 def test_another_repeated_layer_is_named_without_claiming_the_encoder():
     decoder_twice = {**KL, "decoder_dense": {"MatMul": 6}}
     cause = causes.find("mine", "keras3", scopes(mine=decoder_twice), math.nan)
     assert not cause.encoder_twice
-    assert causes.summary(cause, slower=False) == (
+    assert cause_words.cause_text(cause, slower=False) == (
         "decoder_dense run twice as often as in the floor"
     )
 

@@ -15,8 +15,8 @@ import pandas as pd
 from bench import recipes
 from bench.analysis import cost_model, coverage, why
 from bench.analysis.answer_data import Answer, Pair
-from bench.analysis.causes import summary
 from bench.formatting import ratio_text
+from bench.report.cause_words import cause_text
 from bench.report.costs import why_phrase
 from vae_impls import registry
 from vae_impls.keras_api import API_LABELS
@@ -135,7 +135,7 @@ def reason_text(found: why.Why) -> str:
 
 def _counted_reason(found: why.Why) -> str:
     if found.kind == why.CAUSE:
-        return summary(found.cause, slower=found.slower)
+        return cause_text(found.cause, slower=found.slower)
     if found.kind == why.NO_COUNTS:
         return "no op counts"
     return _op_reason(found)

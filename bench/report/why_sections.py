@@ -6,6 +6,7 @@ from bench import recipes
 from bench.analysis import causes, findings
 from bench.analysis.tables import Tables
 from bench.formatting import MISSING, number, ratio_text
+from bench.report import cause_words
 from bench.report.table_cells import OPS_HEADER, RECIPE_API, op_counts_of, table_block
 from bench.results.env import env_value
 from bench.results.folder import Results
@@ -33,7 +34,7 @@ def _graph_text(explanation: findings.Explanation) -> str:
         for layer, times in layers.repeated.items():
             by_times.setdefault(times, []).append(layer)
         runs = "; ".join(
-            f"{causes.layer_list(names)} x{times:g}" for times, names in by_times.items()
+            f"{cause_words.layer_list(names)} x{times:g}" for times, names in by_times.items()
         )
         return f"layers running more often: {runs}{twice}"
     work = [f"{value:+.0f} {column}" for column, value in explanation.extra_ops.items()]
@@ -130,6 +131,6 @@ def cause_blocks(results: Results, tables: Tables) -> list:
 def _cause_line(cause, slower: bool, origins: dict) -> str:
     origin = origins.get(cause.recipe)
     source = f"; your recipe, from {origin}" if origin else ""
-    nearest = causes.nearest_text(cause)
+    nearest = cause_words.nearest_text(cause)
     tail = f"; {nearest}" if nearest else ""
-    return f"{cause.recipe} ({cause.api}{source}): {causes.summary(cause, slower)}{tail}."
+    return f"{cause.recipe} ({cause.api}{source}): {cause_words.cause_text(cause, slower)}{tail}."
