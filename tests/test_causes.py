@@ -45,7 +45,9 @@ def test_a_gap_with_the_floors_layer_counts_lies_outside_the_graph():
     assert cause_words.cause_text(cause, slower=True) == (
         "no layer runs more often than in the floor: the gap (+12.0 ms/step) lies outside the graph"
     )
-    assert cause_words.cause_text(cause, slower=False) == "no layer runs more often than in the floor"
+    assert (
+        cause_words.cause_text(cause, slower=False) == "no layer runs more often than in the floor"
+    )
     assert cause_words.nearest_text(cause) == "the same layers and ops as other"
 
 
