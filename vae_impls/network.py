@@ -17,6 +17,7 @@ from vae_impls.network_spec import (
     NetworkSpec,  # recipes construct it as network.NetworkSpec
 )
 
+SAMPLING_LAYER = "z_sampling"  # the name of every recipe's sampling layer: verify looks for it
 SEEDED_VARIABLES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -115,8 +116,8 @@ def decoder_model(keras, net: NetworkSpec):
 def sampling_layer(keras, net: NetworkSpec):
     """z = mu + exp(log_var / 2) * epsilon, with epsilon fixed when the spec says so."""
     if is_keras2(keras):
-        return _keras2_sampling(keras, net)(name="z_sampling")
-    return _keras3_sampling(keras, net)(name="z_sampling")
+        return _keras2_sampling(keras, net)(name=SAMPLING_LAYER)
+    return _keras3_sampling(keras, net)(name=SAMPLING_LAYER)
 
 
 def _keras2_sampling(keras, net):
