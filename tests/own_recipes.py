@@ -133,6 +133,9 @@ own_noise = recipe("own_noise", own_noise=True)
 wrong_key = recipe("wrong_key", keys={"loss": ("total",), "bce": ("bce",), "kl": ("kl",)})
 earlier_helper = recipe("earlier_helper", kl=_earlier_helper)
 declared_for_jax = recipe("declared_for_jax", apis=frozenset({"keras2", "keras3", "keras3-jax"}))
+hangs_too = SimpleNamespace(
+    RECIPE=Recipe("hangs_too", "own", "another build that never ends", ON_TENSORFLOW), build=_hang
+)
 hangs = SimpleNamespace(
     RECIPE=Recipe("hangs", "own", "a build that never ends", ON_TENSORFLOW), build=_hang
 )
