@@ -227,11 +227,14 @@ def test_verify_benchmark_and_explain_recipes_written_outside_the_repository(tmp
         "--config",
         "yours.toml",
         *("--recipe", "yours.py", "--recipe", "encoder_twice.py", "--recipe", "raises.py"),
-        *("--results-dir", "results"),
+        *("--recipe", "tests.own_recipes:wrong_key", "--results-dir", "results"),
         cwd=folder,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "raises keras2 rep 1: failed" in run.stdout, run.stdout
+    # the run's failure is explained as verify explains it, not as a bare KeyError
+    said = "wrong_key keras2 rep 1: failed metric names: no 'total' in the logs (they hold bce,"
+    assert said in run.stdout, run.stdout
     report = next((folder / "results").iterdir()) / "report.md"
     causes_section = report.read_text().split("## Where the cost comes from", 1)[1]
     why = {
