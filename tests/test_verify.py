@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.analysis import equivalence
+from bench.cli import verify as verify_cli
+from bench.errors import UsageError
 from tests import own_recipes
 from tests.builders import ROOT
 
@@ -135,6 +137,44 @@ def test_each_product_of_known_factors_is_a_different_number():
 def test_a_recipe_that_raises_is_one_failed_check():
     checks = equivalence.judge(found(error="ValueError: no"))
     assert [(check.name, check.passed) for check in checks] == [("step", False)]
+
+
+def entry(recipe):
+    return found(recipe=recipe)
+
+
+def test_after_a_hung_check_the_group_goes_on_in_a_new_process(monkeypatch):
+    answers = [
+        verify_cli.Answer(found=[entry("a")], error="no step within 5 s", stuck=("b", "keras2")),
+        verify_cli.Answer(found=[entry("c")]),
+    ]
+    asked = []
+
+    def measured(apis, step_timeout):
+        asked.append(apis)
+        return answers.pop(0)
+
+    monkeypatch.setattr(verify_cli, "measure", measured)
+    checks = verify_cli._checked_group({"a": ["keras2"], "b": ["keras2"], "c": ["keras2"]}, 5)
+    assert asked == [{"a": ["keras2"], "b": ["keras2"], "c": ["keras2"]}, {"c": ["keras2"]}]
+    failed = [(check.recipe, check.measured, check.hint) for check in checks if not check.passed]
+    assert failed == [("b", "no answer", "no step within 5 s")]
+    assert {check.recipe for check in checks} == {"a", "b", "c"}
+
+
+def test_a_process_that_ends_before_a_check_fails_that_check_and_goes_on(monkeypatch):
+    answers = [verify_cli.Answer(found=[entry("a")]), verify_cli.Answer(found=[entry("c")])]
+    monkeypatch.setattr(verify_cli, "measure", lambda apis, step_timeout: answers.pop(0))
+    checks = verify_cli._checked_group({"a": ["keras2"], "b": ["keras2"], "c": ["keras2"]}, 5)
+    failed = [check.recipe for check in checks if not check.passed]
+    assert failed == ["b"]
+    assert {check.recipe for check in checks} == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-5", "inf", "nan", ""])
+def test_a_step_timeout_that_is_no_positive_number_is_refused_in_one_line(text):
+    with pytest.raises(UsageError, match="--step-timeout takes a positive number of seconds"):
+        verify_cli._seconds(text)
 
 
 TINY_RUN = """

@@ -126,6 +126,8 @@ def _checked_group(apis: dict, step_timeout: float) -> list:
         checks += _said([check for entry in answer.found for check in equivalence.judge(entry)])
         done = {(entry["recipe"], entry["api"]) for entry in answer.found}
         pending = [pair for pair in pending if pair not in done]
+        if pending and not answer.error:  # each pass checks at least one: the loop ends
+            answer.error, answer.stuck = "the check's process ended before it", pending[0]
         if answer.error:
             recipe, api = answer.stuck or pending[0]
             checks += _said(
