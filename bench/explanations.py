@@ -7,6 +7,7 @@ An exception the rule does not know is ``bench.errors.summarize_exception``'s li
 """
 
 import re
+import sys
 
 from bench.errors import summarize_exception
 from vae_impls.common import MissingLogKey
@@ -47,6 +48,16 @@ def explain(error: BaseException) -> str:
     summary = _TRACING_WRAPPER.sub("", summarize_exception(error), count=1)
     if _STATEFUL_TRAIN_STEP.search(summary):
         return f"{summary}: {JAX_TRAIN_STEP}"
-    if _NO_TENSORFLOW.search(summary):
+    if _NO_TENSORFLOW.search(summary) or _tensorflow_beside_another_backend():
         return f"{summary}: {TENSORFLOW_ELSEWHERE}"
     return summary
+
+
+def _tensorflow_beside_another_backend() -> bool:
+    """Whether this process computes with Keras 3 on JAX or PyTorch and yet has TensorFlow
+    loaded: a worker of those backends never imports it, so a recipe did, and its TensorFlow
+    code (a tf.GradientTape step) met the other backend's tensors. Reads the modules already
+    loaded; imports nothing."""
+    keras = sys.modules.get("keras")
+    backend = getattr(getattr(keras, "backend", None), "backend", None)
+    return callable(backend) and backend() in ("jax", "torch") and "tensorflow" in sys.modules

@@ -139,3 +139,6 @@ hangs_too = SimpleNamespace(
 hangs = SimpleNamespace(
     RECIPE=Recipe("hangs", "own", "a build that never ends", ON_TENSORFLOW), build=_hang
 )
+declared_for_torch = recipe(
+    "declared_for_torch", apis=frozenset({"keras2", "keras3", "keras3-torch"})
+)

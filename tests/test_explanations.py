@@ -2,6 +2,7 @@
 say the same thing of a missing log key, a TensorFlow step on JAX, a helper's earlier form."""
 
 import pickle
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -50,6 +51,24 @@ def test_a_tensorflow_train_step_declared_for_jax_says_what_to_declare():
 def test_tensorflow_imported_without_it_says_how_to_declare_it():
     explained = explanations.explain(ModuleNotFoundError("No module named 'tensorflow'"))
     assert explained.endswith(explanations.TENSORFLOW_ELSEWHERE)
+
+
+def test_an_error_of_tensorflow_code_on_another_backend_says_how_to_declare_it(monkeypatch):
+    """A PyTorch worker never imports TensorFlow: loaded there, a recipe brought it."""
+    torch_keras = SimpleNamespace(backend=SimpleNamespace(backend=lambda: "torch"))
+    monkeypatch.setitem(sys.modules, "keras", torch_keras)
+    monkeypatch.setitem(sys.modules, "tensorflow", SimpleNamespace())
+    error = RuntimeError("Can't call numpy() on Tensor that requires grad.")
+    assert explanations.explain(error) == (
+        f"RuntimeError: Can't call numpy() on Tensor that requires grad.: "
+        f"{explanations.TENSORFLOW_ELSEWHERE}"
+    )
+    monkeypatch.setitem(sys.modules, "keras", SimpleNamespace(backend=torch_keras.backend))
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    assert (
+        explanations.explain(error)
+        == "RuntimeError: Can't call numpy() on Tensor that requires grad."
+    )
 
 
 def test_tracing_s_wrapper_gives_way_to_the_recipe_s_own_error():
