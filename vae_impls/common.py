@@ -17,6 +17,17 @@ class Minus:
     key: str
 
 
+class MissingLogKey(KeyError):
+    """``Built.log_keys`` names, for the metric ``term``, a log ``key`` that the logs lack."""
+
+    def __init__(self, term: str, key: str, logged: tuple):
+        super().__init__(key)
+        self.term, self.key, self.logged = term, key, tuple(logged)
+
+    def __reduce__(self):  # picklable across processes with its fields
+        return type(self), (self.term, self.key, self.logged)
+
+
 # The metric keys of recipes that add the KL to a compiled Keras loss and log only the KL: Keras
 # already logs the total, so BCE = loss - kl needs no second binary cross-entropy per step.
 LOSS_MINUS_KL = {"loss": ("loss",), "bce": ("loss", Minus("kl")), "kl": ("kl",)}
@@ -42,7 +53,13 @@ class Built:
     fit_on_arrays: bool = False
 
     def epoch_metrics(self, logs: dict) -> dict:
-        """loss, bce and kl under the same names for every recipe (NaN where a term is absent)."""
+        """loss, bce and kl under the same names for every recipe (NaN where a term is absent);
+        ``MissingLogKey`` where ``log_keys`` names a key that ``logs`` lacks."""
+        for name, terms in self.log_keys.items():
+            for term in terms:
+                key = term.key if isinstance(term, Minus) else term
+                if key not in logs:
+                    raise MissingLogKey(name, key, tuple(logs))
         return {
             name: _combine(logs, self.log_keys[name]) if name in self.log_keys else float("nan")
             for name in ("loss", "bce", "kl")

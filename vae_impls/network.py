@@ -17,6 +17,7 @@ from vae_impls.network_spec import (
     NetworkSpec,  # recipes construct it as network.NetworkSpec
 )
 
+SAMPLING_LAYER = "z_sampling"  # the name of every recipe's sampling layer: verify looks for it
 SEEDED_VARIABLES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -115,8 +116,8 @@ def decoder_model(keras, net: NetworkSpec):
 def sampling_layer(keras, net: NetworkSpec):
     """z = mu + exp(log_var / 2) * epsilon, with epsilon fixed when the spec says so."""
     if is_keras2(keras):
-        return _keras2_sampling(keras, net)(name="z_sampling")
-    return _keras3_sampling(keras, net)(name="z_sampling")
+        return _keras2_sampling(keras, net)(name=SAMPLING_LAYER)
+    return _keras3_sampling(keras, net)(name=SAMPLING_LAYER)
 
 
 def _keras2_sampling(keras, net):
@@ -222,4 +223,33 @@ def assign_weights(model, values: dict) -> None:
 
 
 def set_seeded_weights(model, net: NetworkSpec, seed: int) -> None:
+    """Initial weights and noise streams drawn from ``seed`` alone: the same for every recipe of
+    a round, however many models its build made before (``seed_noise``)."""
     assign_weights(model, seeded_weights(model, net, seed))
+    seed_noise(model, seed)
+
+
+def seed_noise(model, seed: int) -> None:
+    """Start each Keras 3 seed generator of ``model``'s layers (the sampling layer's, dropout's)
+    from ``seed`` and its layer's name, instead of the seed it drew at construction.
+
+    An unseeded ``SeedGenerator`` draws its seed from Python's ``random`` when it is made, so the
+    noise a recipe trains with would depend on how many generators were made before its own:
+    ``notebook_rerun``'s cells make three sampling layers, and the last one's noise differed from
+    every other recipe's. Keras 2 draws its noise from op seeds that do not depend on that; it
+    has no such generators and is left as it is.
+    """
+    for key, generator in _seed_generators(model).items():
+        digest = int.from_bytes(hashlib.sha256(f"noise/{key}".encode()).digest()[:8], "little")
+        start = int(np.random.default_rng([seed, digest]).integers(1, 10**9))
+        state = generator.state
+        state.assign(np.array([start, 0], dtype=str(state.dtype).split(".")[-1]))
+
+
+def _seed_generators(model) -> dict:
+    """Keras 3 seed generators of ``model`` and its nested layers, keyed by layer name."""
+    found = {}
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for index, generator in enumerate(getattr(layer, "_seed_generators", ())):
+            found[f"{layer.name}/{index}"] = generator
+    return found

@@ -5,6 +5,9 @@ KL = -mean(1 + log_var - mu^2 - exp(log_var)) over batch and latent dimensions (
 
 Keras 2 computes the terms with TensorFlow ops, as the posts do; Keras 3 with ``keras.ops``, so
 that the same code runs on TensorFlow, JAX and PyTorch. Importing this module imports no backend.
+
+Their signatures are part of a recipe's interface (docs/own-recipes.md): a recipe written against
+an earlier form gets a ``SignatureChanged`` error saying what changed and how to call it now.
 """
 
 import numpy as np
@@ -13,10 +16,31 @@ from vae_impls.common import is_keras2
 
 # Keras clips probabilities to this before taking logs; the numpy reference does the same.
 KERAS_EPSILON = 1e-7
+_NOT_GIVEN = object()
 
 
-def kl_loss(keras, mu, log_var, fact):
-    """The posts' KL term, already scaled by ``fact``."""
+class SignatureChanged(TypeError):
+    """A helper called in a form it no longer has."""
+
+
+def _is_keras(module) -> bool:
+    """Whether ``module`` is the Keras a recipe's ``build(keras, net)`` received (2 or 3)."""
+    return all(hasattr(module, name) for name in ("layers", "Model", "losses"))
+
+
+def kl_loss(keras, mu, log_var, fact=_NOT_GIVEN):
+    """The posts' KL term, already scaled by ``fact``.
+
+    The Keras module comes first (2026-11-28), so that the same call computes with TensorFlow
+    ops on Keras 2 and with ``keras.ops`` on every Keras 3 backend; the earlier
+    ``kl_loss(mu, log_var, fact)`` is refused with that fix.
+    """
+    if fact is _NOT_GIVEN or not _is_keras(keras):
+        raise SignatureChanged(
+            "kl_loss takes the Keras module first since 2026-11-28: call "
+            "kl_loss(keras, mu, log_var, fact) with the keras your build(keras, net) received "
+            "instead of kl_loss(mu, log_var, fact)"
+        )
     if is_keras2(keras):
         import tensorflow as tf
 
@@ -26,6 +50,12 @@ def kl_loss(keras, mu, log_var, fact):
 
 
 def reconstruction_loss(keras, images, reconstructions):
+    """Binary cross-entropy averaged over pixels and batch."""
+    if not _is_keras(keras):
+        raise SignatureChanged(
+            "reconstruction_loss(keras, images, reconstructions) takes the Keras module first: "
+            "pass the keras your build(keras, net) received"
+        )
     per_pixel = keras.losses.binary_crossentropy(images, reconstructions)
     if is_keras2(keras):
         import tensorflow as tf

@@ -5,9 +5,16 @@ recipe and a trusted reference recipe each take one SGD step from the same seede
 same batch, with fixed, non-zero sampling noise and a KL factor other than 1. The step's logged
 loss, BCE and KL and the numpy objective of the shared network's own outputs are recorded, and
 each weight's gradient, recovered from its change (a huge learning rate makes the float32 change
-carry the gradient), is compared element by element with the reference's. The manager
-(``bench.cli.verify``) judges and words what comes back; Keras 2 and Keras 3 cannot share a
-process, so it starts one such process per API group.
+carry the gradient), is compared element by element with the reference's. Where a term
+differs, the recipe takes its step again with other fixed noise: a loss that does not move
+draws its noise elsewhere than the network's sampling layer. The manager (``bench.cli.verify``)
+judges and words what comes back; Keras 2 and Keras 3 cannot share a process, so it starts one
+such process per API group.
+
+RESULT is written a JSON line at a time, so that the manager sees each check begin and end:
+``{"started": [recipe, api]}`` before a check, ``{"check": {...}}`` after it, and
+``{"error": "..."}`` where the process cannot go on. A recipe's exception is explained by the
+rule a benchmark's worker uses too (``bench.explanations``).
 """
 
 import json
@@ -21,25 +28,29 @@ import numpy as np  # noqa: E402
 
 from bench import recipes  # noqa: E402
 from bench.errors import summarize_exception  # noqa: E402
-from bench.processes import exit_now  # noqa: E402
+from bench.explanations import explain  # noqa: E402
+from bench.processes import die_with_manager, exit_now  # noqa: E402
 from vae_impls import keras_api, registry  # noqa: E402
+from vae_impls.common import MissingLogKey  # noqa: E402
 from vae_impls.network_spec import NetworkSpec  # noqa: E402
 
 BATCH = 16
 STEP_LR = 1000.0  # large, so that the float32 weight change carries the gradient to ~1e-7
 WEIGHT_SEED = 7
 SAMPLING_NOISE = (0.5, -1.0, 0.25)  # fixed and non-zero: the Sampling layer is checked too
+OTHER_NOISE = (-0.75, 0.5, 1.0)  # the second step's, for a recipe whose terms differ
+SAME_LOSS_RTOL = 1e-7  # losses this close did not see the noise change
 
 
-def network_spec(fact: float) -> NetworkSpec:
-    """The shared network for one SGD step with fixed noise, its KL factor ``fact`` (the
+def network_spec(fact: float, noise: tuple = SAMPLING_NOISE) -> NetworkSpec:
+    """The shared network for one SGD step with fixed ``noise``, its KL factor ``fact`` (the
     manager's: a factor other than 1, so that dropping it or applying it twice shows)."""
     return NetworkSpec(
-        z_dim=len(SAMPLING_NOISE),
+        z_dim=len(noise),
         fact=fact,
         optimizer="sgd",
         learning_rate=STEP_LR,
-        sampling_noise=SAMPLING_NOISE,
+        sampling_noise=noise,
     )
 
 
@@ -58,7 +69,8 @@ def images(count: int, seed: int) -> np.ndarray:
 
 
 def objective(keras, net: NetworkSpec, x) -> dict:
-    """The shared network with the seeded weights, z sampled in numpy: loss, BCE and KL."""
+    """The shared network with the seeded weights, z sampled in numpy from the spec's fixed
+    noise: loss, BCE and KL."""
     from vae_impls import network
     from vae_impls.objective import numpy_objective
 
@@ -69,7 +81,7 @@ def objective(keras, net: NetworkSpec, x) -> dict:
     z_input = network.sampling_layer(keras, net)([mu, log_var])
     network.set_seeded_weights(keras.Model(inputs, decoder(z_input)), net, WEIGHT_SEED)
     mu_value, log_var_value = (np.asarray(v, np.float64) for v in model.predict(x, verbose=0))
-    z = mu_value + np.exp(log_var_value / 2) * np.asarray(SAMPLING_NOISE)
+    z = mu_value + np.exp(log_var_value / 2) * np.asarray(net.sampling_noise)
     reconstruction = decoder.predict(z.astype(np.float32), verbose=0)
     terms = numpy_objective(x, reconstruction, mu_value, log_var_value, net.fact)
     return {term: float(value) for term, value in terms.items()}
@@ -96,14 +108,45 @@ def one_step(keras, net: NetworkSpec, recipe: str, api: str, x) -> dict:
 
 def logged_terms(built, logs: dict) -> dict:
     """loss, bce and kl as the recipe's ``log_keys`` read them from ``logs`` (NaN for a term it
-    does not name), or the log key each term names that ``logs`` lacks."""
-    missing = {}
-    for term, keys in built.log_keys.items():
-        absent = [getattr(key, "key", key) for key in keys if getattr(key, "key", key) not in logs]
-        if absent:
-            missing[term] = absent[0]
-    terms = {} if missing else built.epoch_metrics(logs)
+    does not name), or the log key a term names that ``logs`` lacks."""
+    try:
+        terms, missing = built.epoch_metrics(logs), {}
+    except MissingLogKey as error:  # the same rule a benchmark's run is explained by
+        terms, missing = {}, {error.term: error.key}
     return {"terms": terms, "missing_keys": missing, "log_keys": sorted(logs)}
+
+
+def noise_elsewhere(keras, spec: dict, recipe: str, api: str, x, loss: float) -> dict:
+    """Whether ``recipe`` draws its noise elsewhere than the network's sampling layer: its
+    model has no such layer, or its loss stays the same when that layer's noise changes."""
+    from vae_impls import network
+
+    other = network_spec(spec["fact"], OTHER_NOISE)
+    moved = (
+        objective(keras, other, x)["loss"]
+        != objective(keras, network_spec(spec["fact"]), x)["loss"]
+    )
+    step = one_step(keras, other, recipe, api, x)
+    other_loss = step["built"].epoch_metrics(step["logs"])["loss"]
+    unmoved = moved and abs(other_loss - loss) <= SAME_LOSS_RTOL * max(abs(loss), 1e-12)
+    has_layer = network.SAMPLING_LAYER in _layer_names(step["built"].model)
+    return {
+        "sampling_layer": has_layer,
+        "loss_unmoved": unmoved,
+        "elsewhere": unmoved or not has_layer,
+    }
+
+
+def _layer_names(model) -> set:
+    """The names of ``model``'s layers, nested models' included (Keras 2 and 3 alike)."""
+    return {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+
+
+def _terms_differ(found: dict) -> bool:
+    return any(
+        not np.isclose(found["terms"].get(term, np.nan), found["objective"][term], rtol=1e-5)
+        for term in ("loss", "bce")
+    )
 
 
 def gradient_differences(mine: dict, theirs: dict, tolerance: dict) -> dict:
@@ -141,11 +184,14 @@ def check_api(keras, spec: dict, recipe: str, api: str) -> dict:
     reference = reference_recipe(api)
     found = {"recipe": recipe, "api": api, "reference": reference}
     found["objective"] = objective(keras, net, x)
+    found["shape"] = {"pixels": int(np.prod(x.shape[1:])), "latent": net.z_dim, "batch": len(x)}
     try:
         step = one_step(keras, net, recipe, api, x)
+        found.update(logged_terms(step["built"], step["logs"]))
+        if not found["missing_keys"] and _terms_differ(found):
+            found["noise"] = noise_elsewhere(keras, spec, recipe, api, x, found["terms"]["loss"])
     except Exception as error:  # the user's recipe failing is the finding, not a crash
-        return {**found, "error": summarize_exception(error)}
-    found.update(logged_terms(step["built"], step["logs"]))
+        return {**found, "error": explain(error)}
     if reference:
         if (reference, api) not in _REFERENCE_GRADIENTS:
             _REFERENCE_GRADIENTS[reference, api] = one_step(keras, net, reference, api, x)
@@ -157,24 +203,31 @@ def check_api(keras, spec: dict, recipe: str, api: str) -> dict:
 _REFERENCE_GRADIENTS = {}  # (reference, api) -> its step: one per API however many recipes
 
 
-def run(spec: dict) -> list:
+def run(spec: dict, result_path: Path) -> None:
     """Each recipe on each of its APIs (``spec["apis"]``: recipe -> APIs of one API group)
-    checked in this process."""
+    checked in this process, each check's start and end written to ``result_path``."""
     first_apis = next(iter(spec["apis"].values()))
     keras = keras_api.load(first_apis[0])
-    return [
-        check_api(keras, spec, recipe, api) for recipe, apis in spec["apis"].items() for api in apis
-    ]
+    for recipe, apis in spec["apis"].items():
+        for api in apis:
+            write_line(result_path, {"started": [recipe, api]})
+            write_line(result_path, {"check": check_api(keras, spec, recipe, api)})
+
+
+def write_line(path: Path, entry: dict) -> None:
+    """One JSON line appended and flushed: the manager reads the file while it grows."""
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(entry) + "\n")
 
 
 def main(argv=None) -> int:
+    die_with_manager()  # a verify killed outright leaves no check process behind
     spec_path, result_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     try:
-        answer = {"checks": run(spec)}
+        run(spec, Path(result_path))
     except Exception as error:  # Keras itself, or the reference recipe: the group says why
-        answer = {"error": summarize_exception(error)}
-    Path(result_path).write_text(json.dumps(answer), encoding="utf-8")
+        write_line(Path(result_path), {"error": summarize_exception(error)})
     return 0
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 
 from bench import recipes
-from bench.errors import summarize_exception
+from bench.explanations import explain
 from bench.measure import phases
 from bench.measure.backends import numpy_data
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
@@ -29,7 +29,7 @@ def train_run(session, spec: RunSpec) -> tuple:
         built = build(session, spec.run.recipe, spec.run.api, spec.run.seed)
         result = _train(session, built, spec, result)
     except Exception as error:  # a recipe's failure is a result; the process goes on
-        result = replace(result, error=summarize_exception(error))
+        result = replace(result, error=explain(error))
     result = replace(result, device_settings=session.read_back(built.model if built else None))
     return phases.of_run(result, time.perf_counter() - started), built
 
@@ -65,7 +65,7 @@ def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
         _fit(session, built, spec.run.seed, timer)
         error = ""
     except Exception as exc:
-        error = summarize_exception(exc)
+        error = explain(exc)  # as verify explains it (bench.explanations)
     return replace(
         result,
         status=FAILED if error else DIVERGED if timer.diverged else OK,
