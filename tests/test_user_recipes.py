@@ -35,7 +35,8 @@ def recipe_file(folder, name="mine", body="def build(keras, net):\n    return No
 
 def test_a_recipe_file_outside_the_repository_joins_every_list(tmp_path):
     path = recipe_file(tmp_path)
-    assert recipes.use([str(path)]) == (str(path.resolve()),)
+    with recipes.loading_allowed():
+        assert recipes.use([str(path)]) == (str(path.resolve()),)
     assert list(recipes.known())[-1] == "mine"
     assert recipes.status("mine", "keras2") == registry.WORKS
     assert recipes.status("mine", "keras3") == registry.FAILS
@@ -46,9 +47,10 @@ def test_a_recipe_file_outside_the_repository_joins_every_list(tmp_path):
 def test_the_config_declares_recipes_once_for_a_project(tmp_path, monkeypatch):
     recipe_file(tmp_path)
     monkeypatch.chdir(tmp_path)
-    config = settings.from_dict(
-        {"matrix": {"recipes": ["plain_ae", "mine"], "recipe_paths": ["mine.py"]}}
-    )
+    with recipes.loading_allowed():
+        config = settings.from_dict(
+            {"matrix": {"recipes": ["plain_ae", "mine"], "recipe_paths": ["mine.py"]}}
+        )
     assert config.matrix.recipe_paths == (str((tmp_path / "mine.py").resolve()),)
     assert config.to_dict()["matrix"]["recipe_paths"] == [str((tmp_path / "mine.py").resolve())]
 
@@ -57,12 +59,15 @@ def test_run_recipe_adds_it_to_the_configured_matrix(tmp_path):
     from bench.cli.common import with_user_recipes
 
     path = recipe_file(tmp_path)
-    config = with_user_recipes(settings.load("quick"), [str(path)])
-    assert config.matrix.recipes[-1] == "mine"
-    assert set(registry.RECIPES) & set(config.matrix.recipes)
-    assert config.matrix.recipe_paths == (str(path.resolve()),)
-    narrowed = settings.with_overrides(settings.load("quick"), recipes=["plain_ae"])
-    assert with_user_recipes(narrowed, [str(path)]).matrix.recipes == ("plain_ae", "mine")
+    with recipes.loading_allowed():
+        config = with_user_recipes(settings.load("quick"), [str(path)])
+        assert config.matrix.recipes[-1] == "mine"
+        assert set(registry.RECIPES) & set(config.matrix.recipes)
+        assert config.matrix.recipe_paths == (str(path.resolve()),)
+        narrowed = with_user_recipes(settings.load("quick"), [str(path)], asked=["plain_ae"])
+        assert narrowed.matrix.recipes == ("plain_ae", "mine")
+        by_name = with_user_recipes(settings.load("quick"), [str(path)], asked=["mine", "plain_ae"])
+        assert by_name.matrix.recipes == ("mine", "plain_ae")
 
 
 def test_an_importable_module_or_attribute_names_a_recipe_that_workers_import_too(
@@ -82,10 +87,11 @@ def test_an_importable_module_or_attribute_names_a_recipe_that_workers_import_to
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", "")
-    assert recipes.use(["their_code.warmup", "their_code.grouped:inner"]) == (
-        "their_code.warmup",
-        "their_code.grouped:inner",
-    )
+    with recipes.loading_allowed():
+        assert recipes.use(["their_code.warmup", "their_code.grouped:inner"]) == (
+            "their_code.warmup",
+            "their_code.grouped:inner",
+        )
     assert list(recipes.known())[-2:] == ["warmup", "inner"]
     assert str(tmp_path.resolve()) in os.environ["PYTHONPATH"].split(os.pathsep)
 
@@ -127,7 +133,8 @@ def test_new_recipe_writes_a_loadable_module_and_never_overwrites(tmp_path, caps
     written = tmp_path / "my_recipe.py"
     user = recipes.load(str(written))
     assert user.recipe.name == "my_recipe"
-    assert user.source.__doc__
+    assert user.source_hash == recipes.source_hash(written)
+    assert recipes.imported(str(written)).__doc__
     assert user.recipe.runs_as_written == {"keras2", "keras3"}
     before = written.read_text()
     assert main(["new-recipe", "my_recipe", "--dir", str(tmp_path)]) == 2

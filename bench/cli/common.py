@@ -46,16 +46,29 @@ def add_recipe_argument(parser) -> None:
     )
 
 
-def with_user_recipes(config, specs=()):
-    """``config`` with the recipes of ``specs`` and of its ``[matrix] recipe_paths`` in its
-    matrix, after the recipes it names: the user's recipes run beside the registry's."""
+def with_user_recipes(config, specs=(), asked=None):
+    """``config`` with the recipes of ``specs`` and of its ``[matrix] recipe_paths`` (each loaded:
+    call within ``recipes.loading_allowed``) in its matrix. ``asked`` (--recipes) that names one
+    of them is the matrix's recipes as given; otherwise the user's recipes run after those
+    ``asked`` (or the config's), beside the registry's."""
     matrix = config.to_dict()["matrix"]
     paths = list(dict.fromkeys([*matrix["recipe_paths"], *(recipes.resolved(s) for s in specs)]))
-    names = list(recipes.load_all(paths))
-    if not names:
-        return config
-    matrix.update(recipe_paths=paths, recipes=list(dict.fromkeys([*matrix["recipes"], *names])))
+    recipes.use(paths)
+    names = list(recipes.recorded(paths))
+    chosen = list(asked or matrix["recipes"])
+    if not set(chosen) & set(names):
+        chosen = list(dict.fromkeys([*chosen, *names]))
+    matrix.update(recipe_paths=paths, recipes=chosen)
     return config_module.from_dict({**config.to_dict(), "matrix": matrix}, config.name)
+
+
+def declare_recorded(folders) -> None:
+    """Make the user recipes each results folder of ``folders`` recorded known here, from its
+    records alone: a command that reads a folder never imports code the folder names."""
+    for folder in folders:
+        if ResultsFolder.is_folder(folder):
+            records = ResultsFolder(folder).read_env().get(recipes.USER_RECIPES_KEY)
+            recipes.declare(records)
 
 
 def add_results_dir_argument(parser) -> None:
