@@ -29,9 +29,11 @@ IMPORT_TIMEOUT_SECONDS = 120.0
 CHILD_MODULE = "bench.recipes"
 
 
-def checked_record(spec: str, timeout: float = IMPORT_TIMEOUT_SECONDS) -> dict:
+def checked_record(spec: str, timeout: float | None = None) -> dict:
     """The record of the recipe ``spec`` names (an absolute file path or a module name), from
-    a child process that imported and checked it; a UsageError naming ``spec`` and the cause."""
+    a child process that imported and checked it within ``timeout`` seconds (by default
+    ``IMPORT_TIMEOUT_SECONDS``); a UsageError naming ``spec`` and the cause."""
+    timeout = IMPORT_TIMEOUT_SECONDS if timeout is None else timeout
     with tempfile.TemporaryDirectory(prefix="kl-bench-recipe-") as scratch:
         result, output = Path(scratch, "result.json"), Path(scratch, "output.txt")
         with open(output, "w", encoding="utf-8") as captured:

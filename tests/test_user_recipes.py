@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from bench import recipes
+from bench import recipe_import, recipes
 from bench.__main__ import main
 from bench.cli import new_recipe
 from bench.config import settings
@@ -102,14 +102,19 @@ BAD_INPUTS = {
     "clash": (DECLARED.format(name="plain_ae") + "def build(keras, net):\n    pass\n", "clashes"),
     "raises": ("raise RuntimeError('broken at import')\n", "RuntimeError: broken at import"),
     "undeclared": ("def build(keras, net):\n    pass\n", "no RECIPE ="),
+    "exits": ("import sys\nsys.exit(0)\n", "exits at import (sys.exit(0))"),
+    "ends": ("import os\nos._exit(0)\n", "ended the process at import (exit status 0)"),
+    "reads": ("input()\n", "EOFError"),  # no stdin: an import that asks never waits
+    "hangs": ("import time\ntime.sleep(600)\n", "its import did not end within 1 s"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 @pytest.mark.parametrize("verb", ["run", "verify"])
 def test_a_bad_recipe_is_one_line_naming_the_file_exit_2_nothing_written(
-    tmp_path, capsys, case, verb
+    tmp_path, capsys, monkeypatch, case, verb
 ):
+    monkeypatch.setattr(recipe_import, "IMPORT_TIMEOUT_SECONDS", 1)  # the deadline of "hangs"
     body, problem = BAD_INPUTS[case]
     path = tmp_path / f"{case}.py"
     if body is not None:
@@ -149,3 +154,42 @@ def test_the_template_imports_no_tensorflow_when_loaded(tmp_path):
     source = new_recipe.TEMPLATE.format(name="x")
     top_level = textwrap.dedent(source.split("def build", 1)[0])
     assert "tensorflow" not in top_level and "vae_impls import network" not in top_level
+
+
+def test_recipes_names_a_user_recipe_that_recipe_brings(tmp_path, monkeypatch, capsys):
+    """`run --recipe FILE --recipes NAME plain_ae` plans exactly those two, the user's by name."""
+    from bench.run import runner
+
+    path = recipe_file(tmp_path)
+    planned = {}
+
+    def stop_before_the_work(config, *args, **kwargs):
+        planned["recipes"] = config.matrix.recipes
+        return 0
+
+    monkeypatch.setattr(runner, "start", stop_before_the_work)
+    argv = ["run", "--quick", "--recipe", str(path), "--recipes", "mine", "plain_ae"]
+    assert main(argv) == 0
+    assert planned["recipes"] == ("mine", "plain_ae")
+    # without --recipe, the name is unknown: refused in one line that lists the known recipes
+    recipes.forget()
+    monkeypatch.delenv(recipes.RECIPE_PATHS_ENV, raising=False)
+    assert main(["run", "--quick", "--recipes", "mine", "plain_ae"]) == 2
+    assert "unknown recipe 'mine'" in capsys.readouterr().err
+
+
+def test_list_recipe_shows_the_users_recipe_where_it_runs(tmp_path, capsys):
+    path = recipe_file(tmp_path)
+    assert main(["list", "--recipe", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["mine", "own", "mine"] in rows  # recipe, post, technique
+    statuses = [row for row in rows if row[:1] == ["mine"] and row != ["mine", "own", "mine"]]
+    assert statuses and statuses[0][1] == registry.WORKS  # keras2, the first API
+
+
+def test_list_recipe_refuses_a_file_that_exits_at_import_in_one_line(tmp_path, capsys):
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(0)\n")
+    assert main(["list", "--recipe", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "exits at import (sys.exit(0))" in line
