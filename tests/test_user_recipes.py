@@ -193,3 +193,37 @@ def test_list_recipe_refuses_a_file_that_exits_at_import_in_one_line(tmp_path, c
     assert main(["list", "--recipe", str(path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert str(path) in line and "exits at import (sys.exit(0))" in line
+
+
+def new_recipe_refusal(capsys, *argv) -> str:
+    assert main(["new-recipe", *map(str, argv)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_new_recipe_refuses_names_no_module_file_can_have(tmp_path, capsys):
+    assert "at most 64 characters" in new_recipe_refusal(capsys, "a" * 300, "--dir", tmp_path)
+    assert "Python keyword" in new_recipe_refusal(capsys, "class", "--dir", tmp_path)
+    assert "letters, digits" in new_recipe_refusal(capsys, "a/b", "--dir", tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_new_recipe_refuses_folders_it_cannot_write_in_one_line(tmp_path, capsys):
+    assert "cannot write my_recipe.py there" in new_recipe_refusal(
+        capsys, "my_recipe", "--dir", "/proc"
+    )
+    (tmp_path / "a-file").write_text("")
+    assert "no such folder" in new_recipe_refusal(capsys, "my_recipe", "--dir", tmp_path / "a-file")
+
+
+def test_new_recipe_never_writes_through_a_symlink_dangling_or_not(tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "dangling.py").symlink_to(outside / "target.py")
+    assert "exists (a symlink)" in new_recipe_refusal(capsys, "dangling", "--dir", folder)
+    assert not (outside / "target.py").exists()
+    with pytest.raises(Exception, match="a symlink"):  # one that appears after the check
+        new_recipe.write_new(folder / "dangling.py", "x = 1\n")
+    assert not (outside / "target.py").exists()
