@@ -29,6 +29,7 @@ from bench.measure.stall import StallWatch
 from bench.measure.training import train_run
 from bench.processes import die_with_manager, exit_now
 from bench.results.records import OK, ProcessSpec, RunResult, RunSpec
+from vae_impls import keras_api
 
 
 def run(spec: ProcessSpec, report=lambda results: None) -> dict:
@@ -134,6 +135,14 @@ def _ops_counted(session, result: RunResult, built, spec: RunSpec) -> RunResult:
     )
 
 
+def own_keras_backend(spec: ProcessSpec) -> None:
+    """``KERAS_BACKEND`` as the process's API group needs it, whatever the environment said:
+    Keras 3 reads it once, at its first import, which TensorFlow's own import may make before
+    ``keras_api.load`` would set it (a ``KERAS_BACKEND=jax`` shell then fails every keras3 run).
+    """
+    os.environ["KERAS_BACKEND"] = keras_api.backend_of(spec.first.run.api)
+
+
 def main(argv=None) -> int:
     """Run the process spec at argv's first path; write the results at its second, after each
     run and once complete, each time whole (the runner never reads half a result)."""
@@ -150,6 +159,7 @@ def main(argv=None) -> int:
         os.replace(partial, result_path)
 
     spec = ProcessSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8")))
+    own_keras_backend(spec)
     write(run(spec, write), complete=True)
     return 0
 
