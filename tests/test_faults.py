@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from bench.__main__ import main
 from bench.analysis.tables import compute_tables
 from bench.config import settings as config
-from bench.errors import UsageError
+from bench.errors import NOTHING_MEASURED, UsageError
 from bench.report import sections as report
 from bench.results.folder import ResultsFolder
 from bench.results.records import RUN_COLUMNS
@@ -527,3 +527,14 @@ def test_a_closed_output_pipe_does_not_stop_the_benchmark(tmp_path):
         timeout=60,
     )
     assert listing.stdout.count("\n") == 2 and listing.stderr == ""
+
+
+@pytest.mark.slow
+def test_a_step_that_hangs_is_recorded_as_a_timeout_and_a_stall_where_it_waited(tmp_path):
+    config = tiny_config(tmp_path, ["fake_hang"], timeout=45)
+    done = run_bench("--config", config, "--results-dir", tmp_path / "r", timeout=300)
+    assert done.returncode == NOTHING_MEASURED, done.stderr[-2000:]
+    (hung,) = ResultsFolder(only_folder(tmp_path / "r")).run_records()
+    assert hung.status == "timeout", hung
+    assert hung.stalled_seconds >= 2.0, hung  # the watch's shortest stall
+    assert "fake_recipes.py" in hung.stall and "build" in hung.stall, hung.stall
