@@ -17,6 +17,7 @@ from bench.errors import (
     stop_status,
     stop_word,
 )
+from bench.processes import exit_now
 from bench.results.folder import ResultsFolder
 from bench.run.executors import CLUSTER_EXTRA, EXECUTORS, LOCAL, LocalExecutor
 from vae_impls.keras_api import APIS
@@ -143,7 +144,9 @@ def _connected(address: str):
             "nothing was written",
             sys.stderr,
         )
-        raise SystemExit(stop_status(stop)) from None
+        # Now, without the interpreter's teardown: Ray's thread, still connecting, would have
+        # its exit hooks wait for it and say more.
+        exit_now(stop_status(stop))
 
 
 def _checked_address(address: str) -> str:
