@@ -29,6 +29,7 @@ from bench.results.records import FAILED, KILLED, TIMEOUT, ProcessSpec, RunResul
 from bench.run import environment
 
 LOCAL, RAY = "local", "ray"
+PAIRED_TIMING_LOST = "paired timing lost"  # how a run whose process died in its timing begins
 EXECUTORS = (LOCAL, RAY)
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
 NODE_NAME_ENV = (
@@ -146,11 +147,17 @@ def blame_unanswered(spec: ProcessSpec, answered: dict, cause: RunResult) -> dic
     missing = [run.run.run_id for run in spec.runs if run.run.run_id not in answered]
     if missing:
         return {missing[0]: cause}
-    lost = f"paired timing lost: {cause.status}, {cause.error}"
+    lost = f"{PAIRED_TIMING_LOST}: {cause.status}, {cause.error}"
     return {
         run_id: dataclasses.replace(result, reference_error=lost)
         for run_id, result in answered.items()
     }
+
+
+def paired_sample_lost(record) -> bool:
+    """Whether a run's process died while timing it in blocks (``blame_unanswered``): the run
+    trained, but its ratio sample is lost, and ``--resume`` measures its process again."""
+    return record.reference_error.startswith(PAIRED_TIMING_LOST)
 
 
 def _kill(worker: subprocess.Popen) -> None:

@@ -202,7 +202,10 @@ def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
     folder, runs, seconds = checked.folder, checked.runs, checked.budget_seconds
     clock = budget_clock.Budget(seconds, command) if seconds is not None else None
     with folder.lock():
-        finished = folder.drop_unfinished()
+        lost = [
+            record.run_id for record in folder.run_records() if executors.paired_sample_lost(record)
+        ]
+        finished = folder.drop_unfinished(measured_again=executors.paired_sample_lost)
         env = folder.read_env()
         folder.write_env(
             {
@@ -213,6 +216,8 @@ def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
             }
         )
         say(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", out)
+        if lost:
+            say(f"measured again: {len(lost)} run(s) whose paired timing was lost", out)
         job = Job(folder, checked.config, runs, clock)
         return _execute(job, out, executor or executors.LocalExecutor())
 
