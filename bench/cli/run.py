@@ -13,7 +13,10 @@ spreads the runs over the nodes of a Ray cluster, one at a time on each. Exit st
 run of the plan measured its recipe (every one timed out or was killed), 2 for input refused
 before anything runs. --recipe PATH adds a recipe of your own (a .py file or a module outside
 kl-bench, see README's "Benchmark your own recipe") to the config's recipes; the config's
-[matrix] recipe_paths declares such recipes once for a project.
+[matrix] recipe_paths declares such recipes once for a project. --recipes may name them: then it
+is the list that runs (`--recipe my_kl.py --recipes my_kl plain_ae`); a --recipes that names none
+of them keeps them beside the recipes it names. --resume names each recipe file of the folder
+it imports, and refuses one whose text changed since the run (--accept-changed-recipes runs it).
 """
 
 import shlex
