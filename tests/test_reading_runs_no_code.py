@@ -2,6 +2,8 @@
 marker file when imported is read by every read-only verb, and no marker appears. `run --resume`,
 which does run it, names the file first and refuses one whose source changed since the run."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,13 @@ def test_no_read_only_verb_imports_the_recipe_a_folder_records(marked, tmp_path,
         statuses[verb] = main(READ_ONLY[verb](str(folder.path), tmp_path))
         assert not marker.exists(), f"{verb} imported the folder's recipe"
         recipes.forget()
+    # A check that reads the folder, then refuses it (a baseline of other settings).
+    other = json.loads((tmp_path / "baseline.json").read_text())
+    (tmp_path / "other.json").write_text(json.dumps({**other, "settings_hash": "0" * 16}))
+    refused = main(
+        ["check", "--results", str(folder.path), "--baseline", str(tmp_path / "other.json")]
+    )
+    assert refused == 2 and not marker.exists()
     # Each read its folder: the reports, the answer, the baseline name the user's recipe.
     output = capsys.readouterr().out
     assert statuses["report"] == 0 and (folder.path / "report.md").is_file()
