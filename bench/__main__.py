@@ -1,17 +1,17 @@
 """``python -m bench <verb> ...``: dispatch to ``bench.cli.<verb>``."""
 
-import argparse
 import importlib
 import importlib.util
 import sys
 
 from bench import console
 from bench.cli import VERBS, module_of
+from bench.cli.common import UsageParser
 from bench.errors import BAD_INPUT, INTERRUPTED, UsageError
 
 
-def _parser(verbs: dict) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(verbs: dict) -> UsageParser:
+    parser = UsageParser(
         prog="python -m bench", description="kl-bench: the cost of each KL-loss recipe"
     )
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -21,13 +21,24 @@ def _parser(verbs: dict) -> argparse.ArgumentParser:
     return parser
 
 
+def parsed(verbs: dict, argv=None):
+    """The command line's arguments; a usage error is one line naming the verb's argument
+    (``UsageParser``), exit status 2, before anything runs."""
+    parser = _parser(verbs)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the verb's parser, whose arguments they are not
+        verb_parser = parser._subparsers._group_actions[0].choices[args.verb]
+        verb_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv=None) -> int:
     verbs = {
         verb: importlib.import_module(module_of(verb))
         for verb in VERBS
         if importlib.util.find_spec(module_of(verb))
     }
-    args = _parser(verbs).parse_args(argv)
+    args = parsed(verbs, argv)
     try:
         return verbs[args.verb].run(args)
     except UsageError as error:

@@ -2,6 +2,7 @@
 with, and how a worker dies with its manager and leaves quickly."""
 
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -38,3 +39,33 @@ def exit_now(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def write_stall_notes(path: Path, stalled_seconds: float, longest: str) -> None:
+    """A worker's stalls so far (``bench.measure.stall``), whole, replacing the last: what the
+    manager reads of a worker stopped by a signal in the middle of a wait."""
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        partial.write_text(
+            json.dumps({"stalled_seconds": stalled_seconds, "stall": longest}), encoding="utf-8"
+        )
+        os.replace(partial, path)
+    except OSError:
+        pass  # a note the manager may miss; the watch goes on
+
+
+def read_stall_notes(path: Path) -> dict:
+    """What ``write_stall_notes`` kept at ``path``, as a result's fields (``stalled_seconds``,
+    ``stall``); {} where it kept nothing (the worker never stood idle that long)."""
+    try:
+        kept = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    seconds, stall = (
+        (kept.get(key) for key in ("stalled_seconds", "stall"))
+        if isinstance(kept, dict)
+        else (None, None)
+    )
+    if not isinstance(seconds, (int, float)) or not isinstance(stall, str):
+        return {}
+    return {"stalled_seconds": float(seconds), "stall": stall}

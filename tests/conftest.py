@@ -23,3 +23,13 @@ def project_files_stay_unchanged():
     yield
     changed = [str(path) for path, content in before.items() if path.read_bytes() != content]
     assert not changed, f"the tests changed committed files: {', '.join(changed)}"
+
+
+@pytest.fixture(autouse=True)
+def no_declared_user_recipes():
+    """Each test starts without user recipes a test before it loaded or read from a folder."""
+    from bench import recipes
+
+    recipes.forget()
+    yield
+    recipes.forget()

@@ -1,12 +1,13 @@
 """Every verb's command line with generated arguments and generated folders: each either runs or
-is refused with exit status 2 and one line on stderr; never a traceback, and a command that is
-refused (or that stops where a benchmark would start) changes no file.
+is refused with exit status 2 and one line on stderr (argparse's usage errors included); never a
+traceback, and a command that is refused (or that stops where a benchmark would start) changes
+no file.
 
 The work itself never starts: where a benchmark would begin (the preflight, a resume, a Ray
 connection) a stand-in raises ``WouldRun``, which counts as accepted. Everything before it (every
-check of every argument) runs for real, in this process, without TensorFlow. Syntax errors that
-argparse reports with its usage are fine as they are, and rare here: the generated values are
-well-formed words, numbers and paths, most of them wrong in what they mean.
+check of every argument) runs for real, in this process, without TensorFlow. The generated
+values are well-formed words, numbers and paths, most of them wrong in what they mean
+(tests/test_usage_errors.py generates what argparse itself refuses).
 """
 
 import contextlib
@@ -310,16 +311,16 @@ def runs_or_refuses(argv: list, base: Path, accepted: tuple = (0,)) -> None:
             status = main([str(arg) for arg in argv])
         except WouldRun:
             status = "would run"
-        except SystemExit as stop:  # argparse's usage errors: fine as they are
-            status = "usage" if stop.code == 2 else stop.code
+        except SystemExit as stop:  # a usage error: one line too
+            status = stop.code
     err = err.getvalue()
     event(f"{argv[0]}: {status}")
     assert "Traceback" not in err, err
-    if status in (2, "usage", "would run"):
+    if status in (2, "would run"):
         assert files_in(base) == before, f"{argv} changed a file and exited {status}"
     if status == 2:
         assert err.startswith("error: ") and err.count("\n") == 1, err
-    elif status != "usage" and status != "would run":
+    elif status != "would run":
         assert status in accepted, (argv, status, err)
 
 

@@ -14,7 +14,7 @@ import pytest
 from bench.__main__ import main
 from bench.results.folder import ResultsFolder
 from bench.results.records import OK
-from bench.run.cluster import SLOT
+from bench.run.cluster import LOOPBACK_ONLY_ENV, SLOT
 from bench.run.executors import NODE_NAME_ENV
 from tests.builders import (
     ROOT,
@@ -110,13 +110,20 @@ def test_check_refuses_to_pool_runs_from_nodes_with_other_versions(tmp_path, cap
 
 
 @pytest.fixture
-def two_node_cluster():
+def two_node_cluster(monkeypatch):
     """A head and one more node, each with one benchmark slot and a name of its own: (cluster, the
-    second node), so that a test can remove it (the head holds the cluster's state)."""
+    second node), so that a test can remove it (the head holds the cluster's state). Both on the
+    loopback address, as every Ray process of the tests: Ray would otherwise put the machine's
+    network address in its place."""
+    monkeypatch.setenv(LOOPBACK_ONLY_ENV, "0")  # for the processes the cluster starts
+    from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # Ray imported already
 
     def node_args(name):
         return dict(
+            node_ip_address="127.0.0.1",
             num_cpus=1,
             resources={SLOT: 1},
             object_store_memory=NODE_MEMORY,
@@ -157,6 +164,7 @@ def assert_one_timed_run_at_a_time_per_host(runs: list) -> None:
 @pytest.mark.slow
 def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, two_node_cluster):
     cluster, node_b = two_node_cluster
+    assert cluster.address.startswith("127.0.0.1:")
     results = tmp_path / "results"
     config = tiny_config(
         tmp_path, ["fake_ok"], repeats=3, apis=("keras2", "keras3"), artifacts=True

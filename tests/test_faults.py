@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from bench.__main__ import main
 from bench.analysis.tables import compute_tables
 from bench.config import settings as config
-from bench.errors import UsageError
+from bench.errors import NOTHING_MEASURED, UsageError
 from bench.report import sections as report
 from bench.results.folder import ResultsFolder
-from bench.results.records import RUN_COLUMNS
-from bench.run import environment, runner
+from bench.results.records import RUN_COLUMNS, RunResult
+from bench.run import environment, executors, runner
 from tests.builders import (
     ROOT,
     append_result,
@@ -527,3 +527,64 @@ def test_a_closed_output_pipe_does_not_stop_the_benchmark(tmp_path):
         timeout=60,
     )
     assert listing.stdout.count("\n") == 2 and listing.stderr == ""
+
+
+@pytest.mark.slow
+def test_a_step_that_hangs_is_recorded_as_a_timeout_and_a_stall_where_it_waited(tmp_path):
+    config = tiny_config(tmp_path, ["fake_hang"], timeout=45)
+    done = run_bench("--config", config, "--results-dir", tmp_path / "r", timeout=300)
+    assert done.returncode == NOTHING_MEASURED, done.stderr[-2000:]
+    (hung,) = ResultsFolder(only_folder(tmp_path / "r")).run_records()
+    assert hung.status == "timeout", hung
+    assert hung.stalled_seconds >= 2.0, hung  # the watch's shortest stall
+    assert "fake_recipes.py" in hung.stall and "build" in hung.stall, hung.stall
+
+
+class Measuring:
+    """An executor without workers: every run ends ok; those ``lost`` names lose their process's
+    paired timing as a SIGTERM in the middle of it would (``executors.blame_unanswered``)."""
+
+    parallel_runs = 1
+
+    def __init__(self, lost=()):
+        self.lost, self.given = set(lost), []
+
+    def outcomes(self, specs, scratch):
+        rng = np.random.default_rng(0)
+        for spec in specs:
+            self.given += [run.run.run_id for run in spec.runs]
+            answered = {
+                run.run.run_id: ok_result(run.run.recipe, 0.7, 50.0, rng) for run in spec.runs
+            }
+            if answered.keys() & self.lost:
+                killed = RunResult("killed", "killed by signal 15")
+                answered = executors.blame_unanswered(spec, answered, killed)
+            yield spec, executors.Outcome(answered, 1.0, time.time(), None, {})
+
+    def where(self, outcome):
+        return ""
+
+
+def test_resume_measures_again_a_process_whose_paired_sample_was_lost(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(environment, "preflight", lambda config: {})
+    monkeypatch.setattr(runner, "_write_report", lambda folder, out: None)
+    tiny = config.load(tiny_config(tmp_path, ["plain_ae", "kl_layer"], repeats=2))
+    folder, planned = runner.create(tiny, tmp_path / "r", "test")
+    first = Measuring(lost={"plain_ae-keras3-r2"})
+    assert runner.execute(folder, tiny, planned, None, first) == 0
+    lost = [r.run_id for r in folder.run_records() if executors.paired_sample_lost(r)]
+    assert lost and all(run_id.endswith("-r2") for run_id in lost)  # its process's runs
+
+    again = Measuring()
+    checked = runner.resumable(folder.path, None)
+    assert runner.resume(checked, "test", executor=again) == 0
+    assert sorted(again.given) == sorted(lost)  # those, and only those, measured again
+    records = folder.run_records()
+    assert sorted(r.run_id for r in records) == sorted(run.run_id for run in planned)
+    assert not any(executors.paired_sample_lost(record) for record in records)
+    assert (
+        f"measured again: {len(lost)} run(s) whose paired timing was lost"
+        in capsys.readouterr().out
+    )

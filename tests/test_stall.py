@@ -9,8 +9,11 @@ import pytest
 from bench.analysis.wall_shares import wall_time_of
 from bench.measure import phases
 from bench.measure.stall import StallWatch
+from bench.processes import read_stall_notes, write_stall_notes
 from bench.report.walltime import walltime_blocks
 from bench.results.folder import runs_frame
+from bench.results.records import FAILED, TIMEOUT, RunResult
+from bench.run import executors
 from tests.builders import blocks_frame, record
 
 # Short stretches keep the tests quick; the worker's defaults are four times longer.
@@ -37,6 +40,33 @@ def test_an_idle_stretch_is_a_stall_located_where_the_watched_thread_waited():
     assert "_idle_on_an_event" in stall.where and "tests/test_stall.py:" in stall.where
     assert watch.stalled_seconds == stall.seconds and watch.longest == stall
     assert str(stall).startswith(f"{stall.seconds:.1f} s idle from ")
+
+
+def _idle_until(written) -> None:
+    """Wait, idle, until the watch has noted a stall at ``written`` (the state, not a clock)."""
+    deadline = time.monotonic() + 120
+    while not written.exists() and time.monotonic() < deadline:
+        threading.Event().wait(SAMPLE)
+
+
+def test_a_stall_still_going_on_is_noted_for_a_process_that_a_signal_may_end(tmp_path):
+    notes = tmp_path / "stalls.json"
+    with StallWatch(SAMPLE, STALL, notes=notes):
+        _idle_until(notes)
+        noted = read_stall_notes(notes)  # as the runner reads it, the process still waiting
+    assert noted["stalled_seconds"] >= STALL
+    assert "_idle_until" in noted["stall"] and "tests/test_stall.py:" in noted["stall"]
+
+
+def test_a_timed_out_run_gets_the_stalls_its_worker_noted(tmp_path):
+    notes = tmp_path / "stalls.json"
+    write_stall_notes(notes, 42.0, "42.0 s idle from 3.0 s: fake_recipes.py:40 build")
+    timed_out = executors.with_stalls(RunResult(TIMEOUT, "killed at the 60 s time limit"), notes)
+    assert (timed_out.status, timed_out.stalled_seconds) == (TIMEOUT, 42.0)
+    assert timed_out.stall.endswith("fake_recipes.py:40 build")
+    failed = RunResult(FAILED, "worker exited with status 1")
+    assert executors.with_stalls(failed, notes) == failed
+    assert executors.with_stalls(RunResult(TIMEOUT), tmp_path / "none").stall == ""
 
 
 def test_a_busy_stretch_as_long_is_no_stall():

@@ -20,11 +20,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import recipes
 from bench.analysis import baseline_file, gate
 from bench.cli.common import (
     add_executor_arguments,
     add_results_dir_argument,
     checked_results_dir,
+    declare_recorded,
     executor_of,
     executor_requested,
 )
@@ -121,7 +123,13 @@ def _measure(args, baseline: dict | None = None) -> list:
     if args.results:
         if executor_requested(args):
             raise UsageError("--executor and --address run a new benchmark: not with --results")
+        declare_recorded(args.results)  # their recipes: from their records, never imported
         return args.results
+    with recipes.loading_allowed():  # a config's recipe_paths: its recipes are to be run
+        return _measured_anew(args, baseline)
+
+
+def _measured_anew(args, baseline: dict | None) -> list:
     config = config_module.load(args.config)
     if baseline is not None:
         _check_same_settings(baseline, config.settings_hash, args)

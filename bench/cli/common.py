@@ -1,5 +1,6 @@
 """The flags several verbs share, defined once (as asv's ``common_args``), and what they choose."""
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -7,7 +8,16 @@ from pathlib import Path
 from bench import recipes
 from bench.config import settings as config_module
 from bench.console import say
-from bench.errors import Terminated, UsageError, quoted, sigterm_raises, stop_status, stop_word
+from bench.errors import (
+    BAD_INPUT,
+    Terminated,
+    UsageError,
+    quoted,
+    sigterm_raises,
+    stop_status,
+    stop_word,
+)
+from bench.processes import exit_now
 from bench.results.folder import ResultsFolder
 from bench.run.executors import CLUSTER_EXTRA, EXECUTORS, LOCAL, LocalExecutor
 from vae_impls.keras_api import APIS
@@ -46,16 +56,29 @@ def add_recipe_argument(parser) -> None:
     )
 
 
-def with_user_recipes(config, specs=()):
-    """``config`` with the recipes of ``specs`` and of its ``[matrix] recipe_paths`` in its
-    matrix, after the recipes it names: the user's recipes run beside the registry's."""
+def with_user_recipes(config, specs=(), asked=None):
+    """``config`` with the recipes of ``specs`` and of its ``[matrix] recipe_paths`` (each loaded:
+    call within ``recipes.loading_allowed``) in its matrix. ``asked`` (--recipes) that names one
+    of them is the matrix's recipes as given; otherwise the user's recipes run after those
+    ``asked`` (or the config's), beside the registry's."""
     matrix = config.to_dict()["matrix"]
     paths = list(dict.fromkeys([*matrix["recipe_paths"], *(recipes.resolved(s) for s in specs)]))
-    names = list(recipes.load_all(paths))
-    if not names:
-        return config
-    matrix.update(recipe_paths=paths, recipes=list(dict.fromkeys([*matrix["recipes"], *names])))
+    recipes.use(paths)
+    names = list(recipes.recorded(paths))
+    chosen = list(asked or matrix["recipes"])
+    if not set(chosen) & set(names):
+        chosen = list(dict.fromkeys([*chosen, *names]))
+    matrix.update(recipe_paths=paths, recipes=chosen)
     return config_module.from_dict({**config.to_dict(), "matrix": matrix}, config.name)
+
+
+def declare_recorded(folders) -> None:
+    """Make the user recipes each results folder of ``folders`` recorded known here, from its
+    records alone: a command that reads a folder never imports code the folder names."""
+    for folder in folders:
+        if ResultsFolder.is_folder(folder):
+            records = ResultsFolder(folder).read_env().get(recipes.USER_RECIPES_KEY)
+            recipes.declare(records)
 
 
 def add_results_dir_argument(parser) -> None:
@@ -121,7 +144,9 @@ def _connected(address: str):
             "nothing was written",
             sys.stderr,
         )
-        raise SystemExit(stop_status(stop)) from None
+        # Now, without the interpreter's teardown: Ray's thread, still connecting, would have
+        # its exit hooks wait for it and say more.
+        exit_now(stop_status(stop))
 
 
 def _checked_address(address: str) -> str:
@@ -129,3 +154,100 @@ def _checked_address(address: str) -> str:
     if address != "auto" and not (host_port and 0 < int(host_port.group(1)) < 65536):
         raise UsageError(f"--address {quoted(address)} is neither auto nor HOST:PORT")
     return address
+
+
+# --- usage errors: one line ----------------------------------------------------------------------
+
+# An example value of each flag or argument (by its dest) that a usage error's line shows.
+EXAMPLES = {
+    "verb": "run",
+    "config": "quick",
+    "recipes": "plain_ae kl_layer",
+    "apis": "keras2 keras3",
+    "repeats": "3",
+    "budget": "15m",
+    "resume": "results/FOLDER",
+    "results_dir": "results",
+    "executor": "ray",
+    "address": "127.0.0.1:6379",
+    "recipe": "my_recipe.py",
+    "vary": "training.batch_size=128,256",
+    "baseline": "bench/baseline.json",
+    "tolerance": "0.06",
+    "floor_tolerance": "0.06",
+    "yardstick_tolerance": "0.06",
+    "results": "results/FOLDER",
+    "fail_slower": "10",
+    "plot": "history.png",
+    "dir": "recipes",
+}
+# ... of each positional argument, by its metavar (or its name where it has none).
+POSITIONAL_EXAMPLES = {
+    "PATH": "my_recipe.py",
+    "FOLDER": "results/A results/B",
+    "folder": "results/FOLDER",
+    "A": "results/A results/B",
+    "B": "results/A results/B",
+    "name": "my_recipe",
+    "verb": "run",
+}
+_KINDS = {int: "a whole number", float: "a number", Path: "a path"}
+
+
+class UsageParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (the flag, what it takes, an
+    example), exit status 2, as every other refusal; its subcommands' parsers are of its kind."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A value that starts with "-" and a digit is a value ("--budget -5m"), refused for
+        # what it means by the flag's own check, never read as an unknown flag.
+        self._negative_number_matcher = re.compile(r"^-\d")
+
+    def error(self, message: str):
+        say(f"error: {self.prog}: {self._explained(message)}", sys.stderr)
+        raise SystemExit(BAD_INPUT)
+
+    def _explained(self, message: str) -> str:
+        message = " ".join(message.split())
+        required = re.fullmatch(r"the following arguments are required: (.+)", message)
+        if required:
+            names = required.group(1).split(", ")
+            action = self._action_named(names[0])
+            return f"{names[0]} is required; {self._takes(action, names[0])}" if action else message
+        argument = re.match(r"argument ([^:]+): (.*)", message)
+        if argument:
+            name = argument.group(1).split("/")[-1]
+            action = self._action_named(name)
+            problem = argument.group(2)
+            return f"{name}: {problem}; {self._takes(action, name)}" if action else message
+        unknown = re.fullmatch(r"unrecognized arguments: (.+)", message)
+        if unknown:
+            return unknown_argument(self.prog, unknown.group(1).split()[0])
+        return message
+
+    def _takes(self, action, name: str) -> str:
+        """``it takes WHAT, e.g. EXAMPLE``: what ``action`` takes and an example of it."""
+        choices = [str(choice) for choice in action.choices or ()]
+        if choices:
+            what, value = f"one of {', '.join(choices)}", choices[0]
+        else:
+            kind = _KINDS.get(action.type, "a value")
+            kind += ", one or more" if action.nargs == "+" else ""
+            what = f"{action.metavar} ({kind})" if action.metavar else kind
+            value = EXAMPLES.get(action.dest, action.metavar or "VALUE")
+        if action.option_strings:
+            return f"it takes {what}, e.g. {name} {value}"
+        value = POSITIONAL_EXAMPLES.get(action.metavar or action.dest, value)
+        return f"it takes {what}, e.g. {self.prog} {value}"
+
+    def _action_named(self, name: str):
+        for action in self._actions:
+            names = (*action.option_strings, action.metavar, action.dest)
+            if name in names or (isinstance(action.metavar, tuple) and name in action.metavar):
+                return action
+        return None
+
+
+def unknown_argument(prog: str, argument: str) -> str:
+    return f"{argument} is not an argument of {prog}; see: {prog} --help"

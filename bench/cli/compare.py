@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.analysis import comparison
 from bench.analysis.comparison import ABSOLUTE, FASTER, NO_CHANGE, SLOWER
+from bench.cli.common import declare_recorded
 from bench.errors import GATE_FAILED, UsageError, quoted
 from bench.formatting import (
     MISSING,
@@ -54,6 +55,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     limit = None if args.fail_slower is None else percent_limit(args.fail_slower)
+    declare_recorded([args.a, args.b])  # their recipes: from their records, never imported
     a, b = (ResultsFolder.existing(path).read() for path in (args.a, args.b))
     result = comparison.compare(a, b)
     print(f"A: {a.folder}\nB: {b.folder}\n")

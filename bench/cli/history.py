@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.analysis import comparison  # noqa: E402
+from bench.cli.common import declare_recorded  # noqa: E402
 from bench.cli.output import OutputFile, figure_formats, save_figure  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.formatting import MISSING, ratio_text, text_table  # noqa: E402
@@ -46,6 +47,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     plot = OutputFile(args.plot, "the plot", figure_formats(Figure())).checked()
+    declare_recorded(args.folders)  # their recipes: from their records, never imported
     series = comparison.in_time_order(
         [ResultsFolder.existing(path).read() for path in args.folders]
     )

@@ -3,9 +3,12 @@
 Status per recipe x API: "works" (runs as written), "fails" (raises as written: the benchmark
 still runs it and records the failure), "n/a" (no such variant: the benchmark skips it) and
 "not installed" (the API's backend is an extra this install lacks: ``pip install -e '.[torch]'``).
+--recipe PATH lists a recipe of your own among them, as a run with that --recipe would plan it
+(its file is imported in a process of its own to read its declaration).
 """
 
 from bench import recipes
+from bench.cli.common import add_recipe_argument
 from bench.formatting import text_table
 from vae_impls import keras_api
 from vae_impls.keras_api import APIS
@@ -14,10 +17,12 @@ NOT_INSTALLED = "not installed"
 
 
 def add_arguments(parser) -> None:
-    pass  # nothing to choose
+    add_recipe_argument(parser)
 
 
 def run(args) -> int:
+    with recipes.loading_allowed():  # the files the command line names, and those alone
+        recipes.use(args.recipe)
     known = recipes.known()
     print("Recipes:")
     print(

@@ -3,15 +3,20 @@
 The module has what every recipe has: a docstring, ``build(keras, net)`` returning a compiled
 model, and ``RECIPE = Recipe(...)`` saying where it runs as written. Edit its loss the way yours
 adds the KL, then `python -m bench verify NAME.py` and `python -m bench run --recipe NAME.py`.
---dir says where (default: the current folder); an existing file is never overwritten.
+--dir says where (default: the current folder); nothing already at NAME.py (a file, a folder, a
+symlink, dangling or not) is ever overwritten or written through.
 """
 
+import keyword
+import os
 import re
 from pathlib import Path
 
 from bench.console import say
 from bench.errors import UsageError, quoted
 from vae_impls import registry
+
+MAX_NAME_LENGTH = 64  # a module name anyone types, far below any file system's limit
 
 TEMPLATE = '''\
 """{name}: the KL added in a custom train_step (edit this line to say how yours adds it).
@@ -96,20 +101,46 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     path = target(args.name, args.dir)
-    path.write_text(TEMPLATE.format(name=args.name), encoding="utf-8")
+    write_new(path, TEMPLATE.format(name=args.name))
     say(f"wrote {path}; next: python -m bench verify {path}")
     return 0
 
 
 def target(name: str, folder: Path) -> Path:
-    """Where NAME.py goes; a UsageError for a bad name, a clash or a file already there."""
+    """Where NAME.py goes; a UsageError for a name that cannot be a module file, a clash, a
+    folder that is not one, or anything already at that path (a symlink included)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
         raise UsageError(f"recipe name {quoted(name)} must be letters, digits and '_'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(
+            f"recipe name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}: "
+            "it is the module file's name"
+        )
+    if keyword.iskeyword(name):
+        raise UsageError(f"recipe name {name!r} is a Python keyword: no module can have it")
     if name in registry.RECIPES:
         raise UsageError(f"recipe name {name!r} is a built-in recipe's: choose another")
     if not folder.is_dir():
-        raise UsageError(f"--dir {folder}: no such folder")
+        raise UsageError(f"--dir {quoted(str(folder))}: no such folder")
     path = folder / f"{name}.py"
-    if path.exists():
-        raise UsageError(f"{path} exists: it is never overwritten")
+    if os.path.lexists(path):
+        raise UsageError(f"{path} exists{_symlink_note(path)}: it is never overwritten")
     return path
+
+
+def write_new(path: Path, text: str) -> None:
+    """``text`` into a new file at ``path``, never through anything there (a symlink that
+    appeared since ``target``, say); a UsageError for a folder that cannot be written."""
+    try:
+        with open(path, "x", encoding="utf-8") as written:  # O_EXCL: never follows a symlink
+            written.write(text)
+    except FileExistsError:
+        raise UsageError(f"{path} exists{_symlink_note(path)}: it is never overwritten") from None
+    except OSError as error:
+        raise UsageError(
+            f"--dir {path.parent}: cannot write {path.name} there ({error.strerror or error})"
+        ) from None
+
+
+def _symlink_note(path: Path) -> str:
+    return " (a symlink)" if path.is_symlink() else ""

@@ -13,6 +13,7 @@ runs.csv, ratios.csv (which a report writes) and env.json.
 """
 
 from bench.analysis.answer_data import read_answer
+from bench.cli.common import declare_recorded
 from bench.report.answer import answer_markdown
 from bench.report.sections import write_report
 
@@ -30,6 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    declare_recorded([args.folder])  # the folder's own recipes: from its records, never imported
     if args.answer:
         print(answer_markdown(read_answer(args.folder)), end="")
         return 0

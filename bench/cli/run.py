@@ -13,13 +13,17 @@ spreads the runs over the nodes of a Ray cluster, one at a time on each. Exit st
 run of the plan measured its recipe (every one timed out or was killed), 2 for input refused
 before anything runs. --recipe PATH adds a recipe of your own (a .py file or a module outside
 kl-bench, see README's "Benchmark your own recipe") to the config's recipes; the config's
-[matrix] recipe_paths declares such recipes once for a project.
+[matrix] recipe_paths declares such recipes once for a project. --recipes may name them: then it
+is the list that runs (`--recipe my_kl.py --recipes my_kl plain_ae`); a --recipes that names none
+of them keeps them beside the recipes it names. --resume names each recipe file of the folder
+it imports, and refuses one whose text changed since the run (--accept-changed-recipes runs it).
 """
 
 import shlex
 import sys
 from pathlib import Path
 
+from bench import recipes
 from bench.cli.common import (
     add_executor_arguments,
     add_matrix_arguments,
@@ -28,7 +32,6 @@ from bench.cli.common import (
     checked_results_dir,
     executor_of,
     matrix_asked,
-    with_matrix,
     with_user_recipes,
 )
 from bench.config import budget as budget_config
@@ -64,6 +67,12 @@ def add_arguments(parser) -> None:
         type=Path,
         help="run what is missing from an interrupted benchmark's results folder",
     )
+    parser.add_argument(
+        "--accept-changed-recipes",
+        action="store_true",
+        help="with --resume: run the folder's own recipe files even where their source changed "
+        "since the run (by default such a resume is refused)",
+    )
     add_results_dir_argument(parser)
     add_executor_arguments(parser)
 
@@ -76,13 +85,16 @@ def run(args) -> int:
         return _resume(args, name)
     if args.budget is not None:
         budget_config.parse_duration(args.budget)  # refused as --budget, not as a config key
-    # --recipes narrows the config's recipes; the user's own, of --recipe or the config's
-    # recipe_paths, then join whatever it kept.
-    config = with_matrix(config_module.load(name or DEFAULT_CONFIG), args)
-    config = with_user_recipes(config, args.recipe)
-    config = config_module.with_overrides(config, budget=args.budget)
-    results_dir = checked_results_dir(args)
-    return runner.start(config, results_dir, command_line(), executor=executor_of(args))
+    with recipes.loading_allowed():  # the config's recipe_paths and --recipe: to be run
+        # The user's own recipes, of --recipe or the config's recipe_paths, are known first:
+        # --recipes may name them (then it is the list that runs), or they join what it keeps.
+        config = config_module.load(name or DEFAULT_CONFIG)
+        config = with_user_recipes(config, args.recipe, asked=args.recipes)
+        config = config_module.with_overrides(
+            config, apis=args.apis, repeats=args.repeats, budget=args.budget
+        )
+        results_dir = checked_results_dir(args)
+        return runner.start(config, results_dir, command_line(), executor=executor_of(args))
 
 
 def _resume(args, name: str | None) -> int:
@@ -92,9 +104,12 @@ def _resume(args, name: str | None) -> int:
             "--resume runs the folder's own plan: --recipes, --apis, --repeats and --recipe "
             "cannot change it"
         )
-    given = config_module.load(name) if name else None
-    checked = runner.resumable(args.resume, given, args.budget)
-    return runner.resume(checked, command_line(), executor=executor_of(args))
+    with recipes.loading_allowed():
+        given = config_module.load(name) if name else None
+        checked = runner.resumable(
+            args.resume, given, args.budget, accept_changed=args.accept_changed_recipes
+        )
+        return runner.resume(checked, command_line(), executor=executor_of(args))
 
 
 def command_line() -> str:

@@ -8,6 +8,9 @@ setting. The plan's size is bounded (its runs, all variants' together, as a run'
 every variant's config is checked before anything runs. ``run --resume`` finishes a sweep.
 """
 
+import argparse
+
+from bench import recipes
 from bench.cli.common import (
     add_executor_arguments,
     add_matrix_arguments,
@@ -19,6 +22,7 @@ from bench.cli.common import (
 from bench.cli.run import DEFAULT_CONFIG, command_line
 from bench.config import settings as config_module
 from bench.config import sweep
+from bench.errors import UsageError
 from bench.run import runner
 
 
@@ -39,21 +43,30 @@ def add_arguments(parser) -> None:
         "training.batch_size=128,256 (repeat --vary for more settings)",
     )
     add_matrix_arguments(parser, rounds_of="variant x recipe x API")
+    # Not a sweep's flag: taken only to refuse it with the reason (a sweep's rounds are fixed).
+    parser.add_argument("--budget", metavar="DURATION", help=argparse.SUPPRESS)
     add_results_dir_argument(parser)
     add_executor_arguments(parser)
 
 
 def run(args) -> int:
-    # A sweep runs its config's fixed rounds for every variant: a budget would spend them unevenly.
-    base = config_module.with_overrides(
-        with_matrix(config_module.load(args.config), args), budget=""
-    )
-    variants = sweep.checked_variants(base, args.vary)  # the plan's size first, then each variant
-    results_dir = checked_results_dir(args)
-    return runner.start(
-        base,
-        results_dir,
-        command_line(),
-        variants=variants,
-        executor=executor_of(args),
-    )
+    if args.budget is not None:
+        raise UsageError(
+            f"sweep takes no --budget (got {args.budget!r}): a sweep runs its config's fixed "
+            "rounds for every variant; give the number of rounds instead, e.g. --repeats 3"
+        )
+    with recipes.loading_allowed():  # the config's recipe_paths: their recipes are to be run
+        # A sweep runs its config's fixed rounds for every variant: a budget would spend them
+        # unevenly.
+        base = config_module.with_overrides(
+            with_matrix(config_module.load(args.config), args), budget=""
+        )
+        variants = sweep.checked_variants(base, args.vary)  # the plan's size, then each variant
+        results_dir = checked_results_dir(args)
+        return runner.start(
+            base,
+            results_dir,
+            command_line(),
+            variants=variants,
+            executor=executor_of(args),
+        )

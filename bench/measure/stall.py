@@ -8,6 +8,11 @@ least ``min_seconds`` in which it rose by less than ``IDLE_CPU_SHARE`` of the wa
 the watched thread stood. A wait that holds the GIL (a C++ destructor run from Python) stops the
 watch's thread too: the stretch is seen as it ends, and the place named is where the watched
 thread stands then, just after the wait (docs/failures.md).
+
+With a ``notes`` path, the watch also keeps there, as each sample finds the process idle, the
+stalls so far with the stretch still going on (``bench.processes.write_stall_notes``): a process
+stopped by a signal in the middle of a wait (a hung train step at its time limit) writes no
+result, and the runner reads the stall from there.
 """
 
 import sys
@@ -16,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import PROJECT_ROOT
+from bench.processes import PROJECT_ROOT, write_stall_notes
 
 SAMPLE_SECONDS = 0.5
 STALL_SECONDS = 2.0  # shorter idle stretches are a worker's ordinary pauses
@@ -43,9 +48,12 @@ class StallWatch:
     ``origin``: the ``time.monotonic()`` that stall starts count from (default: when it starts).
     """
 
-    def __init__(self, sample_seconds=SAMPLE_SECONDS, min_seconds=STALL_SECONDS, origin=None):
+    def __init__(
+        self, sample_seconds=SAMPLE_SECONDS, min_seconds=STALL_SECONDS, origin=None, notes=None
+    ):
         self.stalls = []
         self._sample_seconds, self._min_seconds, self._origin = sample_seconds, min_seconds, origin
+        self._notes = Path(notes) if notes else None
         self._watched = threading.get_ident()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
@@ -77,6 +85,7 @@ class StallWatch:
             if used - cpu < IDLE_CPU_SHARE * (now - wall):
                 if idle_since is None:
                     idle_since, where = wall, self._where()
+                self._note(idle_since, now, where)
             elif idle_since is not None:
                 self._record(idle_since, wall, where)
                 idle_since = None
@@ -87,6 +96,15 @@ class StallWatch:
     def _record(self, started: float, ended: float, where: str) -> None:
         if ended - started >= self._min_seconds:
             self.stalls.append(Stall(started - self._origin, ended - started, where))
+
+    def _note(self, idle_since: float, now: float, where: str) -> None:
+        """The stalls so far, the one going on included, into ``notes`` (whole, replaced)."""
+        if self._notes is None or now - idle_since < self._min_seconds:
+            return
+        ongoing = Stall(idle_since - self._origin, now - idle_since, where)
+        stalls = [*self.stalls, ongoing]
+        longest = max(stalls, key=lambda stall: stall.seconds)
+        write_stall_notes(self._notes, sum(stall.seconds for stall in stalls), str(longest))
 
     def _where(self) -> str:
         frame = sys._current_frames().get(self._watched)

@@ -29,27 +29,29 @@ from bench.measure.stall import StallWatch
 from bench.measure.training import train_run
 from bench.processes import die_with_manager, exit_now
 from bench.results.records import OK, ProcessSpec, RunResult, RunSpec
+from vae_impls import keras_api
 
 
-def run(spec: ProcessSpec, report=lambda results: None) -> dict:
+def run(spec: ProcessSpec, report=lambda results: None, stall_notes=None) -> dict:
     """run_id -> ``RunResult`` of each run of the process; never raises for a problem of a recipe.
 
     ``report`` gets the results so far each time a run has trained: what a process that dies
-    later must not lose.
+    later must not lose. ``stall_notes``: where the stall watch keeps the stalls so far, for a
+    process stopped in the middle of one (a hung train step at its time limit).
     """
     first = spec.first
     if recipes.kernel_of(first.run.recipe):  # such a run has its process to itself (plan)
         from bench.measure import kernel  # the Jupyter client: only for a run in a kernel
 
         return {first.run.run_id: kernel.run_in_kernel(first, spec.references)}
-    return _run_here(spec, report)
+    return _run_here(spec, report, stall_notes)
 
 
-def _run_here(spec: ProcessSpec, report) -> dict:
+def _run_here(spec: ProcessSpec, report, stall_notes=None) -> dict:
     """Every run of ``spec`` trained in this process, then timed in blocks, then pictured; each
     result says where the process's wall time went and how long it stood idle (``phases``)."""
     clock = Phases()
-    with StallWatch(origin=phases.origin()) as watch:
+    with StallWatch(origin=phases.origin(), notes=stall_notes) as watch:
         results = _train_time_and_picture(spec, report, clock)
     return {run_id: clock.of_process(result, watch) for run_id, result in results.items()}
 
@@ -134,10 +136,19 @@ def _ops_counted(session, result: RunResult, built, spec: RunSpec) -> RunResult:
     )
 
 
+def own_keras_backend(spec: ProcessSpec) -> None:
+    """``KERAS_BACKEND`` as the process's API group needs it, whatever the environment said:
+    Keras 3 reads it once, at its first import, which TensorFlow's own import may make before
+    ``keras_api.load`` would set it (a ``KERAS_BACKEND=jax`` shell then fails every keras3 run).
+    """
+    os.environ["KERAS_BACKEND"] = keras_api.backend_of(spec.first.run.api)
+
+
 def main(argv=None) -> int:
     """Run the process spec at argv's first path; write the results at its second, after each
-    run and once complete, each time whole (the runner never reads half a result)."""
-    spec_path, result_path = argv or sys.argv[1:]
+    run and once complete, each time whole (the runner never reads half a result); the stalls
+    so far at its third, where given."""
+    spec_path, result_path, *stall_notes = argv or sys.argv[1:]
     die_with_manager()
 
     def write(results: dict, complete: bool = False) -> None:
@@ -150,7 +161,8 @@ def main(argv=None) -> int:
         os.replace(partial, result_path)
 
     spec = ProcessSpec.from_json(json.loads(Path(spec_path).read_text(encoding="utf-8")))
-    write(run(spec, write), complete=True)
+    own_keras_backend(spec)
+    write(run(spec, write, stall_notes[0] if stall_notes else None), complete=True)
     return 0
 
 

@@ -339,10 +339,14 @@ class ResultsFolder:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def drop_unfinished(self) -> set:
+    def drop_unfinished(self, measured_again=lambda record: False) -> set:
         """Before resuming: keep only whole rows of runs that finished by themselves (not killed
-        and not timed out); return their run ids."""
-        runs = [record for record in self.run_records() if record.status not in RETRIED_ON_RESUME]
+        and not timed out) and that ``measured_again`` does not ask for; return their run ids."""
+        runs = [
+            record
+            for record in self.run_records()
+            if record.status not in RETRIED_ON_RESUME and not measured_again(record)
+        ]
         finished = {record.run_id for record in runs}
         details = {
             name: [row for row in self._rows(name, columns, RUN_KEY) if row["run_id"] in finished]

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -44,15 +45,25 @@ NOT_SHIPPED = [
 WAIT_SECONDS = 1.0  # how often the manager looks up from waiting: signals, nodes that joined
 CANCEL_SECONDS = 30  # how long an interrupted benchmark waits for its runs on the nodes to stop
 CONNECT_SECONDS = 5  # how long the head's address may take to answer at all
+ANSWER_SECONDS = 5.0  # ... and its GCS to answer as a gRPC server (HTTP/2) does
+# A client's HTTP/2 preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_FRAME_HEADER, HTTP2_SETTINGS = 9, 4  # a frame header's bytes; its type byte, [3]
 # How long ray.init may take, the project's code shipped to the cluster included: Ray retries a
 # GCS that does not answer (say, something that is not Ray listens at the address) for minutes.
 INIT_SECONDS = 60
+# Ray's switch of a machine's cluster mode: off, its processes use the loopback address alone.
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class RayExecutor:
     """One Ray task per worker process, dispatched in plan order while a node has its slot free."""
 
     def __init__(self, address: str):
+        if _on_loopback(address):
+            # Ray would put the machine's network address in place of the loopback one, and
+            # look for the head where it does not listen: a cluster on this machine stays here.
+            os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
         self.ray = _import_ray()
         if address != "auto":
             _check_listening(address)
@@ -148,21 +159,52 @@ def _import_ray():
     return ray
 
 
+def _on_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0]
+    return host == "localhost" or host.startswith("127.") or host == "[::1]"
+
+
 def _check_listening(address: str) -> None:
-    """Ray retries an address where nothing listens for minutes: a quick look first."""
+    """Ray retries an address where nothing listens, or where something else does, for a minute
+    or more, with its C++ client holding the interpreter (deaf to Ctrl-C and SIGTERM meanwhile):
+    a quick look first. A Ray head's GCS is a gRPC server: it answers the HTTP/2 preface with its
+    SETTINGS frame."""
     host, port = address.rsplit(":", 1)
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as head:
+            head.settimeout(ANSWER_SECONDS)
+            head.sendall(HTTP2_PREFACE)
+            answer = _received(head, HTTP2_FRAME_HEADER)
+    except TimeoutError:
+        answer = b""
     except OSError as error:
         why = error.strerror or error
         raise UsageError(f"cannot connect to the Ray cluster at {address}: {why}") from None
+    if len(answer) < HTTP2_FRAME_HEADER or answer[3] != HTTP2_SETTINGS:
+        raise UsageError(
+            f"cannot connect to the Ray cluster at {address}: what listens there does not answer "
+            f"as a Ray head (no gRPC reply within {ANSWER_SECONDS:g} s); is it the GCS address "
+            "that `ray start --head` printed?"
+        )
+
+
+def _received(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _init_within_deadline(ray, address: str) -> None:
     """``ray.init`` of the cluster at ``address``, given up after ``INIT_SECONDS`` with a
     UsageError. While Ray retries, its C++ client holds the thread it was called in, deaf to
-    signals; so it runs in a thread of its own, and this one waits with a deadline, still
-    stopped by Ctrl-C or SIGTERM. A thread given up on is left to Ray: the process ends anyway."""
+    signals (and at times the interpreter: ``_check_listening`` keeps it from retrying at an
+    address no Ray head answers); so it runs in a thread of its own, and this one waits with a
+    deadline, in slices, stopped by Ctrl-C or SIGTERM as soon as the interpreter is free. A
+    thread given up on is left to Ray: the process ends anyway."""
     failed = []
 
     def connect():
@@ -177,16 +219,49 @@ def _init_within_deadline(ray, address: str) -> None:
             failed.append(error)
 
     thread = threading.Thread(target=connect, name="ray-init", daemon=True)
-    with _quiet_about_signal_handlers():
+    with _quiet_about_signal_handlers(), RayLogOffStderr() as log:
         thread.start()
-        thread.join(INIT_SECONDS)
-    if thread.is_alive():
-        raise UsageError(
-            f"cannot connect to the Ray cluster at {address}: no Ray answer within "
-            f"{INIT_SECONDS} s; is it the GCS address that `ray start --head` printed?"
-        )
-    if failed:
-        raise failed[0]
+        ends = time.monotonic() + INIT_SECONDS
+        while thread.is_alive() and time.monotonic() < ends:
+            # In slices: a signal Ray's threads took is handled here at the next one.
+            thread.join(WAIT_SECONDS)
+        if thread.is_alive():
+            raise UsageError(
+                f"cannot connect to the Ray cluster at {address}: no Ray answer within "
+                f"{INIT_SECONDS} s; is it the GCS address that `ray start --head` printed? "
+                f"(Ray's log: {log.path})"
+            )
+        if failed:
+            raise failed[0]
+        log.connected()
+
+
+class RayLogOffStderr:
+    """Within: what Ray writes to stderr (file descriptor 2; its C++ client's retries included)
+    goes to a log file, so that the command's own line is the only one on stderr. Once
+    ``connected``, stderr is stderr again and the log is removed; otherwise Ray keeps the log to
+    the end of the process (its threads may still write), and Python's stderr is the real one."""
+
+    def __enter__(self) -> "RayLogOffStderr":
+        fd, self.path = tempfile.mkstemp(prefix="kl-bench-ray-connect-", suffix=".log")
+        sys.stderr.flush()
+        self._real_stderr = os.dup(2)
+        os.dup2(fd, 2)
+        os.close(fd)
+        return self
+
+    def connected(self) -> None:
+        os.dup2(self._real_stderr, 2)
+        os.close(self._real_stderr)
+        self._real_stderr = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._real_stderr is not None:
+            sys.stderr = open(  # noqa: SIM115 - the process's stderr from now on
+                self._real_stderr, "w", encoding="utf-8", errors="replace"
+            )
 
 
 @contextlib.contextmanager

@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import last_line, worker_environment
+from bench.processes import last_line, read_stall_notes, worker_environment
 from bench.results.env import host_id
 from bench.results.records import FAILED, KILLED, TIMEOUT, ProcessSpec, RunResult
 from bench.run import environment
 
 LOCAL, RAY = "local", "ray"
+PAIRED_TIMING_LOST = "paired timing lost"  # how a run whose process died in its timing begins
 EXECUTORS = (LOCAL, RAY)
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
 NODE_NAME_ENV = (
@@ -68,15 +69,22 @@ def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
     results, the run it was training gets the cause, and the runs after that one are left out of
     the outcome: the manager gives them a process of their own.
     """
-    spec_path, result_path, log_path = (
-        scratch / f"{spec.process_id}.{suffix}" for suffix in ("spec.json", "result.json", "log")
+    spec_path, result_path, log_path, stall_path = (
+        scratch / f"{spec.process_id}.{suffix}"
+        for suffix in ("spec.json", "result.json", "log", "stalls.json")
     )
     spec_path.write_text(json.dumps(spec.to_json()), encoding="utf-8")
     result_path.unlink(missing_ok=True)
+    stall_path.unlink(missing_ok=True)
     started, started_at, load_average = time.perf_counter(), time.time(), os.getloadavg()[0]
     with open(log_path, "w", encoding="utf-8") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.measure.worker", str(spec_path), str(result_path)],
+            [
+                sys.executable,
+                "-m",
+                "bench.measure.worker",
+                *map(str, (spec_path, result_path, stall_path)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=log,
             env=worker_env,
@@ -97,8 +105,17 @@ def run_worker(spec: ProcessSpec, scratch: Path, worker_env: dict) -> Outcome:
         raise
     answered, complete = _answered(result_path)
     if not complete:
+        cause = with_stalls(cause, stall_path)
         answered = {**answered, **blame_unanswered(spec, answered, cause)}
     return Outcome(answered, time.perf_counter() - started, started_at, load_average, node_facts())
+
+
+def with_stalls(cause: RunResult, stall_path: Path) -> RunResult:
+    """A worker that died in the middle of a wait (a hung step stopped at its time limit) wrote
+    no result: its run's cause gets the stalls the worker's watch noted so far."""
+    if cause.status not in (TIMEOUT, KILLED):
+        return cause
+    return dataclasses.replace(cause, **read_stall_notes(stall_path))
 
 
 def _cause(returncode: int, log_path: Path, spec: ProcessSpec) -> RunResult:
@@ -130,11 +147,17 @@ def blame_unanswered(spec: ProcessSpec, answered: dict, cause: RunResult) -> dic
     missing = [run.run.run_id for run in spec.runs if run.run.run_id not in answered]
     if missing:
         return {missing[0]: cause}
-    lost = f"paired timing lost: {cause.status}, {cause.error}"
+    lost = f"{PAIRED_TIMING_LOST}: {cause.status}, {cause.error}"
     return {
         run_id: dataclasses.replace(result, reference_error=lost)
         for run_id, result in answered.items()
     }
+
+
+def paired_sample_lost(record) -> bool:
+    """Whether a run's process died while timing it in blocks (``blame_unanswered``): the run
+    trained, but its ratio sample is lost, and ``--resume`` measures its process again."""
+    return record.reference_error.startswith(PAIRED_TIMING_LOST)
 
 
 def _kill(worker: subprocess.Popen) -> None:

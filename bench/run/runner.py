@@ -43,7 +43,7 @@ from bench.errors import (
 from bench.errors import TERMINATED as TERMINATED
 from bench.formatting import duration
 from bench.report import sections as report
-from bench.results.folder import RUNS_CSV, Results, ResultsFolder
+from bench.results.folder import PLAN_JSON, RUNS_CSV, Results, ResultsFolder, read_json
 from bench.results.records import (
     OK,
     ProcessSpec,
@@ -58,6 +58,8 @@ from bench.run import environment, executors
 from bench.run.executors import Outcome
 
 ERROR_WIDTH = 100  # characters of an error shown in a progress line
+# env.json: the records of user recipes a resume ran although their source had changed
+CHANGED_RECIPES_KEY = "user_recipes_changed"
 
 
 def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BASE,)) -> tuple:
@@ -74,7 +76,14 @@ def create(config, results_dir: Path, command: str, out=None, variants=(sweep.BA
     facts = environment.preflight(config)
     folder = ResultsFolder.create(results_dir, config.name)
     folder.save_plan(config, runs, variants)
-    folder.write_env({**machine, **facts, "injected_slowdown": injected})
+    folder.write_env(
+        {
+            **machine,
+            **facts,
+            "injected_slowdown": injected,
+            recipes.USER_RECIPES_KEY: recipes.records(config.matrix.recipe_paths),
+        }
+    )
     swept = f" of {len(variants)} variants" if len(variants) > 1 else ""
     rounds = (
         f"in {config.matrix.repeats} rounds"
@@ -117,15 +126,20 @@ class Resumable:
     config: object
     runs: list
     budget_seconds: float | None = None  # --budget: rounds to add, within these seconds
+    changed_recipes: list = ()  # records, as the run made them, of recipes changed since
 
 
-def resumable(path: Path, given_config, budget_text: str | None = None) -> Resumable:
+def resumable(
+    path: Path, given_config, budget_text: str | None = None, accept_changed=False, out=None
+) -> Resumable:
     """The folder at ``path``, checked before anything is written to it (a refused resume leaves
-    the folder as it was, lock file included): its plan, its settings against ``given_config``'s
-    (None: the folder's own), and every file a resume reads."""
+    the folder as it was, lock file included): its recipe files (``resumed_recipes``), its plan,
+    its settings against ``given_config``'s (None: the folder's own), and every file a resume
+    reads. Call within ``recipes.loading_allowed``: the folder's recipes are loaded to run."""
     if not ResultsFolder.is_folder(path):
         raise UsageError(f"cannot resume {path}: no such folder")
     folder = ResultsFolder(path)
+    changed = resumed_recipes(folder, accept_changed, out)
     config, runs = folder.load_plan()
     if given_config is not None and given_config.settings_hash != config.settings_hash:
         raise UsageError(
@@ -136,7 +150,50 @@ def resumable(path: Path, given_config, budget_text: str | None = None) -> Resum
     seconds = budget_config.parse_duration(budget_text) if budget_text is not None else None
     if seconds is not None and any(run.variant for run in runs):
         raise UsageError(f"cannot give {folder} a budget: a sweep's folder runs its fixed rounds")
-    return Resumable(folder, config, runs, seconds)
+    return Resumable(folder, config, runs, seconds, changed)
+
+
+def resumed_recipes(folder: ResultsFolder, accept_changed: bool, out=None) -> list:
+    """Load the user recipes ``folder``'s plan names, each named first as a file the resume
+    imports; a UsageError for one whose source changed since the run recorded it (its hash),
+    unless ``accept_changed``. Returns the changed ones' records as the run recorded them."""
+    try:
+        stored = read_json(folder.path / PLAN_JSON)
+        specs = stored["config"]["matrix"].get("recipe_paths", [])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []  # load_plan says what is wrong with the plan
+    if not isinstance(specs, list) or not all(isinstance(spec, str) for spec in specs):
+        return []
+    kept = folder.read_env().get(recipes.USER_RECIPES_KEY)
+    readable = map(_readable_record, kept if isinstance(kept, list) else [])
+    records = {user.spec: user for user in readable if user is not None}
+    changed = []
+    for spec in specs:
+        was = records.get(spec)
+        if was is not None and _changed(was):
+            if not accept_changed:
+                raise UsageError(
+                    f"cannot resume {folder}: recipe {was.recipe.name!r} ({was.source_file}) "
+                    "changed since the run (its source hash differs); restore it, or run it as "
+                    "it is now with --accept-changed-recipes"
+                )
+            changed.append(was.record())
+        how = "as recorded" if was is not None and not _changed(was) else "changed since the run"
+        how = how if was is not None else "no hash recorded"
+        say(f"resume imports the recipe file {spec} ({how})", out)
+        recipes.load(spec)
+    return changed
+
+
+def _changed(user: recipes.UserRecipe) -> bool:
+    return bool(user.source_hash) and recipes.source_hash(user.source_file) != user.source_hash
+
+
+def _readable_record(record):
+    try:
+        return recipes.UserRecipe.from_record(record)
+    except ValueError:
+        return None
 
 
 def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
@@ -145,12 +202,32 @@ def resume(checked: Resumable, command: str, out=None, executor=None) -> int:
     folder, runs, seconds = checked.folder, checked.runs, checked.budget_seconds
     clock = budget_clock.Budget(seconds, command) if seconds is not None else None
     with folder.lock():
-        finished = folder.drop_unfinished()
+        lost = [
+            record.run_id for record in folder.run_records() if executors.paired_sample_lost(record)
+        ]
+        finished = folder.drop_unfinished(measured_again=executors.paired_sample_lost)
         env = folder.read_env()
-        folder.write_env({**env, "resumed_by": [*env.get("resumed_by", []), command]})
+        folder.write_env(
+            {
+                **env,
+                "resumed_by": [*env.get("resumed_by", []), command],
+                recipes.USER_RECIPES_KEY: recipes.records(checked.config.matrix.recipe_paths),
+                **_changed_entry(env, checked.changed_recipes),
+            }
+        )
         say(f"resuming {folder}: {len(finished)} of {len(runs)} runs already recorded", out)
+        if lost:
+            say(f"measured again: {len(lost)} run(s) whose paired timing was lost", out)
         job = Job(folder, checked.config, runs, clock)
         return _execute(job, out, executor or executors.LocalExecutor())
+
+
+def _changed_entry(env: dict, changed: list) -> dict:
+    """env.json's record of the recipes a resume ran changed (--accept-changed-recipes): their
+    records as the run that first ran them made them."""
+    if not changed:
+        return {}
+    return {CHANGED_RECIPES_KEY: [*env.get(CHANGED_RECIPES_KEY, []), *changed]}
 
 
 def _check_data(training) -> None:
