@@ -97,7 +97,8 @@ def _apis_of(runs: pd.DataFrame, group: str) -> list:
 
 def _count(runs: pd.DataFrame, group: str, ok: bool) -> int:
     """Recipes x APIs of ``group`` with an ok run (``ok``), or with runs and none ok."""
-    mine = runs[runs.api.map(keras_api.process_group) == group]
+    known = runs[runs.api.isin(keras_api.APIS)]  # a torn or edited row may name no API
+    mine = known[known.api.map(keras_api.process_group) == group]
     oks = mine.groupby(["recipe", "api"]).status.apply(lambda status: (status == OK).any())
     return int(oks.sum() if ok else (~oks).sum())
 
