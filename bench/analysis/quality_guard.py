@@ -66,8 +66,8 @@ CHECK_COLUMNS = [
     "repeat",  # the round, an integer
     "final_loss",
     "check",  # one of SAME_LOSS, OUTLIER, UNDECIDED, ALONE, OTHER_NOISE
-    "closest",  # OUTLIER: the nearest loss of the largest agreeing group; UNDECIDED: any other's
-    "agreeing",  # OUTLIER: how many runs that group holds
+    "closest",  # OUTLIER: the nearest loss of an agreeing group; UNDECIDED: of any other
+    "agreeing",  # OUTLIER: how many runs that nearest agreeing group holds
     "noise_draws",  # sampling draws per train step (NaN: not counted)
     "usual_draws",  # the draws per step of most of its round's recipes (NaN: not counted)
     "noise_basis",  # OTHER_NOISE: DRAWS_COUNTED or ENCODER_TWICE; "" otherwise
@@ -154,8 +154,9 @@ def _check_round(group: pd.DataFrame, encoder: _EncoderVerdicts) -> list:
         elif any(_same(loss, other) for other in others.values()):
             checks[key] = (SAME_LOSS, math.nan, math.nan)
         elif agreeing:
-            largest = agreeing[0]
-            checks[key] = (OUTLIER, _nearest(loss, (others[k] for k in largest)), len(largest))
+            nearest = min(agreeing, key=lambda group: abs(others[group[0]] - loss))
+            closest = _nearest(loss, (others[k] for k in nearest))
+            checks[key] = (OUTLIER, closest, len(nearest))
         else:
             checks[key] = (UNDECIDED, _nearest(loss, others.values()), math.nan)
     return [

@@ -101,8 +101,8 @@ def _noise_sentences(other: pd.DataFrame) -> list:
         where = f"{recipe} ({api}, {_rounds(runs.repeat)}) draws its noise differently"
         if basis == quality_guard.DRAWS_COUNTED:
             why = (
-                f"its sampling layer drew {significant(first.noise_draws)} times per train step "
-                f"against {significant(first.usual_draws)} for its round's other KL recipes "
+                f"its sampling layer drew {first.noise_draws:g} times per train step "
+                f"against {first.usual_draws:g} for its round's other KL recipes "
                 "(counted during fit)"
             )
         else:
