@@ -94,8 +94,8 @@ def test_one_against_one_names_neither_recipe_as_training_something_else():
     text = sentences(rows)
     assert text == (
         " In round 1 (keras2), kl_layer 0.683800 and gradient_tape 0.684000 end at different "
-        "losses (to 1e-05) and no two KL recipes agree: the guard cannot tell which trains something "
-        "else."
+        "losses (to 1e-05) and no two KL recipes agree: the guard cannot tell which trains "
+        "something else."
     )
 
 
