@@ -70,13 +70,22 @@ def _rounds(rounds) -> str:
 
 
 def _outlier_sentence(outliers: pd.DataFrame) -> str:
-    runs = ", ".join(
-        f"{row.recipe} ({row.api}, round {int(row.repeat)}: {significant(row.final_loss, 6)}, "
-        f"while {int(row.agreeing)} others agree at {significant(row.closest, 6)})"
-        for row in outliers.itertuples()
-    )
+    named = []
+    for (recipe, api), runs in outliers.groupby(["recipe", "api"], sort=False):
+        first = runs.iloc[0]
+        repeat = int(first["repeat"])
+        loss = (
+            f"{significant(first.final_loss, 6)}, while {int(first.agreeing)} others agree at "
+            f"{significant(first.closest, 6)}"
+        )
+        where = (
+            f"round {repeat}: {loss}"
+            if len(runs) == 1
+            else f"{_rounds(runs.repeat)}; in round {repeat}: {loss}"
+        )
+        named.append(f"{recipe} ({api}, {where})")
     return (
-        f"In its round, the final loss of {runs} equals no other KL recipe's to "
+        f"In its round, the final loss of {', '.join(named)} equals no other KL recipe's to "
         f"{_tolerance()}: it trains something else."
     )
 
@@ -166,6 +175,16 @@ def same_loss_sentences(checks: pd.DataFrame) -> str:
     return "".join(f" {sentence}" for sentence in sentences)
 
 
+def _flag_cell(row) -> str:
+    if row.flagged:
+        return "FLAGGED"
+    if row.beyond_noise:
+        return "differs; cannot tell"
+    if recipes.includes_kl(row.recipe) and row.compared == 0:
+        return "none to compare"
+    return ""
+
+
 def quality_blocks(tables: Tables) -> list:
     columns = {
         **RECIPE_API,
@@ -178,7 +197,7 @@ def quality_blocks(tables: Tables) -> list:
             if math.isfinite(row.reference)
             else MISSING
         ),
-        "flag": lambda row: "FLAGGED" if row.flagged else "",
+        "flag": _flag_cell,
     }
     return [
         ("h2", "Quality guard"),
@@ -187,7 +206,9 @@ def quality_blocks(tables: Tables) -> list:
             "Final losses over ok runs, median [IQR]. Flagged: a KL recipe whose median final loss "
             "differs from the median of the other KL recipes' runs of its API (for a port: and of "
             f"Keras 3) by more than max({quality_guard.QUALITY_IQR_FACTOR:g} x their IQR, "
-            f"{100 * quality_guard.QUALITY_RELATIVE_TOLERANCE:g}% of that median). "
+            f"{100 * quality_guard.QUALITY_RELATIVE_TOLERANCE:g}% of that median), while at "
+            "least two of those other recipes lie within it: against one other recipe, or others "
+            "that disagree among themselves, the guard cannot tell which trains something else. "
             f"{registry.FLOOR} is not flagged: it minimizes BCE alone.",
         ),
         table_block(tables.quality, columns, NO_OK_RUNS),
