@@ -107,22 +107,21 @@ def _noise_sentences(other: pd.DataFrame) -> list:
     sentences = []
     for (recipe, api, basis), runs in other.groupby(["recipe", "api", "noise_basis"], sort=False):
         first = runs.iloc[0]
-        where = f"{recipe} ({api}, {_rounds(runs.repeat)}) draws its noise differently"
+        where = f"{recipe} ({api}, {_rounds(runs.repeat)})"
         if basis == quality_guard.DRAWS_COUNTED:
-            why = (
-                f"its sampling layer drew {first.noise_draws:g} times per train step "
-                f"against {first.usual_draws:g} for its round's other KL recipes "
-                "(counted during fit)"
+            sentences.append(
+                f"{where} draws its noise differently: its sampling layer drew "
+                f"{first.noise_draws:g} times per train step against {first.usual_draws:g} for "
+                "its round's other KL recipes (counted during fit), so its losses follow other "
+                "noise after the first step and are not compared."
             )
         else:
-            why = (
-                "its encoder runs twice per train step (read from its op counts; its draws were "
-                "not counted), so its sampling layer draws twice"
+            sentences.append(
+                f"{where} is taken to draw its noise differently: its encoder runs twice per "
+                "train step (read from its op counts; its draws were not counted), so its "
+                "sampling layer may draw twice, and its final loss equals no other's; it is not "
+                "compared."
             )
-        sentences.append(
-            f"{where}: {why}; its losses follow other noise after the first step and are not "
-            "compared."
-        )
     return sentences
 
 
