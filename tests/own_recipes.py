@@ -30,10 +30,21 @@ def _plus(bce, kl):
     return bce + kl
 
 
-def recipe(name, *, bce=_mean_bce, kl=_kl, loss=_plus, own_noise=False, keys=None, apis=None):
+def recipe(
+    name,
+    *,
+    bce=_mean_bce,
+    kl=_kl,
+    loss=_plus,
+    own_noise=False,
+    keys=None,
+    apis=None,
+    encoder_twice=False,
+):
     """A recipe as ``new-recipe`` writes it but for the parts given: ``bce(tf, keras, x,
     pixels)``, ``kl(tf, mu, log_var, fact)``, ``loss(bce, kl)``; noise drawn in the step itself
-    with ``own_noise``; other ``log_keys`` with ``keys``."""
+    with ``own_noise``; other ``log_keys`` with ``keys``; with ``encoder_twice``, the step calls
+    the encoder a second time for ``mu`` and ``log_var`` (its sampling layer draws again)."""
 
     def build(keras, net):
         import tensorflow as tf
@@ -70,6 +81,8 @@ def recipe(name, *, bce=_mean_bce, kl=_kl, loss=_plus, own_noise=False, keys=Non
                         z = mu + tf.exp(log_var / 2) * tf.random.normal(tf.shape(mu))
                     else:
                         z, mu, log_var = self.encoder(x, training=True)
+                    if encoder_twice:
+                        _, mu, log_var = self.encoder(x, training=True)
                     pixels = self.decoder(z, training=True)
                     bce_value = bce(tf, keras, x, pixels)
                     kl_value = kl(tf, mu, log_var, net.fact)

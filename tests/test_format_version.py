@@ -40,6 +40,7 @@ LATER_RUN_COLUMNS = (
     "op_scopes",
     *PHASE_COLUMNS,
     "ops_convolutions",
+    "noise_draws",
 )
 # The layouts written before the format had a version (all format 1), oldest first: which files
 # and columns each lacks.
@@ -73,7 +74,14 @@ def _result(ms: float) -> RunResult:
         for step in (1, 2)
     )
     return RunResult(
-        OK, "", epochs, blocks, graph_ops=400, op_counts={"Conv2D": 6}, build_seconds=1.0
+        OK,
+        "",
+        epochs,
+        blocks,
+        graph_ops=400,
+        op_counts={"Conv2D": 6},
+        build_seconds=1.0,
+        noise_draws=1.0,
     )
 
 
@@ -135,6 +143,13 @@ def test_a_folder_of_each_earlier_format_reads_as_the_current_one(tmp_path, layo
         step_ratios.ratio_table(then.runs, then.blocks),
         step_ratios.ratio_table(now.runs, now.blocks),
     )
+
+
+def test_a_folder_written_before_the_noise_draws_reads_them_as_unknown(tmp_path):
+    current = _current_folder(tmp_path)
+    assert set(current.read().runs.noise_draws) == {1.0}
+    older = _as_written_before(current, {RUNS_CSV: ("noise_draws",)}, tmp_path / "older")
+    assert older.read().runs.noise_draws.isna().all()
 
 
 def test_a_new_folder_records_the_current_format_and_keeps_it_when_env_json_is_rewritten(tmp_path):

@@ -262,6 +262,23 @@ def test_the_quality_guard_prints_losses_and_kl_terms_in_significant_figures(tmp
     assert "| 0.684 [0.684, 0.684] |" in kl_row and "| 3.68e-6 [3.67e-6, 3.68e-6] |" in kl_row
 
 
+def test_the_summary_names_no_recipe_of_a_one_against_one_disagreement(tmp_path):
+    losses = {"plain_ae": 0.6801, "kl_layer": 0.6838, "gradient_tape": 0.6842}
+    records = [
+        record(recipe, "keras2", 1, ms_per_step=50.0, final_loss=loss)
+        for recipe, loss in losses.items()
+    ]
+    folder = folder_of_records(tmp_path, "one-against-one", records, ENV)
+    summary = section(write_report(folder.path)[0].read_text(), "Summary")
+    (guard,) = [line for line in summary.splitlines() if "Quality guard" in line]
+    assert (
+        "In round 1 (keras2), kl_layer 0.683800 and gradient_tape 0.684200 end at different "
+        "losses (to 1e-05) and no two KL recipes agree: the guard cannot tell which trains "
+        "something else."
+    ) in guard
+    assert "round 1.0" not in guard and "it trains something else" not in guard
+
+
 def test_report_command_writes_both_files(tmp_path, capsys):
     speeds = {key: SPEEDS[key] for key in [("plain_ae", "keras2"), ("kl_layer", "keras2")]}
     folder = write_results_folder(tmp_path, speeds=speeds, repeats=2, artifacts=())

@@ -396,20 +396,3 @@ def test_unfinished_runs_lists_problems_and_runs_missing_from_the_matrix():
     assert set(zip(without_plan.recipe, without_plan.repeat, without_plan.status)) == {
         ("tensor_transfer", 1, "timeout")
     }
-
-
-def test_a_recipe_whose_final_loss_matches_no_other_in_its_round_is_named():
-    losses = {
-        ("kl_layer", "keras2"): [0.6838, 0.6825],
-        ("model_add_loss", "keras2"): [0.6838, 0.6825],
-        ("notebook_numpy_fit", "keras2"): [0.6837, 0.6824],
-        ("notebook_kernel", "keras2"): [0.6837, 0.6824],
-        ("gradient_tape", "keras3"): [0.6838, 0.6826],
-        ("plain_ae", "keras2"): [0.6847, 0.6839],
-    }
-    runs = runs_frame({pair: [50.0, 50.0] for pair in losses}, final_loss=losses)
-    unmatched = quality_guard.unmatched_losses(runs)
-    assert list(zip(unmatched.recipe, unmatched.repeat)) == [
-        ("gradient_tape", 2)
-    ]  # the floor is never judged
-    assert unmatched.closest.iloc[0] == pytest.approx(0.6825)

@@ -246,6 +246,19 @@ def seed_noise(model, seed: int) -> None:
         state.assign(np.array([start, 0], dtype=str(state.dtype).split(".")[-1]))
 
 
+def sampling_draws(keras, model) -> int | None:
+    """How many times ``model``'s sampling layer has drawn noise: on Keras 3 each draw advances
+    its seed generator's counter by one (``SeedGenerator.next``), so two calls of the encoder in
+    one train step advance it by two. None where there is no such counter: Keras 2 draws from
+    op seeds, and a model without a layer named ``SAMPLING_LAYER`` draws elsewhere."""
+    counters = [
+        int(keras.ops.convert_to_numpy(generator.state.value)[1])
+        for key, generator in _seed_generators(model).items()
+        if key.rsplit("/", 1)[0] == SAMPLING_LAYER
+    ]
+    return sum(counters) if counters else None
+
+
 def _seed_generators(model) -> dict:
     """Keras 3 seed generators of ``model`` and its nested layers, keyed by layer name."""
     found = {}

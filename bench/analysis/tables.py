@@ -42,7 +42,7 @@ class Tables:
     process_ratios: pd.DataFrame
     outliers: pd.DataFrame
     quality: pd.DataFrame
-    unmatched_losses: pd.DataFrame
+    round_checks: pd.DataFrame  # each KL run's loss against its round's (quality_guard)
     time_to_quality: pd.DataFrame
     compat: pd.DataFrame
     unfinished: pd.DataFrame  # every run that did not end ok, and planned runs never recorded
@@ -115,7 +115,7 @@ def compute_tables(results: Results) -> Tables:
         process_ratios=pairing.process_ratios(blocks),
         outliers=pairing.outlier_runs(blocks),
         quality=quality_guard.quality_table(runs),
-        unmatched_losses=quality_guard.unmatched_losses(runs),
+        round_checks=quality_guard.round_checks(runs, verdicts.encoder_convolutions(results.env)),
         time_to_quality=time_to_quality.time_to_quality_table(runs, results.epochs),
         compat=coverage.compatibility(runs, planned),
         unfinished=unfinished,

@@ -61,18 +61,38 @@ def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
     timer = epoch_timer(session.keras, built)
     training = session.training
     steps = _steps_per_epoch(session, built)
+    draws_before = _sampling_draws(session, built)
     try:
         _fit(session, built, spec.run.seed, timer)
         error = ""
     except Exception as exc:
         error = explain(exc)  # as verify explains it (bench.explanations)
+    epochs = timed_epochs(timer, steps, training.warmup_epochs)
     return replace(
         result,
         status=FAILED if error else DIVERGED if timer.diverged else OK,
         error=error,
-        epochs=timed_epochs(timer, steps, training.warmup_epochs),
+        epochs=epochs,
+        noise_draws=None if error else _draws_per_step(session, built, draws_before, epochs),
         **_traced(tracer),
     )
+
+
+def _sampling_draws(session, built) -> int | None:
+    """The sampling layer's draws so far (``network.sampling_draws``); None where not counted."""
+    from vae_impls import network
+
+    return network.sampling_draws(session.keras, built.model)
+
+
+def _draws_per_step(session, built, before: int | None, epochs: tuple) -> float | None:
+    """The sampling layer's draws per train step of ``fit``: the quality guard compares the
+    losses of runs that drew the same noise only."""
+    after = _sampling_draws(session, built)
+    steps = sum(epoch.steps for epoch in epochs)
+    if before is None or after is None or not steps:
+        return None
+    return (after - before) / steps
 
 
 def _traced(tracer) -> dict:

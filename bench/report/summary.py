@@ -3,14 +3,14 @@ quality guard, the recipes that failed as the registry expects and the runs that
 
 import pandas as pd
 
-from bench.analysis import findings, quality_guard, verdicts
+from bench.analysis import findings, verdicts
 from bench.analysis.tables import (
     Tables,
 )
 from bench.formatting import (
     ratio_text,
-    significant,
 )
+from bench.report import quality_sections
 from bench.report.ratio_sections import precision_of
 from bench.report.table_cells import ms_text
 from bench.report.went_wrong import NOTHING_WENT_WRONG, WENT_WRONG_TITLE
@@ -49,31 +49,11 @@ def _fastest_sentences(tables: Tables) -> list:
 
 
 def _quality_sentence(tables: Tables) -> str:
-    flagged = tables.quality[tables.quality.flagged]
-    if len(flagged):
-        named = ", ".join(f"{row.recipe} ({row.api})" for row in flagged.itertuples())
-        head = f"Quality guard: the final loss of {named} differs from the other KL recipes' "
-    else:
-        head = "Quality guard: no KL recipe's final loss differs from the others' "
-    return head + "beyond run-to-run noise." + _same_loss_sentence(tables.unmatched_losses)
+    return quality_sections.band_sentence(tables.quality) + _same_loss_sentence(tables.round_checks)
 
 
-def _same_loss_sentence(unmatched: pd.DataFrame) -> str:
-    tolerance = f"{quality_guard.EXACT_LOSS_TOLERANCE:g}"
-    if unmatched.empty:
-        return (
-            " Within a round, every KL run's final loss equals another recipe's to "
-            f"{tolerance} (same objective, same training)."
-        )
-    runs = ", ".join(
-        f"{row.recipe} ({row.api}, round {row.repeat}: {significant(row.final_loss, 6)}, "
-        f"closest {significant(row.closest, 6)})"
-        for row in unmatched.itertuples()
-    )
-    return (
-        f" In its round, the final loss of {runs} equals no other recipe's to {tolerance}: "
-        "it trains something else."
-    )
+def _same_loss_sentence(checks: pd.DataFrame) -> str:
+    return quality_sections.same_loss_sentences(checks)
 
 
 def _registered_sentences(tables: Tables) -> list:

@@ -183,6 +183,10 @@ class RunResult:
     teardown_seconds: float | None = None
     stalled_seconds: float | None = None
     stall: str = ""  # the longest stall: its seconds, its start and where the main thread stood
+    # How many times the sampling layer drew noise per train step of ``fit``: its seed generators'
+    # counters, read before and after, over the steps. None where the backend keeps no counter
+    # (Keras 2) or the run has no sampling layer.
+    noise_draws: float | None = None
 
     @property
     def ms_per_step(self):
@@ -253,6 +257,7 @@ class RunRecord:
     stalled_seconds: float | None = None
     stall: str = ""
     ops_convolutions: int | None = None  # CONVOLUTION_OPS in the traced train step
+    noise_draws: float | None = None  # RunResult.noise_draws; empty: unknown
 
     @classmethod
     def of(
@@ -286,6 +291,7 @@ class RunRecord:
             reference_error=result.reference_error,
             op_scopes=scopes_text(result.op_scopes),
             ops_convolutions=convolutions(result.op_counts),
+            noise_draws=result.noise_draws,
             variant=run.variant,
             process=run.process_id,
             **{column: getattr(result, column) for column in PHASE_COLUMNS},
@@ -349,6 +355,7 @@ _NON_NEGATIVE = {
     "trace_count",
     "graph_ops",
     "steps",
+    "noise_draws",
 }
 _POSITIVE = {"repeat", "epoch", "steps", "block", "step"}
 
