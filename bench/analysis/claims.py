@@ -212,10 +212,10 @@ def simultaneous_confidence(family_size: int) -> float:
     return 1 - (1 - estimators.CONFIDENCE) / max(family_size, 1)
 
 
-def _paired_scale(n: int, confidence: float) -> float:
-    """How much wider in log units log_t_interval's interval on ``n`` processes is at
+def _paired_scale(freedom: float, confidence: float) -> float:
+    """How much wider in log units a paired interval on ``freedom`` degrees of freedom is at
     ``confidence`` than at estimators.CONFIDENCE: the ratio of the two t quantiles."""
-    return estimators.t_quantile(n - 1, confidence) / estimators.t_quantile(n - 1)
+    return estimators.t_quantile(freedom, confidence) / estimators.t_quantile(freedom)
 
 
 def _bootstrap_scale(confidence: float) -> float:
@@ -228,11 +228,12 @@ def simultaneous_interval(ratio, confidence: float) -> tuple:
     """(low, high): ``ratio``'s CI (a row with ratio_between's fields, at estimators.CONFIDENCE) at
     ``confidence``, each side stretched in log units about the ratio. Exact for a paired ratio
     (a t-interval on the logs of n processes' ratios), the normal approximation of a bootstrap
-    one; (nan, nan) where the ratio has no CI."""
+    one; (nan, nan) where the ratio has no CI. A paired interval keeps its degrees of freedom
+    (``df``: those of its moderated variance, ``moderation.interval``)."""
     if not (ratio.n >= 2 and math.isfinite(ratio.ci_low) and math.isfinite(ratio.ci_high)):
         return math.nan, math.nan
     if ratio.method == step_ratios.PAIRED:
-        scale = _paired_scale(int(ratio.n), confidence)
+        scale = _paired_scale(float(ratio.df), confidence)
     else:
         scale = _bootstrap_scale(confidence)
     center = math.log(ratio.ratio)
