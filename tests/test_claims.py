@@ -71,7 +71,8 @@ def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confide
 
 @pytest.mark.parametrize("method", [step_ratios.PAIRED, step_ratios.BOOTSTRAP])
 def test_a_family_of_one_decides_on_the_plain_interval(method):
-    ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method, df=4)
+    freedom = 4 if method == step_ratios.PAIRED else math.inf
+    ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method, df=freedom)
     assert claims.simultaneous_interval(ratio, estimators.CONFIDENCE) == pytest.approx((1.0, 1.3))
     low, high = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(3))
     assert low < 1.0 and high > 1.3

@@ -33,7 +33,7 @@ METHODS = {
     "none)",
 }
 # What a ratio with its CI carries (``ratio_between``), and a row of the ratio table.
-# ``df``: the degrees of freedom of a paired ratio's interval (NaN for a bootstrap one).
+# ``df``: the degrees of freedom of its interval (a bootstrap one's infinite: taken as normal).
 RATIO_FIELDS = ["ratio", "ci_low", "ci_high", "half_width", "method", "n", "p_value", "df"]
 RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", *RATIO_FIELDS]
 
@@ -89,7 +89,8 @@ def ratio_between(measured: Measured, model: tuple, other: tuple):
     sample, reference = (
         step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides
     )
-    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample), "df": math.nan}
+    # A bootstrap interval is taken as normal on logs: infinite degrees of freedom.
+    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample), "df": math.inf}
 
 
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:

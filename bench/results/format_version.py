@@ -49,7 +49,8 @@ def _own_process_to_2(rows: list, columns: tuple) -> list:
 def _interval_freedom_to_3(rows: list, columns: tuple) -> list:
     """Format 2 (before a paired ratio's variance was moderated by its API's other ratios):
     ratios.csv had no ``df``, and a paired ratio's interval was a t-interval on its processes
-    alone, with n - 1 degrees of freedom; any other ratio's has none (NaN)."""
+    alone, with n - 1 degrees of freedom; a bootstrap one's was taken as normal (infinite); a
+    ratio without an interval has none (NaN)."""
     if not {"method", "n"} <= set(columns):
         return rows
     return [{**row, "df": _freedom_before_3(row)} for row in rows]
@@ -59,8 +60,9 @@ def _freedom_before_3(row: dict) -> float:
     freedom = row.get("df")
     if isinstance(freedom, (int, float)) and freedom == freedom:  # already there, not NaN
         return freedom
-    paired = row.get("method") == "paired" and isinstance(row.get("n"), (int, float))
-    return row["n"] - 1 if paired and row["n"] >= 2 else float("nan")
+    if not (isinstance(row.get("n"), (int, float)) and row["n"] >= 2):
+        return float("nan")
+    return row["n"] - 1 if row.get("method") == "paired" else float("inf")
 
 
 # version -> how rows of the version before it read in that version: (rows, the file's current
