@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.analysis import allocation, claims, step_ratios
+from bench.analysis import allocation, claims, estimators, step_ratios
 from bench.analysis.tables import analysis_of
 from bench.config import budget, plan
 from bench.config import settings as config_module
@@ -120,9 +120,10 @@ def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(tmp_path, monke
     assert f"it ended because {entry['ended']}" in section and "Ratios to the floor" in section
 
 
-def claim_row(ratio, half_width, n, confidence=0.95):
+def claim_row(ratio, half_width, n, confidence=0.95, df=None):
     """A claim table's row for post VII's first claim: ``half_width`` in log units of its 95% CI
-    about ``ratio``, decided at ``confidence``."""
+    about ``ratio`` on ``df`` degrees of freedom (n - 1 unless told), decided at
+    ``confidence``."""
     return SimpleNamespace(
         claim=claims.CLAIMS[0],  # 1.3-1.5x with its margin
         api="keras2",
@@ -132,6 +133,7 @@ def claim_row(ratio, half_width, n, confidence=0.95):
         method=step_ratios.PAIRED,
         verdict="inconclusive",
         verdict_confidence=confidence,
+        df=(n - 1 if n >= 2 else math.nan) if df is None else df,
     )
 
 
@@ -142,6 +144,12 @@ def test_an_undecided_claim_needs_processes_that_shrink_its_interval_inside_a_bo
     assert allocation._processes_to_decide(claim_row(near, 0.04, n=4)) == 5
     assert allocation._processes_to_decide(claim_row(near, 0.04, n=4, confidence=0.996)) > 5
     assert allocation._processes_to_decide(claim_row(high, 0.04, n=4)) == 0  # on the bound
+    # The same spread with the API's prior behind it (2 more degrees of freedom: a narrower 95%
+    # CI), decided in a family: its t quantiles are smaller, so fewer processes decide it.
+    spread = 0.04 / estimators.t_quantile(2)
+    alone = claim_row(near, 0.04, n=3, confidence=0.996)
+    moderated = claim_row(near, spread * estimators.t_quantile(4), n=3, confidence=0.996, df=4)
+    assert 0 < allocation._processes_to_decide(moderated) < allocation._processes_to_decide(alone)
     without_interval = claim_row(1.4, math.nan, n=1)
     assert allocation._processes_to_decide(without_interval) == allocation.MIN_PROCESSES - 1
 

@@ -19,13 +19,16 @@ PROCESS_RATIOS = 1.4 * np.exp(0.1 * np.array([-1.0, -0.6, -0.3, 0.0, 0.3, 0.6, 1
 
 def paired(ratio: float, low: float, high: float, n: int = 7, **fields) -> SimpleNamespace:
     """A ratio as ratio_between gives it (and ratios.csv holds it), measured paired."""
+    fields = {"df": n - 1, **fields}
     return SimpleNamespace(
         ratio=ratio, ci_low=low, ci_high=high, n=n, method=step_ratios.PAIRED, **fields
     )
 
 
 def of_processes(values) -> SimpleNamespace:
-    return SimpleNamespace(**estimators.log_t_interval(values), method=step_ratios.PAIRED)
+    return SimpleNamespace(
+        **estimators.log_t_interval(values), method=step_ratios.PAIRED, df=len(values) - 1
+    )
 
 
 def judged_alone(claim: claims.Claim, ratio) -> claims.Judgement:
@@ -68,7 +71,8 @@ def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confide
 
 @pytest.mark.parametrize("method", [step_ratios.PAIRED, step_ratios.BOOTSTRAP])
 def test_a_family_of_one_decides_on_the_plain_interval(method):
-    ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method)
+    freedom = 4 if method == step_ratios.PAIRED else math.inf
+    ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method, df=freedom)
     assert claims.simultaneous_interval(ratio, estimators.CONFIDENCE) == pytest.approx((1.0, 1.3))
     low, high = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(3))
     assert low < 1.0 and high > 1.3

@@ -4,6 +4,7 @@ own, a newer one is refused, and a folder of each earlier format reads as the cu
 import csv
 import io
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -193,3 +194,48 @@ def test_the_plan_of_an_earlier_format_has_each_run_in_a_process_of_its_own(tmp_
     (older.path / PLAN_JSON).write_text(json.dumps(stored))
     assert [run.process for run in folder.planned_runs()] == [run.process for run in planned]
     assert [run.process for run in older.planned_runs()] == [run.run_id for run in planned]
+
+
+def test_a_ratios_csv_of_format_2_reads_with_the_freedom_of_a_t_interval_on_its_processes(tmp_path):
+    folder = _current_folder(tmp_path)
+    env = {**json.loads((folder.path / ENV_JSON).read_text()), format_version.FORMAT_KEY: 2}
+    (folder.path / ENV_JSON).write_text(json.dumps(env))
+    older = pd.DataFrame(
+        [
+            ("kl_layer", "keras2", "plain_ae", "keras2", 1.02, 1.0, 1.04, 0.02, "paired", 4, ""),
+            (
+                "notebook_kernel",
+                "keras2",
+                "plain_ae",
+                "keras2",
+                1.1,
+                1.0,
+                1.2,
+                0.1,
+                "bootstrap",
+                3,
+                0.1,
+            ),
+            (
+                "vae_loss_layer",
+                "keras2",
+                "plain_ae",
+                "keras2",
+                1.4,
+                None,
+                None,
+                None,
+                "paired",
+                1,
+                "",
+            ),
+        ],
+        columns=[column for column in step_ratios.RATIO_COLUMNS if column != "df"],
+    )
+    older.assign(variant="", host="").to_csv(folder.path / "ratios.csv", index=False)
+    read = folder.read_ratios().set_index("recipe").df
+    assert (read["kl_layer"], read["notebook_kernel"]) == (3, math.inf)
+    assert math.isnan(read["vae_loss_layer"])
+    current = older.assign(df=[4.5, None, None], variant="", host="")
+    current.to_csv(folder.path / "ratios.csv", index=False)  # a format-2 folder's new analysis
+    assert folder.read_ratios().df.iloc[0] == 4.5

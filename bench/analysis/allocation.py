@@ -6,14 +6,16 @@ in the time left. A ratio's target is fixed in advance: ``estimators.PRECISION_T
 to the floor and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a
 claim of the posts is about, since a verdict needs its interval clear of the claim's bounds.
 
-The rule never looks at where a ratio lies, nor at the spread of its processes' ratios, from
+The rule never looks at where a ratio lies, nor at the spread of its own processes' ratios, from
 which its interval is computed: it predicts the interval's half-width from the spread of the
-ratio's blocks within their processes (``predicted_half_width``). Within-process and
-between-process spread are independent (for normal data, Cochran's theorem: one-way analysis of
-variance), so choosing by the first leaves the t-interval on the second at its nominal coverage;
-choosing by the between-process spread itself stops early the ratios whose spread was
-underestimated by chance, and their intervals then cover less. A simulation with this project's
-spread tests the coverage (tests/test_allocation.py); docs/budget.md gives the argument.
+ratio's blocks within their processes, times how much the processes of its API spread beyond
+their blocks, with the degrees of freedom the moderated interval will have
+(``predicted_half_width``, ``moderation.Prior``). Within-process and between-process spread are
+independent (for normal data, Cochran's theorem: one-way analysis of variance), so choosing by
+the first leaves the t-interval on the second at its nominal coverage; choosing by the
+between-process spread itself stops early the ratios whose spread was underestimated by chance,
+and their intervals then cover less. A simulation with this project's spread tests the coverage
+(tests/test_allocation.py); docs/budget.md gives the argument.
 
 How long a round takes comes from what the folder measured (``Costs``): each worker process's
 wall time, less what its runs' training and timed blocks took, is the process's fixed cost (its
@@ -24,19 +26,15 @@ times a margin for the machine's drift.
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from bench.analysis import claims, estimators, pairing, step_ratios
+from bench.analysis import claims, estimators, moderation, step_ratios
 from bench.config import plan
 
 CLAIM_PRECISION_TARGET = 0.015
 # Fewer processes than this and a ratio always counts as over its target: its interval has too
 # few degrees of freedom to say, and too few blocks to predict it from.
 MIN_PROCESSES = 3
-# A process's ratio is the median of its blocks' ratios: its spread is sqrt(pi / 2) times the
-# spread of their mean (for normal blocks).
-MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 # Beyond this many processes for one claim, the report says only "more than" it.
 MOST_PROCESSES = 1000
 # An estimate of a round is the median of what its parts took, times this: enough for a machine
@@ -65,14 +63,18 @@ class Wanted:
         return self.half_width / self.target
 
 
-def predicted_half_width(block_spread: float, blocks: float, processes: int) -> float:
-    """The relative half-width of a ratio's 95% t-interval over ``processes`` processes, each the
-    median of ``blocks`` blocks whose log ratios spread by ``block_spread`` within a process."""
+def predicted_half_width(
+    block_spread: float, blocks: float, processes: int, prior=moderation.NO_PRIOR
+) -> float:
+    """The relative half-width of a ratio's 95% moderated t-interval over ``processes``
+    processes, each the median of ``blocks`` blocks whose log ratios spread by ``block_spread``
+    within a process, where its API's processes spread as ``prior`` says (``NO_PRIOR``: as their
+    blocks predict) and its interval has the freedom ``prior`` gives it."""
     if processes < 2:
         return math.nan
-    spread = MEDIAN_EFFICIENCY * block_spread / math.sqrt(blocks)
-    quantile = estimators.t_quantile(processes - 1)
-    return math.sinh(quantile * spread / math.sqrt(processes))  # as estimators.log_t_interval
+    variance = prior.expected_variance(moderation.predicted_variance(block_spread, blocks))
+    quantile = estimators.t_quantile(float(prior.interval_freedom(processes)))
+    return math.sinh(quantile * math.sqrt(variance / processes))  # as moderation.interval
 
 
 def group_of(recipe: str, api: str, variant: str = "") -> str:
@@ -148,8 +150,9 @@ class Shown:
 def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
     """Every ratio ``shown``, as a ``Wanted``: each KL recipe to its floor, each claim and each
     reading on every API where both sides have numbers. A paired ratio's half-width is predicted
-    from its ``blocks`` (``predicted_half_width``); one across processes has its interval's."""
-    spreads = block_spreads(blocks)
+    from its ``blocks`` and its API's prior (``predicted_half_width``); one across processes has
+    its interval's."""
+    _, spreads, priors = moderation.measured(blocks)
     rows = [
         (
             (row.recipe, row.api),
@@ -166,35 +169,19 @@ def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
     for reading in shown.readings.itertuples(index=False):
         sides = (reading.recipe, reading.api), (reading.undone, reading.api)
         rows.append((*sides, reading, estimators.PRECISION_TARGET))
-    return [_wanted(model, other, row, target, spreads) for model, other, row, target in rows]
+    return [
+        _wanted(model, other, row, target, spreads, priors) for model, other, row, target in rows
+    ]
 
 
-def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict) -> Wanted:
+def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict, priors: dict) -> Wanted:
     name = f"{model[0]} / {other[0]} ({model[1]})"
     if row.method != step_ratios.PAIRED:
         return Wanted(name, row.half_width, row.n, target, (model, other))
     spread, blocks = spreads.get((*model, *other), (math.nan, math.nan))
-    return Wanted(name, predicted_half_width(spread, blocks, row.n), row.n, target, (model,))
-
-
-def block_spreads(blocks: pd.DataFrame) -> dict:
-    """(recipe, api, compared_with, compared_api) -> (the pooled spread of the log of its blocks'
-    ratios around their process's mean, the mean number of blocks in a process)."""
-    ratios = pairing.block_ratios(blocks)
-    if ratios.empty:
-        return {}
-    keys = ["recipe", "api", "compared_with", "compared_api"]
-    logs = ratios.assign(log=np.log(ratios.ratio))
-    logs = logs.assign(deviation=logs.log - logs.groupby([*keys, "run_id"]).log.transform("mean"))
-    pooled = logs.groupby(keys).agg(
-        squares=("deviation", lambda deviation: float(np.sum(deviation**2))),
-        blocks=("deviation", "size"),
-        processes=("run_id", "nunique"),
-    )
-    freedom = pooled.blocks - pooled.processes
-    spread = np.sqrt(pooled.squares / freedom.where(freedom > 0))
-    per_process = pooled.blocks / pooled.processes
-    return {key: (spread[key], per_process[key]) for key in pooled.index}
+    prior = priors.get(model[1], moderation.NO_PRIOR)
+    half_width = predicted_half_width(spread, blocks, row.n, prior)
+    return Wanted(name, half_width, row.n, target, (model,))
 
 
 def _needs(method: str, model: tuple, other: tuple) -> tuple:
@@ -258,9 +245,12 @@ def _processes_to_decide(row) -> int:
     distance = min(abs(center - math.log(bound)) for bound in row.claim.equivalence_range)
     if distance == 0:
         return 0
-    spread = (math.log(row.ci_high) - center) * math.sqrt(n) / estimators.t_quantile(n - 1)
+    # A bootstrap interval (no df) taken as a t-interval on its n runs.
+    freedom = float(row.df) if math.isfinite(row.df) else float(n - 1)
+    spread = (math.log(row.ci_high) - center) * math.sqrt(n) / estimators.t_quantile(freedom)
     for processes in range(n + 1, MOST_PROCESSES + 1):
-        margin = estimators.t_quantile(processes - 1, row.verdict_confidence) * spread
+        more = freedom + processes - n  # the prior's freedom stays, each process adds one
+        margin = estimators.t_quantile(more, row.verdict_confidence) * spread
         if margin / math.sqrt(processes) < distance:
             return processes - n
     return MOST_PROCESSES - n

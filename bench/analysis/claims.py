@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy.stats import norm
 
 from bench import recipes
 from bench.analysis import estimators, selection, step_ratios, verdicts
@@ -212,29 +211,22 @@ def simultaneous_confidence(family_size: int) -> float:
     return 1 - (1 - estimators.CONFIDENCE) / max(family_size, 1)
 
 
-def _paired_scale(n: int, confidence: float) -> float:
-    """How much wider in log units log_t_interval's interval on ``n`` processes is at
-    ``confidence`` than at estimators.CONFIDENCE: the ratio of the two t quantiles."""
-    return estimators.t_quantile(n - 1, confidence) / estimators.t_quantile(n - 1)
-
-
-def _bootstrap_scale(confidence: float) -> float:
-    """The same for a percentile-bootstrap interval, taken as normal on logs: the ratio of the
-    two normal quantiles."""
-    return norm.ppf((1 + confidence) / 2) / norm.ppf((1 + estimators.CONFIDENCE) / 2)
+def _scale(freedom: float, confidence: float) -> float:
+    """How much wider in log units an interval on ``freedom`` degrees of freedom is at
+    ``confidence`` than at estimators.CONFIDENCE: the ratio of the two t quantiles (of the normal
+    ones for a bootstrap interval, whose ``df`` is infinite)."""
+    return estimators.t_quantile(freedom, confidence) / estimators.t_quantile(freedom)
 
 
 def simultaneous_interval(ratio, confidence: float) -> tuple:
     """(low, high): ``ratio``'s CI (a row with ratio_between's fields, at estimators.CONFIDENCE) at
-    ``confidence``, each side stretched in log units about the ratio. Exact for a paired ratio
-    (a t-interval on the logs of n processes' ratios), the normal approximation of a bootstrap
-    one; (nan, nan) where the ratio has no CI."""
+    ``confidence``, each side stretched in log units about the ratio, keeping its degrees of
+    freedom (``df``). Exact for a paired ratio (a t-interval on the logs of n processes' ratios,
+    its variance moderated: ``moderation.interval``), the normal approximation of a bootstrap
+    one (``df`` infinite); (nan, nan) where the ratio has no CI."""
     if not (ratio.n >= 2 and math.isfinite(ratio.ci_low) and math.isfinite(ratio.ci_high)):
         return math.nan, math.nan
-    if ratio.method == step_ratios.PAIRED:
-        scale = _paired_scale(int(ratio.n), confidence)
-    else:
-        scale = _bootstrap_scale(confidence)
+    scale = _scale(float(ratio.df), confidence)
     center = math.log(ratio.ratio)
     return tuple(
         math.exp(center + scale * (math.log(bound) - center))

@@ -91,8 +91,9 @@ def repeats_needed(half_width: float, repeats: int, target: float = PRECISION_TA
 
 
 @functools.cache  # the budget's simulation asks for the same few quantiles thousands of times
-def t_quantile(freedom: int, confidence: float = CONFIDENCE) -> float:
-    """The two-sided t quantile of a ``confidence`` interval with ``freedom`` degrees."""
+def t_quantile(freedom: float, confidence: float = CONFIDENCE) -> float:
+    """The two-sided t quantile of a ``confidence`` interval with ``freedom`` degrees (a moderated
+    variance's need not be whole)."""
     return float(stats.t.ppf((1 + confidence) / 2, freedom))
 
 

@@ -35,8 +35,12 @@ def process_ratios(blocks: pd.DataFrame) -> pd.DataFrame:
     the block's ratio, the run's median step time in the block over the other model's. A block's
     models ran back to back, so a burst of other work that spans a few blocks touches both sides
     of those blocks' ratios and the median over blocks sets them aside."""
+    return process_ratios_of(block_ratios(blocks))
+
+
+def process_ratios_of(ratios: pd.DataFrame) -> pd.DataFrame:
+    """``process_ratios`` from the ``block_ratios`` already computed."""
     columns = ["run_id", "recipe", "api", "repeat", "compared_with", "compared_api", "ratio"]
-    ratios = block_ratios(blocks)
     if ratios.empty:
         return pd.DataFrame(columns=columns)
     return ratios.groupby(columns[:-1], as_index=False).ratio.median()[columns]

@@ -1,7 +1,8 @@
 """A ratio of step times with its CI, paired or across processes; each KL recipe's to its floor.
 
 Paired: the geometric mean of the processes' ratios (``pairing.process_ratios``) with a 95%
-t-interval on their logs (``estimators.log_t_interval``). Where the two recipes never shared a
+t-interval on their logs, its variance moderated by the API's other ratios
+(``moderation.interval``; ``df`` its degrees of freedom). Where the two recipes never shared a
 process (a Jupyter kernel reading, a folder from before the blocks), each run is one sample (its
 median train step in its blocks, else fit's ms/step) and the ratio of medians gets a 95%
 percentile-bootstrap CI and a Mann-Whitney U p-value (``estimators.ratio_ci``).
@@ -9,13 +10,14 @@ percentile-bootstrap CI and a Mann-Whitney U p-value (``estimators.ratio_ci``).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from bench import recipes
-from bench.analysis.estimators import log_t_interval, ratio_ci
-from bench.analysis.pairing import or_empty, own_step_ms, process_ratios
+from bench.analysis import moderation
+from bench.analysis.estimators import ratio_ci
+from bench.analysis.pairing import or_empty, own_step_ms
 from bench.analysis.selection import by_recipe_and_api, ok_runs
 from bench.results.records import YARDSTICK
 from vae_impls import registry
@@ -24,29 +26,35 @@ from vae_impls.keras_api import floor_api
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
 METHODS = {
     PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker "
-    "process); 95% t-interval on the log of the per-process ratios of median step times",
+    "process); 95% t-interval on the log of the per-process ratios of median step times, its "
+    "variance moderated by the API's other ratios (docs/method.md)",
     BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times "
     "over runs (a run's median train step in its paired blocks; fit's ms/step where a side has "
     "none)",
 }
 # What a ratio with its CI carries (``ratio_between``), and a row of the ratio table.
-RATIO_FIELDS = ["ratio", "ci_low", "ci_high", "half_width", "method", "n", "p_value"]
+# ``df``: the degrees of freedom of its interval (a bootstrap one's infinite: taken as normal).
+RATIO_FIELDS = ["ratio", "ci_low", "ci_high", "half_width", "method", "n", "p_value", "df"]
 RATIO_COLUMNS = ["recipe", "api", "compared_with", "compared_api", *RATIO_FIELDS]
 
 
 @dataclass(frozen=True)
 class Measured:
     """What every ratio of a folder is computed from: its runs, the per-process ratios of its
-    paired measurement (``process_ratios``) and each run's own step time in its blocks
-    (``own_step_ms``)."""
+    paired measurement (``pairing.process_ratios``), each run's own step time in its blocks
+    (``own_step_ms``), each paired ratio's block spread and each API's prior
+    (``moderation.measured``)."""
 
     runs: pd.DataFrame
     paired: pd.DataFrame
     step_ms: pd.Series
+    spreads: dict = field(default_factory=dict)
+    priors: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, runs: pd.DataFrame, blocks: pd.DataFrame = None) -> "Measured":
-        return cls(runs, process_ratios(or_empty(blocks)), own_step_ms(blocks))
+        paired, spreads, priors = moderation.measured(or_empty(blocks))
+        return cls(runs, paired, own_step_ms(blocks), spreads, priors)
 
 
 def ratio_between(measured: Measured, model: tuple, other: tuple):
@@ -64,7 +72,10 @@ def ratio_between(measured: Measured, model: tuple, other: tuple):
         & paired.run_id.isin(ok_runs(runs).run_id)
     ]
     if len(mine):
-        return {**log_t_interval(mine.ratio), "method": PAIRED, "p_value": math.nan}
+        prior = measured.priors.get(api, moderation.NO_PRIOR)
+        predicted = moderation.predicted_of(measured.spreads, (recipe, api, other, other_api))
+        found = moderation.interval(mine.ratio, prior, predicted)
+        return {**found, "method": PAIRED, "p_value": math.nan}
     ok = ok_runs(runs)
     sides = [
         ok[(ok.recipe == name) & (ok.api == name_api)]
@@ -78,7 +89,8 @@ def ratio_between(measured: Measured, model: tuple, other: tuple):
     sample, reference = (
         step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides
     )
-    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample)}
+    # A bootstrap interval is taken as normal on logs: infinite degrees of freedom.
+    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample), "df": math.inf}
 
 
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:

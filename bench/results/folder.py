@@ -380,7 +380,12 @@ class ResultsFolder:
             ratios = pd.read_csv(path, dtype={"variant": str, "host": str, "method": str})
         except (OSError, ValueError, UnicodeDecodeError) as error:
             raise UsageError(f"cannot read {path}: {error}") from None
-        return ratios.fillna({"variant": "", "host": "", "method": ""})
+        ratios = ratios.fillna({"variant": "", "host": "", "method": ""})
+        rows = ratios.to_dict("records")
+        columns = tuple(ratios.columns)
+        upgraded = format_version.upgraded_rows(rows, columns, self.results_format())
+        added = upgraded[0] if upgraded else ()
+        return pd.DataFrame(upgraded, columns=list(dict.fromkeys([*columns, *added])))
 
     def read(self) -> Results:
         import pandas as pd  # only readers need it: workers start without it

@@ -15,7 +15,7 @@ from bench.errors import UsageError
 
 FORMAT_KEY = "results_format"  # env.json's entry that holds the version
 UNVERSIONED = 1  # every folder written before the format had a version
-CURRENT = 2
+CURRENT = 3
 
 
 def version_of(env: dict) -> int:
@@ -46,9 +46,28 @@ def _own_process_to_2(rows: list, columns: tuple) -> list:
     return [{**row, "process": row.get("process") or row.get("run_id", "")} for row in rows]
 
 
+def _interval_freedom_to_3(rows: list, columns: tuple) -> list:
+    """Format 2 (before a paired ratio's variance was moderated by its API's other ratios):
+    ratios.csv had no ``df``, and a paired ratio's interval was a t-interval on its processes
+    alone, with n - 1 degrees of freedom; a bootstrap one's was taken as normal (infinite); a
+    ratio without an interval has none (NaN)."""
+    if not {"method", "n"} <= set(columns):
+        return rows
+    return [{**row, "df": _freedom_before_3(row)} for row in rows]
+
+
+def _freedom_before_3(row: dict) -> float:
+    freedom = row.get("df")
+    if isinstance(freedom, (int, float)) and freedom == freedom:  # already there, not NaN
+        return freedom
+    if not (isinstance(row.get("n"), (int, float)) and row["n"] >= 2):
+        return float("nan")
+    return row["n"] - 1 if row.get("method") == "paired" else float("inf")
+
+
 # version -> how rows of the version before it read in that version: (rows, the file's current
 # columns) -> rows. Each upgrade leaves a row that is already of its version as it is.
-UPGRADES = {2: _own_process_to_2}
+UPGRADES = {2: _own_process_to_2, 3: _interval_freedom_to_3}
 
 
 def upgraded_rows(rows: list, columns: tuple, version: int) -> list:
