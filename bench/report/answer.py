@@ -41,7 +41,7 @@ def answer_blocks(answer: Answer) -> list:
         ("p", source_sentence(answer.source)),
         *table,
         ("p", _claims_intro(answer.verdicts)),
-        ("table", claims_table(answer)),
+        ("table", claims_table(answer.verdicts, answer.groups)),
     ]
 
 
@@ -136,19 +136,20 @@ def family_clause(family_size: int, shown: str = "") -> str:
     )
 
 
-def claims_table(answer: Answer):
-    """A row per claim (its recipes, post and claimed range), a column per backend of the
-    answer: the verdict there and our ratio with the interval it was decided on, of the code as
-    written where the claim's recipes have a verdict as written, else of their ports."""
+def claims_table(verdicts: list, groups: list) -> pd.DataFrame:
+    """A row per claim (its recipes, post and claimed range), a column per backend of ``groups``
+    (``Answer.groups``): the verdict there and our ratio with the interval it was decided on, of
+    the code as written where the claim's recipes have a verdict as written, else of their
+    ports."""
     by_claim = {}
-    for verdict in answer.verdicts:
+    for verdict in verdicts:
         by_claim.setdefault(verdict.claim, []).append(verdict)
-    headers = [GROUP_LABELS[group] for group in answer.groups]
+    headers = [GROUP_LABELS[group] for group in groups]
     rows = []
     for claim, found in by_claim.items():
         cells = {}
         for verdict in sorted(found, key=lambda verdict: is_port(verdict.api)):
-            if verdict.ratio is not None and process_group(verdict.api) in answer.groups:
+            if verdict.ratio is not None and process_group(verdict.api) in groups:
                 cells.setdefault(GROUP_LABELS[process_group(verdict.api)], verdict)
         rows.append(
             {
@@ -193,24 +194,3 @@ def claim_ratio_text(ratio, judgement) -> str:
         return plain
     simultaneous = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
     return f"{plain}; {confidence_text(confidence)} simultaneous {simultaneous}"
-
-
-def verdict_lines(verdicts: list) -> list:
-    """A line per claim: 'Post IV: vae_loss_layer / kl_layer, claimed 1.36-1.5x ±0.05: keras2
-    reproduced (1.41x [1.38, 1.44]; 99.6% simultaneous [1.36, 1.46])', each API's verdict after
-    the other."""
-    by_claim = {}
-    for verdict in verdicts:
-        by_claim.setdefault(verdict.claim, []).append(verdict)
-    return [_verdict_line(claim, found) for claim, found in by_claim.items()]
-
-
-def _verdict_line(claim: claims.Claim, verdicts: list) -> str:
-    head = f"Post {claim.post}: {claim.recipe} / {claim.baseline}, claimed {claim.claimed_range}"
-    if all(verdict.ratio is None for verdict in verdicts):
-        return f"{head}: not evaluated, the two recipes have no ratio on a common API"
-    found = "; ".join(
-        f"{verdict.api} {verdict.verdict} ({claim_ratio_text(verdict.ratio, verdict.judgement)})"
-        for verdict in verdicts
-    )
-    return f"{head}: {found}"

@@ -31,7 +31,7 @@ ERROR_WIDTH = 80  # characters of an error kept in a note
 FAILS_AS_WRITTEN = "fails as written"
 FLOOR_WHY = "the floor: no KL term"
 PORT = "port"  # what a cell showing the port's ratio says after it
-NO_COST = "no cost measured"
+NO_COST = "no cost beyond noise"
 ENCODER_TWICE = "encoder twice"
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -203,8 +203,9 @@ def short_reason(found: why.Why) -> str:
             parts.append(f"+{units:.0f} {unit_name(cost.count, units)}")
     if parts:
         return ", ".join(parts)
-    if not found.slower:
-        return NO_COST
+    explained = (cost_model.LAUNCH_BOUND, cost_model.ARITHMETIC_BOUND, cost_model.NO_GAP)
+    if not found.slower or (cost is not None and cost.regime in explained):
+        return NO_COST  # no gap, or one the cost model finds within its noise
     repeated = found.cause.repeated_layers if found.cause is not None else {}
     if repeated:
         outside = set(repeated) == {OUTSIDE_LAYERS}
@@ -214,7 +215,7 @@ def short_reason(found: why.Why) -> str:
 
 def why_clause(row) -> str:
     """One short clause on why the recipe costs what it does where it works, naming the backends
-    where they differ: 'encoder twice', '+70 operators, launch-bound (PyTorch); no cost measured
+    where they differ: 'encoder twice', '+70 operators, launch-bound (PyTorch); no cost beyond noise
     (JAX)'; ``FAILS_AS_WRITTEN`` where it works nowhere and fails as the registry expects."""
     reasons = {}
     for cell in row.cells:
