@@ -22,6 +22,7 @@ from vae_impls.keras_api import GROUP_LABELS, is_port, process_group
 
 ANSWER_TITLE = "Answer"
 NO_RECIPES = "No recipe ran or was planned in this folder."
+NOTES_LEAD = "Where the code fails as written, or a run went wrong:"
 
 
 def answer_blocks(answer: Answer) -> list:
@@ -33,7 +34,7 @@ def answer_blocks(answer: Answer) -> list:
         notes = error_notes(answer)
         table = [
             ("table", answer_table(answer), render.ANSWER_CLASS),
-            *([("ul", notes)] if notes else []),
+            *([("p", f"{NOTES_LEAD} {'; '.join(notes)}.")] if notes else []),
         ]
     return [
         ("h2", ANSWER_TITLE),
