@@ -171,6 +171,23 @@ def test_a_gpu_run_without_tensorflow_has_only_its_backends_columns(gpu_answer):
     assert all(len(reason) <= 70 for reason in why.values()), why
 
 
+def test_on_the_cpu_reference_the_why_names_the_backends_that_pay():
+    table = answer_table.answer_table(answer_data.read_answer(ROOT / "docs" / "reference"))
+    why = dict(zip(table.recipe, table.why))
+    # the encoder twice costs every backend but JAX on a CPU, which the clause leaves unnamed
+    assert why["vae_loss_layer"] == "encoder twice (Keras 2, TF, PyTorch)"
+    assert why["kl_layer"] == answer_table.NO_COST
+    assert list(table.columns) == [
+        "recipe",
+        "post",
+        "Keras 2",
+        "Keras 3 TF",
+        "Keras 3 JAX",
+        "Keras 3 PyTorch",
+        "why",
+    ]
+
+
 def test_the_machine_is_named_in_words(gpu_answer):
     sentence = source_sentence(gpu_answer.source)
     assert sentence.startswith("On one NVIDIA H100 80GB HBM3 beside Intel(R) Xeon(R) Processor")

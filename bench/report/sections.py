@@ -123,7 +123,7 @@ def environment_blocks(env: dict) -> list:
                     )
                 ),
                 f"CPU: {lookup(env, 'cpu', 'model')} ({lookup(env, 'cpu', 'cores')} cores)",
-                f"GPU: {lookup(env, 'gpu')}",
+                f"GPU: {', '.join(answer_data.gpu_names(env.get('gpu'))) or 'none'}",
                 *setting_items,
                 f"git commit: {lookup(env, 'git', 'commit')} "
                 f"(dirty: {lookup(env, 'git', 'dirty')})",
