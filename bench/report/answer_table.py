@@ -36,9 +36,9 @@ ENCODER_TWICE = "encoder twice"
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def mark(number_: int) -> str:
+def mark(index: int) -> str:
     """A footnote mark: '¹', '¹²'."""
-    return str(number_).translate(SUPERSCRIPTS)
+    return str(index).translate(SUPERSCRIPTS)
 
 
 class Notes:
