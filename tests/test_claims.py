@@ -2,6 +2,7 @@
 simultaneous intervals, and the lines the answer prints of them."""
 
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.analysis import claims, estimators, step_ratios
-from bench.report.answer import family_clause, verdict_lines
+from bench.report.answer import claims_table, family_clause
 
 (NOTEBOOK,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
 # Seven processes' ratios: geometric mean 1.40, 95% t-interval ~[1.31, 1.49], inside the notebook
@@ -124,25 +125,38 @@ def test_the_answers_claims_are_one_family_across_claims_and_apis():
     assert len(verdicts) - len(evaluated) == len(claims.CLAIMS) - 2  # the others not evaluated
 
 
-def test_the_answers_line_shows_the_margin_and_both_intervals():
+def claim_row(ratios, groups: list) -> dict:
+    """The answer's claims table row of post VII's notebook_globals claim."""
+    table = claims_table(claims.claim_verdicts(ratios), groups)
+    return table.iloc[0].to_dict()
+
+
+def test_the_answers_claims_table_shows_the_margin_and_the_verdicts_interval():
     ratios = claim_ratios_frame(
         [
             ("notebook_globals", "model_add_loss", "keras2", 1.51, 1.47, 1.55),
             ("notebook_globals", "model_add_loss", "keras3-port", 1.40, 1.38, 1.42),
         ]
     )
-    (line, *_) = verdict_lines(claims.claim_verdicts(ratios))
-    assert line.startswith(
-        "Post VII: notebook_globals / model_add_loss, claimed 1.3-1.5x ±0.05: keras2 "
+    row = claim_row(ratios, ["keras2", "keras3"])
+    assert (row["claim"], row["claimed"]) == (
+        "notebook_globals / model_add_loss (post VII)",
+        "1.3-1.5x ±0.05",
     )
-    assert "(1.51x [1.47, 1.55]; 97.5% simultaneous [" in line
-    assert "keras3-port reproduced (1.40x [1.38, 1.42]; 97.5% simultaneous [1.3" in line
+    # each cell: the verdict, the ratio and its 97.5% simultaneous interval, wider than its CI
+    keras2 = re.fullmatch(r"(\w[\w ]*): 1\.51x \[([0-9.]+), ([0-9.]+)\]", row["Keras 2"])
+    assert keras2 and float(keras2[2]) < 1.47 and float(keras2[3]) > 1.55, row["Keras 2"]
+    assert re.fullmatch(r"reproduced: 1\.40x \[1\.3\d, 1\.4\d\] port", row["Keras 3 TF"])
 
 
 def test_a_family_of_one_shows_its_plain_ci_only():
     ratios = claim_ratios_frame([("notebook_globals", "model_add_loss", "keras2", 1.51, 1.5, 1.52)])
-    (line, *_) = verdict_lines(claims.claim_verdicts(ratios))
-    assert line.endswith("claimed 1.3-1.5x ±0.05: keras2 reproduced (1.51x [1.50, 1.52])")
+    assert claim_row(ratios, ["keras2", "keras3"]) == {
+        "claim": "notebook_globals / model_add_loss (post VII)",
+        "claimed": "1.3-1.5x ±0.05",
+        "Keras 2": "reproduced: 1.51x [1.50, 1.52]",
+        "Keras 3 TF": "-",
+    }
 
 
 def test_the_family_sentence_names_its_size_and_confidence():

@@ -134,6 +134,61 @@ def test_the_fastest_recipe_names_every_recipe_whose_ci_overlaps_its_own():
     assert port.floor_speed is None  # the port's floor is Keras 3's plain_ae: it did not run
 
 
+def keras2_fastest(rows: list) -> findings.Fastest:
+    speed = speed_frame({("plain_ae", "keras2"): 500})
+    (found,) = findings.fastest_per_api(speed, ratios_frame(rows))
+    return found
+
+
+def test_the_slowest_recipe_is_named_where_its_interval_stands_apart():
+    found = keras2_fastest(
+        [
+            ratio_row("vae_loss_layer", ratio=1.5, low=1.45, high=1.55),
+            ratio_row("kl_layer", ratio=1.01, low=0.99, high=1.03),
+        ]
+    )
+    assert list(found.fastest.named.recipe) == ["kl_layer"]
+    assert list(found.slowest.named.recipe) == ["vae_loss_layer"]
+
+
+def test_an_overlap_with_a_wide_interval_is_not_a_tie():
+    # vae_loss_layer's interval is ±20%: it overlaps kl_layer's and tells them apart from nothing
+    found = keras2_fastest(
+        [
+            ratio_row("kl_layer", ratio=1.0, low=0.99, high=1.01),
+            ratio_row("vae_loss_layer", ratio=1.28, low=1.0, high=1.6),
+        ]
+    )
+    assert found.fastest.named.empty and found.slowest.named.empty
+    assert list(found.fastest.unresolved.recipe) == ["kl_layer", "vae_loss_layer"]
+    assert found.fastest.leader.recipe == "kl_layer"
+    assert not found.one_process
+
+
+def test_a_ratio_without_an_interval_is_told_from_nothing():
+    found = keras2_fastest(
+        [
+            ratio_row("kl_layer", ratio=1.0, low=0.99, high=1.01),
+            ratio_row("model_add_loss", ratio=0.71, low=math.nan, high=math.nan),
+        ]
+    )
+    # the lowest ratio has no CI: nothing is named fastest; kl_layer's CI leaves it slowest of none
+    assert found.fastest.named.empty
+    assert list(found.fastest.unresolved.recipe) == ["model_add_loss"]
+    assert found.slowest.named.empty
+
+
+def test_one_process_per_recipe_decides_nothing():
+    found = keras2_fastest(
+        [
+            ratio_row("kl_layer", ratio=0.71, low=math.nan, high=math.nan),
+            ratio_row("model_add_loss", ratio=1.0, low=math.nan, high=math.nan),
+        ]
+    )
+    assert found.one_process
+    assert found.fastest.named.empty and found.slowest.named.empty
+
+
 # --- precision of the ratios --------------------------------------------------------------------
 
 # six runs of 10 s, each its own process, over three rounds: 20 s a round

@@ -7,7 +7,7 @@ from bench.analysis import quality_guard
 from bench.analysis.quality_guard import (
     ALONE,
     DRAWS_COUNTED,
-    ENCODER_TWICE,
+    NOISE_FROM_ENCODER_TWICE,
     OTHER_NOISE,
     OUTLIER,
     SAME_LOSS,
@@ -75,7 +75,7 @@ def test_without_counted_draws_an_encoder_run_twice_is_inferred_from_the_op_coun
     differing = [*rows, ("notebook_encoder_call", "keras2", 1, 0.6842, {"op_scopes": twice})]
     checks = quality_guard.round_checks(runs_of(differing))
     encoder = checks[checks.recipe == "notebook_encoder_call"].iloc[0]
-    assert (encoder.check, encoder.noise_basis) == (OTHER_NOISE, ENCODER_TWICE)
+    assert (encoder.check, encoder.noise_basis) == (OTHER_NOISE, NOISE_FROM_ENCODER_TWICE)
     assert "its encoder runs twice per train step (read from its op counts" in sentences(differing)
     # the same recipe whose loss equals the others' is compared like any other: an inference
     # only excuses a loss that matches none

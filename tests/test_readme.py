@@ -3,13 +3,14 @@
 reference (docs/reference) and the GPU reference (docs/reference-gpu)."""
 
 import fnmatch
+import re
 import shutil
 
 import pandas as pd
 import pytest
 
 from bench.analysis.answer_data import read_answer
-from bench.report.answer import ANSWER_TITLE, answer_markdown
+from bench.report.answer import ANSWER_TITLE, NOTES_LEAD, answer_markdown
 from bench.report.sections import write_report
 from tests.builders import ROOT
 
@@ -92,3 +93,43 @@ def test_a_report_of_the_gpu_reference_computes_its_ratios_again(tmp_path):
     pd.testing.assert_frame_equal(again, committed)
     assert (copy / "report.md").is_file()
     assert reference_answer(copy) == readme_answer("answer-gpu")
+
+
+README_LINES = 170  # what a reader scrolls through before the details are docs/'
+ANSWER_COLUMNS = 7  # recipe, post, four backends, why: readable in a 120-column terminal
+
+
+def table_rows(block: str) -> list:
+    """Each Markdown table line of a block, split into its cells."""
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        for line in block.splitlines()
+        if line.startswith("| ")
+    ]
+
+
+@pytest.mark.parametrize("marker", BLOCKS)
+def test_each_answer_has_at_most_seven_columns_and_no_error_twice(marker):
+    block = readme_answer(marker)
+    rows = table_rows(block)
+    assert rows and all(len(cells) <= ANSWER_COLUMNS for cells in rows)
+    cells = " ".join(cell for cells in rows for cell in cells)
+    assert "Error" not in cells  # an error is a mark in its cells, written once below
+    (line,) = [line for line in block.splitlines() if line.startswith(NOTES_LEAD)]
+    notes = re.split(r"; (?=[⁰¹²³⁴⁵⁶⁷⁸⁹])", line.removeprefix(NOTES_LEAD).strip().rstrip("."))
+    texts = [re.fullmatch(r"[⁰¹²³⁴⁵⁶⁷⁸⁹]+ (.+)", note)[1] for note in notes]
+    assert len(texts) >= 2 and all(block.count(text) == 1 for text in texts), texts
+
+
+def test_the_gpu_answer_leaves_out_the_backends_it_did_not_run():
+    header = table_rows(readme_answer("answer-gpu"))[0]
+    assert header == ["recipe", "post", "Keras 3 JAX", "Keras 3 PyTorch", "why"]
+
+
+def test_readme_stays_short_and_its_prose_holds_on_both_machines():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < README_LINES
+    lead = text[text.index("## The answer") : text.index("<!-- answer:start -->")]
+    # the lead names both machines, and no longer says that a KL term costs nothing anywhere
+    assert "2-core CPU" in lead and "H100" in lead
+    assert "costs nothing measurable" not in text

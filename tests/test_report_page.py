@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import struct
 import subprocess
 import time
@@ -25,6 +26,7 @@ import pytest
 
 from bench.report.sections import write_report
 from tests.builders import (
+    ROOT,
     append_result,
     matrix_config,
     new_folder,
@@ -32,6 +34,7 @@ from tests.builders import (
     planned_run,
     write_artifact,
 )
+from vae_impls import registry
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = "KLBENCH_REQUIRE_BROWSER"  # "1": a missing browser fails the tests (CI)
@@ -336,8 +339,9 @@ def test_report_page_shows_every_image_and_logs_no_error(browser, report_folder,
     # every plot and picture the report wrote is on the page: 5 plots, 3 latent-space pictures
     assert len(page["images"]) == 8
     blocks = page["blocks"]
-    # the answer: its heading, where it comes from, the table, the claims' verdicts
-    assert [block["tag"] for block in blocks[:6]] == ["H1", "H2", "P", "TABLE", "P", "UL"]
+    # the answer: its heading, where it comes from, the table (no error: no notes), the claims'
+    # verdicts as a table
+    assert [block["tag"] for block in blocks[:6]] == ["H1", "H2", "P", "TABLE", "P", "TABLE"]
     assert blocks[1]["text"] == "Answer" and blocks[3]["text"].split()[:2] == ["recipe", "post"]
     assert [block["src"] for block in blocks[6:8]] == [
         _embedded(report_folder / name) for name in ("claims.png", "gap.png")
@@ -403,3 +407,62 @@ def test_a_present_browser_neither_skips_nor_fails(tmp_path, monkeypatch):
     present = tmp_path / "chromium"
     present.touch()
     require_chromium(present)
+
+
+# The committed references' reports at a laptop's first screen: the CPU run of every backend and
+# the GPU run without TensorFlow.
+REFERENCES = {"cpu": ROOT / "docs" / "reference", "gpu": ROOT / "docs" / "reference-gpu"}
+REFERENCE_FILES = ("runs.csv", "ratios.csv", "env.json", "blocks.csv")
+# What the first screen shows of the answer: its table's rows below the viewport's bottom, whether
+# the page or the table scrolls sideways, the table's headers and the sentence naming the machine.
+FIRST_SCREEN_STATE = """(() => {
+    const heading = [...document.querySelectorAll('h2')].find(h => h.textContent === 'Answer');
+    let table = heading.nextElementSibling;
+    while (table && table.tagName !== 'TABLE') table = table.nextElementSibling;
+    const rows = [...table.querySelectorAll('tbody tr')];
+    const page = document.documentElement;
+    return JSON.stringify({
+        rows: rows.map(row => row.cells[0].textContent),
+        below: rows.filter(row => row.getBoundingClientRect().bottom > innerHeight)
+            .map(row => row.cells[0].textContent),
+        pageScrolls: page.scrollWidth > page.clientWidth,
+        tableScrolls: table.scrollWidth > table.clientWidth,
+        headers: [...table.querySelectorAll('thead th')].map(th => th.textContent),
+        machine: heading.nextElementSibling.textContent});
+})()"""
+
+
+@pytest.fixture(scope="module", params=sorted(REFERENCES))
+def reference_report(request, tmp_path_factory) -> tuple:
+    """(cpu or gpu, the report.html of a copy of that committed reference)."""
+    require_chromium(CHROMIUM)
+    source = REFERENCES[request.param]
+    copy = tmp_path_factory.mktemp(request.param) / source.name
+    copy.mkdir()
+    for name in REFERENCE_FILES:
+        if (source / name).is_file():
+            shutil.copy(source / name, copy / name)
+    write_report(copy)
+    return request.param, copy / "report.html"
+
+
+def test_every_recipes_row_is_on_the_first_screen_without_a_sideways_scroll(
+    browser, reference_report, tmp_path
+):
+    kind, page = reference_report
+    browser.resize(*FIRST_SCREEN)
+    browser.open(page)
+    print(f"screenshot: {browser.screenshot(tmp_path / f'{kind}-first-screen.png')}")
+    state = json.loads(browser.evaluate(FIRST_SCREEN_STATE))
+    assert state["rows"] == list(registry.RECIPES), state["rows"]
+    assert state["below"] == [], f"rows below the first screen: {state['below']}"
+    assert not state["pageScrolls"] and not state["tableScrolls"]
+    assert len(state["headers"]) <= 7
+    machine = state["machine"]
+    assert "{" not in machine
+    if kind == "gpu":  # no TensorFlow there: its columns are left out
+        assert state["headers"] == ["recipe", "post", "Keras 3 JAX", "Keras 3 PyTorch", "why"]
+        assert machine.startswith("On one NVIDIA H100 80GB HBM3 beside ")
+    else:
+        assert state["headers"][2:4] == ["Keras 2", "Keras 3 TF"]
+        assert "2 cores, no GPU" in machine

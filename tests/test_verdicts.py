@@ -135,8 +135,9 @@ def section(markdown: str, title: str) -> str:
 
 def test_the_answer_the_backends_table_and_the_causes_agree_on_the_encoder_twice(jax_folder):
     markdown = (jax_folder.path / "report.md").read_text(encoding="utf-8")
-    table = answer_table.answer_table(answer_data.read_answer(jax_folder.path))
-    why = dict(zip(table.recipe, table.why))
+    answer = answer_data.read_answer(jax_folder.path)
+    full = answer_table.why_table(answer)  # the why in full, as the report's details give it
+    why = dict(zip(full.recipe, full.why))
     assert why["vae_loss_layer"].startswith("encoder in the graph twice: +8 convolutions")
     # kl_layer's KL term adds matrix products outside the layers, and no convolution: the cost
     # model speaks for it, and nothing reads "(no layer)"
@@ -153,8 +154,10 @@ def test_the_answer_the_backends_table_and_the_causes_agree_on_the_encoder_twice
     ]
     assert "encoder in the graph twice: +8 convolutions" in cause
     answer_rows = section(markdown, "Answer").splitlines()
-    (answer_row,) = [line for line in answer_rows if line.startswith("| vae_loss_layer")]
-    assert answer_row.endswith(f"| {why['vae_loss_layer']} |")
+    (answer_row,) = [line for line in answer_rows if line.startswith("| vae_loss_layer |")]
+    assert answer_row.endswith(f"| {answer_table.ENCODER_TWICE} |")  # the answer's short clause
+    full_rows = section(markdown, answer_table.WHY_TITLE)
+    assert f"| vae_loss_layer | Keras 3 JAX port | {why['vae_loss_layer']} |" in full_rows
 
 
 # PyTorch scopes no op to a layer and counts its convolutions together: the answer said "no op
@@ -176,14 +179,8 @@ def test_without_layer_scopes_the_answer_and_the_backends_table_read_the_same_co
     ]
     folder = folder_of_records(tmp_path, "torch", rows)
     markdown = write_report(folder.path)[0].read_text(encoding="utf-8")
-    why = dict(
-        zip(
-            *(
-                answer_table.answer_table(answer_data.read_answer(folder.path))[column]
-                for column in ("recipe", "why")
-            )
-        )
-    )
+    full = answer_table.why_table(answer_data.read_answer(folder.path))
+    why = dict(zip(full.recipe, full.why))
     assert why["vae_loss_layer"].startswith("encoder in the graph twice: +6 convolutions; ")
     # the same convolutions as the floor, 20% slower all the same: the cost model says so
     assert why["kl_layer"].startswith("+20.4 ms/step that no count explains")

@@ -286,7 +286,7 @@ def test_verify_benchmark_and_explain_recipes_written_outside_the_repository(tmp
     assert f"your recipe, from {(folder / 'encoder_twice.py').resolve()}" in why["encoder_twice"]
     assert "no layer runs more often than in the floor" in why["yours"], causes_section
     answer_row = next(line for line in report.read_text().splitlines() if "| yours |" in line)
-    assert "custom train_step with tf.GradientTape" in answer_row
+    assert answer_row.startswith("| yours | own |")  # its declaration's post, read back
 
 
 def verify(*args):

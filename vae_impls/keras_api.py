@@ -41,6 +41,14 @@ API_LABELS = {
     "keras3-torch": "Keras 3 PyTorch as written",
     "keras3-torch-port": "Keras 3 PyTorch port",
 }
+# How the answer names each process group's column: a Keras package on one backend, its code as
+# written and its port together.
+GROUP_LABELS = {
+    "keras2": "Keras 2",
+    "keras3": "Keras 3 TF",
+    "keras3-jax": "Keras 3 JAX",
+    "keras3-torch": "Keras 3 PyTorch",
+}
 # The Python package that must be importable for a backend, and the pip extra that installs it
 # where the default install does not ("" = installed by default).
 EXTRA_OF_BACKEND = {"tensorflow": "", "jax": "", "torch": "torch"}

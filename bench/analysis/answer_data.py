@@ -31,7 +31,7 @@ from bench.results.folder import (
 )
 from bench.results.records import OK, typed_frame
 from vae_impls import registry
-from vae_impls.keras_api import APIS
+from vae_impls.keras_api import APIS, is_port, process_group
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Source:
     rounds: int
     cpu: str
     cores: str
-    gpu: str  # "" where the machine has none
+    gpus: tuple  # the names of the machine's GPUs, one per device; () where it has none
     floor_ms: dict  # api -> the floor's median ms/step of fit over its ok runs
     sliced: str  # which variant and host a sweep's or a cluster's answer is of; "" otherwise
     injected: object  # env.json's deliberately injected slowdown (the gate's tests), as found
@@ -56,9 +56,15 @@ class Answer:
     """The answer's rows, where their numbers come from, and the claims' verdicts beside them."""
 
     rows: list  # of Row, in registry order
-    apis: list  # the table's API columns, in APIS order
+    apis: list  # the APIs the folder ran or planned, in APIS order
     source: Source
     verdicts: list  # of claims.ClaimVerdict, in claims.CLAIMS order
+
+    @property
+    def groups(self) -> list:
+        """The table's backend columns: each Keras package and backend the folder ran or
+        planned (``process_group``: keras2, keras3, keras3-jax, keras3-torch), in APIS order."""
+        return list(dict.fromkeys(process_group(api) for api in self.apis))
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,28 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """One recipe on one backend column: its pair as written and its port's (None where the
+    folder has no such API), and which of them the cell shows."""
+
+    group: str  # process_group of its APIs
+    written: Pair | None
+    port: Pair | None
+
+    @property
+    def shown(self) -> Pair | None:
+        """The code whose ratio the cell shows: as written where it works, else the port where
+        it works; None where neither does."""
+        return next((pair for pair in (self.written, self.port) if pair and len(pair.ok)), None)
+
+    @property
+    def written_fails(self) -> bool:
+        """Whether the code as written fails there as the registry expects (seen, or registered
+        where it was not run)."""
+        return bool(self.written and not len(self.written.ok) and self.written.fails_as_registered)
+
+
+@dataclass(frozen=True)
 class Row:
     """One recipe's row: its post and technique, what it does on each API, and why it costs what
     it does on each API it works on."""
@@ -97,6 +125,15 @@ class Row:
     technique: str
     pairs: list  # of Pair, one per API of the answer
     whys: dict  # api -> why.Why, of each API with ok runs
+
+    @property
+    def cells(self) -> list:
+        """A ``Cell`` per backend column, in the pairs' order."""
+        groups = {}
+        for pair in self.pairs:
+            written, port = groups.get(process_group(pair.api), (None, None))
+            groups[process_group(pair.api)] = (written, pair) if is_port(pair.api) else (pair, port)
+        return [Cell(group, *pairs) for group, pairs in groups.items()]
 
 
 # --- reading a folder -------------------------------------------------------------------------
@@ -171,12 +208,13 @@ def _recipes_of(results: Results) -> list:
 
 
 def apis_of(results: Results) -> list:
-    """The APIs of the folder's matrix, as run or planned, in ``APIS`` order; the TensorFlow
-    ones always (a folder from before the other backends names no others)."""
+    """The APIs of the folder's matrix, as run or planned, in ``APIS`` order: a backend the run
+    did not run has no column. A folder that names none (nothing run, nothing planned) gets the
+    TensorFlow ones, the only APIs of the folders before the other backends."""
     matrix = env_value(results.env, "config", "matrix", "apis")
     named = [api for api in matrix if isinstance(api, str)] if isinstance(matrix, list) else []
-    used = {*APIS[:3], *named, *results.runs.api, *(run.api for run in results.planned or ())}
-    return [api for api in APIS if api in used]
+    used = {*named, *results.runs.api, *(run.api for run in results.planned or ())}
+    return [api for api in APIS if api in (used or set(APIS[:3]))]
 
 
 def _row(
@@ -215,7 +253,6 @@ def declared_in(env: dict) -> dict:
 
 def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
     env = results.env
-    gpu = env_value(env, "gpu")
     return Source(
         folder=results.folder.name,
         config=str(env_value(env, "config", "name") or "unknown"),
@@ -224,11 +261,22 @@ def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
         rounds=int(runs.repeat.max()) if len(runs) else 0,
         cpu=str(env_value(env, "cpu", "model") or "unknown CPU"),
         cores=str(env_value(env, "cpu", "cores") or "unknown"),
-        gpu=str(gpu) if gpu else "",
+        gpus=gpu_names(env_value(env, "gpu")),
         floor_ms=_floor_speeds(runs),
         sliced=sliced,
         injected=env.get("injected_slowdown") or {},
     )
+
+
+def gpu_names(gpu) -> tuple:
+    """The GPUs env.json's ``gpu`` names, one name per device: its ``names`` (a dict from
+    nvidia-smi), a list of names, or one name as a string; () for none."""
+    if isinstance(gpu, dict):
+        names = gpu.get("names")
+        return tuple(str(name) for name in names) if isinstance(names, list) else ()
+    if isinstance(gpu, list):
+        return tuple(str(name) for name in gpu if name)
+    return (str(gpu),) if gpu else ()
 
 
 def _floor_speeds(runs: pd.DataFrame) -> dict:

@@ -1,6 +1,7 @@
 """What the report's sentences state, decided here and worded in ``bench.report``.
 
-The fastest KL recipe of each API and those tied with it, how precise the ratios are against the
+The fastest and the slowest KL recipe of each API where the intervals name one (and those tied
+with it), how precise the ratios are against the
 target, whether a gap to the floor survives every variant of a sweep, what a reading of post
 VII's notebook changes in its traced train step, and whether the runs trained long enough for a
 time to quality to mean anything. Each is returned as data; the report only words it.
@@ -27,13 +28,47 @@ CLASS_RECIPE = "model_add_loss"
 # --- the fastest KL recipe ----------------------------------------------------------------------
 
 
+# Two overlapping intervals are a tie only where both are at most this wide (half-width over the
+# ratio): an overlap with a wide interval is not a tie, it tells the two apart from nothing.
+TIE_HALF_WIDTH = 0.05
+
+
+@dataclass(frozen=True)
+class Extreme:
+    """The KL recipe(s) the intervals name fastest (or slowest) on one API, and those they cannot
+    tell from the leader; ``named`` is empty unless the intervals support a name."""
+
+    named: pd.DataFrame  # the leader and every recipe tied with it; empty: none named
+    unresolved: pd.DataFrame  # overlapping the leader's interval without a tie (wide, or no CI)
+
+    @property
+    def leader(self):
+        """The row with the lowest (or highest) ratio, named or not; None without candidates."""
+        frames = [frame for frame in (self.named, self.unresolved) if len(frame)]
+        return frames[0].iloc[0] if frames else None
+
+
 @dataclass(frozen=True)
 class Fastest:
-    """One API's KL recipe closest to the floor, and every recipe whose CI overlaps its CI."""
+    """One API's KL recipes ranked by their ratio to the floor, and which of them the intervals
+    name fastest and slowest."""
 
     api: str
     floor_speed: object  # the floor's speed_table row, or None where the floor has no runs
-    tied: pd.DataFrame  # ratio_table rows, fastest first; empty where no KL recipe has a ratio
+    ranked: pd.DataFrame  # ratio_table rows with a ratio, fastest first
+    fastest: Extreme
+    slowest: Extreme
+
+    @property
+    def tied(self) -> pd.DataFrame:
+        """The recipes named fastest: the leader and those tied with it."""
+        return self.fastest.named
+
+    @property
+    def one_process(self) -> bool:
+        """Whether no ratio has an interval: each recipe measured in one process, which decides
+        nothing (a quick run)."""
+        return len(self.ranked) > 0 and not self.ranked.apply(_has_ci, axis=1).any()
 
 
 def fastest_per_api(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
@@ -42,13 +77,49 @@ def fastest_per_api(speed: pd.DataFrame, ratios: pd.DataFrame) -> list:
 
 
 def _fastest(api: str, speed: pd.DataFrame, ratios: pd.DataFrame) -> Fastest:
-    candidates = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
-    if len(candidates):
-        best = candidates.iloc[0]
-        candidates = candidates[
-            (candidates.index == best.name) | (candidates.ci_low <= best.ci_high)
-        ]
-    return Fastest(api, speed_row(speed, registry.FLOOR, verdicts.floor_api_of(api)), candidates)
+    ranked = ratios[ratios.api == api].dropna(subset=["ratio"]).sort_values("ratio")
+    return Fastest(
+        api,
+        speed_row(speed, registry.FLOOR, verdicts.floor_api_of(api)),
+        ranked,
+        extreme(ranked, fastest=True),
+        extreme(ranked.iloc[::-1], fastest=False),
+    )
+
+
+def _where(frame: pd.DataFrame, mask: list) -> pd.DataFrame:
+    return frame[pd.Series(mask, index=frame.index, dtype=bool)]
+
+
+def _has_ci(row) -> bool:
+    return math.isfinite(row.ci_low) and math.isfinite(row.ci_high)
+
+
+def _narrow(row) -> bool:
+    return _has_ci(row) and (row.ci_high - row.ci_low) / 2 / row.ratio <= TIE_HALF_WIDTH
+
+
+def extreme(ranked: pd.DataFrame, fastest: bool) -> Extreme:
+    """The ``Extreme`` of ``ranked`` (ratio rows, the leader first): the leader is named where
+    its interval exists and every interval overlapping it is a tie (both at most
+    ``TIE_HALF_WIDTH`` wide); a recipe without an interval overlaps every other, and a leader
+    without one is unresolved alone."""
+    if ranked.empty:
+        return Extreme(ranked, ranked)
+    leader = ranked.iloc[0]
+    others = ranked.iloc[1:]
+    if not _has_ci(leader):
+        return Extreme(ranked.iloc[:0], ranked.iloc[:1])
+    apart = [
+        _has_ci(row) and (row.ci_low > leader.ci_high if fastest else row.ci_high < leader.ci_low)
+        for row in others.itertuples()
+    ]
+    overlapping = _where(others, [not separate for separate in apart])
+    tied = [_narrow(leader) and _narrow(row) for row in overlapping.itertuples()]
+    unresolved = _where(overlapping, [not tie for tie in tied])
+    if len(unresolved):
+        return Extreme(ranked.iloc[:0], pd.concat([ranked.iloc[:1], unresolved]))
+    return Extreme(pd.concat([ranked.iloc[:1], overlapping]), unresolved)
 
 
 # --- precision of the ratios --------------------------------------------------------------------

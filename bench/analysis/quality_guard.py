@@ -54,7 +54,9 @@ ALONE = "alone"  # no other KL recipe of its round draws noise as it does: compa
 OTHER_NOISE = "other noise"  # draws its noise differently from the round's others: not compared
 # What said that a run draws its noise differently.
 DRAWS_COUNTED = "draws counted"  # runs.csv's noise_draws, counted during fit
-ENCODER_TWICE = "encoder twice"  # inferred: verdicts.encoder_twice against the floor's step
+NOISE_FROM_ENCODER_TWICE = (
+    "encoder twice"  # inferred: verdicts.encoder_twice against the floor's step
+)
 # The shared network's sampling layer draws once per train step.
 ONE_DRAW = 1.0
 
@@ -70,7 +72,7 @@ CHECK_COLUMNS = [
     "agreeing",  # OUTLIER: how many runs that nearest agreeing group holds
     "noise_draws",  # sampling draws per train step (NaN: not counted)
     "usual_draws",  # the draws per step of most of its round's recipes (NaN: not counted)
-    "noise_basis",  # OTHER_NOISE: DRAWS_COUNTED or ENCODER_TWICE; "" otherwise
+    "noise_basis",  # OTHER_NOISE: DRAWS_COUNTED or NOISE_FROM_ENCODER_TWICE; "" otherwise
 ]
 
 
@@ -143,7 +145,7 @@ def _check_round(group: pd.DataFrame, encoder: _EncoderVerdicts) -> list:
         run = runs[key]
         alone = not any(_same(run.final_loss, loss) for k, loss in compared.items() if k != key)
         if not math.isfinite(run.noise_draws) and alone and encoder.twice(run.recipe, run.api):
-            other_noise[key] = ENCODER_TWICE
+            other_noise[key] = NOISE_FROM_ENCODER_TWICE
             del compared[key]
     checks = {key: (OTHER_NOISE, math.nan, math.nan) for key in other_noise}
     for key, loss in compared.items():

@@ -1,4 +1,5 @@
-"""The answer first: the answer table, the machine and run it comes from, and the claims' verdicts.
+"""The answer first: the machine and run it comes from, the answer table with its errors below
+it, and the posts' claims as one small table (claim x backend: verdict and ratio).
 
 One list of blocks (``bench.report.render``) from one ``Answer``
 (``bench.analysis.answer_data``): the report opens with it, ``python -m bench report --answer``
@@ -7,29 +8,41 @@ and the end of a benchmark print it as Markdown, so all three show the same tabl
 
 import math
 
+import pandas as pd
+
 from bench.analysis import claims, estimators
 from bench.analysis.answer_data import Answer, Source
 from bench.config import injection
 from bench.formatting import number, ratio_text
 from bench.report import render
-from bench.report.answer_table import answer_table
+from bench.report.answer_table import PORT, answer_table, error_notes
 from bench.report.provenance import commit_text
 from vae_impls import registry
+from vae_impls.keras_api import GROUP_LABELS, is_port, process_group
 
 ANSWER_TITLE = "Answer"
 NO_RECIPES = "No recipe ran or was planned in this folder."
+NOTES_LEAD = "Where the code fails as written, or a run went wrong:"
 
 
 def answer_blocks(answer: Answer) -> list:
     """The answer's blocks: a deliberate slowdown first, where one was injected, then where the
     numbers come from, the table and the claims' verdicts."""
+    if not answer.rows:
+        table = [("p", NO_RECIPES)]
+    else:
+        notes = error_notes(answer)
+        table = [
+            ("table", answer_table(answer), render.ANSWER_CLASS),
+            *([("p", f"{NOTES_LEAD} {'; '.join(notes)}.")] if notes else []),
+        ]
     return [
         ("h2", ANSWER_TITLE),
         *_injection_blocks(answer.source),
         ("p", source_sentence(answer.source)),
-        ("table", answer_table(answer)) if answer.rows else ("p", NO_RECIPES),
+        *table,
         ("p", _claims_intro(answer.verdicts)),
-        ("ul", verdict_lines(answer.verdicts)),
+        ("table", claims_table(answer.verdicts, answer.groups)),
     ]
 
 
@@ -65,37 +78,49 @@ def source_sentence(source: Source) -> str:
     a cell."""
     rounds = f"{source.rounds} round{'' if source.rounds == 1 else 's'}"
     of_slice = f", {source.sliced}" if source.sliced else ""
-    gpu = f"GPU {source.gpu}" if source.gpu else "no GPU"
-    floor = "; ".join(
-        f"{number(ms)} ms/step of fit on {api}" for api, ms in source.floor_ms.items()
-    )
-    floor_text = (
-        f"the floor {registry.FLOOR} runs at {floor}"
-        if floor
-        else f"the floor {registry.FLOOR} has no ok runs"
-    )
     commit = commit_text(source.git, unknown="unknown")
     return (
-        f"From {source.folder} (config {source.config}, commit {commit}, {rounds}, "
-        f"started {source.started}"
-        f"{of_slice}) on {source.cpu}, {source.cores} cores, {gpu}: {floor_text}. A working "
-        "recipe's cell is its train step's time over the floor's of its own Keras (a port's: "
-        "Keras 3's) with the ratio's 95% CI, timed in one worker process with the floor wherever "
-        "both ran there (ratios.csv's method)."
+        f"On {machine_text(source)} ({source.folder}: config {source.config}, commit {commit}, "
+        f"{rounds}, started {source.started}{of_slice}). Each cell: the recipe's train step "
+        f"time over the floor's ({registry.FLOOR}, no KL term) on the same backend, with the "
+        f"ratio's 95% CI; the code as written where it works, else its Keras 3 {PORT}; a mark: "
+        "the code as written fails, with its error below."
     )
+
+
+def machine_text(source: Source) -> str:
+    """The machine in words: 'Intel Xeon, 2 cores, no GPU', 'one NVIDIA H100 80GB HBM3 beside
+    Intel Xeon, 16 cores'."""
+    cpu = f"{source.cpu}, {source.cores} cores"
+    names = list(dict.fromkeys(source.gpus))
+    if not names:
+        return f"{cpu}, no GPU"
+    if len(source.gpus) == 1:
+        gpus = f"one {names[0]}"
+    elif len(names) == 1:
+        gpus = f"{len(source.gpus)} x {names[0]}"
+    else:
+        gpus = f"{len(source.gpus)} GPUs ({', '.join(names)})"
+    return f"{gpus} beside {cpu}"
 
 
 def _claims_intro(verdicts: list) -> str:
     evaluated = sum(verdict.judgement is not None for verdict in verdicts)
+    shown = (
+        "each cell: the verdict, our ratio and the interval it was decided on"
+        if evaluated > 1
+        else "each cell: the verdict, our ratio and its CI"
+    )
     return (
         "The posts' speed claims, each range ± the precision the post stated it with; "
-        f"{family_clause(evaluated)}:"
+        f"{family_clause(evaluated, shown)}:"
     )
 
 
-def family_clause(family_size: int) -> str:
+def family_clause(family_size: int, shown: str = "") -> str:
     """Which family of intervals the claims' verdicts control, and how: 'the 14 claim x API
-    verdicts are decided on 99.6% simultaneous intervals (Bonferroni, ...)'."""
+    verdicts are decided on 99.6% simultaneous intervals (Bonferroni, ...)'; ``shown`` says
+    where they are shown (by default after each ratio's own CI)."""
     if family_size == 0:
         return "no claim has a ratio to decide on"
     if family_size == 1:
@@ -103,13 +128,55 @@ def family_clause(family_size: int) -> str:
             f"the one claim x API verdict is decided on its ratio's {estimators.CONFIDENCE:.0%} CI"
         )
     confidence = claims.simultaneous_confidence(family_size)
+    shown = shown or f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
     return (
         f"the {family_size} claim x API verdicts are decided on {confidence_text(confidence)} "
         "simultaneous intervals (Bonferroni: "
         f"1 - {1 - estimators.CONFIDENCE:g}/{family_size} each), "
-        f"which all hold together at {estimators.CONFIDENCE:.0%}, shown after each ratio's own "
-        f"{estimators.CONFIDENCE:.0%} CI"
+        f"which all hold together at {estimators.CONFIDENCE:.0%}; {shown}"
     )
+
+
+def claims_table(verdicts: list, groups: list) -> pd.DataFrame:
+    """A row per claim (its recipes, post and claimed range), a column per backend of ``groups``
+    (``Answer.groups``): the verdict there and our ratio with the interval it was decided on, of
+    the code as written where the claim's recipes have a verdict as written, else of their
+    ports."""
+    by_claim = {}
+    for verdict in verdicts:
+        by_claim.setdefault(verdict.claim, []).append(verdict)
+    headers = [GROUP_LABELS[group] for group in groups]
+    rows = []
+    for claim, found in by_claim.items():
+        cells = {}
+        for verdict in sorted(found, key=lambda verdict: is_port(verdict.api)):
+            if verdict.ratio is not None and process_group(verdict.api) in groups:
+                cells.setdefault(GROUP_LABELS[process_group(verdict.api)], verdict)
+        rows.append(
+            {
+                "claim": f"{claim.recipe} / {claim.baseline} (post {claim.post})",
+                "claimed": claim.claimed_range,
+                **{header: _claim_cell(cells.get(header)) for header in headers},
+            }
+        )
+    return pd.DataFrame(rows, columns=["claim", "claimed", *headers])
+
+
+def _claim_cell(verdict) -> str:
+    """'not reproduced: 1.01x [0.95, 1.07]' (the verdict's own interval), with 'port' where it
+    is the ports'; '-' where the claim has no ratio on that backend."""
+    if verdict is None:
+        return "-"
+    judgement, ratio = verdict.judgement, verdict.ratio
+    if judgement.verdict_confidence > estimators.CONFIDENCE and math.isfinite(
+        judgement.verdict_low
+    ):
+        interval = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
+        measured = f"{number(ratio.ratio, 2)}x {interval}"
+    else:
+        measured = ratio_text(ratio)
+    port = f" {PORT}" if is_port(verdict.api) else ""
+    return f"{verdict.verdict}: {measured}{port}"
 
 
 def confidence_text(confidence: float) -> str:
@@ -128,24 +195,3 @@ def claim_ratio_text(ratio, judgement) -> str:
         return plain
     simultaneous = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
     return f"{plain}; {confidence_text(confidence)} simultaneous {simultaneous}"
-
-
-def verdict_lines(verdicts: list) -> list:
-    """A line per claim: 'Post IV: vae_loss_layer / kl_layer, claimed 1.36-1.5x ±0.05: keras2
-    reproduced (1.41x [1.38, 1.44]; 99.6% simultaneous [1.36, 1.46])', each API's verdict after
-    the other."""
-    by_claim = {}
-    for verdict in verdicts:
-        by_claim.setdefault(verdict.claim, []).append(verdict)
-    return [_verdict_line(claim, found) for claim, found in by_claim.items()]
-
-
-def _verdict_line(claim: claims.Claim, verdicts: list) -> str:
-    head = f"Post {claim.post}: {claim.recipe} / {claim.baseline}, claimed {claim.claimed_range}"
-    if all(verdict.ratio is None for verdict in verdicts):
-        return f"{head}: not evaluated, the two recipes have no ratio on a common API"
-    found = "; ".join(
-        f"{verdict.api} {verdict.verdict} ({claim_ratio_text(verdict.ratio, verdict.judgement)})"
-        for verdict in verdicts
-    )
-    return f"{head}: {found}"

@@ -1,10 +1,13 @@
-"""The answer table's words: each API cell, the short form of an error, and the why column.
+"""The answer table's words: a column per backend, the errors below it, and a short why.
 
-Each API column says ``works`` with the recipe's paired ratio to the floor of its own Keras and
-the ratio's 95% CI, or the failure the registry expects (``fails: ...``, from the run's own error,
-or the registry's where the pair was not run), or what went wrong instead, or ``not run`` /
-``n/a``. The ``why`` column words ``bench.analysis.why``: the layers the traced train step runs
-more often than the floor's, or, without layer scopes, its convolutions against the floor's.
+A row per recipe: its post, then one column per Keras package and backend the run ran
+(``Answer.groups``). A cell shows the recipe's paired ratio to the floor of its own backend with
+the ratio's 95% CI, for the code as written where it works there, else for its port, marked
+``port``; a footnote mark follows where the code as written fails (or a run went wrong), and each
+distinct error is written once, below the table (``error_notes``). The floor's row gives its own
+ms/step. The ``why`` column is one short clause per row (``why_clause``): what the step runs more
+than the floor's, and where it costs; the full reasons, per API, are ``why_table``'s, in the
+report's details.
 """
 
 import math
@@ -14,70 +17,142 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import cost_model, coverage, why
-from bench.analysis.answer_data import Answer, Pair
-from bench.formatting import ratio_text
-from bench.report.cause_words import cause_text
-from bench.report.costs import why_phrase
+from bench.analysis.answer_data import Answer, Cell, Pair
+from bench.formatting import number, ratio_text
+from bench.report.cause_words import OUTSIDE_LAYERS_TEXT, cause_text
+from bench.report.costs import TITLE as COST_TITLE
+from bench.report.costs import unit_cost, unit_name, why_phrase
+from bench.results.records import OUTSIDE_LAYERS
 from vae_impls import registry
-from vae_impls.keras_api import API_LABELS
+from vae_impls.keras_api import API_LABELS, GROUP_LABELS
 
 API_HEADERS = API_LABELS
-ERROR_WIDTH = 80  # characters of an error kept in a cell
+ERROR_WIDTH = 80  # characters of an error kept in a note
 FAILS_AS_WRITTEN = "fails as written"
 FLOOR_WHY = "the floor: no KL term"
+PORT = "port"  # what a cell showing the port's ratio says after it
+NO_COST = "no cost beyond noise"
+ENCODER_TWICE = "encoder twice"
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def mark(index: int) -> str:
+    """A footnote mark: '¹', '¹²'."""
+    return str(index).translate(SUPERSCRIPTS)
+
+
+class Notes:
+    """The footnotes of one table: each distinct text gets one mark, in order of first use."""
+
+    def __init__(self):
+        self.texts = {}
+
+    def mark(self, text: str) -> str:
+        return mark(self.texts.setdefault(text, len(self.texts) + 1))
+
+    def lines(self) -> list:
+        return [f"{mark(index)} {text}" for text, index in self.texts.items()]
 
 
 def answer_table(answer: Answer) -> pd.DataFrame:
-    """recipe, post, technique, one column per API of the answer, why."""
-    return pd.DataFrame(
-        [
-            {
-                "recipe": row.recipe,
-                "post": row.post,
-                "technique": row.technique,
-                **{API_HEADERS[pair.api]: cell_text(pair) for pair in row.pairs},
-                "why": why_text(row),
-            }
-            for row in answer.rows
-        ],
-        columns=["recipe", "post", "technique", *(API_HEADERS[api] for api in answer.apis), "why"],
+    """recipe, post, one column per backend the run ran, why."""
+    return _table_and_notes(answer)[0]
+
+
+def error_notes(answer: Answer) -> list:
+    """Each distinct error of the answer table once, after its mark: '¹ TypeError: ...'."""
+    return _table_and_notes(answer)[1].lines()
+
+
+def _table_and_notes(answer: Answer) -> tuple:
+    notes = Notes()
+    headers = [GROUP_LABELS[group] for group in answer.groups]
+    rows = [
+        {
+            "recipe": row.recipe,
+            "post": row.post,
+            **{
+                GROUP_LABELS[cell.group]: cell_text(cell, notes, answer.source.floor_ms)
+                for cell in row.cells
+            },
+            "why": why_clause(row),
+        }
+        for row in answer.rows
+    ]
+    return pd.DataFrame(rows, columns=["recipe", "post", *headers, "why"]), notes
+
+
+# --- the backend cells ------------------------------------------------------------------------
+
+
+def cell_text(cell: Cell, notes: Notes, floor_ms: dict) -> str:
+    """One backend's cell: the ratio of the code that runs there (the port's marked so), with a
+    mark where the code as written fails; else what became of each."""
+    shown = cell.shown
+    if shown is None:
+        return _nothing_works(cell, notes)
+    if shown.recipe == registry.FLOOR:
+        ms = floor_ms.get(shown.api, math.nan)
+        return f"floor: {number(ms)} ms/step" if math.isfinite(ms) else "the floor"
+    ratio = shown.ratio
+    text = (
+        ratio_text(ratio)
+        if ratio is not None and math.isfinite(ratio.ratio)
+        else "no floor to compare with"
     )
+    if shown is cell.port:
+        text += f" {PORT}"
+        if cell.written is not None and not len(cell.written.ok):
+            text += _mark_of(cell.written, notes)
+    return text
 
 
-# --- the API cells ----------------------------------------------------------------------------
+def _nothing_works(cell: Cell, notes: Notes) -> str:
+    written = _status_text(cell.written, notes) if cell.written else ""
+    port = _status_text(cell.port, notes) if cell.port else ""
+    if port in ("", registry.NOT_APPLICABLE):
+        return written or registry.NOT_APPLICABLE
+    if written in ("", registry.NOT_APPLICABLE):
+        return f"{PORT} {port}"
+    return f"{written}; {PORT} {port}"
 
 
-def cell_text(pair: Pair) -> str:
-    """What ``pair`` shows on its API: works (with its ratio to the floor), fails as registered,
-    went wrong, not run or n/a."""
-    if len(pair.ok):
-        return _works_text(pair)
+def _status_text(pair: Pair, notes: Notes) -> str:
+    """What a pair without ok runs shows: fails or went wrong with its note's mark, not run or
+    n/a."""
     if pair.runs.empty:
-        return _not_run_text(pair.recipe, pair.api)
+        status = recipes.status(pair.recipe, pair.api)
+        if status == registry.NOT_APPLICABLE:
+            return registry.NOT_APPLICABLE
+        if status != registry.FAILS:
+            return coverage.NOT_RUN
+        return "fails" + _mark_of(pair, notes)
+    registered = pair.registered_failures
+    return ("fails" if len(registered) else "went wrong") + _mark_of(pair, notes)
+
+
+def _mark_of(pair: Pair, notes: Notes) -> str:
+    """The mark of the note that says why ``pair`` (without ok runs) did not work; "" where it
+    was only not run."""
+    text = note_text(pair)
+    return notes.mark(text) if text else ""
+
+
+def note_text(pair: Pair) -> str:
+    """The error of a pair without ok runs as its note says it: the run's own error where it
+    failed as the registry expects, the registry's where it was not run, or what went wrong."""
+    if pair.runs.empty:
+        if recipes.status(pair.recipe, pair.api) != registry.FAILS:
+            return ""
+        expected = coverage.expected_error(pair.recipe, pair.api)
+        return f"{expected or 'fails'} (as the registry expects; not run here)"
     registered = pair.registered_failures
     if len(registered):
-        return f"fails: {short_error(registered.iloc[0].error)}"
+        error = short_error(registered.iloc[0].error).rstrip()
+        return f"{error.rstrip(':')} (no message)" if error.endswith(":") else error or "fails"
     first = pair.runs.iloc[0]
     error = short_error(first.error)
     return f"went wrong: {first.status}" + (f": {error}" if error else "")
-
-
-def _works_text(pair: Pair) -> str:
-    if pair.recipe == registry.FLOOR:
-        return "works: the floor"
-    if pair.ratio is None or not math.isfinite(pair.ratio.ratio):
-        return "works: no floor to compare with"
-    return f"works: {ratio_text(pair.ratio)}"
-
-
-def _not_run_text(recipe: str, api: str) -> str:
-    status = recipes.status(recipe, api)
-    if status == registry.NOT_APPLICABLE:
-        return registry.NOT_APPLICABLE
-    if status == registry.FAILS:
-        expected = coverage.expected_error(recipe, api)
-        return f"fails: {expected} (registry; not run)" if expected else "fails (registry; not run)"
-    return coverage.NOT_RUN
 
 
 def short_error(error: str) -> str:
@@ -103,21 +178,110 @@ def _without_parenthesized(text: str) -> str:
         text = shorter
 
 
-# --- why ----------------------------------------------------------------------------------------
+# --- why, in one clause -----------------------------------------------------------------------
 
 
-def why_text(row) -> str:
-    """One recipe's reason for its cost on each API it works on, each reason naming its APIs
-    where they differ; ``FAILS_AS_WRITTEN`` where it works on none and fails as the registry
-    expects; "" where it did neither."""
+def short_group(group: str) -> str:
+    """A backend column's name in a why clause: 'Keras 2', 'TF', 'JAX', 'PyTorch'."""
+    label = GROUP_LABELS[group].removeprefix("Keras 3 ")
+    return label
+
+
+def short_reason(found: why.Why) -> str:
+    """A few words on what one ``why.Why`` puts a cost down to: the encoder twice, the extra
+    operators of a launch-bound step, the extra convolutions of an arithmetic-bound one, a gap
+    nothing counted explains; or that no cost was measured."""
+    if found.kind == why.FLOOR:
+        return FLOOR_WHY
+    parts = [ENCODER_TWICE] if found.encoder_twice else []
+    cost = found.cost
+    units = cost.units if cost is not None else math.nan
+    if cost is not None and math.isfinite(units) and units > 0:
+        if cost.regime == cost_model.LAUNCH_BOUND:
+            each = unit_cost(cost.fit.unit_ms)
+            parts.append(f"+{units:.0f} {unit_name(cost.count, units)} at ~{each}, launch-bound")
+        elif cost.regime == cost_model.ARITHMETIC_BOUND and not found.encoder_twice:
+            parts.append(f"+{units:.0f} {unit_name(cost.count, units)}")
+    if parts:
+        return ", ".join(parts)
+    explained = (cost_model.LAUNCH_BOUND, cost_model.ARITHMETIC_BOUND, cost_model.NO_GAP)
+    if not found.slower or (cost is not None and cost.regime in explained):
+        return NO_COST  # no gap, or one the cost model finds within its noise
+    repeated = found.cause.repeated_layers if found.cause is not None else {}
+    if repeated:
+        outside = set(repeated) == {OUTSIDE_LAYERS}
+        return f"more {OUTSIDE_LAYERS_TEXT.removeprefix('the ')}" if outside else "layers rerun"
+    return "a gap no count explains"
+
+
+def why_clause(row) -> str:
+    """One short clause on why the recipe costs what it does where it works, naming the backends
+    where they differ, the backends without a cost beyond noise unnamed: 'encoder twice',
+    '+70 operators at ~23.3 µs, launch-bound (PyTorch)', 'encoder twice (Keras 2, TF, PyTorch)';
+    ``FAILS_AS_WRITTEN`` where it works nowhere and fails as the registry expects."""
     reasons = {}
-    for api, found in row.whys.items():
-        reasons.setdefault(reason_text(found), []).append(API_HEADERS[api])
+    for cell in row.cells:
+        shown = cell.shown
+        if shown is not None and shown.api in row.whys:
+            reasons.setdefault(short_reason(row.whys[shown.api]), []).append(
+                short_group(cell.group)
+            )
     if not reasons:
-        return FAILS_AS_WRITTEN if any(pair.fails_as_registered for pair in row.pairs) else ""
+        failing = any(pair.fails_as_registered for pair in row.pairs)
+        return FAILS_AS_WRITTEN if failing else ""
     if len(reasons) == 1:
         return next(iter(reasons))
-    return "; ".join(f"{reason} ({', '.join(apis)})" for reason, apis in reasons.items())
+    # the backends that pay nothing go unnamed: their cells show it, and the clause stays short
+    costs = {reason: groups for reason, groups in reasons.items() if reason != NO_COST}
+    shared = _shared_lead(costs)
+    if shared and len(costs) == len(reasons):
+        rest = [
+            (reason.removeprefix(shared).lstrip(", "), groups) for reason, groups in costs.items()
+        ]
+        return "; ".join(
+            [shared, *(f"{reason} ({', '.join(groups)})" for reason, groups in rest if reason)]
+        )
+    return "; ".join(f"{reason} ({', '.join(groups)})" for reason, groups in costs.items())
+
+
+def _shared_lead(reasons: dict) -> str:
+    """The encoder twice, where every backend's reason starts with it."""
+    return ENCODER_TWICE if all(reason.startswith(ENCODER_TWICE) for reason in reasons) else ""
+
+
+# --- why, in full -----------------------------------------------------------------------------
+
+
+WHY_TITLE = "Why each recipe costs what it does"
+
+
+def why_blocks(answer: Answer) -> list:
+    """The report's section of the full reasons the answer's why column sums up."""
+    table = why_table(answer)
+    if table.empty:
+        return [("h2", WHY_TITLE), ("p", "No KL recipe ran ok: there is no cost to explain.")]
+    return [
+        ("h2", WHY_TITLE),
+        (
+            "p",
+            "The answer's why column in full, per API: what the traced train step runs more "
+            f"than the floor's and what the cost model makes of the gap ('{COST_TITLE}').",
+        ),
+        ("table", table),
+    ]
+
+
+def why_table(answer: Answer) -> pd.DataFrame:
+    """recipe, API, why: each working KL recipe's full reason on each API."""
+    return pd.DataFrame(
+        [
+            (row.recipe, API_HEADERS[api], reason_text(found))
+            for row in answer.rows
+            for api, found in row.whys.items()
+            if found.kind != why.FLOOR
+        ],
+        columns=["recipe", "API", "why"],
+    )
 
 
 def reason_text(found: why.Why) -> str:

@@ -1,7 +1,9 @@
 """Markdown and self-contained HTML from one list of report blocks, so both say the same thing.
 
 Blocks: ``("h1" | "h2" | "p" | "pre", text)``, ``("ul", [text, ...])``, ``("table", DataFrame)``
-and ``("img", caption, path)``; an HTML page embeds its images, so it can be mailed alone.
+(or ``("table", DataFrame, css_class)``: how the page lays it out) and ``("img", caption, path)``;
+an HTML page embeds its images, so it can be mailed alone. A table wider than the page scrolls
+inside itself, so the page never scrolls sideways.
 """
 
 import base64
@@ -42,11 +44,20 @@ def markdown(blocks: list) -> str:
     return "\n\n".join(out) + "\n"
 
 
+# The answer's table (class "answer") keeps each ratio on one line and packs its rows, so that a
+# laptop's first screen holds every recipe's row; only its last column, why, wraps.
+ANSWER_CLASS = "answer"
 STYLE = (
-    "body{font-family:sans-serif;max-width:75em;margin:2em auto;line-height:1.4}"
-    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
+    "body{font-family:sans-serif;max-width:78em;margin:1em auto;padding:0 1em;line-height:1.4}"
+    "h1{margin:.3em 0}"
+    "table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;"
     "text-align:left;font-size:90%}th{background:#f0f0f0}img{max-width:100%}"
-    "pre{background:#f4f4f4;padding:1em}"
+    "pre{background:#f4f4f4;padding:1em;overflow-x:auto}"
+    f"table.{ANSWER_CLASS}{{margin:.5em 0}}"
+    f"table.{ANSWER_CLASS} td,table.{ANSWER_CLASS} th{{padding:.15em .45em;font-size:85%;"
+    "white-space:nowrap}"
+    f"table.{ANSWER_CLASS} td:last-child{{white-space:normal}}"
 )
 
 
@@ -69,7 +80,8 @@ def html_page(blocks: list, title: str) -> str:
                 "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in content[0]) + "</ul>"
             )
         elif kind == "table":
-            out.append(content[0].to_html(index=False, escape=True, border=0))
+            classes = content[1] if len(content) > 1 else None
+            out.append(content[0].to_html(index=False, escape=True, border=0, classes=classes))
         elif kind == "img":
             out.append(_html_image(*content))
     return (

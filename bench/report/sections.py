@@ -23,6 +23,7 @@ from bench.analysis.tables import (
 from bench.errors import UsageError
 from bench.report import plots, render
 from bench.report.answer import answer_blocks, answer_markdown
+from bench.report.answer_table import why_blocks
 from bench.report.backends import backend_blocks
 from bench.report.budget import budget_blocks
 from bench.report.conditions import config_of, lookup
@@ -122,7 +123,7 @@ def environment_blocks(env: dict) -> list:
                     )
                 ),
                 f"CPU: {lookup(env, 'cpu', 'model')} ({lookup(env, 'cpu', 'cores')} cores)",
-                f"GPU: {lookup(env, 'gpu')}",
+                f"GPU: {', '.join(answer_data.gpu_names(env.get('gpu'))) or 'none'}",
                 *setting_items,
                 f"git commit: {lookup(env, 'git', 'commit')} "
                 f"(dirty: {lookup(env, 'git', 'dirty')})",
@@ -156,16 +157,18 @@ def analysis_answer(analysis: Analysis) -> answer_data.Answer:
 def report_blocks(analysis: Analysis) -> list:
     """Every block of the report, in order; writes the plots into the folder."""
     results, main, tables = analysis.results, analysis.main, analysis.tables
+    answer = analysis_answer(analysis)
     return [
         ("h1", f"kl-bench report: {results.folder.name}"),
         *sweep_notice(analysis.variants),
         *hosts_notice(analysis.hosts),
-        *answer_blocks(analysis_answer(analysis)),
+        *answer_blocks(answer),
         *headline_blocks(main, tables),
         *summary_blocks(main, tables),
         *budget_blocks(main, tables),
         *backend_blocks(main, tables),
         *cost_blocks(cost_model.cost_models(main.runs, tables.ratios)),
+        *why_blocks(answer),
         *sweep_blocks(results, analysis.per_variant),
         *host_blocks(analysis.per_host),
         *table_blocks(main, tables),

@@ -1,4 +1,5 @@
-"""The report's summary of its details: the fastest recipe per API, the precision reached, the
+"""The report's summary of its details: the fastest and slowest recipe per API where the intervals
+name them, the precision reached, the
 quality guard, the recipes that failed as the registry expects and the runs that went wrong."""
 
 import pandas as pd
@@ -17,27 +18,57 @@ from bench.report.went_wrong import NOTHING_WENT_WRONG, WENT_WRONG_TITLE
 from bench.results.folder import Results
 from vae_impls import registry
 
+SHOWN_UNRESOLVED = 3  # the recipes a summary names that it cannot tell from the leader
+
+
+def _named(rows) -> str:
+    return ", ".join(f"{row.recipe} {ratio_text(row)}" for row in rows.itertuples())
+
+
+def _extreme_clause(extreme: findings.Extreme, word: str) -> str:
+    """'the fastest KL recipe is X 1.01x [..]', '2 KL recipes are tied for fastest ...', or
+    that the intervals name none: the leader's overlaps a wide one."""
+    named, unresolved = extreme.named, extreme.unresolved
+    if len(named) == 1:
+        return f"the {word} KL recipe is {_named(named)} the floor"
+    if len(named) > 1:
+        return (
+            f"{len(named)} KL recipes are tied for {word} (their CIs overlap, each within "
+            f"±{findings.TIE_HALF_WIDTH:.0%}), in multiples of the floor: {_named(named)}"
+        )
+    leader, rest = unresolved.iloc[:1], unresolved.iloc[1:]
+    if rest.empty:
+        return f"no {word} KL recipe: {_named(leader)} has no CI to tell it from the others"
+    more = f" and {len(rest) - SHOWN_UNRESOLVED} more" if len(rest) > SHOWN_UNRESOLVED else ""
+    return (
+        f"no {word} KL recipe: {_named(leader)} cannot be told from "
+        f"{_named(rest.iloc[:SHOWN_UNRESOLVED])}{more} (an overlap with a wide CI, or with no CI, "
+        "is not a tie)"
+    )
+
 
 def _fastest_sentence(fastest: findings.Fastest) -> str:
-    """One API's KL recipe(s) closest to the floor, every recipe whose CI overlaps the best one's
-    named as tied, and the floor's own speed."""
+    """One API's fastest and slowest KL recipes, where their intervals name them, and the floor's
+    own speed; a run of one process per recipe says that it decides nothing."""
     floor = f"the floor {registry.FLOOR} ({verdicts.floor_api_of(fastest.api)})"
     floor_text = (
         f"{floor} runs at {ms_text(fastest.floor_speed)} of fit"
         if fastest.floor_speed is not None
         else f"{floor} has no runs of its own"
     )
-    tied = fastest.tied
-    if tied.empty:
+    if fastest.ranked.empty:
         return f"{fastest.api}: no KL recipe has a ratio to the floor; {floor_text}."
-    named = ", ".join(f"{row.recipe} {ratio_text(row)}" for row in tied.itertuples())
-    head = (
-        f"the fastest KL recipe is {named} the floor"
-        if len(tied) == 1
-        else f"{len(tied)} KL recipes are tied for fastest (their CIs overlap), in multiples of "
-        f"the floor: {named}"
-    )
-    return f"{fastest.api}: {head}; {floor_text}."
+    if fastest.one_process:
+        return (
+            f"{fastest.api}: each KL recipe was measured in one process, so no ratio has an "
+            "interval and this run decides nothing: it names no fastest or slowest recipe; "
+            f"{floor_text}."
+        )
+    clauses = [_extreme_clause(fastest.fastest, "fastest")]
+    slowest = fastest.slowest
+    if len(slowest.named) and not set(slowest.named.recipe) & set(fastest.fastest.named.recipe):
+        clauses.append(_extreme_clause(slowest, "slowest"))
+    return f"{fastest.api}: {'; '.join(clauses)}; {floor_text}."
 
 
 def _fastest_sentences(tables: Tables) -> list:
