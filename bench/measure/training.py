@@ -15,7 +15,6 @@ from bench.errors import summarize_exception
 from bench.measure import phases
 from bench.measure.backends import numpy_data
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
-from bench.measure.steps import fit_arrays, pipeline
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
 
 
@@ -98,11 +97,10 @@ def _steps_per_epoch(session, built) -> int:
 
 def _fit(session, built, seed: int, timer) -> None:
     """``fit`` as the recipe asks: on numpy arrays as post VII's notebook calls it (Keras' own
-    batching, every backend), else on the harness' batches: the tf.data pipeline on TensorFlow,
-    the numpy batches without it (``backends.numpy_data``)."""
+    batching, every backend), else on the harness' batches (the backend's ``fit``)."""
     training = session.training
     if built.fit_on_arrays:
-        x_fit = fit_arrays(session)
+        x_fit = numpy_data.fit_arrays(session)
         built.model.fit(
             x_fit,
             built.fit_targets(x_fit),
@@ -112,13 +110,5 @@ def _fit(session, built, seed: int, timer) -> None:
             callbacks=[timer],
             verbose=0,
         )
-    elif session.tf is None:
-        numpy_data.fit(session, built, seed, [timer])
     else:
-        built.model.fit(
-            pipeline(session, built, seed),
-            epochs=training.epochs,
-            steps_per_epoch=training.steps_per_epoch or None,
-            callbacks=[timer],
-            verbose=0,
-        )
+        session.backend.fit(session, built, seed, [timer])

@@ -1,8 +1,13 @@
 """env.json: what a benchmark ran on, read the same way by every command that compares folders."""
 
+from vae_impls import backends
+
 # The packages whose versions a results folder records (env.json, each Ray node's) and a baseline
-# compares with a run's.
-VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch")
+# compares with a run's: Keras', numpy's and each backend's (``vae_impls.backends``), in the order
+# env.json has always listed them.
+VERSIONED = tuple(
+    dict.fromkeys(("tensorflow", "keras", "tf_keras", "numpy", *backends.versioned()))
+)
 
 
 def host_id(env: dict) -> str:

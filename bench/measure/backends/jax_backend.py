@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data, nvidia
-from bench.measure.backends.numpy_data import OpCounts, Stepper
+from bench.measure.backends.interface import OpCounts, Stepper
 from bench.measure.instruments import layer_names, scopes_of
 
 # The [device] xla setting cannot turn XLA off on JAX: Keras 3 without jit_compile runs a JAX
@@ -84,6 +84,10 @@ def network_jit_compile(settings) -> bool:
     return True
 
 
+def has_gpu(jax) -> bool:
+    return bool(_gpus(jax))
+
+
 def read_back(jax, keras, model, device) -> dict:
     settings, gpus = device.settings, _gpus(jax)
     fraction = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION")
@@ -108,6 +112,9 @@ def _flags() -> str:
 
 def fit_data(session, built, seed: int):
     return numpy_data.batches(session, built, seed)
+
+
+fit = numpy_data.fit
 
 
 def stepper(session, built, seed: int) -> Stepper:

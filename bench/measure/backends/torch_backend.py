@@ -11,7 +11,7 @@ import time
 
 from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data
-from bench.measure.backends.numpy_data import OpCounts, Stepper
+from bench.measure.backends.interface import OpCounts, Stepper
 
 XLA_NOTES = {
     "autojit": "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch",
@@ -62,6 +62,10 @@ def network_jit_compile(settings) -> bool:
     return settings.xla == "jit_compile"
 
 
+def has_gpu(torch) -> bool:
+    return torch.cuda.is_available()
+
+
 def read_back(torch, keras, model, device) -> dict:
     settings, gpu = device.settings, torch.cuda.is_available()
     return {
@@ -81,6 +85,9 @@ def read_back(torch, keras, model, device) -> dict:
 
 def fit_data(session, built, seed: int):
     return numpy_data.batches(session, built, seed)
+
+
+fit = numpy_data.fit
 
 
 def stepper(session, built, seed: int) -> Stepper:
