@@ -9,6 +9,9 @@ VERSIONED = tuple(
     dict.fromkeys(("tensorflow", "keras", "tf_keras", "numpy", *backends.versioned()))
 )
 
+# env.json's git commit where the project's root is not the root of a git work tree.
+NOT_A_CHECKOUT = "not a git checkout"
+
 
 def host_id(env: dict) -> str:
     """Which hardware an env.json's benchmark ran on, for "same machine?"; "" when it does not say.
