@@ -18,8 +18,11 @@ import pytest
 
 from bench.__main__ import main
 from bench.analysis.tables import analyse
+from bench.config.settings import DeviceSettings
 from bench.measure import backends as backend_modules
 from bench.measure.backends import interface, numpy_data
+from bench.measure.device import Device
+from bench.measure.training import check_compiled
 from bench.report.backends import backend_blocks
 from bench.results.folder import ResultsFolder
 from bench.results.records import OK, convolutions, parse_scopes
@@ -84,6 +87,24 @@ def test_each_backends_facts_come_from_its_row_without_importing_a_backend():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("backend", backends.NAMES)
+def test_the_compile_switch_compiles_on_every_backend_and_jax_always(backend):
+    module = backend_modules.named(backend)
+    assert module.network_jit_compile(DeviceSettings(jit_compile=True))
+    assert module.network_jit_compile(DeviceSettings()) == (backend == "jax")
+
+
+def test_a_model_keras_would_not_compile_fails_its_run_when_compiling_is_asked():
+    def session(**device):
+        return SimpleNamespace(device=Device(DeviceSettings(**device)))
+
+    uncompiled = SimpleNamespace(jit_compile=False)
+    check_compiled(session(), uncompiled)
+    with pytest.raises(RuntimeError, match="jit_compile = true, but Keras compiles this model"):
+        check_compiled(session(jit_compile=True), uncompiled)
+    check_compiled(session(jit_compile=True), SimpleNamespace(jit_compile=True))
 
 
 def test_an_unknown_backend_is_named_with_the_known_ones():

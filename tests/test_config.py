@@ -171,7 +171,7 @@ REJECTIONS = {
     "fixed network field": (
         edited("[network]", "[network]\njit_compile = true"),
         "[network] jit_compile cannot be set",
-        "[device] xla",
+        "[device] jit_compile",
     ),
     "pictures of a 3-D latent space": (
         edited("repeats = 1", "repeats = 1\nsave_artifacts = true").replace(
@@ -489,6 +489,29 @@ def test_writing_out_a_default_keeps_the_settings_hash(tmp_path):
         str(write_config(tmp_path, edited("[network]", "[network]\nz_dim = 2"), "explicit.toml"))
     )
     assert explicit.settings_hash == implicit.settings_hash
+
+
+def test_the_compile_switch_is_hashed_only_when_on(tmp_path):
+    """Folders and baselines from before the key keep their hash; compiling is another setting."""
+    implicit = config.load(str(write_config(tmp_path, VALID)))
+    off = config.load(str(write_config(tmp_path, with_line("device", "jit_compile = false"), "o")))
+    on = config.load(str(write_config(tmp_path, with_line("device", "jit_compile = true"), "n")))
+    assert off.settings_hash == implicit.settings_hash != on.settings_hash
+    assert config.from_dict(on.to_dict()).device.jit_compile is True
+
+
+def test_the_compile_switch_is_asked_by_the_key_or_by_xla_as_before():
+    assert not config.jit_compile_asked(config.DeviceSettings())
+    assert config.jit_compile_asked(config.DeviceSettings(jit_compile=True))
+    assert config.jit_compile_asked(config.DeviceSettings(xla="jit_compile"))
+    assert not config.jit_compile_asked(config.DeviceSettings(xla="autojit"))
+
+
+def test_the_compile_switch_can_be_swept(tmp_path):
+    loaded = config.load(str(write_config(tmp_path, VALID)))
+    assert config.with_setting(loaded, "device.jit_compile", "true").device.jit_compile is True
+    with pytest.raises(UsageError, match="jit_compile must be true or false"):
+        config.with_setting(loaded, "device.jit_compile", "yes")
 
 
 def test_settings_hash_follows_the_settings(tmp_path):

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 
 from bench import recipes
+from bench.config.settings import jit_compile_asked
 from bench.errors import summarize_exception
 from bench.measure import phases
 from bench.measure.backends import numpy_data
@@ -40,8 +41,19 @@ def build(session, recipe: str, api: str, seed: int):
 
     session.keras.utils.set_random_seed(seed)  # the sampling noise and dropout are seeded too
     built = recipes.build(recipe, api, session.keras, session.net)
+    check_compiled(session, built.model)
     network.set_seeded_weights(built.model, session.net, seed)
     return built
+
+
+def check_compiled(session, model) -> None:
+    """Raise where [device] asks Keras to compile the train step and Keras compiled ``model``
+    without it: a recipe that does not compile is a failed run, never timed as a compiled one."""
+    if jit_compile_asked(session.device.settings) and not model.jit_compile:
+        raise RuntimeError(
+            "jit_compile = true, but Keras compiles this model without it (a layer without "
+            "compiler support, op determinism, or run_eagerly turns it off)"
+        )
 
 
 def slow_down_if_asked(session, built, milliseconds: float) -> None:

@@ -8,6 +8,7 @@ same batches outside ``fit``: what the paired timing and the profile call. The t
 so ``count_ops`` has nothing to add.
 """
 
+from bench.config.settings import jit_compile_asked
 from bench.measure import device as tf_device
 from bench.measure import injection
 from bench.measure import yardstick as fixed
@@ -26,7 +27,8 @@ def start(device):
 
 
 def network_jit_compile(settings) -> bool:
-    return settings.xla == "jit_compile"
+    """XLA compiles the train step where [device] asks (``jit_compile_asked``)."""
+    return jit_compile_asked(settings)
 
 
 read_back = tf_device.read_back
