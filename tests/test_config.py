@@ -1,6 +1,7 @@
 """Config validation: every bad config is one line on stderr, exit status 2, no results folder."""
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -512,6 +513,22 @@ def test_the_compile_switch_can_be_swept(tmp_path):
     assert config.with_setting(loaded, "device.jit_compile", "true").device.jit_compile is True
     with pytest.raises(UsageError, match="jit_compile must be true or false"):
         config.with_setting(loaded, "device.jit_compile", "yes")
+
+
+def test_without_keras_run_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """On a machine where Keras cannot be imported no API is installed: the run names what is
+    missing, not an empty list of APIs."""
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name in ("keras", "tf_keras") else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    status, err = run_cli(
+        ["--config", str(write_config(tmp_path, edited('apis = ["keras3"]\n', "")))], capsys
+    )
+    assert status != 0 and len(err.strip().splitlines()) == 1
+    assert "no Keras API can run here: tf_keras, keras cannot be imported" in err
 
 
 def test_settings_hash_follows_the_settings(tmp_path):

@@ -127,6 +127,17 @@ def not_installed_reason(api: str) -> str:
     return f"API {api!r} needs {backend}, which is not installed ({install_command(backend)})"
 
 
+def none_installed_reason() -> str:
+    """One line saying why no API can run here (``installed_apis()`` is empty): the Keras
+    packages and backends that cannot be imported, and how to install them."""
+    modules = dict.fromkeys((*PACKAGE_OF_API.values(), *BACKENDS))
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    return (
+        f"no Keras API can run here: {', '.join(missing)} cannot be imported "
+        f"({install_command(backends.DEFAULT.name)}; without TensorFlow, docs/gpu.md)"
+    )
+
+
 def install_command(backend: str) -> str:
     """What installs ``backend`` into the project's environment."""
     extra = EXTRA_OF_BACKEND[backend]

@@ -523,6 +523,8 @@ def _check_consistency(config: Config) -> None:
                 f"unknown recipe {quoted(recipe)} in [matrix] recipes; valid recipes: "
                 f"{', '.join(known)}"
             )
+    if not matrix.apis:
+        raise UsageError(keras_api.none_installed_reason())
     for api in matrix.apis:
         if api not in APIS:
             raise UsageError(
