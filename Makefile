@@ -61,22 +61,32 @@ bench-pytest: $(INSTALLED_DEV)
 	KLBENCH_API=keras3 $(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-save=keras3
 
 # The backend matrix on a machine with JAX and/or PyTorch (CUDA) but no TensorFlow (docs/gpu.md).
-# Here, where the package registries can be reached: the wheels such a machine lacks (Keras 3,
-# mlxtend and their own needs it lacks), for its Python, into .whl/ (about 4 MB).
+# Here, where the package registries can be reached: the wheels such a machine lacks, for its
+# Python, into .whl/ (about 20 MB): Keras 3, mlxtend and their own needs it lacks; and the notebook
+# kernel's packages (post VII's notebook runs in a Jupyter kernel) with everything they need,
+# less what a CUDA image has already (GPU_IMAGE_HAS: pandas', matplotlib's, rich's, PyTorch's).
 GPU_PYTHON ?= 3.12
 GPU_WHEELS := "keras==3.15.*" "mlxtend>=0.23" namex optree
+GPU_KERNEL_WHEELS := nbformat nbclient jupyter-client ipykernel
+GPU_IMAGE_HAS := packaging pygments python_dateutil six tzdata typing_extensions
+GPU_PLATFORM := --only-binary=:all: --implementation cp --python-version $(GPU_PYTHON) \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	--platform manylinux2014_x86_64
 gpu-wheels:
-	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --implementation cp \
-		--python-version $(GPU_PYTHON) --platform manylinux_2_28_x86_64 \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	$(PYTHON) -m pip download --quiet --no-deps $(GPU_PLATFORM) -d .whl $(GPU_WHEELS)
+	$(PYTHON) -m pip download --quiet $(GPU_PLATFORM) -d .whl $(GPU_KERNEL_WHEELS)
+	cd .whl && rm -f $(addsuffix -*.whl,$(GPU_IMAGE_HAS))
 
 # There, with its own python3 (no venv, nothing fetched): the wheels into .whl/site, then the
-# gpu config on every installed API (GPU_APIS="keras3-jax keras3-jax-port" for fewer).
+# gpu config on every installed API (GPU_APIS="keras3-jax keras3-jax-port" for fewer) under its
+# budget (BUDGET=4m for another).
 GPU_APIS ?=
+BUDGET ?=
 bench-gpu:
 	python3 -m pip install --quiet --no-index --no-deps --no-compile --upgrade \
 		--target .whl/site .whl/*.whl
-	PYTHONPATH=.whl/site python3 -m bench run --config gpu $(if $(GPU_APIS),--apis $(GPU_APIS))
+	PYTHONPATH=.whl/site python3 -m bench run --config gpu $(if $(GPU_APIS),--apis $(GPU_APIS)) \
+		$(if $(BUDGET),--budget $(BUDGET))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,10 @@ PyTorch is an extra, so its worker is tested where it is installed; JAX is a def
 """
 
 import importlib.util
+import inspect
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +18,11 @@ import pytest
 
 from bench.__main__ import main
 from bench.analysis.tables import analyse
-from bench.measure.backends import numpy_data
+from bench.config.settings import DeviceSettings
+from bench.measure import backends as backend_modules
+from bench.measure.backends import interface, numpy_data
+from bench.measure.device import Device
+from bench.measure.training import check_compiled
 from bench.report.backends import backend_blocks
 from bench.results.folder import ResultsFolder
 from bench.results.records import OK, convolutions, parse_scopes
@@ -27,7 +34,7 @@ from tests.builders import (
     run_bench,
     tiny_config,
 )
-from vae_impls import keras_api, registry
+from vae_impls import backends, keras_api, registry
 
 OTHER_BACKEND_GROUPS = [
     group for group in ("keras3-jax", "keras3-torch") if keras_api.installed(group)
@@ -45,6 +52,64 @@ def test_api_groups_and_backends():
     assert keras_api.floor_api("keras3-torch-port") == "keras3-torch"
     assert keras_api.port_api("keras2") == ""
     assert keras_api.comparable_apis("keras3-jax-port") == ("keras3-jax-port", "keras3-jax")
+
+
+@pytest.mark.parametrize("backend", backends.NAMES)
+def test_every_backend_implements_the_whole_interface(backend):
+    """Each function there, taking the interface's arguments (the runtime by its own name)."""
+    module = backend_modules.named(backend)
+    for name in interface.members():
+        declared = inspect.signature(getattr(interface.Backend, name)).parameters
+        assert callable(getattr(module, name, None)), f"{backend} lacks {name}"
+        given = inspect.signature(getattr(module, name)).parameters
+        assert len(given) == len(declared) - 1, f"{backend}.{name} takes {list(given)}"
+
+
+def test_the_interface_lists_what_workers_call():
+    assert {"network_jit_compile", "has_gpu", "stepper", "count_ops", "fit"} <= set(
+        interface.members()
+    )
+
+
+def test_each_backends_facts_come_from_its_row_without_importing_a_backend():
+    code = (
+        "import sys\n"
+        "from bench.results import env, records\n"
+        "from vae_impls import backends, keras_api\n"
+        "for row in backends.BACKENDS:\n"
+        "    assert set(row.convolution_ops) <= set(records.CONVOLUTION_OPS)\n"
+        "    assert set(row.versioned) <= set(env.VERSIONED)\n"
+        "    assert keras_api.EXTRA_OF_BACKEND[row.name] == row.extra\n"
+        "    assert row.name in keras_api.BACKEND_OF_API.values()\n"
+        "print(sorted({'tensorflow', 'jax', 'torch', 'keras'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("backend", backends.NAMES)
+def test_the_compile_switch_compiles_on_every_backend_and_jax_always(backend):
+    module = backend_modules.named(backend)
+    assert module.network_jit_compile(DeviceSettings(jit_compile=True))
+    assert module.network_jit_compile(DeviceSettings()) == (backend == "jax")
+
+
+def test_a_model_keras_would_not_compile_fails_its_run_when_compiling_is_asked():
+    def session(**device):
+        return SimpleNamespace(device=Device(DeviceSettings(**device)))
+
+    uncompiled = SimpleNamespace(jit_compile=False)
+    check_compiled(session(), uncompiled)
+    with pytest.raises(RuntimeError, match="jit_compile = true, but Keras compiles this model"):
+        check_compiled(session(jit_compile=True), uncompiled)
+    check_compiled(session(jit_compile=True), SimpleNamespace(jit_compile=True))
+
+
+def test_an_unknown_backend_is_named_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backend 'mlx'; known backends: tensorflow"):
+        backends.of("mlx")
 
 
 def test_numpy_batches_are_whole_seeded_and_reshuffled_each_pass():

@@ -1,6 +1,7 @@
 """Config validation: every bad config is one line on stderr, exit status 2, no results folder."""
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -171,7 +172,7 @@ REJECTIONS = {
     "fixed network field": (
         edited("[network]", "[network]\njit_compile = true"),
         "[network] jit_compile cannot be set",
-        "[device] xla",
+        "[device] jit_compile",
     ),
     "pictures of a 3-D latent space": (
         edited("repeats = 1", "repeats = 1\nsave_artifacts = true").replace(
@@ -489,6 +490,45 @@ def test_writing_out_a_default_keeps_the_settings_hash(tmp_path):
         str(write_config(tmp_path, edited("[network]", "[network]\nz_dim = 2"), "explicit.toml"))
     )
     assert explicit.settings_hash == implicit.settings_hash
+
+
+def test_the_compile_switch_is_hashed_only_when_on(tmp_path):
+    """Folders and baselines from before the key keep their hash; compiling is another setting."""
+    implicit = config.load(str(write_config(tmp_path, VALID)))
+    off = config.load(str(write_config(tmp_path, with_line("device", "jit_compile = false"), "o")))
+    on = config.load(str(write_config(tmp_path, with_line("device", "jit_compile = true"), "n")))
+    assert off.settings_hash == implicit.settings_hash != on.settings_hash
+    assert config.from_dict(on.to_dict()).device.jit_compile is True
+
+
+def test_the_compile_switch_is_asked_by_the_key_or_by_xla_as_before():
+    assert not config.jit_compile_asked(config.DeviceSettings())
+    assert config.jit_compile_asked(config.DeviceSettings(jit_compile=True))
+    assert config.jit_compile_asked(config.DeviceSettings(xla="jit_compile"))
+    assert not config.jit_compile_asked(config.DeviceSettings(xla="autojit"))
+
+
+def test_the_compile_switch_can_be_swept(tmp_path):
+    loaded = config.load(str(write_config(tmp_path, VALID)))
+    assert config.with_setting(loaded, "device.jit_compile", "true").device.jit_compile is True
+    with pytest.raises(UsageError, match="jit_compile must be true or false"):
+        config.with_setting(loaded, "device.jit_compile", "yes")
+
+
+def test_without_keras_run_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """On a machine where Keras cannot be imported no API is installed: the run names what is
+    missing, not an empty list of APIs."""
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name in ("keras", "tf_keras") else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    status, err = run_cli(
+        ["--config", str(write_config(tmp_path, edited('apis = ["keras3"]\n', "")))], capsys
+    )
+    assert status != 0 and len(err.strip().splitlines()) == 1
+    assert "no Keras API can run here: tf_keras, keras cannot be imported" in err
 
 
 def test_settings_hash_follows_the_settings(tmp_path):

@@ -15,31 +15,35 @@ import importlib.util
 import os
 import sys
 
+from vae_impls import backends
+
 PORT_SUFFIX = "-port"
 PORT_API = "keras3-port"  # the TensorFlow backend's port API
-APIS = (
-    "keras2",
-    "keras3",
-    PORT_API,
-    "keras3-jax",
-    "keras3-jax-port",
-    "keras3-torch",
-    "keras3-torch-port",
-)
-PACKAGE_OF_API = {api: "tf_keras" if api == "keras2" else "keras" for api in APIS}
-BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _keras3_apis(backend: backends.Backend) -> tuple:
+    """A backend's two Keras 3 APIs: as written and its port (no suffix on the default's)."""
+    written = "keras3" if backend is backends.DEFAULT else f"keras3-{backend.name}"
+    return written, written + PORT_SUFFIX
+
+
+def _label(api: str, backend: backends.Backend) -> str:
+    kind = "port" if api.endswith(PORT_SUFFIX) else "as written"
+    return " ".join(word for word in ("Keras 3", backend.label, kind) if word)
+
+
+# Keras 2 on TensorFlow, then each backend's Keras 3 APIs (``vae_impls.backends``).
 BACKEND_OF_API = {
-    api: next((b for b in BACKENDS[1:] if f"-{b}" in api), "tensorflow") for api in APIS
+    "keras2": backends.DEFAULT.name,
+    **{api: backend.name for backend in backends.BACKENDS for api in _keras3_apis(backend)},
 }
+APIS = tuple(BACKEND_OF_API)
+PACKAGE_OF_API = {api: "tf_keras" if api == "keras2" else "keras" for api in APIS}
+BACKENDS = backends.NAMES
 # How the report and the tables name each API.
 API_LABELS = {
     "keras2": "Keras 2",
-    "keras3": "Keras 3 as written",
-    PORT_API: "Keras 3 port",
-    "keras3-jax": "Keras 3 JAX as written",
-    "keras3-jax-port": "Keras 3 JAX port",
-    "keras3-torch": "Keras 3 PyTorch as written",
-    "keras3-torch-port": "Keras 3 PyTorch port",
+    **{api: _label(api, backend) for backend in backends.BACKENDS for api in _keras3_apis(backend)},
 }
 # How the answer names each process group's column: a Keras package on one backend, its code as
 # written and its port together.
@@ -51,7 +55,7 @@ GROUP_LABELS = {
 }
 # The Python package that must be importable for a backend, and the pip extra that installs it
 # where the default install does not ("" = installed by default).
-EXTRA_OF_BACKEND = {"tensorflow": "", "jax": "", "torch": "torch"}
+EXTRA_OF_BACKEND = {backend.name: backend.extra for backend in backends.BACKENDS}
 
 
 class ApiError(Exception):
@@ -69,7 +73,7 @@ def package_for(api: str) -> str:
 
 
 def backend_of(api: str) -> str:
-    """``tensorflow``, ``jax`` or ``torch``: what the API's Keras computes with."""
+    """The backend (``vae_impls.backends``) the API's Keras computes with."""
     return BACKEND_OF_API[_check(api)]
 
 
@@ -129,6 +133,17 @@ def not_installed_reason(api: str) -> str:
         return ""
     backend = backend_of(api)
     return f"API {api!r} needs {backend}, which is not installed ({install_command(backend)})"
+
+
+def none_installed_reason() -> str:
+    """One line saying why no API can run here (``installed_apis()`` is empty): the Keras
+    packages and backends that cannot be imported, and how to install them."""
+    modules = dict.fromkeys((*PACKAGE_OF_API.values(), *BACKENDS))
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    return (
+        f"no Keras API can run here: {', '.join(missing)} cannot be imported "
+        f"({install_command(backends.DEFAULT.name)}; without TensorFlow, docs/gpu.md)"
+    )
 
 
 def install_command(backend: str) -> str:

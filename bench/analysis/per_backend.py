@@ -109,6 +109,6 @@ def not_installed(env: dict, runs: pd.DataFrame) -> list:
     used = {keras_api.backend_of(api) for api in runs.api}
     return [
         backend
-        for backend in ("jax", "torch")
+        for backend in keras_api.BACKENDS[1:]  # those a TensorFlow-only folder may lack
         if backend in env and env[backend] is None and backend not in used
     ]

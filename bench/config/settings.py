@@ -43,6 +43,9 @@ class DeviceSettings:
     gpu_memory_limit_mb: int = 0  # 0 = no limit
     memory_growth: bool = False
     xla: str = "off"
+    # Keras' compile(jit_compile=True): XLA on TensorFlow, torch.compile on PyTorch; JAX compiles
+    # every train step whatever it says (``jit_compile_asked``).
+    jit_compile: bool = False
     intra_op_threads: int = 0  # 0 = TensorFlow's default
     inter_op_threads: int = 0
     precision: str = "float32"
@@ -95,7 +98,7 @@ class MatrixSettings:
 # NetworkSpec fields a config may not set, and why.
 NETWORK_FIXED = {
     "input_shape": "it is fixed by the data (28x28x1 digits)",
-    "jit_compile": 'it is set by [device] xla = "jit_compile"',
+    "jit_compile": "it is set by [device] jit_compile",
     "sampling_noise": "the benchmark draws the sampling noise from the seed",
 }
 
@@ -206,8 +209,19 @@ class Config:
 
 _UNSET = object()
 # Keys added to the hashed tables later, and the value that reproduces how runs were measured
-# before them: every block, whatever it took; no yardstick.
-HASHED_WHEN_NOT = {("training", "paired_seconds"): 0, ("training", "yardstick"): False}
+# before them: every block, whatever it took; no yardstick; compiled only where xla said so.
+HASHED_WHEN_NOT = {
+    ("training", "paired_seconds"): 0,
+    ("training", "yardstick"): False,
+    ("device", "jit_compile"): False,
+}
+
+
+def jit_compile_asked(device: DeviceSettings) -> bool:
+    """Whether [device] asks Keras to compile the train step (``compile(jit_compile=True)``):
+    ``jit_compile = true``, or ``xla = "jit_compile"``, which said so before the key existed and
+    still does, so that older configs and folders keep their meaning and their hash."""
+    return device.jit_compile or device.xla == "jit_compile"
 
 
 TABLES = {"device": DeviceSettings, "training": TrainingSettings, "matrix": MatrixSettings}
@@ -509,6 +523,8 @@ def _check_consistency(config: Config) -> None:
                 f"unknown recipe {quoted(recipe)} in [matrix] recipes; valid recipes: "
                 f"{', '.join(known)}"
             )
+    if not matrix.apis:
+        raise UsageError(keras_api.none_installed_reason())
     for api in matrix.apis:
         if api not in APIS:
             raise UsageError(

@@ -9,7 +9,7 @@ config, and every setting that could not take effect says why in a note.
 
 from dataclasses import dataclass, field
 
-from bench.config.settings import DeviceSettings
+from bench.config.settings import DeviceSettings, jit_compile_asked
 
 
 @dataclass
@@ -79,7 +79,7 @@ def read_back(tf, keras, model, device: Device) -> dict:
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus and settings.device == "auto":
         notes.append("no GPU present: device auto ran on the CPU")
-    if settings.xla == "jit_compile" and model is not None and not model.jit_compile:
+    if jit_compile_asked(settings) and model is not None and not model.jit_compile:
         notes.append(
             "jit_compile requested but Keras compiled without XLA (Keras 3 turns it off under "
             "op determinism or for a layer without XLA support)"

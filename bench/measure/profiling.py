@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.errors import summarize_exception
-from bench.measure.steps import stepper
 from bench.results.folder import TOP_OPS_FILE
 from bench.results.records import RunResult, RunSpec
 
@@ -25,7 +24,7 @@ def profile_or_say_why(session, built, spec: RunSpec, result: RunResult) -> RunR
     try:
         folder = Path(spec.profile_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        step = stepper(session, built, spec.run.seed)
+        step = session.backend.stepper(session, built, spec.run.seed)
         capture(session.tf, step, session.training.profile_steps, folder)
         return result
     except Exception as error:

@@ -57,7 +57,7 @@ def open_session(first: RunSpec) -> Session:
     applied = Device(settings)
     runtime = backend.start(applied)
     keras = keras_api.load(first.run.api)
-    apply_precision(runtime, keras, applied)
+    apply_precision(backend, runtime, keras, applied)
     data = datasets.load(training.dataset, mnist_path=training.mnist_path or None)
     net = network_spec(first, settings, backend.network_jit_compile(settings))
     return Session(first, backend, runtime, keras, data, applied, training, net)
@@ -72,21 +72,11 @@ def backend_environment(first: RunSpec) -> dict:
     return {**backend.environment(DeviceSettings(**first.device)), **legacy}
 
 
-def apply_precision(runtime, keras, device: Device) -> None:
+def apply_precision(backend, runtime, keras, device: Device) -> None:
     """The global dtype policy of the Keras in use: before any layer is built."""
     keras.mixed_precision.set_global_policy(device.settings.precision)
-    if device.settings.precision == "mixed_float16" and not _has_gpu(runtime):
+    if device.settings.precision == "mixed_float16" and not backend.has_gpu(runtime):
         device.notes.append("no GPU present: mixed_float16 runs on CPU (slow, not representative)")
-
-
-def _has_gpu(runtime) -> bool:
-    """Whether the backend (tf, jax or torch) computes on a GPU."""
-    name = runtime.__name__
-    if name == "tensorflow":
-        return bool(runtime.config.list_physical_devices("GPU"))
-    if name == "torch":
-        return runtime.cuda.is_available()
-    return runtime.default_backend() == "gpu"
 
 
 def network_spec(first: RunSpec, settings: DeviceSettings, jit_compile: bool) -> NetworkSpec:

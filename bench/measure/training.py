@@ -11,11 +11,11 @@ import time
 from dataclasses import replace
 
 from bench import recipes
+from bench.config.settings import jit_compile_asked
 from bench.explanations import explain
 from bench.measure import phases
 from bench.measure.backends import numpy_data
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
-from bench.measure.steps import fit_arrays, pipeline
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
 
 
@@ -41,8 +41,19 @@ def build(session, recipe: str, api: str, seed: int):
 
     session.keras.utils.set_random_seed(seed)  # the sampling noise and dropout are seeded too
     built = recipes.build(recipe, api, session.keras, session.net)
+    check_compiled(session, built.model)
     network.set_seeded_weights(built.model, session.net, seed)
     return built
+
+
+def check_compiled(session, model) -> None:
+    """Raise where [device] asks Keras to compile the train step and Keras compiled ``model``
+    without it: a recipe that does not compile is a failed run, never timed as a compiled one."""
+    if jit_compile_asked(session.device.settings) and not model.jit_compile:
+        raise RuntimeError(
+            "jit_compile = true, but Keras compiles this model without it (a layer without "
+            "compiler support, op determinism, or run_eagerly turns it off)"
+        )
 
 
 def slow_down_if_asked(session, built, milliseconds: float) -> None:
@@ -118,11 +129,10 @@ def _steps_per_epoch(session, built) -> int:
 
 def _fit(session, built, seed: int, timer) -> None:
     """``fit`` as the recipe asks: on numpy arrays as post VII's notebook calls it (Keras' own
-    batching, every backend), else on the harness' batches: the tf.data pipeline on TensorFlow,
-    the numpy batches without it (``backends.numpy_data``)."""
+    batching, every backend), else on the harness' batches (the backend's ``fit``)."""
     training = session.training
     if built.fit_on_arrays:
-        x_fit = fit_arrays(session)
+        x_fit = numpy_data.fit_arrays(session)
         built.model.fit(
             x_fit,
             built.fit_targets(x_fit),
@@ -132,13 +142,5 @@ def _fit(session, built, seed: int, timer) -> None:
             callbacks=[timer],
             verbose=0,
         )
-    elif session.tf is None:
-        numpy_data.fit(session, built, seed, [timer])
     else:
-        built.model.fit(
-            pipeline(session, built, seed),
-            epochs=training.epochs,
-            steps_per_epoch=training.steps_per_epoch or None,
-            callbacks=[timer],
-            verbose=0,
-        )
+        session.backend.fit(session, built, seed, [timer])

@@ -1,6 +1,7 @@
 """What the verbs say a folder ran: its short commit and a dirty tree, and the backends compared."""
 
 from bench.formatting import MISSING
+from bench.results.env import NOT_A_CHECKOUT
 from vae_impls import keras_api, registry
 
 
@@ -10,6 +11,8 @@ def commit_text(git: dict, length: int = 7, unknown: str = MISSING) -> str:
     commit = git.get("commit") if isinstance(git, dict) else None
     if not commit:
         return unknown
+    if commit == NOT_A_CHECKOUT:  # a copy of the tree inside another repository, or none
+        return NOT_A_CHECKOUT
     return str(commit)[:length] + (" (dirty)" if git.get("dirty") else "")
 
 

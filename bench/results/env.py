@@ -1,8 +1,16 @@
 """env.json: what a benchmark ran on, read the same way by every command that compares folders."""
 
+from vae_impls import backends
+
 # The packages whose versions a results folder records (env.json, each Ray node's) and a baseline
-# compares with a run's.
-VERSIONED = ("tensorflow", "keras", "tf_keras", "numpy", "jax", "jaxlib", "torch")
+# compares with a run's: Keras', numpy's and each backend's (``vae_impls.backends``), in the order
+# env.json has always listed them.
+VERSIONED = tuple(
+    dict.fromkeys(("tensorflow", "keras", "tf_keras", "numpy", *backends.versioned()))
+)
+
+# env.json's git commit where the project's root is not the root of a git work tree.
+NOT_A_CHECKOUT = "not a git checkout"
 
 
 def host_id(env: dict) -> str:

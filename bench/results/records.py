@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from bench.config.injection import EVERY_RECIPE
 from bench.config.plan import PlannedRun
 from bench.errors import UsageError
+from vae_impls import backends
 
 OK, FAILED, TIMEOUT, DIVERGED, KILLED = "ok", "failed", "timeout", "diverged", "killed"
 STATUSES = (OK, FAILED, TIMEOUT, DIVERGED, KILLED)
@@ -137,17 +138,9 @@ OP_COUNT_COLUMNS = {
 }
 
 # Every op type that is a convolution or its gradient, as each backend names it in its traced
-# train step: TensorFlow's graph ops, JAX's StableHLO ops, PyTorch's ATen operators (one
-# ``convolution_backward`` computes both gradients of a layer). Counted together per run
-# (``ops_convolutions``): compared within one backend only, where it shows an encoder run twice.
-CONVOLUTION_OPS = (
-    "Conv2D",
-    "Conv2DBackpropInput",
-    "Conv2DBackpropFilter",
-    "stablehlo.convolution",
-    "convolution",
-    "convolution_backward",
-)
+# train step (``vae_impls.backends``). Counted together per run (``ops_convolutions``): compared
+# within one backend only, where it shows an encoder run twice.
+CONVOLUTION_OPS = backends.convolution_ops()
 
 
 def convolutions(op_counts: dict) -> int | None:

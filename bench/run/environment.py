@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.processes import PROJECT_ROOT, last_line, worker_environment
-from bench.results.env import VERSIONED
+from bench.results.env import NOT_A_CHECKOUT, VERSIONED
 from vae_impls import keras_api
 
 PREFLIGHT_TIMEOUT_SECONDS = 300
@@ -39,7 +40,7 @@ def machine_facts(config, command: str) -> dict:
         "cpu": {"model": host["cpu_model"], "cores": host["logical_cpus"]},
         "host": host,
         "gpu": None,
-        "git": _git_state(),
+        "git": git_state(PROJECT_ROOT),
         "config": config.to_dict(),
         "command": command,
     }
@@ -144,16 +145,26 @@ def _load_average():
         return None
 
 
-def _git_state() -> dict:
+def git_state(root: Path) -> dict:
+    """The commit ``root`` is checked out at and whether it has changes; ``NOT_A_CHECKOUT`` as
+    the commit where ``root`` is not the root of a git work tree (a copy of the project inside
+    another repository would otherwise record that repository's commit as the project's). None
+    where git cannot tell (not installed)."""
+
     def git(*args):
         try:
             done = subprocess.run(
-                ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=30
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    if shutil.which("git") is None:
+        return {"commit": None, "dirty": None}
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != Path(root).resolve():
+        return {"commit": NOT_A_CHECKOUT, "dirty": None}
     status = git("--no-optional-locks", "status", "--porcelain")  # never rewrites the index
     return {
         "commit": git("rev-parse", "HEAD"),

@@ -14,14 +14,18 @@ import time
 
 import numpy as np
 
+from bench.config.settings import jit_compile_asked
 from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data, nvidia
-from bench.measure.backends.numpy_data import OpCounts, Stepper
+from bench.measure.backends.interface import OpCounts, Stepper
 from bench.measure.instruments import layer_names, scopes_of
 
-# The [device] xla setting cannot turn XLA off on JAX: Keras 3 without jit_compile runs a JAX
+# The [device] settings cannot turn XLA off on JAX: Keras 3 without jit_compile runs a JAX
 # train step op by op, which is not how anyone runs JAX.
-XLA_NOTE = "JAX compiles every train step with XLA: xla = {xla!r} does not apply"
+XLA_NOTE = (
+    "JAX compiles every train step with XLA, whatever [device] says: xla = {xla!r} and "
+    "jit_compile = false do not apply"
+)
 STABLEHLO_OP = re.compile(r"\b(stablehlo|chlo|mhlo)\.([a-z_]+)")
 LOCATION = re.compile(r'^(#loc\d+) = loc\("([^"]*)"', re.MULTILINE)  # a location and its name
 OP_LOCATION = re.compile(r"loc\((#loc\d+)\)\s*$")  # the location an op's line ends with
@@ -64,7 +68,7 @@ def start(device):
         notes.append("no GPU present: GPU memory settings not applied")
     elif settings.gpu_memory_limit_mb and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in os.environ:
         notes.append("GPU memory limit not applied: nvidia-smi gave no total to take a part of")
-    if settings.xla != "jit_compile":
+    if not jit_compile_asked(settings):
         notes.append(XLA_NOTE.format(xla=settings.xla))
     if settings.intra_op_threads or settings.inter_op_threads:
         notes.append("thread counts not applied: JAX's CPU runtime has no per-process setting")
@@ -82,6 +86,10 @@ def _gpus(jax) -> list:
 
 def network_jit_compile(settings) -> bool:
     return True
+
+
+def has_gpu(jax) -> bool:
+    return bool(_gpus(jax))
 
 
 def read_back(jax, keras, model, device) -> dict:
@@ -108,6 +116,9 @@ def _flags() -> str:
 
 def fit_data(session, built, seed: int):
     return numpy_data.batches(session, built, seed)
+
+
+fit = numpy_data.fit
 
 
 def stepper(session, built, seed: int) -> Stepper:

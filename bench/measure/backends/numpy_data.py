@@ -1,39 +1,15 @@
 """The batches a JAX or PyTorch worker trains on: numpy arrays, the same for both backends.
 
-TensorFlow's workers train on a tf.data pipeline (``bench.measure.steps``); a worker without
+TensorFlow's workers train on a tf.data pipeline (``backends.tensorflow_backend``); a worker without
 TensorFlow takes its batches from numpy: each pass over the training images in a permutation drawn
 from the round's seed, so every recipe of a round, on JAX or PyTorch, sees the same batches in the
 same order. A pass drops its last, short batch: a batch of another shape would make JAX compile the
 train step again, inside the timed steps.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from bench import datasets
-
-
-@dataclass(frozen=True)
-class OpCounts:
-    """A train step's ops as a backend counts them: in all, by type, and by layer for the types
-    the cause finder reads (layer -> op type -> count)."""
-
-    graph_ops: int
-    op_counts: dict
-    op_scopes: dict
-
-
-@dataclass
-class Stepper:
-    """One train step per call; ``settle()`` hands the state the steps changed back to the model
-    (a backend that threads its state through the steps keeps it outside the model meanwhile)."""
-
-    step: object
-    settle: object = lambda: None
-
-    def __call__(self):
-        self.step()
 
 
 def steps_per_pass(session) -> int:
@@ -46,15 +22,18 @@ def steps_per_epoch(session) -> int:
     return session.training.steps_per_epoch or steps_per_pass(session)
 
 
+def fit_arrays(session):
+    """The images a fit on numpy arrays gets (``datasets.arrays_for_fit``), on every backend."""
+    training = session.training
+    return datasets.arrays_for_fit(
+        session.data.x_train, training.batch_size, training.steps_per_epoch
+    )
+
+
 def images_of(session, built):
     """The images a run's ``fit`` takes: the arrays of a recipe that fits on arrays, else the
     training set."""
-    if built.fit_on_arrays:
-        training = session.training
-        return datasets.arrays_for_fit(
-            session.data.x_train, training.batch_size, training.steps_per_epoch
-        )
-    return session.data.x_train
+    return fit_arrays(session) if built.fit_on_arrays else session.data.x_train
 
 
 def batches(session, built, seed: int):

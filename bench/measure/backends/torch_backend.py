@@ -2,21 +2,20 @@
 
 Keras 3's PyTorch trainer runs its train step eagerly; ``jit_compile=True`` wraps it in
 ``torch.compile`` (TorchDynamo and Inductor, not XLA), which the [device] setting
-``xla = "jit_compile"`` asks for. The stepper calls the trainer's own train function, one batch a
+``jit_compile = true`` asks for. The stepper calls the trainer's own train function, one batch a
 call, and waits for its logs as ``fit`` does (on a GPU, a step's kernels run asynchronously).
 """
 
 import collections
 import time
 
+from bench.config.settings import jit_compile_asked
 from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data
-from bench.measure.backends.numpy_data import OpCounts, Stepper
+from bench.measure.backends.interface import OpCounts, Stepper
 
-XLA_NOTES = {
-    "autojit": "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch",
-    "jit_compile": "jit_compile on PyTorch is torch.compile (TorchDynamo + Inductor), not XLA",
-}
+AUTOJIT_NOTE = "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch"
+COMPILE_NOTE = "jit_compile on PyTorch is torch.compile (TorchDynamo + Inductor), not XLA"
 
 
 def environment(settings) -> dict:
@@ -37,8 +36,10 @@ def start(device):
     if settings.deterministic_ops:
         torch.use_deterministic_algorithms(True)
     _apply_gpu_memory(torch, device, gpu)
-    if settings.xla in XLA_NOTES:
-        notes.append(XLA_NOTES[settings.xla])
+    if settings.xla == "autojit":
+        notes.append(AUTOJIT_NOTE)
+    if jit_compile_asked(settings):
+        notes.append(COMPILE_NOTE)
     return torch
 
 
@@ -59,7 +60,12 @@ def _apply_gpu_memory(torch, device, gpu: bool) -> None:
 
 
 def network_jit_compile(settings) -> bool:
-    return settings.xla == "jit_compile"
+    """``torch.compile`` where [device] asks (``jit_compile_asked``)."""
+    return jit_compile_asked(settings)
+
+
+def has_gpu(torch) -> bool:
+    return torch.cuda.is_available()
 
 
 def read_back(torch, keras, model, device) -> dict:
@@ -81,6 +87,9 @@ def read_back(torch, keras, model, device) -> dict:
 
 def fit_data(session, built, seed: int):
     return numpy_data.batches(session, built, seed)
+
+
+fit = numpy_data.fit
 
 
 def stepper(session, built, seed: int) -> Stepper:
