@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
+from bench.analysis import causes, verdicts
 from bench.analysis.tables import analyse
 from bench.config.settings import DeviceSettings
 from bench.measure import backends as backend_modules
@@ -24,6 +25,7 @@ from bench.measure.backends import interface, numpy_data
 from bench.measure.device import Device
 from bench.measure.training import check_compiled
 from bench.report.backends import backend_blocks
+from bench.report.cause_words import cause_text
 from bench.results.folder import ResultsFolder
 from bench.results.records import OK, convolutions, parse_scopes
 from tests.builders import (
@@ -240,3 +242,39 @@ def test_compare_and_history_say_that_backends_are_compared_within_themselves(tm
         assert main([str(arg) for arg in argv]) == 0
         out = capsys.readouterr().out
         assert "backends: jax, tensorflow; a recipe is compared only with runs of its own" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not keras_api.installed("keras3-torch"), reason="the .[torch] extra")
+def test_pytorch_names_the_encoder_layers_a_recipe_runs_twice(tmp_path):
+    """Keras layers are torch modules: each operator, forward or backward, is put down to the
+    layer whose call made it, so the cause finder names the encoder run twice, layer by layer."""
+    names = ["plain_ae", "notebook_encoder_call"]
+    config = tiny_config(tmp_path, names, apis=("keras3-torch", "keras3-torch-port"))
+    done = run_bench("--config", config, "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = ResultsFolder(only_folder(tmp_path / "results")).read().runs
+    ok = runs[runs.status == OK]
+    floor = parse_scopes(ok[ok.recipe == "plain_ae"].op_scopes.iloc[0])
+    twice = parse_scopes(ok[ok.recipe == "notebook_encoder_call"].op_scopes.iloc[0])
+    encoder = [
+        "encoder_conv_0",
+        "encoder_conv_1",
+        "encoder_conv_2",
+        "mu",
+    ]  # the floor has no log_var
+    for layer in [*encoder, "decoder_conv_t_0"]:
+        assert layer in floor and layer in twice, (layer, floor, twice)
+    # backward operators too: each convolution layer's gradient is its own
+    assert floor["encoder_conv_1"] == {"convolution": 1, "convolution_backward": 1}
+    for layer in encoder:
+        assert sum(twice[layer].values()) == 2 * sum(floor[layer].values()), layer
+    assert sum(twice["decoder_conv_t_0"].values()) == sum(floor["decoder_conv_t_0"].values())
+    cause = causes.find(
+        "notebook_encoder_call",
+        "keras3-torch-port",
+        {"plain_ae": floor, "notebook_encoder_call": twice},
+    )
+    assert cause.encoder_twice and cause.floor.encoder.basis == verdicts.LAYER_COUNTS
+    assert set(encoder) <= set(cause.floor.encoder.layers)
+    assert "encoder_conv_0" in cause_text(cause, slower=True)
