@@ -135,6 +135,35 @@ def test_numpy_batches_are_whole_seeded_and_reshuffled_each_pass():
     assert len(set(first_pass)) == 8 and not (first_pass == second_pass).all()
 
 
+COMPILED_HLO = """HloModule jit_f
+
+%fused_computation (param_0.1: f32[1,3,3,4]) -> f32[3,3,1,4] {
+  %param_0.1 = f32[1,3,3,4]{3,2,1,0} parameter(0)
+  ROOT %copy.3 = f32[3,3,1,4]{3,2,1,0} copy(%param_0.1)
+}
+
+ENTRY %main.2 (w.1: f32[3,3,1,4], x.1: f32[2,8,8,1]) -> (f32[3,3,1,4], s32[]) {
+  %w.1 = f32[3,3,1,4]{3,2,1,0} parameter(0), metadata={op_name="w"}
+  %x.1 = f32[2,8,8,1]{3,2,1,0} parameter(1), metadata={op_name="x"}
+  %c = s32[] constant(0)
+  %conv.2 = f32[2,8,8,4]{3,2,1,0} convolution(%x.1, %w.1), window={size=3x3 pad=1_1x1_1}
+  %gemm = (f32[2,4]{1,0}, s8[0]{0}) custom-call(%x.1, %w.1), custom_call_target="__cublas$gemm"
+  %g = f32[2,4]{1,0} get-tuple-element(%gemm), index=0
+  %b = f32[1,3,3,4]{3,2,1,0} bitcast(%conv.2)
+  %fusion = f32[3,3,1,4]{3,2,1,0} fusion(%b), kind=kLoop, calls=%fused_computation
+  ROOT %t = (f32[3,3,1,4]{3,2,1,0}, s32[]) tuple(%fusion, %c)
+}
+"""
+
+
+def test_jax_counts_the_instructions_its_compiled_step_runs():
+    """The entry computation's fusion, custom call and unfused convolution; not the fused
+    computation's own instructions, nor the parameters, constants, tuples and bitcasts."""
+    jax_backend = backend_modules.named("jax")
+    assert jax_backend.compiled_ops(COMPILED_HLO) == 3
+    assert jax_backend.compiled_ops("HloModule empty") == 0
+
+
 def test_convolutions_count_each_backends_names():
     assert convolutions({"Conv2D": 3, "Conv2DBackpropFilter": 3, "MatMul": 2}) == 6
     assert convolutions({"stablehlo.convolution": 18, "stablehlo.dot_general": 6}) == 18
@@ -182,6 +211,10 @@ def test_a_worker_without_tensorflow_runs_its_recipes(tmp_path, group):
     assert {"plain_ae", "kl_layer", "gradient_tape"} <= set(runs[runs.status == OK].recipe)
     ok = runs[runs.status == OK]
     assert (ok.ops_convolutions > 0).all()  # the backend counted its train step's ops
+    if keras_api.backend_of(group) == "jax":  # and what XLA runs of them once fused
+        assert (ok.compiled_ops > 0).all() and (ok.compiled_ops < ok.graph_ops).all()
+    else:
+        assert ok.compiled_ops.isna().all()
     if keras_api.backend_of(group) == "jax":  # JAX's ops carry their layers' name scopes
         # ... those of a nested model's layers: the decoder is one in every recipe (the layers
         # of the outermost functional model lower without theirs: docs/backends.md)
