@@ -27,7 +27,7 @@ from bench.measure.training import check_compiled
 from bench.report.backends import backend_blocks
 from bench.report.cause_words import cause_text
 from bench.results.folder import ResultsFolder
-from bench.results.records import OK, convolutions, parse_scopes
+from bench.results.records import OK, OUTSIDE_LAYERS, convolutions, parse_scopes
 from tests.builders import (
     ROOT,
     folder_of_records,
@@ -283,7 +283,9 @@ def test_pytorch_names_the_encoder_layers_a_recipe_runs_twice(tmp_path):
     """Keras layers are torch modules: each operator, forward or backward, is put down to the
     layer whose call made it, so the cause finder names the encoder run twice, layer by layer."""
     names = ["plain_ae", "notebook_encoder_call"]
-    config = tiny_config(tmp_path, names, apis=("keras3-torch", "keras3-torch-port"))
+    # a loaded machine may take a while over the three tiny runs and their counting
+    apis = ("keras3-torch", "keras3-torch-port")
+    config = tiny_config(tmp_path, names, apis=apis, timeout=300)
     done = run_bench("--config", config, "--results-dir", tmp_path / "results")
     assert done.returncode == 0, done.stderr[-3000:]
     runs = ResultsFolder(only_folder(tmp_path / "results")).read().runs
@@ -311,3 +313,32 @@ def test_pytorch_names_the_encoder_layers_a_recipe_runs_twice(tmp_path):
     assert cause.encoder_twice and cause.floor.encoder.basis == verdicts.LAYER_COUNTS
     assert set(encoder) <= set(cause.floor.encoder.layers)
     assert "encoder_conv_0" in cause_text(cause, slower=True)
+
+
+@pytest.mark.skipif(not keras_api.installed("keras3-torch"), reason="the .[torch] extra")
+def test_pytorch_operators_go_to_the_layer_whose_forward_made_them():
+    """Forward and backward: a named module called twice holds twice its matrix products; the
+    product outside every module before it, and its gradient, stay outside (a later layer's call
+    does not claim the autograd nodes it finds behind its input)."""
+    import torch
+
+    torch_backend = backend_modules.named("torch")
+    torch.manual_seed(0)
+    encoder, head = torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 1, bias=False)
+    encoder.name, head.name = "encoder", "head"  # as Keras names its layers (TorchLayer)
+    projection = torch.randn(4, 4, requires_grad=True)
+    data = torch.randn(8, 4)
+
+    def step():
+        projected = data @ projection  # outside every layer
+        twice = encoder(encoder(projected))
+        head(twice).sum().backward()
+
+    counted = torch_backend.count_step(step, {"encoder", "head"})
+    scopes = counted.op_scopes
+    # forward: one product a call; backward: the gradients of the weight and of the input
+    assert scopes["encoder"] == {"mm": 2 + 4}
+    assert scopes["head"] == {"mm": 1 + 2}
+    # the projection's product, forward and its weight's gradient (data needs none)
+    assert scopes[OUTSIDE_LAYERS] == {"mm": 1 + 1}
+    assert counted.graph_ops == sum(counted.op_counts.values()) > 12

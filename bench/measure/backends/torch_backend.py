@@ -165,18 +165,24 @@ def count_ops(session, built, seed: int) -> OpCounts:
     layer's call creates with the layer's name (``Node.metadata``), and the dispatch mode reads
     the running node's tag (``torch._C._current_autograd_node``). An operator outside every layer
     (the loss, the sampling, the optimizer's update) is in ``OUTSIDE_LAYERS``."""
+    step = stepper(session, built, seed)
+    return count_step(step, layer_names(built.model))
+
+
+def count_step(step, names: set) -> OpCounts:
+    """``count_ops`` of one call of ``step``, the layers being the modules whose ``name`` is one
+    of ``names``."""
     import torch
     from torch.nn.modules import module as modules
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    counts, typed_layers, calls = collections.Counter(), [], LayerCalls(layer_names(built.model))
+    counts, typed_layers, calls = collections.Counter(), [], LayerCalls(names)
 
     class TagNodes(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             outputs = func(*args, **(kwargs or {}))
-            if calls.running:
-                _tag_new_nodes(torch, outputs, calls.running[-1])
+            _tag_new_nodes(torch, outputs, calls.innermost())
             return outputs
 
     class CountOps(TorchDispatchMode):
@@ -186,7 +192,6 @@ def count_ops(session, built, seed: int) -> OpCounts:
             typed_layers.append((op_type, _layer_running(torch, calls)))
             return func(*args, **(kwargs or {}))
 
-    step = stepper(session, built, seed)
     hooks = (
         modules.register_module_forward_pre_hook(calls.enter),
         modules.register_module_forward_hook(calls.leave, always_call=True),
@@ -211,6 +216,10 @@ class LayerCalls:
         if getattr(module, "name", None) in self.names:
             self.running.append(module.name)
 
+    def innermost(self) -> str:
+        """The layer a forward operator run now belongs to."""
+        return self.running[-1] if self.running else OUTSIDE_LAYERS
+
     def leave(self, module, args, outputs):
         if getattr(module, "name", None) in self.names and self.running:
             self.running.pop()
@@ -218,7 +227,8 @@ class LayerCalls:
 
 def _tag_new_nodes(torch, outputs, layer: str) -> None:
     """Tag the autograd nodes behind ``outputs`` that no earlier call tagged (those this call
-    created: every earlier call's were tagged as it returned) with ``layer``."""
+    created: every earlier call's were tagged as it returned, outside the layers too, so that a
+    later layer's call never claims them) with ``layer``."""
     leaves = torch.utils._pytree.tree_leaves(outputs)
     pending = [leaf.grad_fn for leaf in leaves if isinstance(leaf, torch.Tensor)]
     while pending:
@@ -234,7 +244,7 @@ def _layer_running(torch, calls: LayerCalls) -> str:
     node = torch._C._current_autograd_node()
     if node is not None:
         return node.metadata.get(LAYER_TAG, OUTSIDE_LAYERS)
-    return calls.running[-1] if calls.running else OUTSIDE_LAYERS
+    return calls.innermost()
 
 
 def layer_scopes(typed_layers, types) -> dict:
