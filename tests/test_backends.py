@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
+from bench.analysis import causes, verdicts
 from bench.analysis.tables import analyse
 from bench.config.settings import DeviceSettings
 from bench.measure import backends as backend_modules
@@ -24,8 +25,9 @@ from bench.measure.backends import interface, numpy_data
 from bench.measure.device import Device
 from bench.measure.training import check_compiled
 from bench.report.backends import backend_blocks
+from bench.report.cause_words import cause_text
 from bench.results.folder import ResultsFolder
-from bench.results.records import OK, convolutions, parse_scopes
+from bench.results.records import OK, OUTSIDE_LAYERS, convolutions, parse_scopes
 from tests.builders import (
     ROOT,
     folder_of_records,
@@ -133,6 +135,35 @@ def test_numpy_batches_are_whole_seeded_and_reshuffled_each_pass():
     assert len(set(first_pass)) == 8 and not (first_pass == second_pass).all()
 
 
+COMPILED_HLO = """HloModule jit_f
+
+%fused_computation (param_0.1: f32[1,3,3,4]) -> f32[3,3,1,4] {
+  %param_0.1 = f32[1,3,3,4]{3,2,1,0} parameter(0)
+  ROOT %copy.3 = f32[3,3,1,4]{3,2,1,0} copy(%param_0.1)
+}
+
+ENTRY %main.2 (w.1: f32[3,3,1,4], x.1: f32[2,8,8,1]) -> (f32[3,3,1,4], s32[]) {
+  %w.1 = f32[3,3,1,4]{3,2,1,0} parameter(0), metadata={op_name="w"}
+  %x.1 = f32[2,8,8,1]{3,2,1,0} parameter(1), metadata={op_name="x"}
+  %c = s32[] constant(0)
+  %conv.2 = f32[2,8,8,4]{3,2,1,0} convolution(%x.1, %w.1), window={size=3x3 pad=1_1x1_1}
+  %gemm = (f32[2,4]{1,0}, s8[0]{0}) custom-call(%x.1, %w.1), custom_call_target="__cublas$gemm"
+  %g = f32[2,4]{1,0} get-tuple-element(%gemm), index=0
+  %b = f32[1,3,3,4]{3,2,1,0} bitcast(%conv.2)
+  %fusion = f32[3,3,1,4]{3,2,1,0} fusion(%b), kind=kLoop, calls=%fused_computation
+  ROOT %t = (f32[3,3,1,4]{3,2,1,0}, s32[]) tuple(%fusion, %c)
+}
+"""
+
+
+def test_jax_counts_the_instructions_its_compiled_step_runs():
+    """The entry computation's fusion, custom call and unfused convolution; not the fused
+    computation's own instructions, nor the parameters, constants, tuples and bitcasts."""
+    jax_backend = backend_modules.named("jax")
+    assert jax_backend.compiled_ops(COMPILED_HLO) == 3
+    assert jax_backend.compiled_ops("HloModule empty") == 0
+
+
 def test_convolutions_count_each_backends_names():
     assert convolutions({"Conv2D": 3, "Conv2DBackpropFilter": 3, "MatMul": 2}) == 6
     assert convolutions({"stablehlo.convolution": 18, "stablehlo.dot_general": 6}) == 18
@@ -180,6 +211,10 @@ def test_a_worker_without_tensorflow_runs_its_recipes(tmp_path, group):
     assert {"plain_ae", "kl_layer", "gradient_tape"} <= set(runs[runs.status == OK].recipe)
     ok = runs[runs.status == OK]
     assert (ok.ops_convolutions > 0).all()  # the backend counted its train step's ops
+    if keras_api.backend_of(group) == "jax":  # and what XLA runs of them once fused
+        assert (ok.compiled_ops > 0).all() and (ok.compiled_ops < ok.graph_ops).all()
+    else:
+        assert ok.compiled_ops.isna().all()
     if keras_api.backend_of(group) == "jax":  # JAX's ops carry their layers' name scopes
         # ... those of a nested model's layers: the decoder is one in every recipe (the layers
         # of the outermost functional model lower without theirs: docs/backends.md)
@@ -240,3 +275,70 @@ def test_compare_and_history_say_that_backends_are_compared_within_themselves(tm
         assert main([str(arg) for arg in argv]) == 0
         out = capsys.readouterr().out
         assert "backends: jax, tensorflow; a recipe is compared only with runs of its own" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not keras_api.installed("keras3-torch"), reason="the .[torch] extra")
+def test_pytorch_names_the_encoder_layers_a_recipe_runs_twice(tmp_path):
+    """Keras layers are torch modules: each operator, forward or backward, is put down to the
+    layer whose call made it, so the cause finder names the encoder run twice, layer by layer."""
+    names = ["plain_ae", "notebook_encoder_call"]
+    # a loaded machine may take a while over the three tiny runs and their counting
+    apis = ("keras3-torch", "keras3-torch-port")
+    config = tiny_config(tmp_path, names, apis=apis, timeout=300)
+    done = run_bench("--config", config, "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = ResultsFolder(only_folder(tmp_path / "results")).read().runs
+    ok = runs[runs.status == OK]
+    floor = parse_scopes(ok[ok.recipe == "plain_ae"].op_scopes.iloc[0])
+    twice = parse_scopes(ok[ok.recipe == "notebook_encoder_call"].op_scopes.iloc[0])
+    encoder = [
+        "encoder_conv_0",
+        "encoder_conv_1",
+        "encoder_conv_2",
+        "mu",
+    ]  # the floor has no log_var
+    for layer in [*encoder, "decoder_conv_t_0"]:
+        assert layer in floor and layer in twice, (layer, floor, twice)
+    # backward operators too: each convolution layer's gradient is its own
+    assert floor["encoder_conv_1"] == {"convolution": 1, "convolution_backward": 1}
+    for layer in encoder:
+        assert sum(twice[layer].values()) == 2 * sum(floor[layer].values()), layer
+    assert sum(twice["decoder_conv_t_0"].values()) == sum(floor["decoder_conv_t_0"].values())
+    cause = causes.find(
+        "notebook_encoder_call",
+        "keras3-torch-port",
+        {"plain_ae": floor, "notebook_encoder_call": twice},
+    )
+    assert cause.encoder_twice and cause.floor.encoder.basis == verdicts.LAYER_COUNTS
+    assert set(encoder) <= set(cause.floor.encoder.layers)
+    assert "encoder_conv_0" in cause_text(cause, slower=True)
+
+
+@pytest.mark.skipif(not keras_api.installed("keras3-torch"), reason="the .[torch] extra")
+def test_pytorch_operators_go_to_the_layer_whose_forward_made_them():
+    """Forward and backward: a named module called twice holds twice its matrix products; the
+    product outside every module before it, and its gradient, stay outside (a later layer's call
+    does not claim the autograd nodes it finds behind its input)."""
+    import torch
+
+    torch_backend = backend_modules.named("torch")
+    torch.manual_seed(0)
+    encoder, head = torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 1, bias=False)
+    encoder.name, head.name = "encoder", "head"  # as Keras names its layers (TorchLayer)
+    projection = torch.randn(4, 4, requires_grad=True)
+    data = torch.randn(8, 4)
+
+    def step():
+        projected = data @ projection  # outside every layer
+        twice = encoder(encoder(projected))
+        head(twice).sum().backward()
+
+    counted = torch_backend.count_step(step, {"encoder", "head"})
+    scopes = counted.op_scopes
+    # forward: one product a call; backward: the gradients of the weight and of the input
+    assert scopes["encoder"] == {"mm": 2 + 4}
+    assert scopes["head"] == {"mm": 1 + 2}
+    # the projection's product, forward and its weight's gradient (data needs none)
+    assert scopes[OUTSIDE_LAYERS] == {"mm": 1 + 1}
+    assert counted.graph_ops == sum(counted.op_counts.values()) > 12

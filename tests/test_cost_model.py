@@ -296,3 +296,18 @@ def test_a_tiny_launch_bound_run_feeds_the_cost_model_its_counts(tmp_path):
         > records["kl_layer"].extra_units["graph_ops"]
     )
     assert {fit.count for fit in model.fits} == {"graph_ops"}  # no recipe adds a convolution
+
+
+def test_jax_is_fitted_on_what_xla_runs_after_fusion_not_on_its_traced_ops():
+    runs = pd.DataFrame(
+        {
+            "graph_ops": [900.0, 1000.0],
+            "compiled_ops": [120.0, 125.0],
+            "ops_convolutions": [18.0, 18.0],
+        }
+    )
+    jax = cost_model.counts_of(runs, "jax")
+    assert jax == {"compiled_ops": 122.5, "ops_convolutions": 18.0}
+    assert cost_model.COUNTS["compiled_ops"] == cost_model.LAUNCH_BOUND
+    torch = cost_model.counts_of(runs.assign(compiled_ops=math.nan), "torch")
+    assert torch == {"graph_ops": 950.0, "ops_convolutions": 18.0}  # not counted: left out

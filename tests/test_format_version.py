@@ -42,6 +42,7 @@ LATER_RUN_COLUMNS = (
     *PHASE_COLUMNS,
     "ops_convolutions",
     "noise_draws",
+    "compiled_ops",
 )
 # The layouts written before the format had a version (all format 1), oldest first: which files
 # and columns each lacks.

@@ -38,10 +38,13 @@ UNEXPLAINED, NO_GAP, NOT_COUNTED = "unexplained", "no gap", "not counted"
 # runs.csv's per-step counts, each with the regime it names where it explains the gaps.
 COUNTS = {
     "graph_ops": LAUNCH_BOUND,
+    # What XLA's compiled step runs after fusion (JAX): the operators JAX launches.
+    "compiled_ops": LAUNCH_BOUND,
     "ops_convolutions": ARITHMETIC_BOUND,
     "ops_matmul": ARITHMETIC_BOUND,
 }
-# JAX's graph_ops are its StableHLO ops before XLA fuses them: not what its step launches.
+# JAX's graph_ops are its StableHLO ops before XLA fuses them: not what its step launches (its
+# compiled_ops are).
 NOT_LAUNCHED = {"jax": ("graph_ops",)}
 EXPLAINS_R2 = 0.8  # a count explains the gaps when its line accounts for 80% of their variance
 NEGLIGIBLE = 0.05  # of the floor's step: a gap this small (or a miss this small) is noise here

@@ -12,7 +12,8 @@ baseline by more than a tolerance.
 Whether a recipe runs the encoder twice is read from the layer counts of the traced train step
 (``RunResult.op_scopes``) where both sides name the encoder's layers: every encoder layer they
 share runs exactly twice as often. Where a backend does not scope its ops to the encoder's layers
-(PyTorch scopes none; JAX leaves a functional model's outer layers unscoped), the convolutions by
+(JAX leaves a functional model's outer layers unscoped; a folder from before PyTorch scoped its
+operators), the convolutions by
 op type decide: the forward convolutions, where a backend counts them apart (TensorFlow's
 ``Conv2D``), exceed the other's by the encoder's convolution layers; elsewhere every convolution
 counted together exceeds the other's by at least that many. The verdict says which it read.

@@ -133,6 +133,7 @@ def _ops_counted(session, result: RunResult, built, spec: RunSpec) -> RunResult:
         graph_ops=counted.graph_ops,
         op_counts=counted.op_counts,
         op_scopes=counted.op_scopes,
+        compiled_ops=counted.compiled_ops,
     )
 
 

@@ -19,6 +19,7 @@ TITLE = "What the extra time is made of"
 # What one unit of each count is, singular and plural.
 UNIT_NAMES = {
     "graph_ops": ("operator", "operators"),
+    "compiled_ops": ("compiled kernel", "compiled kernels"),
     "ops_convolutions": ("convolution", "convolutions"),
     "ops_matmul": ("matrix product", "matrix products"),
 }

@@ -162,6 +162,9 @@ class RunResult:
     op_counts: dict = field(default_factory=dict)  # op type -> count in the traced train step
     # layer -> op type -> count of the OP_COUNT_COLUMNS types: which layers the step runs twice
     op_scopes: dict = field(default_factory=dict)
+    # The instructions the compiled train step runs after the compiler fused the traced ops (JAX:
+    # XLA's entry computation: fusions, custom calls, unfused ops); None: not counted.
+    compiled_ops: int | None = None
     dataset: str | None = None
     dataset_origin: str | None = None
     device_settings: dict | None = None
@@ -251,6 +254,7 @@ class RunRecord:
     stall: str = ""
     ops_convolutions: int | None = None  # CONVOLUTION_OPS in the traced train step
     noise_draws: float | None = None  # RunResult.noise_draws; empty: unknown
+    compiled_ops: int | None = None  # RunResult.compiled_ops; empty: not counted
 
     @classmethod
     def of(
@@ -285,6 +289,7 @@ class RunRecord:
             op_scopes=scopes_text(result.op_scopes),
             ops_convolutions=convolutions(result.op_counts),
             noise_draws=result.noise_draws,
+            compiled_ops=result.compiled_ops,
             variant=run.variant,
             process=run.process_id,
             **{column: getattr(result, column) for column in PHASE_COLUMNS},
@@ -347,6 +352,7 @@ _NON_NEGATIVE = {
     *(column for column in PHASE_COLUMNS if column.endswith("_seconds")),
     "trace_count",
     "graph_ops",
+    "compiled_ops",
     "steps",
     "noise_draws",
 }

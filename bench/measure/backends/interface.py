@@ -12,12 +12,14 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class OpCounts:
-    """A train step's ops as a backend counts them: in all, by type, and by layer for the types
-    the cause finder reads (layer -> op type -> count)."""
+    """A train step's ops as a backend counts them: in all, by type, by layer for the types
+    the cause finder reads (layer -> op type -> count), and, where a compiler fuses them, the
+    instructions its compiled step runs (None: not compiled by a backend that says)."""
 
     graph_ops: int
     op_counts: dict
     op_scopes: dict
+    compiled_ops: int | None = None
 
 
 @dataclass

@@ -31,6 +31,8 @@ LOCATION = re.compile(r'^(#loc\d+) = loc\("([^"]*)"', re.MULTILINE)  # a locatio
 OP_LOCATION = re.compile(r"loc\((#loc\d+)\)\s*$")  # the location an op's line ends with
 # The ops whose layer the report's cause finder asks for: convolutions and matrix products.
 SCOPED_OPS = ("stablehlo.convolution", "stablehlo.dot_general")
+# The instructions of a compiled module that hold or pass values and launch nothing.
+BOOKKEEPING = ("parameter", "constant", "get-tuple-element", "tuple", "bitcast", "after-all")
 
 
 def environment(settings) -> dict:
@@ -189,16 +191,46 @@ def yardstick(session) -> Stepper:
 def count_ops(session, built, seed: int) -> OpCounts:
     """The train step's ops as JAX lowers it for XLA (StableHLO, before XLA's optimizations: the
     program the step's Python traced, as TensorFlow's graph is counted), by type, and those of
-    ``SCOPED_OPS`` by the layer whose name scope each carries (its location's name)."""
+    ``SCOPED_OPS`` by the layer whose name scope each carries (its location's name); besides,
+    the instructions XLA's compiled step runs after fusion (``compiled_ops``)."""
     import jax
 
     model = built.model
     batch = next(numpy_data.batches(session, built, seed))
-    text = jax.jit(model.train_step).lower(_state(model), batch).as_text(debug_info=True)
+    lowered = jax.jit(model.train_step).lower(_state(model), batch)
+    text = lowered.as_text(debug_info=True)
     typed_names = list(_typed_names(text))
     counts = collections.Counter(op_type for op_type, _ in typed_names)
     scopes = scopes_of(typed_names, SCOPED_OPS, layer_names(model))
-    return OpCounts(sum(counts.values()), dict(counts), scopes)
+    compiled = compiled_ops(lowered.compile().as_text())
+    return OpCounts(sum(counts.values()), dict(counts), scopes, compiled)
+
+
+def compiled_ops(hlo_text: str) -> int:
+    """The instructions of a compiled module's entry computation (its HLO text) that run work:
+    its fusions, custom calls (a GPU's convolutions and matrix products) and the ops XLA left
+    unfused; parameters, constants, tuples and bitcasts (``BOOKKEEPING``) run nothing. A loop's
+    or a condition's body counts as its one instruction."""
+    entry = hlo_text[hlo_text.index("\nENTRY ") :] if "\nENTRY " in hlo_text else ""
+    body = entry.split("\n}", 1)[0].splitlines()[1:]
+    opcodes = (_opcode(line) for line in body if " = " in line)
+    return sum(1 for opcode in opcodes if opcode and opcode not in BOOKKEEPING)
+
+
+def _opcode(line: str) -> str:
+    """The opcode of an HLO instruction's line ('%x = f32[2]{0} fusion(%y), ...' -> 'fusion');
+    a tuple-shaped result's type is skipped by its parentheses."""
+    rest = line.split(" = ", 1)[1].strip()
+    if rest.startswith("("):
+        depth = 0
+        for index, char in enumerate(rest):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0:
+                rest = rest[index + 1 :]
+                break
+    else:
+        rest = rest.split(" ", 1)[-1]
+    return rest.strip().split("(", 1)[0]
 
 
 def _typed_names(text: str):

@@ -13,9 +13,16 @@ from bench.config.settings import jit_compile_asked
 from bench.measure import yardstick as fixed
 from bench.measure.backends import numpy_data
 from bench.measure.backends.interface import OpCounts, Stepper
+from bench.measure.instruments import layer_names
+from bench.results.records import OUTSIDE_LAYERS
 
 AUTOJIT_NOTE = "xla = 'autojit' is TensorFlow's auto-clustering: not applied on PyTorch"
 COMPILE_NOTE = "jit_compile on PyTorch is torch.compile (TorchDynamo + Inductor), not XLA"
+# The ops whose layer the report's cause finder asks for: convolutions, their gradients (one
+# convolution_backward computes both of a layer's) and matrix products, forward and backward.
+SCOPED_OPS = ("convolution", "convolution_backward", "mm", "addmm", "bmm")
+# The key of an autograd node's metadata that names the layer whose forward created it.
+LAYER_TAG = "kl_bench_layer"
 
 
 def environment(settings) -> dict:
@@ -146,23 +153,107 @@ def yardstick(session) -> Stepper:
 
 
 def count_ops(session, built, seed: int) -> OpCounts:
-    """(ops, ops by type) of one train step: the ATen operators PyTorch dispatches (forward,
-    backward and the optimizer's update), as a TorchDispatchMode sees them. The step is a real
-    one: it is taken after the timing and the pictures, when the weights no longer matter."""
+    """(ops, ops by type, ``SCOPED_OPS`` by layer) of one train step: the ATen operators PyTorch
+    dispatches (forward, backward and the optimizer's update), as a TorchDispatchMode sees them.
+    The step is a real one: it is taken after the timing and the pictures, when the weights no
+    longer matter.
+
+    Keras layers are ``torch.nn.Module``s on this backend (``TorchLayer``), called through
+    ``Module.__call__``: global forward hooks keep the stack of the Keras layers whose call is
+    running, and a forward operator belongs to the innermost. A backward operator belongs to the
+    layer whose forward made the autograd node that runs it: a TorchFunctionMode tags each node a
+    layer's call creates with the layer's name (``Node.metadata``), and the dispatch mode reads
+    the running node's tag (``torch._C._current_autograd_node``). An operator outside every layer
+    (the loss, the sampling, the optimizer's update) is in ``OUTSIDE_LAYERS``."""
+    step = stepper(session, built, seed)
+    return count_step(step, layer_names(built.model))
+
+
+def count_step(step, names: set) -> OpCounts:
+    """``count_ops`` of one call of ``step``, the layers being the modules whose ``name`` is one
+    of ``names``."""
+    import torch
+    from torch.nn.modules import module as modules
+    from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    counts = collections.Counter()
+    counts, typed_layers, calls = collections.Counter(), [], LayerCalls(names)
+
+    class TagNodes(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            outputs = func(*args, **(kwargs or {}))
+            _tag_new_nodes(torch, outputs, calls.innermost())
+            return outputs
 
     class CountOps(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            counts[func.overloadpacket.__name__] += 1
+            op_type = func.overloadpacket.__name__
+            counts[op_type] += 1
+            typed_layers.append((op_type, _layer_running(torch, calls)))
             return func(*args, **(kwargs or {}))
 
-    step = stepper(session, built, seed)
-    with CountOps():
-        step()
-    # The operators carry no layer scope: PyTorch's layers are Keras', not torch.nn modules.
-    return OpCounts(sum(counts.values()), dict(counts), {})
+    hooks = (
+        modules.register_module_forward_pre_hook(calls.enter),
+        modules.register_module_forward_hook(calls.leave, always_call=True),
+    )
+    try:
+        with TagNodes(), CountOps():
+            step()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return OpCounts(sum(counts.values()), dict(counts), layer_scopes(typed_layers, SCOPED_OPS))
+
+
+class LayerCalls:
+    """The Keras layers (by name, of ``names``) whose forward call is running, innermost last;
+    other modules (the outermost model, wrapped torch modules) are passed over."""
+
+    def __init__(self, names: set):
+        self.names, self.running = names, []
+
+    def enter(self, module, args):
+        if getattr(module, "name", None) in self.names:
+            self.running.append(module.name)
+
+    def innermost(self) -> str:
+        """The layer a forward operator run now belongs to."""
+        return self.running[-1] if self.running else OUTSIDE_LAYERS
+
+    def leave(self, module, args, outputs):
+        if getattr(module, "name", None) in self.names and self.running:
+            self.running.pop()
+
+
+def _tag_new_nodes(torch, outputs, layer: str) -> None:
+    """Tag the autograd nodes behind ``outputs`` that no earlier call tagged (those this call
+    created: every earlier call's were tagged as it returned, outside the layers too, so that a
+    later layer's call never claims them) with ``layer``."""
+    leaves = torch.utils._pytree.tree_leaves(outputs)
+    pending = [leaf.grad_fn for leaf in leaves if isinstance(leaf, torch.Tensor)]
+    while pending:
+        node = pending.pop()
+        if node is None or LAYER_TAG in node.metadata:
+            continue
+        node.metadata[LAYER_TAG] = layer
+        pending.extend(next_node for next_node, _ in node.next_functions)
+
+
+def _layer_running(torch, calls: LayerCalls) -> str:
+    """The layer an operator dispatched now belongs to: in backward, the running node's tag."""
+    node = torch._C._current_autograd_node()
+    if node is not None:
+        return node.metadata.get(LAYER_TAG, OUTSIDE_LAYERS)
+    return calls.innermost()
+
+
+def layer_scopes(typed_layers, types) -> dict:
+    """layer -> op type -> count of the ops of ``types`` among (op type, layer) pairs."""
+    found = collections.defaultdict(collections.Counter)
+    for op_type, layer in typed_layers:
+        if op_type in types:
+            found[layer][op_type] += 1
+    return {layer: dict(types_found) for layer, types_found in sorted(found.items())}
 
 
 def slow_down(torch, model, milliseconds: float) -> None:
