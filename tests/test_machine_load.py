@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from bench.__main__ import main
 from bench.analysis import claims, machine_load
 from bench.analysis.answer_data import answer_of, read_answer
 from bench.analysis.tables import analyse
@@ -170,3 +171,60 @@ def test_a_shared_runs_claim_verdicts_are_labelled():
     cell = [value for value in shared.values() if "reproduced" in str(value)]
     assert cell and cell[0].startswith(f"reproduced ({SHARED_LABEL}): ")
     assert not any(SHARED_LABEL in str(value) for value in quiet.values())
+
+
+MIXED = "A shared run is compared with a quiet one: "
+
+
+@pytest.fixture
+def quiet_and_shared(tmp_path, monkeypatch) -> tuple:
+    quiet = benchmark(tmp_path, monkeypatch, QUIET_PRESSURE, "quiet")
+    shared = benchmark(tmp_path, monkeypatch, SHARED_PRESSURE, "shared")
+    return quiet.path, shared.path
+
+
+def mixed_lines(output: str) -> list:
+    return [line for line in output.splitlines() if line.startswith(MIXED)]
+
+
+def test_compare_and_history_say_when_a_shared_run_meets_a_quiet_one(
+    quiet_and_shared, tmp_path, capsys
+):
+    quiet, shared = quiet_and_shared
+    assert main(["compare", str(quiet), str(shared)]) == 0
+    (line,) = mixed_lines(capsys.readouterr().out)
+    assert line == (
+        f"{MIXED}B (100% of its timed steps under other work) shared its machine; "
+        "its ratios may differ for that alone."
+    )
+    plot = str(tmp_path / "history.png")
+    assert main(["history", str(shared), str(quiet), "--plot", plot]) == 0
+    (line,) = mixed_lines(capsys.readouterr().out)
+    assert "100% of its timed steps under other work" in line
+    assert main(["compare", str(quiet), str(quiet)]) == 0
+    assert not mixed_lines(capsys.readouterr().out)
+
+
+def test_check_says_when_a_shared_run_is_judged_against_a_quiet_baseline(
+    quiet_and_shared, tmp_path, capsys
+):
+    quiet, shared = quiet_and_shared
+    baseline = tmp_path / "baseline.json"
+    arguments = ["check", "--baseline", str(baseline), "--results"]
+    assert main([*arguments, str(quiet), "--update-baseline"]) == 0
+    assert json.loads(baseline.read_text())[machine_load.ENV_KEY]["state"] == machine_load.QUIET
+    capsys.readouterr()
+    main([*arguments, str(shared)])
+    (line,) = mixed_lines(capsys.readouterr().out)
+    assert line.startswith(f"{MIXED}this run (100% of its timed steps under other work)")
+    main([*arguments, str(quiet)])
+    assert not mixed_lines(capsys.readouterr().out)
+
+
+def test_an_unmeasured_run_is_not_called_quiet_or_shared_beside_a_shared_one(
+    tmp_path, monkeypatch, capsys
+):
+    unmeasured = benchmark(tmp_path, monkeypatch, None, "unmeasured").path
+    shared = benchmark(tmp_path, monkeypatch, SHARED_PRESSURE, "shared").path
+    assert main(["compare", str(unmeasured), str(shared)]) == 0
+    assert not mixed_lines(capsys.readouterr().out)

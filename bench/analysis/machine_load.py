@@ -117,7 +117,13 @@ def of_blocks(blocks: pd.DataFrame) -> OtherWork:
 def of_results(results) -> OtherWork:
     """A folder's summary: from its blocks.csv where it has pressure readings, else from its
     env.json (a reference folder keeps no blocks.csv), else unknown."""
-    measured = of_blocks(results.blocks)
+    return of_blocks_or_env(results.blocks, results.env)
+
+
+def of_blocks_or_env(blocks: pd.DataFrame, env: dict) -> OtherWork:
+    """``of_blocks`` where ``blocks`` have pressure readings, else ``env``'s entry (``ENV_KEY``:
+    env.json's, or a baseline file's), else unknown."""
+    measured = of_blocks(blocks)
     if measured.state != UNKNOWN:
         return measured
-    return OtherWork.from_record(results.env.get(ENV_KEY))
+    return OtherWork.from_record(env.get(ENV_KEY) if isinstance(env, dict) else None)
