@@ -15,7 +15,7 @@ from bench.analysis.tables import analyse
 from bench.config import plan
 from bench.config import settings as config_module
 from bench.report.answer import SHARED_LABEL, answer_markdown, claims_table
-from bench.results.folder import ENV_JSON, ResultsFolder
+from bench.results.folder import BLOCKS_CSV, ENV_JSON, ResultsFolder
 from bench.results.records import OK, BlockStep, RunResult
 from bench.run import runner
 from bench.run.executors import Outcome
@@ -228,3 +228,13 @@ def test_an_unmeasured_run_is_not_called_quiet_or_shared_beside_a_shared_one(
     shared = benchmark(tmp_path, monkeypatch, SHARED_PRESSURE, "shared").path
     assert main(["compare", str(unmeasured), str(shared)]) == 0
     assert not mixed_lines(capsys.readouterr().out)
+
+
+def test_an_unreadable_blocks_csv_leaves_the_answer_with_other_work_unknown(tmp_path, monkeypatch):
+    folder = benchmark(tmp_path, monkeypatch, SHARED_PRESSURE)
+    env = folder.read_env()
+    del env[machine_load.ENV_KEY]
+    folder.write_env(env)
+    blocks = folder.path / BLOCKS_CSV
+    blocks.write_text(blocks.read_text().splitlines()[0] + "\n1,2\n")
+    assert "other work on it unmeasured" in first_line(folder)

@@ -173,7 +173,7 @@ def _runs_only(folder: ResultsFolder) -> Results:
     summary of other work on the machine (``machine_load``) that they give."""
     empty = {name: typed_frame(pd.DataFrame(columns=list(DETAILS[name]))) for name in DETAILS}
     env = folder.read_env()
-    blocks = empty[BLOCKS_CSV] if machine_load.ENV_KEY in env else folder.read_blocks()
+    blocks = empty[BLOCKS_CSV] if machine_load.ENV_KEY in env else _blocks_or(empty, folder)
     return Results(
         folder,
         runs_frame(folder.run_records()),
@@ -182,6 +182,15 @@ def _runs_only(folder: ResultsFolder) -> Results:
         env,
         folder.planned_runs(),
     )
+
+
+def _blocks_or(empty: dict, folder: ResultsFolder) -> pd.DataFrame:
+    """The folder's blocks.csv; none where it cannot be read: the answer needs only the other
+    work they measure, unknown then (``bench report`` says what is wrong with the file)."""
+    try:
+        return folder.read_blocks()
+    except UsageError:
+        return empty[BLOCKS_CSV]
 
 
 # --- the answer -------------------------------------------------------------------------------
