@@ -135,6 +135,8 @@ def test_a_shared_benchmark_says_so_in_env_json_and_on_the_answers_first_lines(
     entry = folder.read_env()[machine_load.ENV_KEY]
     assert entry["state"] == machine_load.SHARED and entry["share"] == 1.0
     assert "shared: 100% of its timed steps under other work" in first_line(folder)
+    answer = answer_markdown(read_answer(folder.path))
+    assert f"Measured on a shared machine: each verdict below (marked {SHARED_LABEL})" in answer
     # The report opens with the same answer.
     analysis = analyse(folder.path)
     assert "shared: 100%" in answer_markdown(answer_of(analysis.results, analysis.all_ratios()))
@@ -146,6 +148,7 @@ def test_a_quiet_benchmark_says_quiet_and_a_folder_without_the_entry_reads_its_b
     folder = benchmark(tmp_path, monkeypatch, QUIET_PRESSURE)
     assert folder.read_env()[machine_load.ENV_KEY]["state"] == machine_load.QUIET
     assert "quiet: 0% of its timed steps under other work" in first_line(folder)
+    assert "Measured on a shared machine" not in answer_markdown(read_answer(folder.path))
     env = folder.read_env()
     del env[machine_load.ENV_KEY]
     folder.write_env(env)

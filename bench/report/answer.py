@@ -117,14 +117,14 @@ def _claims_intro(verdicts: list, shared: bool = False) -> str:
         else "each cell: the verdict, our ratio and its CI"
     )
     caveat = (
-        f" Measured on a shared machine, each verdict ({SHARED_LABEL}) holds for it with its other "
-        "work, not for the machine quiet: run again on a quiet one to decide the claims."
+        "Measured on a shared machine: each verdict below (marked "
+        f"{SHARED_LABEL}) holds for it with its other work, not for the machine quiet. "
         if shared
         else ""
     )
     return (
-        "The posts' speed claims, each range ± the precision the post stated it with; "
-        f"{family_clause(evaluated, shown)}:{caveat}"
+        f"{caveat}The posts' speed claims, each range ± the precision the post stated it with; "
+        f"{family_clause(evaluated, shown)}:"
     )
 
 
