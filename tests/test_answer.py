@@ -263,7 +263,9 @@ def test_report_answer_prints_the_table_and_writes_nothing(folder, capsys):
     assert main(["report", "--answer", str(folder.path)]) == 0
     printed = capsys.readouterr().out
     assert HEADER in printed
-    assert printed.startswith("## Answer\n\nOn Test CPU, 8 cores, no GPU (")
+    assert printed.startswith(
+        "## Answer\n\nOn Test CPU, 8 cores, no GPU, other work on it unmeasured ("
+    )
     assert "| vae_loss_layer / kl_layer (post IV) | 1.36-1.5x ±0.05 | " in printed
     assert "| vae_loss_layer | III/IV |" in printed
     after = {path.name: path.read_bytes() for path in folder.path.iterdir() if path.is_file()}

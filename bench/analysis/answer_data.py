@@ -16,7 +16,16 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from bench import recipes
-from bench.analysis import claims, cost_model, coverage, selection, step_ratios, verdicts, why
+from bench.analysis import (
+    claims,
+    cost_model,
+    coverage,
+    machine_load,
+    selection,
+    step_ratios,
+    verdicts,
+    why,
+)
 from bench.analysis.tables import hosts_of, variant_slice, variants_of
 from bench.errors import UsageError
 from bench.results.env import env_value
@@ -49,6 +58,7 @@ class Source:
     floor_ms: dict  # api -> the floor's median ms/step of fit over its ok runs
     sliced: str  # which variant and host a sweep's or a cluster's answer is of; "" otherwise
     injected: object  # env.json's deliberately injected slowdown (the gate's tests), as found
+    other_work: machine_load.OtherWork  # how much of the run the machine spent under other work
 
 
 @dataclass(frozen=True)
@@ -158,17 +168,29 @@ def read_ratios(folder: ResultsFolder) -> pd.DataFrame:
 
 
 def _runs_only(folder: ResultsFolder) -> Results:
-    """The folder's runs, env.json and plan, without reading its epochs or blocks, which the
-    answer does not use and a reference folder does not keep."""
+    """The folder's runs, env.json and plan, without reading its epochs, which the answer does
+    not use and a reference folder does not keep; its blocks only where env.json lacks the
+    summary of other work on the machine (``machine_load``) that they give."""
     empty = {name: typed_frame(pd.DataFrame(columns=list(DETAILS[name]))) for name in DETAILS}
+    env = folder.read_env()
+    blocks = empty[BLOCKS_CSV] if machine_load.ENV_KEY in env else _blocks_or(empty, folder)
     return Results(
         folder,
         runs_frame(folder.run_records()),
         empty[EPOCHS_CSV],
-        empty[BLOCKS_CSV],
-        folder.read_env(),
+        blocks,
+        env,
         folder.planned_runs(),
     )
+
+
+def _blocks_or(empty: dict, folder: ResultsFolder) -> pd.DataFrame:
+    """The folder's blocks.csv; none where it cannot be read: the answer needs only the other
+    work they measure, unknown then (``bench report`` says what is wrong with the file)."""
+    try:
+        return folder.read_blocks()
+    except UsageError:
+        return empty[BLOCKS_CSV]
 
 
 # --- the answer -------------------------------------------------------------------------------
@@ -265,6 +287,7 @@ def _source(results: Results, runs: pd.DataFrame, sliced: str) -> Source:
         floor_ms=_floor_speeds(runs),
         sliced=sliced,
         injected=env.get("injected_slowdown") or {},
+        other_work=machine_load.of_results(results),
     )
 
 

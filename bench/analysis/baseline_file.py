@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from bench.analysis import step_ratios
+from bench.analysis import machine_load, step_ratios
 from bench.errors import UsageError, quoted
 from bench.results.env import VERSIONED, host_id
 from bench.results.records import OK
@@ -77,6 +77,7 @@ def make_baseline(
         "settings_hash": settings_hash,
         "git": env.get("git"),
         "sources": list(sources),
+        machine_load.ENV_KEY: machine_load.of_blocks(blocks).record(),
         "entries": entries,
     }
 

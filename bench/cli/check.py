@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import recipes
-from bench.analysis import baseline_file, gate
+from bench.analysis import baseline_file, gate, machine_load
 from bench.cli.common import (
     add_executor_arguments,
     add_results_dir_argument,
@@ -35,6 +35,7 @@ from bench.cli.run import command_line
 from bench.config import injection
 from bench.config import settings as config_module
 from bench.errors import GATE_FAILED, UsageError
+from bench.report.conditions import shared_against_quiet
 from bench.report.gate_table import decision_table
 from bench.report.provenance import backends_sentence
 from bench.results.folder import ResultsFolder, pooled, read_json
@@ -293,6 +294,11 @@ def _judge(args, baseline: dict, pool: Pool) -> int:
     )
     for difference in baseline_file.differences(baseline, env, pool.settings_hash):
         print(f"differs from the baseline: {difference}")
+    measured = machine_load.of_blocks_or_env(pool.blocks, env)
+    if note := shared_against_quiet(
+        ["this run", "the baseline"], [measured, machine_load.of_blocks_or_env(None, baseline)]
+    ):
+        print(note)
     print(f"checks: each recipe's ratio to {registry.FLOOR}")
     decisions += _floor_checks(args, baseline, pool)
     if note := backends_sentence(set(pool.runs.api)):

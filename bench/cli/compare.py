@@ -12,7 +12,7 @@ when any recipe x API is significantly slower by more than PCT percent (they are
 import math
 from pathlib import Path
 
-from bench.analysis import comparison
+from bench.analysis import comparison, machine_load
 from bench.analysis.comparison import ABSOLUTE, FASTER, NO_CHANGE, SLOWER
 from bench.cli.common import declare_recorded
 from bench.errors import GATE_FAILED, UsageError, quoted
@@ -24,6 +24,7 @@ from bench.formatting import (
     text_table,
     with_ci,
 )
+from bench.report.conditions import shared_against_quiet
 from bench.report.provenance import backends_sentence, commit_text
 from bench.results.env import env_value, host_id
 from bench.results.folder import ResultsFolder
@@ -63,6 +64,8 @@ def run(args) -> int:
     print(text_table(("", "A", "B", ""), facts))
     print(f"\n{basis_sentence(result.basis, a.env, b.env)}\n")
     if note := backends_sentence({*a.runs.api, *b.runs.api}):
+        print(f"{note}\n")
+    if note := shared_against_quiet(["A", "B"], [machine_load.of_results(r) for r in (a, b)]):
         print(f"{note}\n")
     if any(label == "settings hash" and differs for label, _, _, differs in facts):
         print("The settings differ (marked *): the change measures them as much as the code.\n")

@@ -17,12 +17,13 @@ matplotlib.use("Agg")  # files only, as the report's figures
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.analysis import comparison  # noqa: E402
+from bench.analysis import comparison, machine_load  # noqa: E402
 from bench.cli.common import declare_recorded  # noqa: E402
 from bench.cli.output import OutputFile, figure_formats, save_figure  # noqa: E402
 from bench.errors import UsageError  # noqa: E402
 from bench.formatting import MISSING, ratio_text, text_table  # noqa: E402
 from bench.recipes import order_key  # noqa: E402
+from bench.report.conditions import shared_against_quiet  # noqa: E402
 from bench.report.plots import API_LINESTYLES, API_MARKERS, recipe_colour  # noqa: E402
 from bench.report.provenance import backends_sentence, commit_text  # noqa: E402
 from bench.results.folder import ResultsFolder  # noqa: E402
@@ -55,6 +56,9 @@ def run(args) -> int:
     for line in settings_warnings(series, hashes):
         print(line)
     if note := backends_sentence({api for r in series for api in r.runs.api}):
+        print(note)
+    works = [machine_load.of_results(results) for results in series]
+    if note := shared_against_quiet([f"#{n}" for n in range(1, len(series) + 1)], works):
         print(note)
     history = comparison.floor_ratio_history(series)
     if history.empty:

@@ -16,6 +16,7 @@ from bench.config import injection
 from bench.formatting import number, ratio_text
 from bench.report import render
 from bench.report.answer_table import PORT, answer_table, error_notes
+from bench.report.conditions import other_work_text
 from bench.report.provenance import commit_text
 from vae_impls import registry
 from vae_impls.keras_api import GROUP_LABELS, is_port, process_group
@@ -41,8 +42,8 @@ def answer_blocks(answer: Answer) -> list:
         *_injection_blocks(answer.source),
         ("p", source_sentence(answer.source)),
         *table,
-        ("p", _claims_intro(answer.verdicts)),
-        ("table", claims_table(answer.verdicts, answer.groups)),
+        ("p", _claims_intro(answer.verdicts, answer.source.other_work.shared)),
+        ("table", claims_table(answer.verdicts, answer.groups, answer.source.other_work.shared)),
     ]
 
 
@@ -80,7 +81,8 @@ def source_sentence(source: Source) -> str:
     of_slice = f", {source.sliced}" if source.sliced else ""
     commit = commit_text(source.git, unknown="unknown")
     return (
-        f"On {machine_text(source)} ({source.folder}: config {source.config}, commit {commit}, "
+        f"On {machine_text(source)}, {other_work_text(source.other_work)} "
+        f"({source.folder}: config {source.config}, commit {commit}, "
         f"{rounds}, started {source.started}{of_slice}). Each cell: the recipe's train step "
         f"time over the floor's ({registry.FLOOR}, no KL term) on the same backend, with the "
         f"ratio's 95% CI; the code as written where it works, else its Keras 3 {PORT}; a mark: "
@@ -104,15 +106,24 @@ def machine_text(source: Source) -> str:
     return f"{gpus} beside {cpu}"
 
 
-def _claims_intro(verdicts: list) -> str:
+SHARED_LABEL = "shared"  # a claim cell's verdict measured on a shared machine
+
+
+def _claims_intro(verdicts: list, shared: bool = False) -> str:
     evaluated = sum(verdict.judgement is not None for verdict in verdicts)
     shown = (
         "each cell: the verdict, our ratio and the interval it was decided on"
         if evaluated > 1
         else "each cell: the verdict, our ratio and its CI"
     )
+    caveat = (
+        "Measured on a shared machine: each verdict below (marked "
+        f"{SHARED_LABEL}) holds for it with its other work, not for the machine quiet. "
+        if shared
+        else ""
+    )
     return (
-        "The posts' speed claims, each range ± the precision the post stated it with; "
+        f"{caveat}The posts' speed claims, each range ± the precision the post stated it with; "
         f"{family_clause(evaluated, shown)}:"
     )
 
@@ -137,11 +148,11 @@ def family_clause(family_size: int, shown: str = "") -> str:
     )
 
 
-def claims_table(verdicts: list, groups: list) -> pd.DataFrame:
+def claims_table(verdicts: list, groups: list, shared: bool = False) -> pd.DataFrame:
     """A row per claim (its recipes, post and claimed range), a column per backend of ``groups``
     (``Answer.groups``): the verdict there and our ratio with the interval it was decided on, of
     the code as written where the claim's recipes have a verdict as written, else of their
-    ports."""
+    ports; each verdict labelled ``SHARED_LABEL`` where the run was ``shared``."""
     by_claim = {}
     for verdict in verdicts:
         by_claim.setdefault(verdict.claim, []).append(verdict)
@@ -156,13 +167,13 @@ def claims_table(verdicts: list, groups: list) -> pd.DataFrame:
             {
                 "claim": f"{claim.recipe} / {claim.baseline} (post {claim.post})",
                 "claimed": claim.claimed_range,
-                **{header: _claim_cell(cells.get(header)) for header in headers},
+                **{header: _claim_cell(cells.get(header), shared) for header in headers},
             }
         )
     return pd.DataFrame(rows, columns=["claim", "claimed", *headers])
 
 
-def _claim_cell(verdict) -> str:
+def _claim_cell(verdict, shared: bool = False) -> str:
     """'not reproduced: 1.01x [0.95, 1.07]' (the verdict's own interval), with 'port' where it
     is the ports'; '-' where the claim has no ratio on that backend."""
     if verdict is None:
@@ -176,7 +187,8 @@ def _claim_cell(verdict) -> str:
     else:
         measured = ratio_text(ratio)
     port = f" {PORT}" if is_port(verdict.api) else ""
-    return f"{verdict.verdict}: {measured}{port}"
+    label = f" ({SHARED_LABEL})" if shared else ""
+    return f"{verdict.verdict}{label}: {measured}{port}"
 
 
 def confidence_text(confidence: float) -> str:

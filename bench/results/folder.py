@@ -387,6 +387,13 @@ class ResultsFolder:
         added = upgraded[0] if upgraded else ()
         return pd.DataFrame(upgraded, columns=list(dict.fromkeys([*columns, *added])))
 
+    def read_blocks(self):
+        """blocks.csv alone, as ``read`` has it: for a reader that needs none of the rest."""
+        import pandas as pd
+
+        rows = self._rows(BLOCKS_CSV, BLOCK_COLUMNS, ())
+        return typed_frame(pd.DataFrame(rows, columns=list(BLOCK_COLUMNS)))
+
     def read(self) -> Results:
         import pandas as pd  # only readers need it: workers start without it
 

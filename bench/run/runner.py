@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datasets, recipes
-from bench.analysis import allocation, claims
+from bench.analysis import allocation, claims, machine_load
 from bench.config import budget as budget_config
 from bench.config import injection, plan, sweep
 from bench.config import settings as config_module
@@ -264,6 +264,7 @@ def _execute(job: Job, out, executor) -> int:
         if job.budget is not None:
             budget_clock.record(folder, job.budget)
     results = folder.read()
+    folder.update_env(**{machine_load.ENV_KEY: machine_load.of_blocks(results.blocks).record()})
     say(
         f"\nresults: {folder}\n\n{len(results.runs)} run(s) recorded: {results.ends or 'none'}\n\n"
         f"total wall time {duration(time.perf_counter() - started)}",
