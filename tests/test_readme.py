@@ -95,6 +95,18 @@ def test_a_report_of_the_gpu_reference_computes_its_ratios_again(tmp_path):
     assert reference_answer(copy) == readme_answer("answer-gpu")
 
 
+def test_a_report_of_the_cpu_reference_keeps_its_paired_ratios(tmp_path):
+    """docs/reference keeps ratios.csv but not blocks.csv: 'bench report docs/reference' must not
+    replace its paired ratios with ratios across processes computed from runs.csv alone."""
+    copy = tmp_path / REFERENCE.name
+    shutil.copytree(REFERENCE, copy)
+    before = (copy / "ratios.csv").read_bytes()
+    write_report(str(copy))
+    assert (copy / "ratios.csv").read_bytes() == before
+    assert (copy / "report.md").is_file()
+    assert reference_answer(copy) == readme_answer("answer")
+
+
 README_LINES = 170  # what a reader scrolls through before the details are docs/'
 ANSWER_COLUMNS = 7  # recipe, post, four backends, why: readable in a 120-column terminal
 

@@ -28,7 +28,7 @@ from bench.analysis.per_backend import backend_floors, encoder_claims
 from bench.analysis.wall_shares import WallTime, wall_time_of
 from bench.config import sweep
 from bench.errors import UsageError
-from bench.results.folder import OUTLIERS_CSV, RATIOS_CSV, Results, ResultsFolder
+from bench.results.folder import BLOCKS_CSV, OUTLIERS_CSV, RATIOS_CSV, Results, ResultsFolder
 
 
 @dataclass(frozen=True)
@@ -206,9 +206,25 @@ def analyse(path) -> Analysis:
     results = ResultsFolder.existing(path).read()
     analysis = analysis_of(results)
     folder, outliers = results.folder, analysis.all_outliers()
-    _writing(folder, RATIOS_CSV, lambda: folder.write_ratios(analysis.all_ratios()))
+    if not _keeps_paired_ratios(folder):
+        _writing(folder, RATIOS_CSV, lambda: folder.write_ratios(analysis.all_ratios()))
     _writing(folder, OUTLIERS_CSV, lambda: folder.write_outliers(outliers))
     return analysis
+
+
+def _keeps_paired_ratios(folder: ResultsFolder) -> bool:
+    """Whether the folder's ratios.csv holds paired ratios its folder can no longer compute (a
+    reference that keeps ratios.csv but not blocks.csv): writing it again from the runs alone
+    would replace them with ratios across processes, and results already written are never
+    lost."""
+    path = folder.path / RATIOS_CSV
+    if (folder.path / BLOCKS_CSV).is_file() or not path.is_file():
+        return False
+    try:
+        methods = pd.read_csv(path, usecols=["method"]).method
+    except (ValueError, OSError, pd.errors.ParserError):
+        return False
+    return bool((methods == step_ratios.PAIRED).any())
 
 
 def _writing(folder: ResultsFolder, name: str, write) -> None:
