@@ -6,8 +6,10 @@ same thing of the same mistake.
 An exception the rule does not know is ``bench.errors.summarize_exception``'s line unchanged.
 """
 
+import os
 import re
 import sys
+import traceback
 
 from bench.errors import summarize_exception
 from vae_impls.common import MissingLogKey
@@ -48,9 +50,19 @@ def explain(error: BaseException) -> str:
     summary = _TRACING_WRAPPER.sub("", summarize_exception(error), count=1)
     if _STATEFUL_TRAIN_STEP.search(summary):
         return f"{summary}: {JAX_TRAIN_STEP}"
-    if _NO_TENSORFLOW.search(summary) or _tensorflow_beside_another_backend():
+    if _NO_TENSORFLOW.search(summary) or (
+        _raised_in_tensorflow(error) and _tensorflow_beside_another_backend()
+    ):
         return f"{summary}: {TENSORFLOW_ELSEWHERE}"
     return summary
+
+
+def _raised_in_tensorflow(error: BaseException) -> bool:
+    """Whether TensorFlow's own code is on the error's traceback: TensorFlow merely loaded in
+    the process (a module of another recipe may import it) explains nothing of an error raised
+    elsewhere, such as Keras 3's own refusal of ``add_loss``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(f"{os.sep}tensorflow{os.sep}" in frame.filename for frame in frames)
 
 
 def _tensorflow_beside_another_backend() -> bool:

@@ -1,6 +1,7 @@
 """One rule explains a recipe's failure wherever it shows: verify's line and a run's ``error``
 say the same thing of a missing log key, a TensorFlow step on JAX, a helper's earlier form."""
 
+import os
 import pickle
 import sys
 from types import SimpleNamespace
@@ -53,12 +54,34 @@ def test_tensorflow_imported_without_it_says_how_to_declare_it():
     assert explained.endswith(explanations.TENSORFLOW_ELSEWHERE)
 
 
+def raised_in_tensorflow_code(message: str) -> RuntimeError:
+    """A RuntimeError whose traceback passes through a file of TensorFlow's package."""
+    fake = os.path.join(os.sep, "site-packages", "tensorflow", "python", "ops", "fake.py")
+    try:
+        exec(compile(f"raise RuntimeError({message!r})", fake, "exec"))
+    except RuntimeError as error:
+        return error
+    raise AssertionError("not raised")
+
+
+def test_tensorflow_loaded_explains_no_error_raised_outside_it(monkeypatch):
+    """A JAX worker where some module imported TensorFlow: Keras 3's own refusal of add_loss is
+    not TensorFlow code meeting JAX's tensors."""
+    jax_keras = SimpleNamespace(backend=SimpleNamespace(backend=lambda: "jax"))
+    monkeypatch.setitem(sys.modules, "keras", jax_keras)
+    monkeypatch.setitem(sys.modules, "tensorflow", SimpleNamespace())
+    try:
+        raise NotImplementedError("in add_loss()")
+    except NotImplementedError as error:
+        assert explanations.explain(error) == "NotImplementedError: in add_loss()"
+
+
 def test_an_error_of_tensorflow_code_on_another_backend_says_how_to_declare_it(monkeypatch):
     """A PyTorch worker never imports TensorFlow: loaded there, a recipe brought it."""
     torch_keras = SimpleNamespace(backend=SimpleNamespace(backend=lambda: "torch"))
     monkeypatch.setitem(sys.modules, "keras", torch_keras)
     monkeypatch.setitem(sys.modules, "tensorflow", SimpleNamespace())
-    error = RuntimeError("Can't call numpy() on Tensor that requires grad.")
+    error = raised_in_tensorflow_code("Can't call numpy() on Tensor that requires grad.")
     assert explanations.explain(error) == (
         f"RuntimeError: Can't call numpy() on Tensor that requires grad.: "
         f"{explanations.TENSORFLOW_ELSEWHERE}"
