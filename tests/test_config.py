@@ -169,6 +169,10 @@ REJECTIONS = {
         edited("warmup_epochs = 1", "warmup_epochs = 2"),
         "warmup_epochs (2) must be less than epochs (2)",
     ),
+    "more blocks at most than at least": (
+        with_line("training", "paired_blocks = 8\npaired_blocks_most = 4"),
+        "paired_blocks_most (4) must be 0 or at least paired_blocks (8)",
+    ),
     "fixed network field": (
         edited("[network]", "[network]\njit_compile = true"),
         "[network] jit_compile cannot be set",

@@ -145,6 +145,10 @@ def test_notebook_run_reports_epochs_as_the_worker_does(api):
         )
     assert result.trace_count >= 1 and result.graph_ops > 0
     assert (result.dataset, result.device_settings["device"]) == ("synthetic", "cpu")
+    # The kernel's phases, as a worker records its process's: "other" is what none covers.
+    assert result.train_seconds == pytest.approx(sum(epoch.seconds for epoch in result.epochs))
+    assert result.startup_seconds > 0 and result.teardown_seconds > 0
+    assert result.build_seconds >= 0 and result.blocks_seconds >= 0
 
 
 @pytest.mark.slow

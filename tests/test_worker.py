@@ -5,9 +5,9 @@ process's time went, phase by phase."""
 import pytest
 
 from bench.config.plan import PlannedRun
-from bench.measure import phases, pressure, worker
+from bench.measure import phases, pressure, timing, worker
 from bench.measure.stall import StallWatch
-from bench.measure.timing import floor_instances, time_blocks, visiting_order
+from bench.measure.timing import MoreBlocks, floor_instances, time_blocks, visiting_order
 from bench.results.records import OK, Epoch, ProcessSpec, RunResult, RunSpec
 
 
@@ -75,6 +75,31 @@ def test_blocks_visit_each_instance_once_reversed_every_other_block_numbering_a_
     }
 
 
+@pytest.mark.parametrize(
+    "more, blocks_timed",
+    [
+        (MoreBlocks(), 2),  # paired_blocks exactly
+        (MoreBlocks(most=10, before=0.0), 2),  # the planned blocks run whatever the clock says
+        (MoreBlocks(most=10, before=9.0), 5),  # until the blocks took what came before them
+        (MoreBlocks(most=4, before=100.0), 4),  # ... and no further than the most
+    ],
+)
+def test_a_process_times_more_blocks_while_they_took_less_than_its_time_before(
+    monkeypatch, more, blocks_timed
+):
+    monkeypatch.setattr(pressure, "waited_seconds", lambda: None)  # no block timed again
+    clock = [0.0]  # each step takes one second of a clock of the test's own
+
+    def step():
+        clock[0] += 1.0
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    steppers = {("kl_layer", "keras2"): [step], ("plain_ae", "keras2"): [step]}
+    timed = time_blocks(steppers, blocks=2, steps=1, more=more)
+    assert max(step.block for step in timed) == blocks_timed
+    assert len(timed) == 2 * blocks_timed  # every block whole: both models, paired
+
+
 def test_a_runs_training_phase_is_its_epochs_and_its_building_the_rest():
     epochs = tuple(Epoch(index, 1.5, 5, 300.0, index == 1, 1.0, 1.0, 0.1) for index in (1, 2))
     result = phases.of_run(RunResult(OK, epochs=epochs), 4.0)
@@ -93,6 +118,14 @@ def test_each_run_of_a_process_carries_its_processs_phases_and_stalls():
     assert result.build_seconds == 1.0 and result.startup_seconds > 0
     assert 0 <= result.blocks_seconds < 0.1 and result.teardown_seconds is None
     assert (result.stalled_seconds, result.stall) == (0, "")
+
+
+def test_a_kernel_runs_start_up_counts_the_worker_that_started_the_kernel():
+    recorded = RunResult(OK, startup_seconds=3.0, blocks_seconds=1.0, teardown_seconds=0.5)
+    result = phases.with_own_startup(recorded, 2.0)
+    assert (result.startup_seconds, result.blocks_seconds, result.teardown_seconds) == (5.0, 1, 0.5)
+    # a kernel that recorded nothing (it failed first) is left as it was, not given a start-up
+    assert phases.with_own_startup(RunResult(), 2.0).startup_seconds is None
 
 
 def test_a_process_whose_session_cannot_open_still_says_how_long_it_took_to_start(monkeypatch):

@@ -2,9 +2,10 @@
 
 It reads the runs and blocks frames of a results folder (``bench.results.folder.Results``): each
 run row carries its own building and epochs, and its process's wall time, start-up, paired timing,
-teardown and stalls (``bench.measure.phases``). What a process did not record (a folder from before
-these columns, a run in a Jupyter kernel) counts as other. The report words it
-(``bench.report.walltime``).
+teardown and stalls (``bench.measure.phases``); a run in a Jupyter kernel records them from inside
+its kernel. A process that recorded no phases at all (runs in a kernel, in folders from before
+it recorded them) is counted apart, as unrecorded; what a process left uncovered is other. The
+report words it (``bench.report.walltime``).
 """
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pandas as pd
 PER_PROCESS = ("wall_seconds", "startup_seconds", "blocks_seconds", "teardown_seconds")
 PER_RUN = ("build_seconds", "train_seconds")
 TIMED, UNTIMED, TRAINING, OTHER = "timed", "untimed", "train_seconds", "other"
+UNRECORDED = "unrecorded"  # the wall time of processes that recorded no start-up
 # The phases in the order the report lists them, after the timed and untimed paired timing.
 PHASES = ("train_seconds", "build_seconds", "startup_seconds", "teardown_seconds")
 
@@ -76,12 +78,16 @@ def _timed_per_process(blocks) -> pd.Series:
 
 
 def _seconds_by_phase(processes: pd.DataFrame) -> dict:
-    """Phase -> seconds, in the report's order; OTHER is the wall time no phase covers."""
+    """Phase -> seconds, in the report's order; UNRECORDED (only where some process recorded no
+    phases) is those processes' wall time, OTHER the wall time no phase covers."""
     untimed = (processes.blocks_seconds - processes.timed).clip(lower=0)
     seconds = {
         TIMED: processes.timed.sum(),
         UNTIMED: untimed.sum(),  # NaN where no paired timing was recorded: sum() skips them
         **{column: processes[column].sum() for column in PHASES},
     }
+    unrecorded = processes.wall_seconds[processes.startup_seconds.isna()].sum()
+    if unrecorded > 0:
+        seconds[UNRECORDED] = unrecorded
     seconds[OTHER] = max(processes.wall_seconds.sum() - sum(seconds.values()), 0.0)
     return seconds

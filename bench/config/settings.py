@@ -71,6 +71,12 @@ class TrainingSettings:
     # so that a backend whose step takes seconds (JAX or PyTorch on a CPU) times fewer blocks
     # instead of taking minutes more; 0 = every block.
     paired_seconds: int = 0
+    # >paired_blocks: a process goes on timing blocks, up to this many, while its blocks have
+    # taken less time than everything before them (start-up, building, training), so that on a
+    # fast device, where a block takes milliseconds and a process seconds to start, a process
+    # times for longer instead of more processes starting (docs/budget.md, "Blocks per
+    # process"); 0 = paired_blocks exactly.
+    paired_blocks_most: int = 0
     # Time a fixed computation of the backend's own beside the models in every block (the
     # yardstick, bench/measure/yardstick.py): the floor's ratio to it is what the gate compares
     # across machines, where the floor's own ms/step says only how fast the machine is.
@@ -147,6 +153,7 @@ MAXIMA = {
     ),
     ("training", "timeout_seconds"): (86_400, "a day for one run"),
     ("training", "paired_blocks"): (1000, "more blocks than a run can time"),
+    ("training", "paired_blocks_most"): (1000, "more blocks than a run can time"),
     ("training", "paired_block_steps"): (10_000, "more steps per block than a run can time"),
     ("training", "paired_seconds"): (86_400, "a day of blocks in one process"),
     ("training", "profile_steps"): (1000, "a trace of more steps than anyone can read"),
@@ -212,6 +219,7 @@ _UNSET = object()
 # before them: every block, whatever it took; no yardstick; compiled only where xla said so.
 HASHED_WHEN_NOT = {
     ("training", "paired_seconds"): 0,
+    ("training", "paired_blocks_most"): 0,
     ("training", "yardstick"): False,
     ("device", "jit_compile"): False,
 }
@@ -513,6 +521,12 @@ def _check_consistency(config: Config) -> None:
         raise UsageError(
             f"[training] warmup_epochs ({training.warmup_epochs}) must be less than epochs "
             f"({training.epochs}): at least one epoch has to be timed"
+        )
+    if 0 < training.paired_blocks_most < training.paired_blocks:
+        raise UsageError(
+            f"[training] paired_blocks_most ({training.paired_blocks_most}) must be 0 or at "
+            f"least paired_blocks ({training.paired_blocks}): it is how far a process may go "
+            f"past them"
         )
     _check_seed(training.seed, most_rounds(matrix))
     _check_data_settings(training)

@@ -24,6 +24,10 @@ data set, device settings and the paired blocks as JSON, read back here into a `
 cell that raises or a kernel that dies is a ``failed`` result, a run past ``[training]
 timeout_seconds`` (kernel start-up included) a ``timeout`` one. The kernel path saves no
 latent-space artifacts.
+
+Its phases are the worker's (``bench.measure.phases``): the notebook records the kernel's
+start-up (its start, imports and session), building, training and paired timing; the kernel's
+shutdown is this side's teardown. The worker adds its own start-up, before the kernel's.
 """
 
 import asyncio
@@ -31,6 +35,8 @@ import importlib.resources
 import json
 import math
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -71,15 +77,16 @@ def run_in_kernel(spec: RunSpec, references=(), *, fit_verbose: int | str = 0) -
     with tempfile.TemporaryDirectory(prefix="klbench-kernel-") as scratch:
         result_path = Path(scratch) / RESULT_FILE
         notebook = parameterized_notebook(spec, result_path, references, fit_verbose)
+        shutdown = {}
         try:
-            asyncio.run(_execute(notebook, kernel_environment(spec), timeout_seconds))
+            asyncio.run(_execute(notebook, kernel_environment(spec), timeout_seconds, shutdown))
         except TimeoutError:
             return RunResult(TIMEOUT, f"killed at the {timeout_seconds} s time limit")
         except CellExecutionError as error:
             return RunResult(FAILED, summarize_exception(_kernel_exception(error)))
         except Exception as error:  # the kernel would not start or died
             return RunResult(FAILED, summarize_exception(error))
-        return _read_result(result_path)
+        return replace(_read_result(result_path), teardown_seconds=shutdown.get("seconds"))
 
 
 def parameterized_notebook(
@@ -135,8 +142,9 @@ def kernel_manager() -> AsyncKernelManager:
     )
 
 
-async def _execute(notebook, env: dict, timeout_seconds: float) -> None:
-    """Run every cell in a new kernel, killed once it is done or the time limit has passed."""
+async def _execute(notebook, env: dict, timeout_seconds: float, shutdown: dict) -> None:
+    """Run every cell in a new kernel, killed once it is done or the time limit has passed;
+    ``shutdown["seconds"]``: how long ending the kernel took."""
     kernel = kernel_manager()
     # timeout=None: the time limit covers the whole run, kernel start-up included, not each cell.
     client = NotebookClient(
@@ -152,12 +160,14 @@ async def _execute(notebook, env: dict, timeout_seconds: float) -> None:
             raise TimeoutError(f"past the {timeout_seconds} s time limit")
         execution.result()  # a cell's error, or the kernel's death
     finally:
+        ending = time.perf_counter()
         if client.kc is not None:
             client.kc.stop_channels()
         if kernel.has_kernel:
             # Killed, not asked to shut down: TensorFlow's teardown takes seconds and the
             # measurements are already written.
             await kernel.shutdown_kernel(now=True)
+        shutdown["seconds"] = time.perf_counter() - ending
 
 
 def _kernel_exception(error: CellExecutionError) -> Exception:

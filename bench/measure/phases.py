@@ -6,7 +6,8 @@ records its start-up (from the kernel's start of the process, so the interpreter
 every import count, to its session being open), its paired timing, its teardown and the seconds
 its ``StallWatch`` found idle; every run of the process carries those, as it carries the manager's
 ``wall_seconds``. What no phase covers (the manager starting the process, profiles, pictures, the
-result written) is the report's "other".
+result written) is the report's "other". A run in a Jupyter kernel records the same phases from
+inside its kernel (``bench.measure.kernel``).
 """
 
 import collections
@@ -52,6 +53,14 @@ class Phases:
             stalled_seconds=watch.stalled_seconds,
             stall=str(watch.longest or ""),
         )
+
+
+def with_own_startup(result: RunResult, seconds: float) -> RunResult:
+    """``result`` of a run in a kernel, with the start-up of the worker that started the kernel
+    added to the kernel's own: where the kernel recorded none, the result is as it was."""
+    if result.startup_seconds is None:
+        return result
+    return replace(result, startup_seconds=result.startup_seconds + seconds)
 
 
 def of_run(result: RunResult, seconds: float) -> RunResult:

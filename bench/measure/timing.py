@@ -15,10 +15,10 @@ import collections
 import itertools
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bench.errors import summarize_exception
-from bench.measure import pressure
+from bench.measure import phases, pressure
 from bench.measure.training import build, slow_down_if_asked
 from bench.results import contention
 from bench.results.records import YARDSTICK, BlockStep, ProcessSpec
@@ -64,7 +64,11 @@ def time_paired(session, models: dict, references) -> tuple:
     _warm(steppers)
     training = session.training
     timed = time_blocks(
-        steppers, training.paired_blocks, training.paired_block_steps, training.paired_seconds
+        steppers,
+        training.paired_blocks,
+        training.paired_block_steps,
+        training.paired_seconds,
+        more=MoreBlocks(training.paired_blocks_most, phases.process_age() or 0.0),
     )
     for instances in steppers.values():
         for step in instances:
@@ -133,16 +137,43 @@ def _warm(steppers: dict) -> None:
                 step()
 
 
-def time_blocks(steppers: dict, blocks: int, steps: int, seconds: float = 0) -> tuple:
+@dataclass(frozen=True)
+class MoreBlocks:
+    """Blocks past the planned ones, up to ``most`` in all, while the blocks have taken less than
+    the ``before`` seconds the process spent before them ([training] paired_blocks_most).
+
+    A process's ratio has the variance of its blocks' median plus what the process adds; a
+    process costs its start-up once and each block again. Where the blocks are a sliver of the
+    process (a fast device: milliseconds a block, seconds to start), another block costs almost
+    nothing beside another process, so a process times for as long as it took to get there: it
+    then spends at most twice what a process costs anyway, and its blocks' share of the ratio's
+    variance falls with every one (docs/budget.md, "Blocks per process"). The rule stops on the
+    clock, never on what the blocks measured, so the ratios stay unbiased.
+    """
+
+    most: int = 0
+    before: float = 0.0
+
+    def wanted(self, number: int, started: float) -> bool:
+        """Whether a block after the ``number`` timed since ``started`` is one more."""
+        return number < self.most and time.perf_counter() - started < self.before
+
+
+def time_blocks(
+    steppers: dict, blocks: int, steps: int, seconds: float = 0, more: MoreBlocks = MoreBlocks()
+) -> tuple:
     """Each block visits every instance of every model once, in ``visiting_order``, reversed
-    every other block; a model's steps are numbered across its instances' visits. With
-    ``seconds``, no block starts once the blocks have taken that long and ``MIN_BLOCKS`` ran: the
-    blocks stay whole, and paired. Then one more block is timed for each uneven one (a neighbour
-    came or went in it: ``bench.results.contention``), so at most as many again as ran, and
-    within ``seconds`` too: the time a process may spend on blocks is kept."""
+    every other block; a model's steps are numbered across its instances' visits. After the
+    ``blocks``, ``more`` says whether one more is timed. With ``seconds``, no block starts once
+    the blocks have taken that long and ``MIN_BLOCKS`` ran: the blocks stay whole, and paired.
+    Then one more block is timed for each uneven one (a neighbour came or went in it:
+    ``bench.results.contention``), so at most as many again as ran, and within ``seconds`` too:
+    the time a process may spend on blocks is kept."""
     order = visiting_order({model: len(instances) for model, instances in steppers.items()})
     timed, started, number = [], time.perf_counter(), 0
-    while number < blocks and not _time_is_up(started, seconds, number):
+    while (number < blocks or more.wanted(number, started)) and not _time_is_up(
+        started, seconds, number
+    ):
         number += 1
         timed += _time_block(steppers, order, number, steps)
     for _ in contention.uneven_blocks(timed):

@@ -43,7 +43,9 @@ def run(spec: ProcessSpec, report=lambda results: None, stall_notes=None) -> dic
     if recipes.kernel_of(first.run.recipe):  # such a run has its process to itself (plan)
         from bench.measure import kernel  # the Jupyter client: only for a run in a kernel
 
-        return {first.run.run_id: kernel.run_in_kernel(first, spec.references)}
+        own_startup = phases.process_age() or 0.0
+        result = kernel.run_in_kernel(first, spec.references)
+        return {first.run.run_id: phases.with_own_startup(result, own_startup)}
     return _run_here(spec, report, stall_notes)
 
 

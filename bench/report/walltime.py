@@ -7,7 +7,7 @@ The seconds and shares are ``bench.analysis.wall_shares``'; this module words th
 
 import pandas as pd
 
-from bench.analysis.wall_shares import OTHER, TIMED, TRAINING, UNTIMED, WallTime
+from bench.analysis.wall_shares import OTHER, TIMED, TRAINING, UNRECORDED, UNTIMED, WallTime
 from bench.formatting import number
 
 WALLTIME_TITLE = "Where the wall time went"
@@ -18,6 +18,7 @@ PHASE_LABELS = {
     "build_seconds": "building",
     "startup_seconds": "start-up",
     "teardown_seconds": "teardown",
+    UNRECORDED: "processes that recorded no phases (runs in a Jupyter kernel, older folders)",
     OTHER: "other",
 }
 
