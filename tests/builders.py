@@ -53,6 +53,11 @@ repeats = {repeats}
 save_artifacts = {artifacts}
 """
 
+# How long a test waits for a state (a run recorded, a process ended) before calling it a hang:
+# far past what the state takes on the slowest, busiest machine the suite runs on, never a
+# measure of speed. A deadline near what the state takes quietly fails a loaded machine.
+HANG_GUARD_SECONDS = 900
+
 
 def tiny_config(
     tmp_path,

@@ -17,6 +17,7 @@ from bench.results.records import OK
 from bench.run.cluster import LOOPBACK_ONLY_ENV, SLOT
 from bench.run.executors import NODE_NAME_ENV
 from tests.builders import (
+    HANG_GUARD_SECONDS,
     ROOT,
     bench_command,
     bench_environment,
@@ -179,7 +180,7 @@ def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, 
         text=True,
     )
     # Once node-b has finished a run it is given the next one at once: remove it during that one.
-    deadline = time.monotonic() + 100
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
     while not ran_on("node-b", records_so_far(results)):
         assert benchmark.poll() is None and time.monotonic() < deadline, (
             "node-b never finished a run"
@@ -187,10 +188,10 @@ def test_runs_spread_over_the_nodes_once_each_and_survive_a_lost_node(tmp_path, 
         time.sleep(0.2)
     finished_on_b = len(ran_on("node-b", records_so_far(results)))
     cluster.remove_node(node_b, allow_graceful=False)
-    out, err = benchmark.communicate(timeout=120)
+    out, err = benchmark.communicate(timeout=HANG_GUARD_SECONDS)
     assert benchmark.returncode == 0, err
     (folder,) = results.iterdir()
-    resumed = run_bench("--resume", folder, *on_the_cluster, timeout=120)
+    resumed = run_bench("--resume", folder, *on_the_cluster, timeout=HANG_GUARD_SECONDS)
     assert resumed.returncode == 0, resumed.stderr
 
     runs, planned = ResultsFolder(folder).run_records(), ResultsFolder(folder).planned_runs()

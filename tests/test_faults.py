@@ -29,6 +29,7 @@ from bench.results.folder import ResultsFolder
 from bench.results.records import RUN_COLUMNS, RunResult
 from bench.run import environment, executors, runner
 from tests.builders import (
+    HANG_GUARD_SECONDS,
     ROOT,
     append_result,
     bench_command,
@@ -412,7 +413,7 @@ def worker_of(pid: int, run_id: str):
         return None
 
 
-def wait_for(condition, timeout=240, what="the condition"):
+def wait_for(condition, timeout=HANG_GUARD_SECONDS, what="the condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
@@ -457,7 +458,9 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such_and_rerun_on_resume(tmp
     folder = ResultsFolder(only_folder(results))
     (killed,) = [record for record in folder.run_records() if record.recipe == "fake_hang"]
     assert (killed.status, killed.error) == ("killed", "killed by signal 9")
-    done = run_bench("--resume", folder.path, timeout=120, env={"KLBENCH_FAKE_HANG_SECONDS": "0"})
+    done = run_bench(
+        "--resume", folder.path, timeout=HANG_GUARD_SECONDS, env={"KLBENCH_FAKE_HANG_SECONDS": "0"}
+    )
     assert done.returncode == 0, done.stderr
     records = folder.run_records()
     assert sorted(record.run_id for record in records) == [
@@ -483,7 +486,7 @@ def test_sigterm_stops_with_the_resume_hint_and_resume_completes_each_run_once(t
         what="first run",
     )
     benchmark.send_signal(signal.SIGTERM)
-    out, err = benchmark.communicate(timeout=60)
+    out, err = benchmark.communicate(timeout=HANG_GUARD_SECONDS)
     assert benchmark.returncode == runner.TERMINATED, err
     assert f"resume with: python -m bench run --resume {folder}" in out
     done = run_bench("--resume", folder, timeout=300)
@@ -516,7 +519,7 @@ def test_a_closed_output_pipe_does_not_stop_the_benchmark(tmp_path):
     )
     assert "Traceback" not in done.stderr, done.stderr
     folder = ResultsFolder(only_folder(tmp_path / "results"))
-    wait_for(lambda: len(folder.run_records()) == 2, timeout=120, what="both runs")
+    wait_for(lambda: len(folder.run_records()) == 2, what="both runs")
     listing = subprocess.run(
         f"{' '.join(map(str, bench_command(verb='list')))} | head -n 2",
         shell=True,

@@ -28,6 +28,7 @@ from bench.results.records import (
     STATUSES,
 )
 from tests.builders import (
+    HANG_GUARD_SECONDS,
     ROOT,
     bench_command,
     bench_environment,
@@ -159,7 +160,7 @@ def test_killed_and_interrupted_benchmarks_keep_their_runs_and_resume(tmp_path):
     )
     wait_for_runs(results, 2, resumed)
     resumed.send_signal(signal.SIGINT)
-    out, err = resumed.communicate(timeout=60)
+    out, err = resumed.communicate(timeout=HANG_GUARD_SECONDS)
     assert resumed.returncode == 130, err
     assert f"resume with: python -m bench run --resume {folder}" in out
     assert len(read_runs(folder)) == 2

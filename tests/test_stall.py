@@ -14,7 +14,7 @@ from bench.report.walltime import walltime_blocks
 from bench.results.folder import runs_frame
 from bench.results.records import FAILED, TIMEOUT, RunResult
 from bench.run import executors
-from tests.builders import blocks_frame, record
+from tests.builders import HANG_GUARD_SECONDS, blocks_frame, record
 
 # Short stretches keep the tests quick; the worker's defaults are four times longer.
 SAMPLE, STALL, STRETCH = 0.1, 0.5, 1.0
@@ -44,7 +44,7 @@ def test_an_idle_stretch_is_a_stall_located_where_the_watched_thread_waited():
 
 def _idle_until(written) -> None:
     """Wait, idle, until the watch has noted a stall at ``written`` (the state, not a clock)."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
     while not written.exists() and time.monotonic() < deadline:
         threading.Event().wait(SAMPLE)
 
