@@ -5,6 +5,7 @@ The slow test starts a local Ray cluster of two nodes on this one machine, each 
 recipes on it through ``python -m bench run --executor ray``, and removes one node mid-benchmark.
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -105,6 +106,21 @@ def test_check_refuses_to_pool_runs_from_nodes_with_other_versions(tmp_path, cap
     ]
     err = refused(capsys, "check", "--results", *(str(folder.path) for folder in folders))
     assert "tensorflow" in err and "2.21.0 on node-a" in err and "2.20.0 on node-b" in err
+
+
+def test_a_task_starts_its_worker_at_normal_priority_where_the_node_allows():
+    """Ray's task processes run at niceness 15; a worker started from one would time a sliver of
+    a core on a busy node. Root (this suite's machines) may raise a priority, others may not."""
+    probe = "import os, bench.run.cluster as c; c._normal_priority(); print(os.nice(0))"
+    done = subprocess.run(
+        ["nice", "-n", "15", sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS,
+        check=True,
+    )
+    assert int(done.stdout) == (0 if os.geteuid() == 0 else 15)
 
 
 # --- a benchmark on a two-node cluster (slow) -------------------------------------------------
