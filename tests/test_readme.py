@@ -47,11 +47,6 @@ def test_the_two_answers_name_their_machines():
     assert "H100" in readme_answer("answer-gpu")
 
 
-def test_the_reference_keeps_only_what_the_answer_reads():
-    kept = sorted(path.name for path in REFERENCE.iterdir())
-    assert kept == ["README.md", "env.json", "gap.png", "ratios.csv", "runs.csv"]
-
-
 def ignored_patterns(folder) -> list:
     """The patterns of the folder's .gitignore: what a report writes there."""
     lines = (folder / ".gitignore").read_text(encoding="utf-8").splitlines()
@@ -68,43 +63,34 @@ def kept_files(folder) -> list:
     )
 
 
-def test_the_gpu_reference_keeps_what_its_report_reads():
-    assert kept_files(GPU_REFERENCE) == [
-        ".gitignore",
-        "README.md",
-        "blocks.csv",
-        "env.json",
-        "ratios.csv",
-        "runs.csv",
-    ]
+# What each reference keeps: what its report reads (blocks.csv: every timed step, from which
+# the paired ratios and their moderated CIs are computed again), and the CPU one's gap plot,
+# which README shows.
+KEPT = [".gitignore", "README.md", "blocks.csv", "env.json", "ratios.csv", "runs.csv"]
 
 
-def test_a_report_of_the_gpu_reference_computes_its_ratios_again(tmp_path):
-    """From a fresh clone, 'bench report docs/reference-gpu' rewrites ratios.csv: with the
-    committed blocks it must come out as committed, paired ratios and CIs included."""
-    copy = tmp_path / GPU_REFERENCE.name
-    shutil.copytree(
-        GPU_REFERENCE, copy, ignore=shutil.ignore_patterns(*ignored_patterns(GPU_REFERENCE))
-    )
+@pytest.mark.parametrize(
+    "folder, kept", [(REFERENCE, sorted([*KEPT, "gap.png"])), (GPU_REFERENCE, KEPT)]
+)
+def test_a_reference_keeps_what_its_report_reads(folder, kept):
+    assert kept_files(folder) == kept
+
+
+@pytest.mark.parametrize("marker", BLOCKS)
+def test_a_report_of_a_reference_computes_its_ratios_again(tmp_path, marker):
+    """From a fresh clone, 'bench report docs/reference[-gpu]' rewrites ratios.csv: with the
+    committed blocks it must come out as committed, paired ratios and CIs included, and the
+    answer as README shows it."""
+    folder = BLOCKS[marker]
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*ignored_patterns(folder)))
     write_report(str(copy))
     key = ["recipe", "api", "compared_with", "compared_api"]
-    committed = pd.read_csv(GPU_REFERENCE / "ratios.csv").sort_values(key, ignore_index=True)
+    committed = pd.read_csv(folder / "ratios.csv").sort_values(key, ignore_index=True)
     again = pd.read_csv(copy / "ratios.csv").sort_values(key, ignore_index=True)
     pd.testing.assert_frame_equal(again, committed)
     assert (copy / "report.md").is_file()
-    assert reference_answer(copy) == readme_answer("answer-gpu")
-
-
-def test_a_report_of_the_cpu_reference_keeps_its_paired_ratios(tmp_path):
-    """docs/reference keeps ratios.csv but not blocks.csv: 'bench report docs/reference' must not
-    replace its paired ratios with ratios across processes computed from runs.csv alone."""
-    copy = tmp_path / REFERENCE.name
-    shutil.copytree(REFERENCE, copy)
-    before = (copy / "ratios.csv").read_bytes()
-    write_report(str(copy))
-    assert (copy / "ratios.csv").read_bytes() == before
-    assert (copy / "report.md").is_file()
-    assert reference_answer(copy) == readme_answer("answer")
+    assert reference_answer(copy) == readme_answer(marker)
 
 
 README_LINES = 170  # what a reader scrolls through before the details are docs/'
