@@ -47,6 +47,7 @@ from nbclient.exceptions import CellExecutionError
 
 from bench.config.settings import TrainingSettings
 from bench.errors import summarize_exception
+from bench.measure import phases
 from bench.measure.session import LEGACY_KERAS, backend_environment
 from bench.processes import PROJECT_ROOT, worker_environment
 from bench.results.records import (
@@ -184,6 +185,8 @@ def _read_result(path: Path) -> RunResult:
     measured = json.loads(path.read_text(encoding="utf-8"))
     epochs = tuple(Epoch(**epoch) for epoch in measured.pop("epochs"))
     blocks = tuple(BlockStep(**step) for step in measured.pop("blocks", ()))
+    trained_seconds = measured.pop("trained_seconds", None)
     # The notebook's epoch timer, as the worker's, stops training at the first non-finite loss.
     status = DIVERGED if any(not math.isfinite(epoch.loss) for epoch in epochs) else OK
-    return RunResult(status=status, epochs=epochs, blocks=blocks, **measured)
+    result = RunResult(status=status, epochs=epochs, blocks=blocks, **measured)
+    return result if trained_seconds is None else phases.of_run(result, trained_seconds)
