@@ -65,6 +65,23 @@ def ratio_text(row) -> str:
     return with_ci(row.ratio, row.ci_low, row.ci_high, "x", 2)
 
 
+def ratio_spread_text(row) -> str:
+    """A row with ratio, ci_low and ci_high as '1.23x ±3%': the CI as the wider of its two sides
+    relative to the ratio, rounded up to a whole percent (a tenth below 1%), so the span shown holds
+    the whole interval; ``ratio_text`` gives its ends. Short enough for a table of four backends
+    in a terminal's width."""
+    ratio, low, high = row.ratio, row.ci_low, row.ci_high
+    if not math.isfinite(ratio):
+        return MISSING
+    if not (math.isfinite(low) and math.isfinite(high) and ratio > 0):
+        return f"{number(ratio, 2)}x [no CI: 1 run]"
+    side = 100 * max(ratio / low - 1 if low > 0 else math.inf, high / ratio - 1)
+    if not math.isfinite(side):
+        return f"{number(ratio, 2)}x [{number(low, 2)}, {number(high, 2)}]"
+    spread = f"{math.ceil(side * 10 - 1e-9) / 10:.1f}" if side < 1 else f"{math.ceil(side - 1e-9)}"
+    return f"{number(ratio, 2)}x ±{spread}%"
+
+
 def percent(value) -> str:
     return f"±{100 * value:.1f}%" if math.isfinite(value) else MISSING
 

@@ -109,9 +109,9 @@ def test_a_row_per_recipe_and_a_column_per_backend_the_run_ran(folder):
     rows, notes = rows_of(found), notes_of(found)
     kl_layer = rows["kl_layer"]
     assert kl_layer["post"] == "V"
-    assert re.fullmatch(r"1\.0\dx \[[0-9.]+, [0-9.]+\]", kl_layer["Keras 2"])  # 41/40
+    assert re.fullmatch(r"1\.0\dx ±[0-9.]+%", kl_layer["Keras 2"])  # 41/40
     # as written it fails on Keras 3: the port's ratio (43/42), marked, the run's own error below
-    port = re.fullmatch(r"1\.0\dx \[[0-9.]+, [0-9.]+\] port(.)", kl_layer["Keras 3 TF"])
+    port = re.fullmatch(r"1\.0\dx ±[0-9.]+% port(.)", kl_layer["Keras 3 TF"])
     assert port and notes[port[1]] == KERAS3_INPUTS
     assert rows["tensor_transfer"]["Keras 3 TF"] == "went wrong" + answer_table.mark(2)
     assert notes[answer_table.mark(2)] == "went wrong: timeout"
@@ -124,7 +124,7 @@ def test_a_row_per_recipe_and_a_column_per_backend_the_run_ran(folder):
     assert rows["vae_loss_layer"]["Keras 3 TF"].endswith("; port not run")
     closure = notes[rows["closure_loss"]["Keras 2"].removeprefix("fails")]
     assert closure == "KerasTensor (as the registry expects; not run here)"
-    assert re.fullmatch(r"floor: 40\.\d ms/step", rows["plain_ae"]["Keras 2"])
+    assert re.fullmatch(r"40\.\d ms/step", rows["plain_ae"]["Keras 2"])
 
 
 def test_each_distinct_error_is_written_once_below_the_table(folder):
@@ -163,12 +163,10 @@ def test_a_gpu_run_without_tensorflow_has_only_its_backends_columns(gpu_answer):
     assert list(table.columns) == ["recipe", "post", "Keras 3 JAX", "Keras 3 PyTorch", "why"]
     why = dict(zip(table.recipe, table.why))
     # PyTorch on the H100 pays for the KL term's operators; JAX, unnamed, pays nothing
-    assert why["kl_layer"] == "+70 operators at ~23.3 µs, launch-bound (PyTorch)"
-    assert re.fullmatch(
-        r"encoder twice; \+\d+ operators at ~23\.3 µs, launch-bound \(PyTorch\)",
-        why["vae_loss_layer"],
-    )
-    assert all(len(reason) <= 70 for reason in why.values()), why
+    assert why["kl_layer"] == "+70 ops, launch-bound (PyTorch)"
+    twice = why["vae_loss_layer"]
+    assert re.fullmatch(r"encoder twice; \+\d+ ops, launch-bound \(PyTorch\)", twice)
+    assert all(len(reason) <= 50 for reason in why.values()), why
 
 
 def test_on_the_cpu_reference_the_why_names_the_backends_that_pay():
@@ -204,10 +202,11 @@ def test_the_machine_is_named_in_words(gpu_answer):
 
 def test_the_claims_are_one_small_table_of_claim_by_backend(gpu_answer):
     table = claims_table(gpu_answer.verdicts, gpu_answer.groups)
-    assert list(table.columns) == ["claim", "claimed", "Keras 3 JAX", "Keras 3 PyTorch"]
+    ports = ["Keras 3 JAX port", "Keras 3 PyTorch port"]  # every claim's ratio there a port's
+    assert list(table.columns) == ["claim", "claimed", *ports]
     assert len(table) == len(claims.CLAIMS)
     (row,) = table[table.claim == "model_add_loss / kl_layer (post VII)"].to_dict("records")
-    assert re.fullmatch(r"reproduced: 0\.99x \[0\.9\d, 0\.99\] port", row["Keras 3 PyTorch"])
+    assert row["Keras 3 PyTorch port"] == "✓ 0.99x"
 
 
 def test_encoder_twice_only_where_the_extra_convolutions_are_the_encoders_layers(folder):
@@ -289,7 +288,9 @@ def test_the_report_opens_with_the_same_table_report_answer_prints(folder, tmp_p
     markdown = runner.report.write_report(copy)[0].read_text()
     assert main(["report", "--answer", str(copy)]) == 0
     printed = capsys.readouterr().out
-    assert printed.strip() in markdown
+    # the same blocks; printed for a terminal, its paragraphs are wrapped
+    assert " ".join(printed.split()) in " ".join(markdown.split())
+    assert all(line in markdown.splitlines() for line in printed.splitlines() if "|" in line)
 
 
 def test_a_benchmark_closes_with_the_answer_not_the_medians(folder, tmp_path):
@@ -300,7 +301,7 @@ def test_a_benchmark_closes_with_the_answer_not_the_medians(folder, tmp_path):
     out = io.StringIO()
     runner._write_report(ResultsFolder(copy), out)
     printed = out.getvalue()
-    assert HEADER in printed and "| 1.0" in printed and "[" in printed
+    assert HEADER in printed and "| 1.0" in printed and "±" in printed
     assert printed.rstrip().endswith(f"report: {copy / 'report.md'}")
 
 

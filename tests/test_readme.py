@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.analysis.answer_data import read_answer
-from bench.report.answer import ANSWER_TITLE, NOTES_LEAD, answer_markdown
+from bench.report.answer import ANSWER_TITLE, NOTES_LEAD, TERMINAL_WIDTH, answer_markdown
 from bench.report.sections import write_report
 from tests.builders import ROOT
 
@@ -93,7 +93,9 @@ def test_a_report_of_a_reference_computes_its_ratios_again(tmp_path, marker):
     assert reference_answer(copy) == readme_answer(marker)
 
 
-README_LINES = 170  # what a reader scrolls through before the details are docs/'
+# What a reader scrolls through before the details are docs/': lines of a terminal's width at
+# most, so that a long line cannot hide its length.
+README_LINES = 200
 ANSWER_COLUMNS = 7  # recipe, post, four backends, why: readable in a 120-column terminal
 
 
@@ -113,10 +115,20 @@ def test_each_answer_has_at_most_seven_columns_and_no_error_twice(marker):
     assert rows and all(len(cells) <= ANSWER_COLUMNS for cells in rows)
     cells = " ".join(cell for cells in rows for cell in cells)
     assert "Error" not in cells  # an error is a mark in its cells, written once below
-    (line,) = [line for line in block.splitlines() if line.startswith(NOTES_LEAD)]
-    notes = re.split(r"; (?=[⁰¹²³⁴⁵⁶⁷⁸⁹])", line.removeprefix(NOTES_LEAD).strip().rstrip("."))
+    below = block[block.index(NOTES_LEAD) :].splitlines()
+    notes = [line.removeprefix("- ") for line in below if line.startswith("- ")]
     texts = [re.fullmatch(r"[⁰¹²³⁴⁵⁶⁷⁸⁹]+ (.+)", note)[1] for note in notes]
     assert len(texts) >= 2 and all(block.count(text) == 1 for text in texts), texts
+
+
+@pytest.mark.parametrize("marker", BLOCKS)
+def test_each_answer_fits_a_120_column_terminal(marker):
+    """Every line of the answer, its tables' rows included, within a terminal's width: a row
+    wrapped by the terminal is noise."""
+    lines = readme_answer(marker).splitlines()
+    too_wide = [line for line in lines if len(line) > TERMINAL_WIDTH]
+    assert not too_wide, too_wide
+    assert any(line.startswith("| kl_layer |") for line in lines)  # the table is there
 
 
 def test_the_gpu_answer_leaves_out_the_backends_it_did_not_run():
@@ -127,6 +139,7 @@ def test_the_gpu_answer_leaves_out_the_backends_it_did_not_run():
 def test_readme_stays_short_and_its_prose_holds_on_both_machines():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) < README_LINES
+    assert max(len(line) for line in text.splitlines()) <= TERMINAL_WIDTH
     lead = text[text.index("## The answer") : text.index("<!-- answer:start -->")]
     # the lead names both machines, and no longer says that a KL term costs nothing anywhere
     assert "2-core CPU" in lead and "H100" in lead

@@ -224,7 +224,7 @@ def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
     over = [pair for wanted in candidates if wanted.priority > 1 for pair in wanted.pairs]
     found = []
     for row in claim_rows.itertuples(index=False):
-        if row.verdict != "inconclusive":
+        if row.verdict != claims.INCONCLUSIVE:
             continue
         processes = _processes_to_decide(row)
         pairs = _needs(row.method, (row.claim.recipe, row.api), (row.claim.baseline, row.api))

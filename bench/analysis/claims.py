@@ -194,15 +194,18 @@ def reading_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFra
     )
 
 
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+
+
 def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: float) -> str:
     """``reproduced`` when the interval lies inside the range claimed_low..claimed_high,
     ``not reproduced`` when it lies entirely outside it, else (overlap, or no interval)
     ``inconclusive``."""
     if claimed_low <= ci_low and ci_high <= claimed_high:
-        return "reproduced"
+        return REPRODUCED
     if ci_high < claimed_low or ci_low > claimed_high:
-        return "not reproduced"
-    return "inconclusive"
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
 
 
 def simultaneous_confidence(family_size: int) -> float:

@@ -24,6 +24,12 @@ from vae_impls.keras_api import GROUP_LABELS, is_port, process_group
 ANSWER_TITLE = "Answer"
 NO_RECIPES = "No recipe ran or was planned in this folder."
 NOTES_LEAD = "Where the code fails as written, or a run went wrong:"
+# The answer as Markdown fits a terminal this wide: paragraphs wrap at WRAP_WIDTH, and each
+# table row is built short enough (``formatting.ratio_spread_text``, the claims' verdict marks).
+TERMINAL_WIDTH = 120
+WRAP_WIDTH = 99
+# A claim cell's verdict as one mark; the intro of the claims table says what each means.
+VERDICT_MARKS = {claims.REPRODUCED: "✓", claims.NOT_REPRODUCED: "✗", claims.INCONCLUSIVE: "?"}
 
 
 def answer_blocks(answer: Answer) -> list:
@@ -35,7 +41,7 @@ def answer_blocks(answer: Answer) -> list:
         notes = error_notes(answer)
         table = [
             ("table", answer_table(answer), render.ANSWER_CLASS),
-            *([("p", f"{NOTES_LEAD} {'; '.join(notes)}.")] if notes else []),
+            *([("p", NOTES_LEAD), ("ul", notes)] if notes else []),
         ]
     return [
         ("h2", ANSWER_TITLE),
@@ -48,8 +54,9 @@ def answer_blocks(answer: Answer) -> list:
 
 
 def answer_markdown(answer: Answer) -> str:
-    """The answer as Markdown, as the report.md shows it."""
-    return render.markdown(answer_blocks(answer))
+    """The answer as Markdown, as the report.md shows it, its paragraphs wrapped for a
+    terminal."""
+    return render.markdown(answer_blocks(answer), WRAP_WIDTH)
 
 
 def _injection_blocks(source: Source) -> list:
@@ -84,9 +91,10 @@ def source_sentence(source: Source) -> str:
         f"On {machine_text(source)}, {other_work_text(source.other_work)} "
         f"({source.folder}: config {source.config}, commit {commit}, "
         f"{rounds}, started {source.started}{of_slice}). Each cell: the recipe's train step "
-        f"time over the floor's ({registry.FLOOR}, no KL term) on the same backend, with the "
-        f"ratio's 95% CI; the code as written where it works, else its Keras 3 {PORT}; a mark: "
-        "the code as written fails, with its error below."
+        f"time over the floor's ({registry.FLOOR}, no KL term) on the same backend, ± the wider "
+        "side of the ratio's 95% CI (the report gives both ends); the code as written where it "
+        f"works, else its Keras 3 {PORT}; a mark: the code as written fails, with its error "
+        "below."
     )
 
 
@@ -106,18 +114,15 @@ def machine_text(source: Source) -> str:
     return f"{gpus} beside {cpu}"
 
 
-SHARED_LABEL = "shared"  # a claim cell's verdict measured on a shared machine
+SHARED_LABEL = "shared"  # a claims column's verdicts measured on a shared machine
 
 
 def _claims_intro(verdicts: list, shared: bool = False) -> str:
     evaluated = sum(verdict.judgement is not None for verdict in verdicts)
-    shown = (
-        "each cell: the verdict, our ratio and the interval it was decided on"
-        if evaluated > 1
-        else "each cell: the verdict, our ratio and its CI"
-    )
+    marks = ", ".join(f"{mark} {verdict}" for verdict, mark in VERDICT_MARKS.items())
+    shown = f"each cell: the verdict ({marks}) and our ratio; the intervals are the report's"
     caveat = (
-        "Measured on a shared machine: each verdict below (marked "
+        "Measured on a shared machine: each verdict below (its column marked "
         f"{SHARED_LABEL}) holds for it with its other work, not for the machine quiet. "
         if shared
         else ""
@@ -150,45 +155,47 @@ def family_clause(family_size: int, shown: str = "") -> str:
 
 def claims_table(verdicts: list, groups: list, shared: bool = False) -> pd.DataFrame:
     """A row per claim (its recipes, post and claimed range), a column per backend of ``groups``
-    (``Answer.groups``): the verdict there and our ratio with the interval it was decided on, of
-    the code as written where the claim's recipes have a verdict as written, else of their
-    ports; each verdict labelled ``SHARED_LABEL`` where the run was ``shared``."""
+    (``Answer.groups``): the verdict's mark there and our ratio, of the code as written where the
+    claim's recipes have a verdict as written, else of their ports. A column whose every ratio is
+    a port's says so in its header, else each port's cell does; every column is labelled
+    ``SHARED_LABEL`` where the run was ``shared``. Short enough for a terminal's row: the
+    intervals are the report's claims section's."""
     by_claim = {}
     for verdict in verdicts:
         by_claim.setdefault(verdict.claim, []).append(verdict)
-    headers = [GROUP_LABELS[group] for group in groups]
-    rows = []
+    chosen = {}  # (claim, group) -> verdict shown
     for claim, found in by_claim.items():
-        cells = {}
         for verdict in sorted(found, key=lambda verdict: is_port(verdict.api)):
             if verdict.ratio is not None and process_group(verdict.api) in groups:
-                cells.setdefault(GROUP_LABELS[process_group(verdict.api)], verdict)
-        rows.append(
-            {
-                "claim": f"{claim.recipe} / {claim.baseline} (post {claim.post})",
-                "claimed": claim.claimed_range,
-                **{header: _claim_cell(cells.get(header), shared) for header in headers},
-            }
-        )
-    return pd.DataFrame(rows, columns=["claim", "claimed", *headers])
+                chosen.setdefault((claim, process_group(verdict.api)), verdict)
+    headers = {}
+    for group in groups:
+        shown = [verdict for (_, of), verdict in chosen.items() if of == group]
+        all_ports = bool(shown) and all(is_port(verdict.api) for verdict in shown)
+        label = GROUP_LABELS[group] + (f" {PORT}" if all_ports else "")
+        headers[group] = (label + (f" ({SHARED_LABEL})" if shared else ""), not all_ports)
+    rows = [
+        {
+            "claim": f"{claim.recipe} / {claim.baseline} (post {claim.post})",
+            "claimed": claim.claimed_range,
+            **{
+                header: _claim_cell(chosen.get((claim, group)), mark_port)
+                for group, (header, mark_port) in headers.items()
+            },
+        }
+        for claim in by_claim
+    ]
+    return pd.DataFrame(rows, columns=["claim", "claimed", *(h for h, _ in headers.values())])
 
 
-def _claim_cell(verdict, shared: bool = False) -> str:
-    """'not reproduced: 1.01x [0.95, 1.07]' (the verdict's own interval), with 'port' where it
-    is the ports'; '-' where the claim has no ratio on that backend."""
+def _claim_cell(verdict, mark_port: bool = True) -> str:
+    """'✗ 1.01x' (the verdict's mark and our ratio), with 'port' where it is the ports' and
+    ``mark_port``; '-' where the claim has no ratio on that backend."""
     if verdict is None:
         return "-"
-    judgement, ratio = verdict.judgement, verdict.ratio
-    if judgement.verdict_confidence > estimators.CONFIDENCE and math.isfinite(
-        judgement.verdict_low
-    ):
-        interval = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
-        measured = f"{number(ratio.ratio, 2)}x {interval}"
-    else:
-        measured = ratio_text(ratio)
-    port = f" {PORT}" if is_port(verdict.api) else ""
-    label = f" ({SHARED_LABEL})" if shared else ""
-    return f"{verdict.verdict}{label}: {measured}{port}"
+    port = f" {PORT}" if mark_port and is_port(verdict.api) else ""
+    mark = VERDICT_MARKS.get(verdict.verdict, verdict.verdict)
+    return f"{mark} {number(verdict.ratio.ratio, 2)}x{port}"
 
 
 def confidence_text(confidence: float) -> str:

@@ -2,12 +2,13 @@
 
 A row per recipe: its post, then one column per Keras package and backend the run ran
 (``Answer.groups``). A cell shows the recipe's paired ratio to the floor of its own backend with
-the ratio's 95% CI, for the code as written where it works there, else for its port, marked
-``port``; a footnote mark follows where the code as written fails (or a run went wrong), and each
-distinct error is written once, below the table (``error_notes``). The floor's row gives its own
-ms/step. The ``why`` column is one short clause per row (``why_clause``): what the step runs more
-than the floor's, and where it costs; the full reasons, per API, are ``why_table``'s, in the
-report's details.
+the ratio's 95% CI as the wider of its sides (``formatting.ratio_spread_text``: four backends'
+cells and a why fit a 120-column terminal; the report's ratio table gives both ends), for the
+code as written where it works there, else for its port, marked ``port``; a footnote mark
+follows where the code as written fails (or a run went wrong), and each distinct error is written
+once, below the table (``error_notes``). The floor's row gives its own ms/step. The ``why``
+column is one short clause per row (``why_clause``): what the step runs more than the floor's,
+and where it costs; the full reasons, per API, are ``why_table``'s, in the report's details.
 """
 
 import math
@@ -18,10 +19,10 @@ import pandas as pd
 from bench import recipes
 from bench.analysis import cost_model, coverage, why
 from bench.analysis.answer_data import Answer, Cell, Pair
-from bench.formatting import number, ratio_text
+from bench.formatting import number, ratio_spread_text
 from bench.report.cause_words import OUTSIDE_LAYERS_TEXT, cause_text
 from bench.report.costs import TITLE as COST_TITLE
-from bench.report.costs import unit_cost, unit_name, why_phrase
+from bench.report.costs import short_unit_name, unit_name, why_phrase
 from bench.results.records import OUTSIDE_LAYERS
 from vae_impls import registry
 from vae_impls.keras_api import API_LABELS, GROUP_LABELS
@@ -31,7 +32,7 @@ ERROR_WIDTH = 80  # characters of an error kept in a note
 FAILS_AS_WRITTEN = "fails as written"
 FLOOR_WHY = "the floor: no KL term"
 PORT = "port"  # what a cell showing the port's ratio says after it
-NO_COST = "no cost beyond noise"
+NO_COST = "within noise"  # no cost the measurements tell from their noise
 ENCODER_TWICE = "encoder twice"
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -93,10 +94,11 @@ def cell_text(cell: Cell, notes: Notes, floor_ms: dict) -> str:
         return _nothing_works(cell, notes)
     if shown.recipe == registry.FLOOR:
         ms = floor_ms.get(shown.api, math.nan)
-        return f"floor: {number(ms)} ms/step" if math.isfinite(ms) else "the floor"
+        # the row's why says it is the floor; its cells give its own speed
+        return f"{number(ms)} ms/step" if math.isfinite(ms) else "the floor"
     ratio = shown.ratio
     text = (
-        ratio_text(ratio)
+        ratio_spread_text(ratio)
         if ratio is not None and math.isfinite(ratio.ratio)
         else "no floor to compare with"
     )
@@ -198,8 +200,8 @@ def short_reason(found: why.Why) -> str:
     units = cost.units if cost is not None else math.nan
     if cost is not None and math.isfinite(units) and units > 0:
         if cost.regime == cost_model.LAUNCH_BOUND:
-            each = unit_cost(cost.fit.unit_ms)
-            parts.append(f"+{units:.0f} {unit_name(cost.count, units)} at ~{each}, launch-bound")
+            # what one unit costs is the report's: the clause fits a terminal's row
+            parts.append(f"+{units:.0f} {short_unit_name(cost.count, units)}, launch-bound")
         elif cost.regime == cost_model.ARITHMETIC_BOUND and not found.encoder_twice:
             parts.append(f"+{units:.0f} {unit_name(cost.count, units)}")
     if parts:
@@ -217,7 +219,7 @@ def short_reason(found: why.Why) -> str:
 def why_clause(row) -> str:
     """One short clause on why the recipe costs what it does where it works, naming the backends
     where they differ, the backends without a cost beyond noise unnamed: 'encoder twice',
-    '+70 operators at ~23.3 µs, launch-bound (PyTorch)', 'encoder twice (Keras 2, TF, PyTorch)';
+    '+70 ops, launch-bound (PyTorch)', 'encoder twice (Keras 2, TF, PyTorch)';
     ``FAILS_AS_WRITTEN`` where it works nowhere and fails as the registry expects."""
     reasons = {}
     for cell in row.cells:

@@ -5,6 +5,7 @@ minutes that would decide it at the spread measured and the command that buys th
 import math
 
 from bench.analysis import allocation, estimators, findings
+from bench.analysis.claims import INCONCLUSIVE
 from bench.analysis.tables import Tables
 from bench.formatting import duration, percent, ratio_text
 from bench.results.folder import Results
@@ -62,7 +63,7 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     claims = tables.claims
     if claims.empty:
         return []
-    decided = (claims.verdict != "inconclusive").sum()
+    decided = (claims.verdict != INCONCLUSIVE).sum()
     head = (
         f"Claims: {decided} of {len(claims)} claim x API verdicts decided on their simultaneous "
         f"intervals."

@@ -23,6 +23,8 @@ UNIT_NAMES = {
     "ops_convolutions": ("convolution", "convolutions"),
     "ops_matmul": ("matrix product", "matrix products"),
 }
+# The few letters a count's unit has where a row must stay short (the answer's why column).
+SHORT_UNIT_NAMES = {"graph_ops": ("op", "ops"), "compiled_ops": ("kernel", "kernels")}
 REGIME_TEXT = {
     cost_model.LAUNCH_BOUND: "this step is bound by launching operators, so every extra "
     "operation costs time whatever its size",
@@ -44,6 +46,12 @@ INTRO = (
 
 def unit_name(count: str, units: float = 2) -> str:
     singular, plural = UNIT_NAMES.get(count, (count, count))
+    return singular if abs(units) == 1 else plural
+
+
+def short_unit_name(count: str, units: float = 2) -> str:
+    """``unit_name`` in its short form where it has one: 'ops'."""
+    singular, plural = SHORT_UNIT_NAMES.get(count, UNIT_NAMES.get(count, (count, count)))
     return singular if abs(units) == 1 else plural
 
 

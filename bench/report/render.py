@@ -8,6 +8,7 @@ inside itself, so the page never scrolls sideways.
 
 import base64
 import html
+import textwrap
 from pathlib import Path
 
 
@@ -15,13 +16,15 @@ def _markdown_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(blocks: list) -> str:
+def markdown(blocks: list, width: int = 0) -> str:
+    """The blocks as Markdown; each paragraph's lines wrapped at ``width`` columns where it is
+    given (a terminal's or a README's), else one line a paragraph."""
     out = []
     for kind, *content in blocks:
         if kind in ("h1", "h2"):
             out.append(f"{'#' * int(kind[1])} {content[0]}")
         elif kind == "p":
-            out.append(content[0])
+            out.append(_wrapped(content[0], width))
         elif kind == "pre":
             out.append(f"```\n{content[0]}\n```")
         elif kind == "ul":
@@ -42,6 +45,13 @@ def markdown(blocks: list) -> str:
         elif kind == "img":
             out.append(f"![{content[0]}]({content[1].name})")
     return "\n\n".join(out) + "\n"
+
+
+def _wrapped(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` columns, words and links kept whole."""
+    if not width:
+        return text
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 # The answer's table (class "answer") keeps each ratio on one line and packs its rows, so that a
