@@ -78,6 +78,28 @@ def test_the_next_round_takes_the_widest_first_as_far_as_time_allows():
     assert allocation.choose(candidates, per_pair_seconds, 5) == []
 
 
+def test_a_round_spends_its_seconds_where_they_buy_most():
+    """A dear process (JAX's, minutes on a CPU) just over its target waits while cheap runs far
+    over theirs fill the round; it comes once it is what is left."""
+    cheap = [Wanted(name, 0.04, 3, 0.015, ((name, "keras2"),)) for name in ("a", "b")]
+    dear = Wanted("j", 0.026, 3, 0.02, (("j", "keras3-jax-port"),))
+
+    def seconds(pairs):
+        return sum(150.0 if api == "keras3-jax-port" else 10.0 for _, api in pairs)
+
+    # the round may take a third of 300 s: both cheap runs, then no room for the dear one
+    assert allocation.choose([dear, *cheap], seconds, 300) == [("a", "keras2"), ("b", "keras2")]
+    # with room, it is taken after them, though it was listed first
+    assert allocation.choose([dear, *cheap], seconds, 600) == [
+        ("a", "keras2"),
+        ("b", "keras2"),
+        ("j", "keras3-jax-port"),
+    ]
+    # alone over its target: where nothing fits in a third, the round may take all the time left
+    assert allocation.choose([dear], seconds, 300) == [("j", "keras3-jax-port")]
+    assert allocation.choose([dear], seconds, 100) == []
+
+
 def test_a_ratio_without_an_interval_comes_first():
     candidates = [wanted("wide", 0.5), wanted("single", math.nan, n=1)]
     assert allocation.choose(candidates, per_pair_seconds, 10) == [("single", "keras2")]

@@ -1,10 +1,13 @@
 """Where a budget's remaining time goes: the next round's runs, chosen by precision and cost.
 
-After the first round, each round a budget buys holds the runs of the ratios whose confidence
-interval is still wider than its target, widest (relative to its target) first, as many as fit
-in the time left. A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a ratio
-to the floor and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a
-claim of the posts is about, since a verdict needs its interval clear of the claim's bounds.
+After the first round, each round a budget buys holds runs of the ratios whose confidence
+interval is still wider than its target: those that buy most per second first (how far over its
+target a ratio is, per second its run adds to the round: a TensorFlow claim's run far over its
+target before a JAX process that costs minutes for a ratio just over), as many as fit in a third
+of the time left (``ROUND_SHARE``), so that the rule looks again after each smaller round.
+A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a ratio to the floor
+and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a claim of the
+posts is about, since a verdict needs its interval clear of the claim's bounds.
 
 The rule never looks at where a ratio lies, nor at the spread of its own processes' ratios, from
 which its interval is computed: it predicts the interval's half-width from the spread of the
@@ -37,6 +40,12 @@ CLAIM_PRECISION_TARGET = 0.015
 MIN_PROCESSES = 3
 # Beyond this many processes for one claim, the report says only "more than" it.
 MOST_PROCESSES = 1000
+# A round takes at most this share of the time left (unless not even one run fits in it):
+# smaller rounds let the rule look again sooner, so the minutes go where each buys most rather
+# than to one round of every ratio over its target.
+ROUND_SHARE = 1 / 3
+# A run adds at least this much to a round: no run is free, however it is estimated.
+MIN_ROUND_SECONDS = 1.0
 # An estimate of a round is the median of what its parts took, times this: enough for a machine
 # whose speed drifts by a tenth between rounds without breaking the budget.
 COST_MARGIN = 1.15
@@ -191,18 +200,47 @@ def _needs(method: str, model: tuple, other: tuple) -> tuple:
 
 
 def choose(candidates: list, round_seconds, available: float) -> list:
-    """The (recipe, api) pairs of the next round: the candidates over their target, furthest
-    first, each taken when the round with it still fits in ``available`` seconds
-    (``round_seconds(pairs)`` estimates a round). Empty when none is over its target or none
-    fits."""
-    chosen = []
-    for candidate in sorted(candidates, key=lambda wanted: -wanted.priority):
-        if candidate.priority <= 1:
-            break
-        extended = [*chosen, *(pair for pair in candidate.pairs if pair not in chosen)]
-        if round_seconds(extended) <= available:
-            chosen = extended
+    """The (recipe, api) pairs of the next round: of the candidates over their target, the one
+    that buys most per second first (``_worth``: how far over its target, per second it adds to
+    the round), then the next, each taken while the round with it still fits in
+    ``ROUND_SHARE`` of the ``available`` seconds (``round_seconds(pairs)`` estimates a round),
+    or in all of them where not even one fits in that share. Empty when none is over its target
+    or none fits."""
+    remaining = [candidate for candidate in candidates if candidate.priority > 1]
+    for limit in (available * ROUND_SHARE, available):
+        chosen = _fill(remaining, round_seconds, limit)
+        if chosen:
+            return chosen
+    return []
+
+
+def _fill(remaining: list, round_seconds, limit: float) -> list:
+    chosen, remaining = [], list(remaining)
+    while remaining:
+        base = round_seconds(chosen) if chosen else 0.0
+        best = None
+        for candidate in remaining:
+            extended = [*chosen, *(pair for pair in candidate.pairs if pair not in chosen)]
+            seconds = round_seconds(extended)
+            if seconds > limit:
+                continue
+            worth = _worth(candidate, seconds - base)
+            if best is None or worth > best[0]:
+                best = (worth, candidate, extended)
+        if best is None:
+            return chosen
+        _, candidate, chosen = best
+        remaining.remove(candidate)
     return chosen
+
+
+def _worth(candidate: Wanted, seconds: float) -> tuple:
+    """What one more measurement of ``candidate`` buys per second it adds to a round: how far
+    over its target it is, in log units, per second; a ratio without an interval before any
+    with one. Ties: the furthest over its target first."""
+    if not math.isfinite(candidate.priority):
+        return (1, -seconds, 0.0)
+    return (0, math.log(candidate.priority) / max(seconds, MIN_ROUND_SECONDS), candidate.priority)
 
 
 @dataclass(frozen=True)
