@@ -100,6 +100,20 @@ def test_a_round_spends_its_seconds_where_they_buy_most():
     assert allocation.choose([dear], seconds, 100) == []
 
 
+def test_ratios_without_an_interval_come_first_whatever_their_cost():
+    dear = Wanted("j", math.nan, 1, 0.02, (("j", "keras3-jax-port"),))
+    cheap = Wanted("a", 0.04, 3, 0.015, (("a", "keras2"),))
+
+    def seconds(pairs):
+        return sum(150.0 if api == "keras3-jax-port" else 10.0 for _, api in pairs)
+
+    # the dear one first, beyond a third of the time; the cheap one still fits beside it
+    assert allocation.choose([cheap, dear], seconds, 300) == [
+        ("j", "keras3-jax-port"),
+        ("a", "keras2"),
+    ]
+
+
 def test_a_ratio_without_an_interval_comes_first():
     candidates = [wanted("wide", 0.5), wanted("single", math.nan, n=1)]
     assert allocation.choose(candidates, per_pair_seconds, 10) == [("single", "keras2")]

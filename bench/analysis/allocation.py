@@ -1,10 +1,12 @@
 """Where a budget's remaining time goes: the next round's runs, chosen by precision and cost.
 
-After the first round, each round a budget buys holds runs of the ratios whose confidence
-interval is still wider than its target: those that buy most per second first (how far over its
-target a ratio is, per second its run adds to the round: a TensorFlow claim's run far over its
-target before a JAX process that costs minutes for a ratio just over), as many as fit in a third
-of the time left (``ROUND_SHARE``), so that the rule looks again after each smaller round.
+After the first round, each round a budget buys holds the runs of every ratio measured in too
+few processes for an interval (``MIN_PROCESSES``) that fit in the time left, then runs of the
+ratios whose confidence interval is still wider than its target: those that buy most per second
+first (how far over its target a ratio is, per second its run adds to the round: a TensorFlow
+claim's run far over its target before a JAX process that costs minutes for a ratio just over),
+as many as fit in a third of the time left (``ROUND_SHARE``), so that the rule looks again after
+each smaller round.
 A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a ratio to the floor
 and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a claim of the
 posts is about, since a verdict needs its interval clear of the claim's bounds.
@@ -200,27 +202,39 @@ def _needs(method: str, model: tuple, other: tuple) -> tuple:
 
 
 def choose(candidates: list, round_seconds, available: float) -> list:
-    """The (recipe, api) pairs of the next round: of the candidates over their target, the one
-    that buys most per second first (``_worth``: how far over its target, per second it adds to
-    the round), then the next, each taken while the round with it still fits in
-    ``ROUND_SHARE`` of the ``available`` seconds (``round_seconds(pairs)`` estimates a round),
-    or in all of them where not even one fits in that share. Empty when none is over its target
-    or none fits."""
-    remaining = [candidate for candidate in candidates if candidate.priority > 1]
-    for limit in (available * ROUND_SHARE, available):
-        chosen = _fill(remaining, round_seconds, limit)
-        if chosen:
-            return chosen
-    return []
+    """The (recipe, api) pairs of the next round (``round_seconds(pairs)`` estimates a round):
+    first every ratio measured in too few processes for an interval, in order, each while the
+    round still fits in the ``available`` seconds; then, of the others over their target, the
+    one that buys most per second (``_worth``), then the next, each while the second part still
+    fits in ``ROUND_SHARE`` of the time the first left, or in all of it where the round would
+    otherwise be empty. Empty when none is over its target or none
+    fits."""
+    over = [candidate for candidate in candidates if candidate.priority > 1]
+    unmeasured = [candidate for candidate in over if math.isinf(candidate.priority)]
+    measured = [candidate for candidate in over if not math.isinf(candidate.priority)]
+    chosen = []
+    for candidate in unmeasured:
+        extended = _with(chosen, candidate)
+        if round_seconds(extended) <= available:
+            chosen = extended
+    first = round_seconds(chosen) if chosen else 0.0
+    chosen = _fill(chosen, measured, round_seconds, first + (available - first) * ROUND_SHARE)
+    return chosen or _fill([], measured, round_seconds, available)
 
 
-def _fill(remaining: list, round_seconds, limit: float) -> list:
-    chosen, remaining = [], list(remaining)
+def _with(chosen: list, candidate: Wanted) -> list:
+    return [*chosen, *(pair for pair in candidate.pairs if pair not in chosen)]
+
+
+def _fill(chosen: list, candidates: list, round_seconds, limit: float) -> list:
+    """``chosen`` and, one at a time, the candidate worth most per second it adds, while the
+    round fits in ``limit`` seconds."""
+    remaining = list(candidates)
     while remaining:
         base = round_seconds(chosen) if chosen else 0.0
         best = None
         for candidate in remaining:
-            extended = [*chosen, *(pair for pair in candidate.pairs if pair not in chosen)]
+            extended = _with(chosen, candidate)
             seconds = round_seconds(extended)
             if seconds > limit:
                 continue
@@ -236,11 +250,8 @@ def _fill(remaining: list, round_seconds, limit: float) -> list:
 
 def _worth(candidate: Wanted, seconds: float) -> tuple:
     """What one more measurement of ``candidate`` buys per second it adds to a round: how far
-    over its target it is, in log units, per second; a ratio without an interval before any
-    with one. Ties: the furthest over its target first."""
-    if not math.isfinite(candidate.priority):
-        return (1, -seconds, 0.0)
-    return (0, math.log(candidate.priority) / max(seconds, MIN_ROUND_SECONDS), candidate.priority)
+    over its target it is, in log units, per second. Ties: the furthest over its target."""
+    return (math.log(candidate.priority) / max(seconds, MIN_ROUND_SECONDS), candidate.priority)
 
 
 @dataclass(frozen=True)
