@@ -92,23 +92,30 @@ def section(markdown: str, title: str) -> str:
     return markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-# A claim's row in the answer's claims table, after its claimed range: its verdict on Keras 2 with
-# the ratio and the interval the verdict was decided on, "reproduced: 1.40x [a, b]"
+# A claim's Keras 2 row in the report's claims section: its ratio, its CI and, where the verdict
+# was decided on a wider simultaneous interval, that one: "1.40x [a, b]; 97.5% simultaneous
+# [c, d] | reproduced |"
 VERDICT_ON_KERAS2 = re.compile(
-    r"x ±[0-9.]+ \| (?P<verdict>[a-z ]+): "
-    r"(?P<ratio>[0-9.]+)x \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\] \|"
+    r"\| keras2 \| [^|]+ \| (?P<ratio>[0-9.]+)x \[(?P<ci_low>[0-9.]+), (?P<ci_high>[0-9.]+)\]"
+    r"(?:; [0-9.]+% simultaneous \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\])? \| "
+    r"(?P<verdict>[a-z ]+) \|"
 )
 
 
-def assert_reproduced(claim_row: str, claim: claims.Claim) -> None:
-    """The row's Keras 2 verdict: reproduced, at SPEEDS' ratio, its interval inside the claim's
-    range widened by its margin."""
-    found = VERDICT_ON_KERAS2.search(claim_row)
-    assert found, claim_row
-    ratio, low, high = (float(found[key]) for key in ("ratio", "low", "high"))
+def assert_reproduced(markdown: str, claim: claims.Claim) -> None:
+    """The claim's Keras 2 verdict: reproduced in the answer, at SPEEDS' ratio, and in the
+    report's claims section on an interval inside the claim's range widened by its margin."""
+    name = f"{claim.recipe} / {claim.baseline} (post {claim.post})"
+    (answer_row,) = [line for line in section(markdown, "Answer").splitlines() if name in line]
     expected = SPEEDS[(claim.recipe, "keras2")] / SPEEDS[(claim.baseline, "keras2")]
+    assert f"| ✓ {expected:.2f}x |" in answer_row, answer_row
+    rows = [line for line in section(markdown, "The posts' claims").splitlines() if name in line]
+    found = [VERDICT_ON_KERAS2.search(line) for line in rows]
+    (found,) = [match for match in found if match]
     assert found["verdict"] == "reproduced"
+    ratio = float(found["ratio"])
     assert ratio == pytest.approx(expected, abs=0.01)
+    low, high = float(found["low"] or found["ci_low"]), float(found["high"] or found["ci_high"])
     widened_low, widened_high = claim.equivalence_range
     assert widened_low <= low <= ratio <= high <= widened_high
 
@@ -119,13 +126,10 @@ def test_report_of_a_folder_with_failed_and_timed_out_runs(tmp_path):
     md_path, html_path = write_report(folder)
     markdown, page = md_path.read_text(), html_path.read_text()
     answer = section(markdown, "Answer")
-    (notebook_line,) = [
-        line for line in answer.splitlines() if "notebook_globals / model_add_loss" in line
-    ]
     (notebook_claim,) = [claim for claim in claims.CLAIMS if claim.recipe == "notebook_globals"]
-    assert_reproduced(notebook_line, notebook_claim)  # 64.4 / 46 ms/step = 1.40x, in 1.3-1.5x
+    assert_reproduced(markdown, notebook_claim)  # 64.4 / 46 ms/step = 1.40x, in 1.3-1.5x
     # 46 vs 45 ms/step
-    assert "| model_add_loss / kl_layer (post VII) | 0.9-1.1x ±0.05 | reproduced: " in answer
+    assert "| model_add_loss / kl_layer (post VII) | 0.9-1.1x ±0.05 | ✓ " in answer
     assert "keras3-port" in section(markdown, "Speed") and " ms/step [" in section(
         markdown, "Speed"
     )
