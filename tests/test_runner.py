@@ -207,7 +207,7 @@ def test_end_to_end_with_two_real_recipes(tmp_path):
             pictures["latent_mu"]
         )
     assert len(read_epochs(folder)) == 2
-    assert re.search(r"\| plain_ae \| II \| floor: [0-9.]+ ms/step", done.stdout)
+    assert re.search(r"\| plain_ae \| II \| [0-9.]+ ms/step \|", done.stdout)
     assert str(folder) in done.stdout
     check_csv_schema(folder)
     # A real worker stands idle no more than a moment (bench/measure/stall.py): a wait such as
