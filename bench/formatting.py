@@ -42,6 +42,10 @@ def significant(value, digits: int = SIGNIFICANT_DIGITS) -> str:
     return f"{value:.{decimals}f}"
 
 
+# What a value measured in one process shows where its interval would be.
+NO_CI = "[no CI: 1 run]"
+
+
 def with_ci(value, low, high, unit: str = "", digits: int = 1) -> str:
     """'74.1 ms/step [72.9, 75.0]'; a value without a CI says so."""
     return _with_interval(lambda x: number(x, digits), value, low, high, unit)
@@ -56,7 +60,7 @@ def significant_with_ci(value, low, high, unit: str = "") -> str:
 def _with_interval(text_of, value, low, high, unit: str) -> str:
     if not math.isfinite(value):
         return MISSING
-    interval = f"[{text_of(low)}, {text_of(high)}]" if math.isfinite(low) else "[no CI: 1 run]"
+    interval = f"[{text_of(low)}, {text_of(high)}]" if math.isfinite(low) else NO_CI
     return f"{text_of(value)}{unit} {interval}"
 
 
@@ -74,10 +78,10 @@ def ratio_spread_text(row) -> str:
     if not math.isfinite(ratio):
         return MISSING
     if not (math.isfinite(low) and math.isfinite(high) and ratio > 0):
-        return f"{number(ratio, 2)}x [no CI: 1 run]"
-    side = 100 * max(ratio / low - 1 if low > 0 else math.inf, high / ratio - 1)
-    if not math.isfinite(side):
-        return f"{number(ratio, 2)}x [{number(low, 2)}, {number(high, 2)}]"
+        return f"{number(ratio, 2)}x {NO_CI}"
+    if low <= 0:  # no relative side below the ratio: its ends say it
+        return ratio_text(row)
+    side = 100 * max(ratio / low - 1, high / ratio - 1)
     spread = f"{math.ceil(side * 10 - 1e-9) / 10:.1f}" if side < 1 else f"{math.ceil(side - 1e-9)}"
     return f"{number(ratio, 2)}x ±{spread}%"
 
