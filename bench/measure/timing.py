@@ -36,7 +36,7 @@ WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the
 MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
 
-def time_paired(session, models: dict, references) -> tuple:
+def time_paired(session, models: dict, references, chains=()) -> tuple:
     """(every model's timed steps, why a reference could not be timed): the train steps of the
     trained ``models`` ((recipe, api) -> built) and of the ``references`` ((recipe, api) pairs,
     built here with the settings and seed of the session's first run), in alternating blocks.
@@ -44,7 +44,8 @@ def time_paired(session, models: dict, references) -> tuple:
     The floor runs as several instances (``floor_instances``), their steps pooled under its
     name. A reference that fails to build or train is left out and named; the runs' own results
     stay as they were. The steppers outlive the call, to the end of the process
-    (``_KEPT_UNTIL_EXIT``).
+    (``_KEPT_UNTIL_EXIT``). A block visits the models in the order of ``chains``
+    (``visiting_order``), those in none after them in the order given.
     """
     seed = session.first.run.seed
     steppers = {
@@ -62,6 +63,7 @@ def time_paired(session, models: dict, references) -> tuple:
     if len(steppers) < 2:
         return (), why_not
     _warm(steppers)
+    steppers = in_chains_order(steppers, chains)
     training = session.training
     timed = time_blocks(
         steppers,
@@ -69,11 +71,19 @@ def time_paired(session, models: dict, references) -> tuple:
         training.paired_block_steps,
         training.paired_seconds,
         more=MoreBlocks(training.paired_blocks_most, phases.process_age() or 0.0),
+        chains=chains,
     )
     for instances in steppers.values():
         for step in instances:
             step.settle()
     return timed, why_not
+
+
+def in_chains_order(steppers: dict, chains) -> dict:
+    """``steppers`` with the models of ``chains`` first, in their order, the others after."""
+    ordered = [tuple(model) for chain in chains for model in chain]
+    first = {model: steppers[model] for model in ordered if model in steppers}
+    return {**first, **{model: found for model, found in steppers.items() if model not in first}}
 
 
 def floor_instances(others: int) -> int:
@@ -160,7 +170,12 @@ class MoreBlocks:
 
 
 def time_blocks(
-    steppers: dict, blocks: int, steps: int, seconds: float = 0, more: MoreBlocks = MoreBlocks()
+    steppers: dict,
+    blocks: int,
+    steps: int,
+    seconds: float = 0,
+    more: MoreBlocks = MoreBlocks(),
+    chains=(),
 ) -> tuple:
     """Each block visits every instance of every model once, in ``visiting_order``, reversed
     every other block; a model's steps are numbered across its instances' visits. After the
@@ -169,7 +184,7 @@ def time_blocks(
     Then one more block is timed for each uneven one (a neighbour came or went in it:
     ``bench.results.contention``), so at most as many again as ran, and within ``seconds`` too:
     the time a process may spend on blocks is kept."""
-    order = visiting_order({model: len(instances) for model, instances in steppers.items()})
+    order = visiting_order({model: len(instances) for model, instances in steppers.items()}, chains)
     timed, started, number = [], time.perf_counter(), 0
     while (number < blocks or more.wanted(number, started)) and not _time_is_up(
         started, seconds, number
@@ -205,10 +220,13 @@ def _time_block(steppers: dict, order: list, block: int, steps: int) -> list:
     return timed
 
 
-def visiting_order(instances: dict) -> list:
+def visiting_order(instances: dict, chains=()) -> list:
     """One block's visits, model -> its number of instances: one visit per instance, those of
     the floor spread evenly among the other models', each followed by one of the yardstick's
-    (if timed): the two side by side, so that the machine's drift falls on both alike."""
+    (if timed): the two side by side, so that the machine's drift falls on both alike. The models
+    of one of ``chains`` (tuples of models, visited one right after the other: a claim's two
+    recipes, bench/analysis/neighbours.py) get no floor between them where the floor can go
+    elsewhere between its neighbours (``_split_evenly``)."""
     floors, yardsticks = (
         [model for model, count in instances.items() if model[0] == name for _ in range(count)]
         for name in (registry.FLOOR, YARDSTICK)
@@ -223,16 +241,36 @@ def visiting_order(instances: dict) -> list:
         return others + [
             model for pair in itertools.zip_longest(floors, yardsticks) for model in pair if model
         ]
+    joined = {
+        index
+        for index in range(1, len(others))
+        if any(_adjacent(chain, others[index - 1], others[index]) for chain in chains)
+    }
     order = []
-    for index, segment in enumerate(_split_evenly(others, len(floors) + 1)):
+    for index, segment in enumerate(_split_evenly(others, len(floors) + 1, joined)):
         order += segment + floors[index : index + 1] + yardsticks[index : index + 1]
     return order + yardsticks[len(floors) :]
 
 
-def _split_evenly(items: list, parts: int) -> list:
-    """``items`` in ``parts`` consecutive pieces whose lengths differ by at most one."""
+def _adjacent(chain, first, second) -> bool:
+    chain = [tuple(model) for model in chain]
+    return any(pair == (first, second) for pair in zip(chain, chain[1:]))
+
+
+def _split_evenly(items: list, parts: int, joined=frozenset()) -> list:
+    """``items`` in ``parts`` consecutive pieces whose lengths differ by at most one, except
+    that a cut before an index in ``joined`` moves to the nearest index that is not, between its
+    neighbours, where there is one."""
     size, extra = divmod(len(items), parts)
     bounds = [index * size + min(index, extra) for index in range(parts + 1)]
+    for index in range(1, parts):
+        free = [
+            bound
+            for bound in range(bounds[index - 1] + 1, bounds[index + 1])
+            if bound not in joined
+        ]
+        if bounds[index] in joined and free:
+            bounds[index] = min(free, key=lambda bound: abs(bound - bounds[index]))
     return [items[start:end] for start, end in zip(bounds, bounds[1:])]
 
 

@@ -90,7 +90,7 @@ def _time_paired(session, spec: ProcessSpec, trained: dict, results: dict) -> di
         for run in spec.runs
         if run.run.run_id in trained
     }
-    timed = timing.time_paired(session, models, spec.references)
+    timed = timing.time_paired(session, models, spec.references, spec.chains)
     return timing.with_blocks(results, spec, timed)
 
 

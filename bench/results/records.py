@@ -59,6 +59,9 @@ class ProcessSpec:
     runs: tuple  # of RunSpec
     references: tuple = ()  # (recipe, api) models timed beside the runs' that no run trains
     timeout_seconds: int = 0  # for the whole process, start-up included
+    # The models ((recipe, api)) in the order a block visits them, as chains: the models of one
+    # chain one right after the other (a claim's two recipes: bench/analysis/neighbours.py).
+    chains: tuple = ()
 
     @property
     def process_id(self) -> str:
@@ -78,6 +81,9 @@ class ProcessSpec:
             runs=tuple(RunSpec.from_json(run) for run in data["runs"]),
             references=tuple(tuple(pair) for pair in data.get("references", ())),
             timeout_seconds=data.get("timeout_seconds", 0),
+            chains=tuple(
+                tuple(tuple(model) for model in chain) for chain in data.get("chains", ())
+            ),
         )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datasets, recipes
-from bench.analysis import allocation, claims, machine_load
+from bench.analysis import allocation, claims, machine_load, neighbours
 from bench.config import budget as budget_config
 from bench.config import injection, plan, sweep
 from bench.config import settings as config_module
@@ -355,15 +355,18 @@ def _eta_text(job: Job, unfinished: list, executor) -> str:
 
 
 def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict) -> ProcessSpec:
-    """A worker process's runs, and what they are timed against that none of them trains."""
+    """A worker process's runs, what they are timed against that none of them trains, and the
+    order its blocks visit them in."""
     config = sweep.config_of(base_config, runs[0].variant)
     trained = {(run.recipe, run.api) for run in runs}
     wanted = [reference for run in runs for reference in claims.references(run.recipe, run.api)]
     references = [reference for reference in dict.fromkeys(wanted) if reference not in trained]
+    references = tuple(references) if config.training.paired_blocks else ()
     return ProcessSpec(
         tuple(_spec(config, run, folder, injected) for run in runs),
-        references=tuple(references) if config.training.paired_blocks else (),
+        references=references,
         timeout_seconds=config.training.timeout_seconds * len(runs),
+        chains=neighbours.visit_order([*((run.recipe, run.api) for run in runs), *references]),
     )
 
 
