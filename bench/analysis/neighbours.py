@@ -3,12 +3,14 @@
 A claim's ratio compares two recipes timed in the same blocks. Between two visits one right
 after the other the machine has no time to drift; between two visits with others in between it
 has, and that drift lands in the block's ratio (docs/method.md, "Claims side by side"). So the
-models of a worker process are laid out in chains of pairs: first each claim marked
-``side_by_side`` with its baseline, then each reading with the variant it differs from, then the
-other claims, a pair joined while both its models still have a free side and it closes no loop.
-A chain takes the place of its first model in the round's shuffled order, the other models keep
-theirs, and the worker spreads the floor's instances among the chains without cutting one where
-it can (``bench.measure.timing.visiting_order``).
+models of a worker process are laid out in chains: each claim marked ``side_by_side`` (those
+whose verdicts need both ends of the interval inside the claimed range) with its baseline, in
+the claims' order, a pair joined while both its models still have a free side and it closes no
+loop. The other claims' ratios lie far from their ranges and the readings are no verdicts;
+joined too, their chains would grow longer than the floor's instances leave room for. A chain
+takes the place of its first model in the round's shuffled order, the other models keep theirs,
+and the worker spreads the floor's instances among the chains without cutting one where it can
+(``bench.measure.timing.visiting_order``).
 """
 
 from bench.analysis.claims import CLAIMS
