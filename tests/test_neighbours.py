@@ -10,7 +10,7 @@ from bench.analysis import neighbours
 from bench.analysis.claims import CLAIMS
 from bench.config import plan, settings
 from bench.config.plan import PlannedRun
-from bench.measure.timing import floor_instances, in_chains_order, visiting_order
+from bench.measure.timing import floor_instances, visiting_order
 from bench.results.folder import ResultsFolder
 from bench.results.records import ProcessSpec, RunSpec
 from bench.run import runner
@@ -81,16 +81,11 @@ def test_the_floors_instances_go_between_the_chains_not_inside_one(seed):
     assert all(later - earlier > 1 for earlier, later in zip(floors, floors[1:]))
 
 
-def test_a_workers_steppers_follow_the_chains_and_the_rest_keep_their_order():
-    steppers = {("a", "k"): 1, ("b", "k"): 2, ("c", "k"): 3, ("d", "k"): 4}
+def test_a_workers_blocks_visit_the_chains_first_and_the_rest_in_their_order():
+    instances = {("a", "k"): 1, ("b", "k"): 1, ("c", "k"): 1, ("d", "k"): 1}
     chains = ((("c", "k"), ("a", "k")),)
-    assert list(in_chains_order(steppers, chains)) == [
-        ("c", "k"),
-        ("a", "k"),
-        ("b", "k"),
-        ("d", "k"),
-    ]
-    assert in_chains_order(steppers, ()) == steppers
+    assert visiting_order(instances, chains) == [("c", "k"), ("a", "k"), ("b", "k"), ("d", "k")]
+    assert visiting_order(instances) == list(instances)
 
 
 def test_a_process_spec_carries_its_chains_through_json():

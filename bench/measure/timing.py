@@ -44,8 +44,8 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
     The floor runs as several instances (``floor_instances``), their steps pooled under its
     name. A reference that fails to build or train is left out and named; the runs' own results
     stay as they were. The steppers outlive the call, to the end of the process
-    (``_KEPT_UNTIL_EXIT``). A block visits the models in the order of ``chains``
-    (``visiting_order``), those in none after them in the order given.
+    (``_KEPT_UNTIL_EXIT``). A block visits the models of ``chains`` first, in their order
+    (``visiting_order``).
     """
     seed = session.first.run.seed
     steppers = {
@@ -63,7 +63,6 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
     if len(steppers) < 2:
         return (), why_not
     _warm(steppers)
-    steppers = in_chains_order(steppers, chains)
     training = session.training
     timed = time_blocks(
         steppers,
@@ -77,13 +76,6 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
         for step in instances:
             step.settle()
     return timed, why_not
-
-
-def in_chains_order(steppers: dict, chains) -> dict:
-    """``steppers`` with the models of ``chains`` first, in their order, the others after."""
-    ordered = [tuple(model) for chain in chains for model in chain]
-    first = {model: steppers[model] for model in ordered if model in steppers}
-    return {**first, **{model: found for model, found in steppers.items() if model not in first}}
 
 
 def floor_instances(others: int) -> int:
@@ -224,16 +216,20 @@ def visiting_order(instances: dict, chains=()) -> list:
     """One block's visits, model -> its number of instances: one visit per instance, those of
     the floor spread evenly among the other models', each followed by one of the yardstick's
     (if timed): the two side by side, so that the machine's drift falls on both alike. The models
-    of one of ``chains`` (tuples of models, visited one right after the other: a claim's two
-    recipes, bench/analysis/neighbours.py) get no floor between them where the floor can go
-    elsewhere between its neighbours (``_split_evenly``)."""
+    of ``chains`` (tuples of models, each visited one right after the other: a claim's two
+    recipes, bench/analysis/neighbours.py) go first, in their order, the others after in theirs,
+    and no floor goes between two of one chain where it can go elsewhere between its neighbours
+    (``_split_evenly``)."""
     floors, yardsticks = (
         [model for model, count in instances.items() if model[0] == name for _ in range(count)]
         for name in (registry.FLOOR, YARDSTICK)
     )
+    rank = {
+        model: place for place, model in enumerate(member for chain in chains for member in chain)
+    }
     others = [
         model
-        for model, count in instances.items()
+        for model, count in sorted(instances.items(), key=lambda item: rank.get(item[0], len(rank)))
         if model[0] not in (registry.FLOOR, YARDSTICK)
         for _ in range(count)
     ]
@@ -241,20 +237,14 @@ def visiting_order(instances: dict, chains=()) -> list:
         return others + [
             model for pair in itertools.zip_longest(floors, yardsticks) for model in pair if model
         ]
+    pairs = {pair for chain in chains for pair in zip(chain, chain[1:])}
     joined = {
-        index
-        for index in range(1, len(others))
-        if any(_adjacent(chain, others[index - 1], others[index]) for chain in chains)
+        index for index in range(1, len(others)) if (others[index - 1], others[index]) in pairs
     }
     order = []
     for index, segment in enumerate(_split_evenly(others, len(floors) + 1, joined)):
         order += segment + floors[index : index + 1] + yardsticks[index : index + 1]
     return order + yardsticks[len(floors) :]
-
-
-def _adjacent(chain, first, second) -> bool:
-    chain = [tuple(model) for model in chain]
-    return any(pair == (first, second) for pair in zip(chain, chain[1:]))
 
 
 def _split_evenly(items: list, parts: int, joined=frozenset()) -> list:
