@@ -114,6 +114,35 @@ def test_ratios_without_an_interval_come_first_whatever_their_cost():
     ]
 
 
+def test_where_time_holds_some_ratios_without_an_interval_the_cheapest_come_first():
+    """A JAX process of minutes listed first does not take the place of TensorFlow's runs of
+    seconds (a claim's recipe among them, listed last); with time for all, all come."""
+    dear = Wanted("j", math.nan, 1, 0.02, (("j", "keras3-jax-port"),))
+    cheap = [Wanted(name, math.nan, 1, 0.015, ((name, "keras2"),)) for name in ("a", "b", "c")]
+
+    def seconds(pairs):
+        return sum(150.0 if api == "keras3-jax-port" else 10.0 for _, api in pairs)
+
+    assert allocation.choose([dear, *cheap], seconds, 100) == [
+        ("a", "keras2"),
+        ("b", "keras2"),
+        ("c", "keras2"),
+    ]
+    assert allocation.choose([dear, *cheap], seconds, 200) == [
+        ("a", "keras2"),
+        ("b", "keras2"),
+        ("c", "keras2"),
+        ("j", "keras3-jax-port"),
+    ]
+    # a second ratio of a run already chosen adds nothing: it comes along
+    again = Wanted("a again", math.nan, 2, 0.015, (("a", "keras2"),))
+    assert allocation.choose([dear, *cheap, again], seconds, 30) == [
+        ("a", "keras2"),
+        ("b", "keras2"),
+        ("c", "keras2"),
+    ]
+
+
 def test_a_ratio_without_an_interval_comes_first():
     candidates = [wanted("wide", 0.5), wanted("single", math.nan, n=1)]
     assert allocation.choose(candidates, per_pair_seconds, 10) == [("single", "keras2")]

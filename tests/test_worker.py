@@ -100,6 +100,41 @@ def test_a_process_times_more_blocks_while_they_took_less_than_its_time_before(
     assert len(timed) == 2 * blocks_timed  # every block whole: both models, paired
 
 
+@pytest.mark.parametrize(
+    "one_step_block, plan",
+    [
+        (1.0, (15, 3)),  # 45 s of blocks: within the 90 s, as configured
+        (2.0, (15, 3)),  # 90 s: still within
+        (2.5, (23, 2)),  # two steps a visit fit in 90 s: the same 45 steps in 23 visits
+        (30.0, (45, 1)),  # not even one step a visit fits: one, and as many blocks as the time
+        (0.0, (15, 3)),  # no warm step timed: as configured
+    ],
+)
+def test_a_process_whose_blocks_would_outlast_its_seconds_takes_fewer_steps_a_visit(
+    one_step_block, plan
+):
+    assert timing.block_plan(15, 3, 90, one_step_block) == plan
+    assert timing.block_plan(15, 3, 0, one_step_block) == (15, 3)  # no paired_seconds: no limit
+
+
+def test_warming_gives_the_seconds_of_a_block_of_one_step_a_visit(monkeypatch):
+    clock = [0.0]  # a clock of the test's own: each instance's steps take their own time
+
+    def stepper(seconds):
+        def step():
+            clock[0] += seconds
+
+        return step
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    steppers = {
+        ("kl_layer", "keras3-jax-port"): [stepper(1.5)],
+        ("plain_ae", "keras3-jax"): [stepper(1.0), stepper(1.25)],
+    }
+    assert timing._warm(steppers) == pytest.approx(3.75)
+    assert clock[0] == pytest.approx(timing.WARMING_STEPS * 3.75)
+
+
 def test_a_runs_training_phase_is_its_epochs_and_its_building_the_rest():
     epochs = tuple(Epoch(index, 1.5, 5, 300.0, index == 1, 1.0, 1.0, 0.1) for index in (1, 2))
     result = phases.of_run(RunResult(OK, epochs=epochs), 4.0)

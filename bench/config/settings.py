@@ -69,7 +69,8 @@ class TrainingSettings:
     paired_block_steps: int = 10  # timed steps of one model (of each floor instance) in one block
     # >0: a process starts no block after this many seconds of blocks (at least MIN_BLOCKS run),
     # so that a backend whose step takes seconds (JAX or PyTorch on a CPU) times fewer blocks
-    # instead of taking minutes more; 0 = every block.
+    # instead of taking minutes more, each visit taking fewer steps where the planned blocks
+    # would not fit (timing.block_plan); 0 = every block.
     paired_seconds: int = 0
     # >paired_blocks: a process goes on timing blocks, up to this many, while its blocks have
     # taken less time than everything before them (start-up, building, training), so that on a

@@ -45,7 +45,8 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
     name. A reference that fails to build or train is left out and named; the runs' own results
     stay as they were. The steppers outlive the call, to the end of the process
     (``_KEPT_UNTIL_EXIT``). A block visits the models of ``chains`` first, in their order
-    (``visiting_order``).
+    (``visiting_order``); how many blocks of how many steps a visit, ``block_plan`` says from
+    the pace of the warm steps.
     """
     seed = session.first.run.seed
     steppers = {
@@ -62,12 +63,17 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
     why_not = "; ".join(filter(None, errors))
     if len(steppers) < 2:
         return (), why_not
-    _warm(steppers)
     training = session.training
-    timed = time_blocks(
-        steppers,
+    blocks, steps = block_plan(
         training.paired_blocks,
         training.paired_block_steps,
+        training.paired_seconds,
+        _warm(steppers),
+    )
+    timed = time_blocks(
+        steppers,
+        blocks,
+        steps,
         training.paired_seconds,
         more=MoreBlocks(training.paired_blocks_most, phases.process_age() or 0.0),
         chains=chains,
@@ -131,12 +137,36 @@ def reference_stepper(session, recipe: str, api: str):
     return session.backend.stepper(session, reference, first.run.seed)
 
 
-def _warm(steppers: dict) -> None:
-    """Warm every instance alike before the blocks: a fresh iterator fills its buffers."""
+def _warm(steppers: dict) -> float:
+    """Warm every instance alike before the blocks (a fresh iterator fills its buffers): the
+    seconds a block of one step a visit will take, from each instance's last warm step."""
+    block = 0.0
     for instances in steppers.values():
         for step in instances:
             for _ in range(WARMING_STEPS):
+                began = time.perf_counter()
                 step()
+                last = time.perf_counter() - began
+            block += last
+    return block
+
+
+def block_plan(blocks: int, steps: int, seconds: float, one_step_block: float) -> tuple:
+    """(blocks, steps a visit): [training] paired_blocks of paired_block_steps, unless those would
+    outlast ``seconds`` ([training] paired_seconds) at ``one_step_block`` seconds a block of one
+    step a visit. Then a visit takes fewer steps (as many as fit, at least one) and the process
+    plans as many more blocks, the same steps of each model in more visits, as many as
+    ``seconds`` leaves time for.
+
+    A model runs faster or slower from one visit to the next, which only more visits average
+    (docs/method.md, "Why many short blocks"); where a step takes seconds (JAX on a CPU) three
+    steps a visit left a process two or three blocks, too few to set a burst aside or to say how
+    much its blocks spread. The plan rests on the clock of untimed steps, never on a ratio.
+    """
+    if not (seconds and one_step_block > 0) or blocks * steps * one_step_block <= seconds:
+        return blocks, steps
+    fitting = max(1, min(steps, int(seconds / (blocks * one_step_block))))
+    return math.ceil(blocks * steps / fitting), fitting
 
 
 @dataclass(frozen=True)
