@@ -95,6 +95,31 @@ def test_the_prior_is_fitted_on_each_apis_ratios_to_its_floor():
     assert priors["keras3-port"].freedom == 0  # one ratio: nothing to borrow from
 
 
+def test_the_apis_one_process_runs_share_their_family():
+    """Keras 3 on TensorFlow's two recipes that run as written borrow from the ports beside them
+    in the same processes, against the same floor; Keras 2 stays a family of its own."""
+    triples = ([1.0, 1.1, 1.05], [1.0, 1.2, 1.1], [1.02, 1.08, 1.0])
+    rows = [
+        (recipe, api, "plain_ae", floor, ratio)
+        for recipe, api, floor, ratios in (
+            ("kl_layer", "keras3-port", "keras3", triples[0]),
+            ("model_add_loss", "keras3-port", "keras3", triples[1]),
+            ("tensor_transfer", "keras3", "keras3", triples[2]),
+            ("gradient_tape", "keras3", "keras3", [1.0, 1.04]),
+            ("kl_layer", "keras2", "keras2", triples[0]),
+        )
+        for ratio in ratios
+    ]
+    ratios = pd.DataFrame(rows, columns=[*moderation.KEY, "ratio"])
+    spreads = {
+        tuple(key): (0.1, 7.0) for key in ratios[moderation.KEY].drop_duplicates().to_numpy()
+    }
+    priors = moderation.priors(ratios, spreads)
+    assert priors["keras3"] == priors["keras3-port"]
+    assert priors["keras3"].total_freedom == 2 + 2 + 2 + 1 and priors["keras3"].freedom > 0
+    assert priors["keras2"].freedom == 0  # one ratio: nothing to borrow from
+
+
 def test_the_ratio_table_moderates_each_paired_ratio_with_its_apis_family():
     recipes = ("kl_layer", "model_add_loss", "tensor_transfer", "vae_loss_layer")
     truth = {

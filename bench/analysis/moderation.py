@@ -10,8 +10,9 @@ around their process's mean, pooled over the ratio's processes, over the blocks,
 and ``lambda`` how much more the processes spread than their blocks (a process that runs slow
 throughout cancels in its ratio; one disturbed for part of its blocks does not).
 
-The prior (``Prior``) is fitted on the API's ratios to its floor (the family): its scale is the
-pooled ``lambda`` (each ratio's sample variance over its ``v``, weighted by its degrees of
+The prior (``Prior``) is fitted on the ratios to the floor of the APIs one kind of worker
+process runs (the family; Keras 3 on TensorFlow as written and its ports are one): its scale is
+the pooled ``lambda`` (each ratio's sample variance over its ``v``, weighted by its degrees of
 freedom), and its weight ``d0`` degrees of freedom is Smyth's empirical-Bayes estimate (limma's
 ``fitFDist``: Stat. Appl. Genet. Mol. Biol. 3(1), 2004, section 6.2) of how alike the ratios'
 ``lambda`` are, at most ``MOST_PRIOR_FREEDOM``. A ratio's moderated variance is
@@ -38,7 +39,7 @@ from scipy import special
 from bench.analysis import estimators, pairing
 from bench.results.records import YARDSTICK
 from vae_impls import registry
-from vae_impls.keras_api import floor_api
+from vae_impls.keras_api import floor_api, process_group
 
 # A process's ratio is the median of its blocks' ratios: its spread is sqrt(pi / 2) times the
 # spread of their mean (for normal blocks).
@@ -183,8 +184,13 @@ def predicted_of(spreads: dict, key: tuple) -> float:
 
 
 def priors(process_ratios: pd.DataFrame, spreads: dict) -> dict:
-    """api -> its ``Prior``, fitted on its KL and other recipes' ratios to its floor (every
-    ``process_ratios`` row of the API against ``registry.FLOOR`` on ``floor_api``)."""
+    """api -> its ``Prior``, fitted on the ratios to the floor of every API its worker processes
+    run (``process_group``: Keras 3 on TensorFlow as written and its ports share processes, and
+    their floor): every ``process_ratios`` row against ``registry.FLOOR`` on ``floor_api``.
+
+    The family is the process, not the API's name: the as-written recipes of an API that fails
+    mostly as written (two on Keras 3's TensorFlow) would otherwise be a family too small to
+    lend anything, though their processes, floor and machine are their ports'."""
     family = process_ratios[
         (process_ratios.compared_with == registry.FLOOR)
         & (process_ratios.recipe != registry.FLOOR)
@@ -192,14 +198,15 @@ def priors(process_ratios: pd.DataFrame, spreads: dict) -> dict:
         & (process_ratios.compared_api == process_ratios.api.map(floor_api))
     ]
     found = {}
-    for api, ratios in family.groupby("api"):
+    for _, ratios in family.groupby(family.api.map(process_group)):
         samples = ratios.groupby(KEY).ratio.agg(
             variance=lambda ratio: float(np.var(np.log(ratio), ddof=1)) if len(ratio) > 1 else 0,
             processes="size",
         )
         predicted = [predicted_of(spreads, key) for key in samples.index]
         variances = samples.variance.where(samples.processes > 1)
-        found[api] = _as_floats(fit_prior(variances, samples.processes - 1, predicted))
+        prior = _as_floats(fit_prior(variances, samples.processes - 1, predicted))
+        found.update(dict.fromkeys(ratios.api.unique(), prior))
     return found
 
 
