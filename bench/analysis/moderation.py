@@ -1,4 +1,4 @@
-"""A paired ratio's variance with the help of its API's other ratios: a pooled prior, moderated.
+"""A paired ratio's variance helped by its processes' other ratios: a pooled prior, moderated.
 
 A paired ratio's CI rests on its processes' ratios (``pairing.process_ratios``: one per worker
 process, the median of its blocks' ratios). With 2-3 processes their spread has 1-2 degrees of

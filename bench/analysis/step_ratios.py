@@ -1,7 +1,7 @@
 """A ratio of step times with its CI, paired or across processes; each KL recipe's to its floor.
 
 Paired: the geometric mean of the processes' ratios (``pairing.process_ratios``) with a 95%
-t-interval on their logs, its variance moderated by the API's other ratios
+t-interval on their logs, its variance moderated by the other ratios its processes measured
 (``moderation.interval``; ``df`` its degrees of freedom). Where the two recipes never shared a
 process (a Jupyter kernel reading, a folder from before the blocks), each run is one sample (its
 median train step in its blocks, else fit's ms/step) and the ratio of medians gets a 95%
@@ -27,7 +27,7 @@ PAIRED, BOOTSTRAP = "paired", "bootstrap"
 METHODS = {
     PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker "
     "process); 95% t-interval on the log of the per-process ratios of median step times, its "
-    "variance moderated by the API's other ratios (docs/method.md)",
+    "variance moderated by the other ratios its processes measured (docs/method.md)",
     BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times "
     "over runs (a run's median train step in its paired blocks; fit's ms/step where a side has "
     "none)",
