@@ -105,8 +105,8 @@ def test_a_process_times_more_blocks_while_they_took_less_than_its_time_before(
     [
         (1.0, (15, 3)),  # 45 s of blocks: within the 90 s, as configured
         (2.0, (15, 3)),  # 90 s: still within
-        (2.5, (23, 2)),  # two steps a visit fit in 90 s: the same 45 steps in 23 visits
-        (30.0, (45, 1)),  # not even one step a visit fits: one, and as many blocks as the time
+        (2.5, (23, 2)),  # 15 blocks of two steps fit in 90 s: the 45 steps in visits of two
+        (30.0, (45, 1)),  # not even 15 of one fit: one a visit (paired_seconds stops the blocks)
         (0.0, (15, 3)),  # no warm step timed: as configured
     ],
 )

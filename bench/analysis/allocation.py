@@ -2,19 +2,18 @@
 
 After the first round, each round a budget buys holds the runs of every ratio measured in too
 few processes for an interval (``MIN_PROCESSES``) that fit in the time left, cheapest first,
-then runs of the
-ratios whose confidence interval is still wider than its target: those that buy most per second
-first (how far over its target a ratio is, per second its run adds to the round: a TensorFlow
-claim's run far over its target before a JAX process that costs minutes for a ratio just over),
-as many as fit in a third of the time left (``ROUND_SHARE``), so that the rule looks again after
-each smaller round.
+then runs of the ratios whose confidence interval is still wider than its target: those that
+buy most per second first (how far over its target a ratio is, per second its run adds to the
+round: a TensorFlow claim's run far over its target before a JAX process that costs minutes for
+a ratio just over), as many as fit in a third of the time left (``ROUND_SHARE``), so that the
+rule looks again after each smaller round.
 A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a ratio to the floor
 and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a claim of the
 posts is about, since a verdict needs its interval clear of the claim's bounds.
 
 The rule never looks at where a ratio lies, nor at the spread of its own processes' ratios, from
 which its interval is computed: it predicts the interval's half-width from the spread of the
-ratio's blocks within their processes, times how much the processes of its API spread beyond
+ratio's blocks within their processes, times how much the processes of its family spread beyond
 their blocks, with the degrees of freedom the moderated interval will have
 (``predicted_half_width``, ``moderation.Prior``). Within-process and between-process spread are
 independent (for normal data, Cochran's theorem: one-way analysis of variance), so choosing by
@@ -80,7 +79,7 @@ def predicted_half_width(
 ) -> float:
     """The relative half-width of a ratio's 95% moderated t-interval over ``processes``
     processes, each the median of ``blocks`` blocks whose log ratios spread by ``block_spread``
-    within a process, where its API's processes spread as ``prior`` says (``NO_PRIOR``: as their
+    within a process, where its family's processes spread as ``prior`` says (``NO_PRIOR``: as their
     blocks predict) and its interval has the freedom ``prior`` gives it."""
     if processes < 2:
         return math.nan
@@ -162,7 +161,7 @@ class Shown:
 def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
     """Every ratio ``shown``, as a ``Wanted``: each KL recipe to its floor, each claim and each
     reading on every API where both sides have numbers. A paired ratio's half-width is predicted
-    from its ``blocks`` and its API's prior (``predicted_half_width``); one across processes has
+    from its ``blocks`` and its family's prior (``predicted_half_width``); one across processes has
     its interval's."""
     _, spreads, priors = moderation.measured(blocks)
     rows = [
@@ -212,7 +211,7 @@ def choose(candidates: list, round_seconds, available: float) -> list:
     when none is over its target or none fits.
 
     Cheapest first: where the time left holds only some of the ratios without an interval, a
-    round takes the most of them it can, so that a process of minutes (JAX's on a CPU) does not
+    round takes them greedily by cost, so that a process of minutes (JAX's on a CPU) does not
     take the place of a dozen runs of seconds (TensorFlow's), and the claims' recipes, listed
     last, are not the ones left with a single process."""
     over = [candidate for candidate in candidates if candidate.priority > 1]

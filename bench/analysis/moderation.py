@@ -3,7 +3,8 @@
 A paired ratio's CI rests on its processes' ratios (``pairing.process_ratios``: one per worker
 process, the median of its blocks' ratios). With 2-3 processes their spread has 1-2 degrees of
 freedom, and a t-interval on them takes a quantile of 4.3-12.7 where a known spread would take 2.
-Every ratio of one API was measured by the same processes on the same machine, and each ratio's
+Every ratio of one kind of worker process was measured by the same processes on the same
+machine, and each ratio's
 blocks say how much its processes must spread at least: a process's log ratio has variance
 ``lambda * v``, where ``v`` is what its blocks predict (``predicted_variance``: their spread
 around their process's mean, pooled over the ratio's processes, over the blocks, for a median)
@@ -39,7 +40,7 @@ from scipy import special
 from bench.analysis import estimators, pairing
 from bench.results.records import YARDSTICK
 from vae_impls import registry
-from vae_impls.keras_api import floor_api, process_group
+from vae_impls.keras_api import APIS, floor_api, process_group
 
 # A process's ratio is the median of its blocks' ratios: its spread is sqrt(pi / 2) times the
 # spread of their mean (for normal blocks).
@@ -47,8 +48,8 @@ MEDIAN_EFFICIENCY = math.sqrt(math.pi / 2)
 # The most degrees of freedom the family's prior counts for in a ratio's variance: set by the
 # coverage simulation (docs/method.md), not by the data.
 MOST_PRIOR_FREEDOM = 2.0
-# Fewer ratios with a variance than this and an API's ratios borrow nothing: too few to say how
-# alike their process effects are.
+# Fewer ratios with a variance than this and a family's ratios borrow nothing: too few to say
+# how alike their process effects are.
 MIN_FAMILY = 3
 KEY = ["recipe", "api", "compared_with", "compared_api"]
 
@@ -61,7 +62,7 @@ def predicted_variance(block_spread, blocks):
 
 @dataclass(frozen=True)
 class Prior:
-    """What an API's ratios say about each one's variance: its processes spread ``scale`` times
+    """What a family's ratios say about each one's variance: its processes spread ``scale`` times
     what their blocks predict, worth ``freedom`` degrees of freedom, out of the family's
     ``total_freedom``. Fields are floats, or arrays of one per simulated family."""
 
@@ -184,13 +185,13 @@ def predicted_of(spreads: dict, key: tuple) -> float:
 
 
 def priors(process_ratios: pd.DataFrame, spreads: dict) -> dict:
-    """api -> its ``Prior``, fitted on the ratios to the floor of every API its worker processes
-    run (``process_group``: Keras 3 on TensorFlow as written and its ports share processes, and
-    their floor): every ``process_ratios`` row against ``registry.FLOOR`` on ``floor_api``.
+    """api -> its ``Prior`` (every API of a family that has ratios, the ports and the as-written
+    API of one package and backend alike), fitted on the family's ratios to the floor: every
+    ``process_ratios`` row against ``registry.FLOOR`` on ``floor_api``.
 
-    The family is the process, not the API's name: the as-written recipes of an API that fails
-    mostly as written (two on Keras 3's TensorFlow) would otherwise be a family too small to
-    lend anything, though their processes, floor and machine are their ports'."""
+    The family is the kind of worker process (``family_of``), not the API's name: the recipes
+    that run as written on a Keras 3 backend where most need a port would otherwise be a family
+    too small to lend anything, though their processes, floor and machine are their ports'."""
     family = process_ratios[
         (process_ratios.compared_with == registry.FLOOR)
         & (process_ratios.recipe != registry.FLOOR)
@@ -198,7 +199,7 @@ def priors(process_ratios: pd.DataFrame, spreads: dict) -> dict:
         & (process_ratios.compared_api == process_ratios.api.map(floor_api))
     ]
     found = {}
-    for _, ratios in family.groupby(family.api.map(process_group)):
+    for group, ratios in family.groupby(family.api.map(family_of)):
         samples = ratios.groupby(KEY).ratio.agg(
             variance=lambda ratio: float(np.var(np.log(ratio), ddof=1)) if len(ratio) > 1 else 0,
             processes="size",
@@ -206,8 +207,15 @@ def priors(process_ratios: pd.DataFrame, spreads: dict) -> dict:
         predicted = [predicted_of(spreads, key) for key in samples.index]
         variances = samples.variance.where(samples.processes > 1)
         prior = _as_floats(fit_prior(variances, samples.processes - 1, predicted))
-        found.update(dict.fromkeys(ratios.api.unique(), prior))
+        members = [api for api in APIS if family_of(api) == group]
+        found.update(dict.fromkeys([*members, *ratios.api.unique()], prior))
     return found
+
+
+def family_of(api: str) -> str:
+    """The family of ``api``'s ratios: the APIs whose runs share its worker processes
+    (``process_group``); an API this version does not know (a hand-edited file) is its own."""
+    return process_group(api) if api in APIS else api
 
 
 def _as_floats(prior: Prior) -> Prior:

@@ -143,6 +143,7 @@ def _warm(steppers: dict) -> float:
     block = 0.0
     for instances in steppers.values():
         for step in instances:
+            last = 0.0
             for _ in range(WARMING_STEPS):
                 began = time.perf_counter()
                 step()
@@ -154,14 +155,13 @@ def _warm(steppers: dict) -> float:
 def block_plan(blocks: int, steps: int, seconds: float, one_step_block: float) -> tuple:
     """(blocks, steps a visit): [training] paired_blocks of paired_block_steps, unless those would
     outlast ``seconds`` ([training] paired_seconds) at ``one_step_block`` seconds a block of one
-    step a visit. Then a visit takes fewer steps (as many as fit, at least one) and the process
-    plans as many more blocks, the same steps of each model in more visits, as many as
-    ``seconds`` leaves time for.
+    step a visit. Then a visit takes the most steps with which ``blocks`` blocks fit (at least
+    one), and the plan is the configured steps of each model in visits of that size; ``seconds``
+    stops the blocks as before (``time_blocks``), so the time spent is the same, in more visits.
 
     A model runs faster or slower from one visit to the next, which only more visits average
-    (docs/method.md, "Why many short blocks"); where a step takes seconds (JAX on a CPU) three
-    steps a visit left a process two or three blocks, too few to set a burst aside or to say how
-    much its blocks spread. The plan rests on the clock of untimed steps, never on a ratio.
+    (docs/method.md, "Why many short blocks"; docs/budget.md, "Blocks per process"). The plan
+    rests on the clock of untimed steps, never on a ratio.
     """
     if not (seconds and one_step_block > 0) or blocks * steps * one_step_block <= seconds:
         return blocks, steps
