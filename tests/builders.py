@@ -41,7 +41,7 @@ epochs = {epochs}
 warmup_epochs = 1
 steps_per_epoch = 2
 timeout_seconds = {timeout}
-
+{paired}
 [network]
 encoder_filters = [4, 8, 8]
 decoder_filters = [8, 4, 1]
@@ -68,8 +68,15 @@ def tiny_config(
     artifacts=False,
     name="tiny",
     apis=("keras3",),
+    paired=None,
 ):
+    """A tiny benchmark's config; ``paired``: (blocks, steps a visit) of its paired timing, where
+    the settings' default would be slow (a test that injects sleeps into the steps)."""
+    paired_lines = (
+        f"paired_blocks = {paired[0]}\npaired_block_steps = {paired[1]}\n" if paired else ""
+    )
     text = TINY.format(
+        paired=paired_lines,
         name=name,
         recipes=json.dumps(recipe_names),
         repeats=repeats,

@@ -68,7 +68,12 @@ def bench_with_injection(tmp_path, value):
     """A tiny benchmark of the fast fake recipe with ``KLBENCH_INJECT_SLOWDOWN=value``."""
     return subprocess.run(
         bench_command(
-            "--config", tiny_config(tmp_path, ["fake_ok"]), "--results-dir", tmp_path / "results"
+            "--config",
+            # 4 blocks of 3 steps: the sleeps of 12 steps a model still make one idle stretch
+            # far over the stall watch's 2 s, without the default's 80 steps of sleep.
+            tiny_config(tmp_path, ["fake_ok"], paired=(4, 3)),
+            "--results-dir",
+            tmp_path / "results",
         ),
         cwd=ROOT,
         capture_output=True,
