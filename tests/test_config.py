@@ -1,7 +1,9 @@
 """Config validation: every bad config is one line on stderr, exit status 2, no results folder."""
 
 import ast
+import dataclasses
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -469,6 +471,17 @@ def test_network_keys_are_the_networkspec_fields():
         "dropout",
     } <= set(config.NETWORK_DEFAULTS)
     assert not set(config.NETWORK_FIXED) & set(config.NETWORK_DEFAULTS)
+
+
+def test_the_default_config_names_every_key_it_documents():
+    """README and docs/method.md send readers to default.toml for every key: each section's
+    fields appear there, set or commented out."""
+    text = (config.CONFIG_DIR / "default.toml").read_text()
+    named = set(re.findall(r"^#? ?(\w+) =", text, flags=re.MULTILINE))
+    sections = (config.DeviceSettings, config.TrainingSettings, config.MatrixSettings)
+    fields = {field.name for section in sections for field in dataclasses.fields(section)}
+    assert fields - named == set()
+    assert set(config.NETWORK_DEFAULTS) - named == set()
 
 
 def test_one_integer_sets_every_layer(tmp_path):

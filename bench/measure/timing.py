@@ -92,8 +92,8 @@ def floor_instances(others: int) -> int:
     minimizes their variance for a given number of steps (Dunnett's allocation for comparisons
     with a control). The floor's extra measurements come from extra instances, each visited once
     a block, not extra steps of one: a model's time drifts from one visit to the next, which only
-    more visits average, and two instances of one model in one process differ too (README: "Why
-    several instances", "Why many short blocks", with the measurements).
+    more visits average, and two instances of one model in one process differ too (docs/method.md:
+    "Why several instances", "Why many short blocks", with the measurements).
     """
     return max(1, round(math.sqrt(others)))
 
