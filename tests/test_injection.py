@@ -69,8 +69,8 @@ def bench_with_injection(tmp_path, value):
     return subprocess.run(
         bench_command(
             "--config",
-            # 4 blocks of 3 steps: the sleeps of 12 steps a model still make one idle stretch
-            # far over the stall watch's 2 s, without the default's 80 steps of sleep.
+            # 4 blocks of 3 steps: 12 sleeps a model still make one idle stretch far past
+            # stall.STALL_SECONDS, without the settings' default blocks of sleeps.
             tiny_config(tmp_path, ["fake_ok"], paired=(4, 3)),
             "--results-dir",
             tmp_path / "results",
