@@ -1,6 +1,8 @@
-"""docs/architecture.md maps every module under bench/, in the order data flows through them."""
+"""docs/architecture.md maps every module under bench/, in the order data flows through them,
+and pyproject.toml's import-linter contracts hold every module at bench/'s top."""
 
 import re
+import tomllib
 
 from tests.builders import ROOT
 
@@ -99,3 +101,30 @@ def test_no_two_public_things_share_a_name_in_or_across_analysis_and_report():
     for room_name, names in (("analysis", analysis), ("report", report)):
         within = {name: modules for name, modules in names.items() if len(modules) > 1}
         assert not within, f"names defined twice in {room_name}/: {within}"
+
+
+def contracts() -> dict:
+    """pyproject.toml's import-linter contracts, by name."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {found["name"]: found for found in settings["tool"]["importlinter"]["contracts"]}
+
+
+def shared_modules() -> set:
+    """The modules at bench/'s top that its rooms share: every one but the package and its
+    ``__main__`` (the command line's entry, the top layer)."""
+    return {
+        f"bench.{path.stem}"
+        for path in BENCH.glob("*.py")
+        if path.stem not in ("__init__", "__main__")
+    }
+
+
+def test_every_shared_module_is_held_by_the_contracts_on_backends_and_rooms():
+    """A module added at bench/'s top is kept from importing a backend or any room by
+    import-linter (`make lint`) only if the two contracts name it."""
+    found = contracts()
+    (backends,) = [found[name] for name in found if name.startswith("Only measure/")]
+    (rooms,) = [found[name] for name in found if name.startswith("The shared modules")]
+    for contract in (backends, rooms):
+        missing = sorted(shared_modules() - set(contract["source_modules"]))
+        assert not missing, f"'{contract['name']}' does not name {', '.join(missing)}"
