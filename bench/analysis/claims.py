@@ -2,9 +2,11 @@
 
 The claimed range of each claim, widened by its margin (the precision the post stated it with),
 is the band its plot draws and the range its verdict uses. The claim x API verdicts of one slice
-are one family: each is decided on its ratio's interval at the Bonferroni confidence
-1 - (1 - CONFIDENCE) / k, so that all k intervals cover together with at least CONFIDENCE
-(docs/method.md, "Claims: margins and multiplicity").
+are one family of k, each allowed an error of (1 - CONFIDENCE) / k (Bonferroni), so that all k
+are right together with at least CONFIDENCE: "reproduced" is two one-sided tests at that level
+(its interval at 1 - 2 (1 - CONFIDENCE) / k inside the range), "not reproduced" a two-sided one
+(its interval at 1 - (1 - CONFIDENCE) / k wholly outside it); docs/method.md, "Claims: margins
+and multiplicity".
 """
 
 import dataclasses
@@ -217,9 +219,34 @@ def verdict(ci_low: float, ci_high: float, claimed_low: float, claimed_high: flo
 
 
 def simultaneous_confidence(family_size: int) -> float:
-    """Bonferroni: the confidence of each of ``family_size`` intervals at which all of them cover
-    their true ratios together with at least estimators.CONFIDENCE."""
+    """Bonferroni: the confidence of each of ``family_size`` two-sided intervals at which all of
+    them cover their true ratios together with at least estimators.CONFIDENCE; the interval a
+    "not reproduced" verdict needs wholly outside the claim's range."""
     return 1 - (1 - estimators.CONFIDENCE) / max(family_size, 1)
+
+
+def reproducing_confidence(family_size: int) -> float:
+    """The confidence of the interval a "reproduced" verdict needs inside the claim's range, in a
+    family of ``family_size``: ``_reproducing(simultaneous_confidence(family_size))``."""
+    return _reproducing(simultaneous_confidence(family_size))
+
+
+def _reproducing(refuting: float) -> float:
+    """A "reproduced" verdict's interval where a "not reproduced" one needs ``refuting``
+    (each verdict allowed an error of 1 - ``refuting``): its two ends are two one-sided tests
+    (Schuirmann's TOST), each wrong with at most that error, and a ratio outside the range lies
+    beyond one end only, so the verdict errs no more often than that; two-sided, that is the
+    interval at 1 - 2 (1 - ``refuting``) (Berger and Hsu, 1996)."""
+    return 1 - 2 * (1 - refuting)
+
+
+def confidence_to_decide(claim: Claim, ratio: float, refuting: float) -> float:
+    """The confidence of the interval that would decide ``claim`` on a ratio measured at
+    ``ratio``, in the family whose "not reproduced" verdicts need ``refuting``
+    (``simultaneous_confidence``): the reproducing one where the ratio lies inside the claim's
+    range, ``refuting`` where it lies outside."""
+    low, high = claim.equivalence_range
+    return _reproducing(refuting) if low <= ratio <= high else refuting
 
 
 def _scale(freedom: float, confidence: float) -> float:
@@ -247,9 +274,11 @@ def simultaneous_interval(ratio, confidence: float) -> tuple:
 
 @dataclass(frozen=True)
 class Judgement:
-    """A claim's verdict on one ratio and the interval it was decided on."""
+    """A claim's verdict on one ratio and the interval it was decided on: the reproducing one
+    (``reproducing_confidence``) where it lies inside the claim's range, else the refuting one
+    (``simultaneous_confidence``)."""
 
-    verdict_confidence: float  # the family's simultaneous confidence of each interval
+    verdict_confidence: float  # the confidence of the interval the verdict was decided on
     verdict_low: float
     verdict_high: float
     verdict: str
@@ -257,15 +286,21 @@ class Judgement:
 
 def judge_family(claim_ratios: list) -> list:
     """A ``Judgement`` of each (claim, ratio) pair, the pairs being one family (the claim x API
-    verdicts of one slice): each is decided on its simultaneous interval against the claim's
-    range widened by its margin."""
-    confidence = simultaneous_confidence(len(claim_ratios))
+    verdicts of one slice): reproduced where its ratio's interval at ``reproducing_confidence``
+    lies inside the claim's range widened by its margin, not reproduced where its interval at
+    ``simultaneous_confidence`` lies wholly outside it, else inconclusive; each verdict errs with
+    at most (1 - estimators.CONFIDENCE) / k, all k together with at most 1 - CONFIDENCE."""
+    refuting = simultaneous_confidence(len(claim_ratios))
+    reproducing = reproducing_confidence(len(claim_ratios))
     judged = []
     for claim, ratio in claim_ratios:
-        low, high = simultaneous_interval(ratio, confidence)
-        judged.append(
-            Judgement(confidence, low, high, verdict(low, high, *claim.equivalence_range))
-        )
+        low, high = simultaneous_interval(ratio, reproducing)
+        if verdict(low, high, *claim.equivalence_range) == REPRODUCED:
+            judged.append(Judgement(reproducing, low, high, REPRODUCED))
+            continue
+        low, high = simultaneous_interval(ratio, refuting)
+        outside = verdict(low, high, *claim.equivalence_range) == NOT_REPRODUCED
+        judged.append(Judgement(refuting, low, high, NOT_REPRODUCED if outside else INCONCLUSIVE))
     return judged
 
 

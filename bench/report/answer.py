@@ -134,22 +134,26 @@ def _claims_intro(verdicts: list, shared: bool = False) -> str:
 
 
 def family_clause(family_size: int, shown: str = "") -> str:
-    """Which family of intervals the claims' verdicts control, and how: 'the 14 claim x API
-    verdicts are decided on 99.6% simultaneous intervals (Bonferroni, ...)'; ``shown`` says
-    where they are shown (by default after each ratio's own CI)."""
+    """How the claims' verdicts are decided and what error the family keeps: 'the 14 claim x API
+    verdicts each err with at most 0.05/14 (Bonferroni), ...: ✓ where ..., ✗ where ...';
+    ``shown`` says where the intervals are shown (by default after each ratio's own CI)."""
     if family_size == 0:
         return "no claim has a ratio to decide on"
+    reproducing = confidence_text(claims.reproducing_confidence(family_size))
+    refuting = confidence_text(claims.simultaneous_confidence(family_size))
+    error = 1 - estimators.CONFIDENCE
+    rule = (
+        f"{VERDICT_MARKS[claims.REPRODUCED]} where the ratio's {reproducing} interval (two "
+        f"one-sided tests) lies inside the range, {VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
+        f"its {refuting} one lies wholly outside it"
+    )
     if family_size == 1:
-        return (
-            f"the one claim x API verdict is decided on its ratio's {estimators.CONFIDENCE:.0%} CI"
-        )
-    confidence = claims.simultaneous_confidence(family_size)
+        return f"the one claim x API verdict errs with at most {error:g}: {rule}"
     shown = shown or f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
     return (
-        f"the {family_size} claim x API verdicts are decided on {confidence_text(confidence)} "
-        "simultaneous intervals (Bonferroni: "
-        f"1 - {1 - estimators.CONFIDENCE:g}/{family_size} each), "
-        f"which all hold together at {estimators.CONFIDENCE:.0%}; {shown}"
+        f"the {family_size} claim x API verdicts each err with at most {error:g}/{family_size} "
+        f"(Bonferroni), so all are right together with at least {estimators.CONFIDENCE:.0%}: "
+        f"{rule}; {shown}"
     )
 
 
@@ -199,18 +203,23 @@ def _claim_cell(verdict, mark_port: bool = True) -> str:
 
 
 def confidence_text(confidence: float) -> str:
-    """'99.6%': a confidence with enough decimals to tell it from 100%."""
+    """'99.6%', '97.5%', '90%': a confidence with enough decimals to tell it from 100%, and no
+    trailing zero."""
     shortfall = 100 * (1 - confidence)
-    return f"{100 * confidence:.{max(1, math.ceil(-math.log10(shortfall)))}f}%"
+    digits = f"{100 * confidence:.{max(1, math.ceil(-math.log10(shortfall)))}f}"
+    return digits.rstrip("0").rstrip(".") + "%"
 
 
 def claim_ratio_text(ratio, judgement) -> str:
-    """Our ratio with its plain CI and, where the verdict was decided on a wider simultaneous
-    interval, that one too: '1.51x [1.47, 1.55]; 99.6% simultaneous [1.45, 1.57]'. ``ratio`` has
+    """Our ratio with its plain CI and, where the verdict was decided on another interval, that
+    one too: '1.51x [1.47, 1.55]; 99.6% simultaneous [1.45, 1.57]'. ``ratio`` has
     ratio_between's fields, ``judgement`` a claims.Judgement's (a claim table's row has both)."""
     plain = ratio_text(ratio)
     confidence = judgement.verdict_confidence
-    if confidence <= estimators.CONFIDENCE or not math.isfinite(judgement.verdict_low):
+    if math.isclose(confidence, estimators.CONFIDENCE) or not math.isfinite(judgement.verdict_low):
         return plain
-    simultaneous = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
-    return f"{plain}; {confidence_text(confidence)} simultaneous {simultaneous}"
+    interval = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
+    # Narrower than the plain CI only in a family of one, whose "reproduced" is two one-sided
+    # tests at the plain CI's error each.
+    kind = "simultaneous" if confidence > estimators.CONFIDENCE else "two one-sided"
+    return f"{plain}; {confidence_text(confidence)} {kind} {interval}"

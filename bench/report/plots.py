@@ -180,14 +180,14 @@ def _claimed_band(ax, y: int, row, first: bool) -> None:
 
 
 def _our_intervals(ax, y: int, row, first: bool) -> None:
-    """Our ratio with its 95% CI, over the wider simultaneous interval its verdict used."""
+    """Our ratio with its 95% CI, over the interval its verdict was decided on."""
     if math.isfinite(row.verdict_low):
         ax.plot(
             [row.verdict_low, row.verdict_high],
             [y, y],
             color="grey",
             linewidth=1.5,
-            label="the verdict's simultaneous CI" if first else None,
+            label="the verdict's interval" if first else None,
         )
     ax.errorbar(
         [row.ratio],
