@@ -146,9 +146,11 @@ def test_an_undecided_claim_needs_processes_that_shrink_its_interval_inside_a_bo
     assert allocation._processes_to_decide(claim_row(beyond, 0.04, n=4, confidence=0.996)) > 5
     # 2% inside it, reproduced needs the 90% interval inside (two one-sided tests at 5%): 7
     # processes bring t(6, 0.95) * 0.04 * 2 / t(3) / sqrt(7) = 0.0185 under 0.02; 6 leave 0.0207.
+    # (the confidence a claim table's row carries there, claims.judge_family's).
     near = high / math.exp(0.02)
-    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4)) == 3
-    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4, confidence=0.996)) > 3
+    reproducing = claims.reproducing_confidence(1)
+    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4, confidence=reproducing)) == 3
+    assert allocation._processes_to_decide(claim_row(near, 0.04, n=4, confidence=0.992)) > 3
     assert allocation._processes_to_decide(claim_row(high, 0.04, n=4)) == 0  # on the bound
     # The same spread with the API's prior behind it (2 more degrees of freedom: a narrower 95%
     # CI), decided in a family: its t quantiles are smaller, so fewer processes decide it.

@@ -294,9 +294,9 @@ def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
 
 def _processes_to_decide(row) -> int:
     """More processes for ``row``'s verdict interval to clear the nearer bound of its claim: the
-    fewest for which the interval at the confidence that would decide it
-    (``claims.confidence_to_decide``), with the spread its plain CI shows, is narrower than the
-    distance to that bound (``MOST_PROCESSES`` at most)."""
+    fewest for which the interval at the verdict's confidence (that of the interval that would
+    decide it), with the spread its plain CI shows, is narrower than the distance to that bound
+    (``MOST_PROCESSES`` at most)."""
     if not (row.n >= 2 and math.isfinite(row.ci_high)):
         return MIN_PROCESSES - int(row.n)
     center, n = math.log(row.ratio), int(row.n)
@@ -306,10 +306,9 @@ def _processes_to_decide(row) -> int:
     # A bootstrap interval (no df) taken as a t-interval on its n runs.
     freedom = float(row.df) if math.isfinite(row.df) else float(n - 1)
     spread = (math.log(row.ci_high) - center) * math.sqrt(n) / estimators.t_quantile(freedom)
-    confidence = claims.confidence_to_decide(row.claim, row.ratio, row.verdict_confidence)
     for processes in range(n + 1, MOST_PROCESSES + 1):
         more = freedom + processes - n  # the prior's freedom stays, each process adds one
-        margin = estimators.t_quantile(more, confidence) * spread
+        margin = estimators.t_quantile(more, row.verdict_confidence) * spread
         if margin / math.sqrt(processes) < distance:
             return processes - n
     return MOST_PROCESSES - n

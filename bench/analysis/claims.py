@@ -227,26 +227,11 @@ def simultaneous_confidence(family_size: int) -> float:
 
 def reproducing_confidence(family_size: int) -> float:
     """The confidence of the interval a "reproduced" verdict needs inside the claim's range, in a
-    family of ``family_size``: ``_reproducing(simultaneous_confidence(family_size))``."""
-    return _reproducing(simultaneous_confidence(family_size))
-
-
-def _reproducing(refuting: float) -> float:
-    """A "reproduced" verdict's interval where a "not reproduced" one needs ``refuting``
-    (each verdict allowed an error of 1 - ``refuting``): its two ends are two one-sided tests
-    (Schuirmann's TOST), each wrong with at most that error, and a ratio outside the range lies
-    beyond one end only, so the verdict errs no more often than that; two-sided, that is the
-    interval at 1 - 2 (1 - ``refuting``) (Berger and Hsu, 1996)."""
-    return 1 - 2 * (1 - refuting)
-
-
-def confidence_to_decide(claim: Claim, ratio: float, refuting: float) -> float:
-    """The confidence of the interval that would decide ``claim`` on a ratio measured at
-    ``ratio``, in the family whose "not reproduced" verdicts need ``refuting``
-    (``simultaneous_confidence``): the reproducing one where the ratio lies inside the claim's
-    range, ``refuting`` where it lies outside."""
-    low, high = claim.equivalence_range
-    return _reproducing(refuting) if low <= ratio <= high else refuting
+    family of ``family_size``: its two ends are two one-sided tests (Schuirmann's TOST), each
+    wrong with at most (1 - estimators.CONFIDENCE) / family_size, and a ratio outside the range
+    lies beyond one end only, so the verdict errs no more often than that; two-sided, that is
+    the interval at 1 - 2 (1 - estimators.CONFIDENCE) / family_size (Berger and Hsu, 1996)."""
+    return 1 - 2 * (1 - estimators.CONFIDENCE) / max(family_size, 1)
 
 
 def _scale(freedom: float, confidence: float) -> float:
@@ -274,11 +259,11 @@ def simultaneous_interval(ratio, confidence: float) -> tuple:
 
 @dataclass(frozen=True)
 class Judgement:
-    """A claim's verdict on one ratio and the interval it was decided on: the reproducing one
-    (``reproducing_confidence``) where it lies inside the claim's range, else the refuting one
-    (``simultaneous_confidence``)."""
+    """A claim's verdict on one ratio and its interval: the one it was decided on, or, undecided,
+    the one that would decide it (the reproducing one where the ratio lies inside the claim's
+    range, else the refuting one), which then reaches across a bound of the range."""
 
-    verdict_confidence: float  # the confidence of the interval the verdict was decided on
+    verdict_confidence: float  # that interval's confidence
     verdict_low: float
     verdict_high: float
     verdict: str
@@ -290,17 +275,16 @@ def judge_family(claim_ratios: list) -> list:
     lies inside the claim's range widened by its margin, not reproduced where its interval at
     ``simultaneous_confidence`` lies wholly outside it, else inconclusive; each verdict errs with
     at most (1 - estimators.CONFIDENCE) / k, all k together with at most 1 - CONFIDENCE."""
-    refuting = simultaneous_confidence(len(claim_ratios))
-    reproducing = reproducing_confidence(len(claim_ratios))
+    confidences = {
+        True: reproducing_confidence(len(claim_ratios)),  # the ratio inside the range
+        False: simultaneous_confidence(len(claim_ratios)),
+    }
     judged = []
     for claim, ratio in claim_ratios:
-        low, high = simultaneous_interval(ratio, reproducing)
-        if verdict(low, high, *claim.equivalence_range) == REPRODUCED:
-            judged.append(Judgement(reproducing, low, high, REPRODUCED))
-            continue
-        low, high = simultaneous_interval(ratio, refuting)
-        outside = verdict(low, high, *claim.equivalence_range) == NOT_REPRODUCED
-        judged.append(Judgement(refuting, low, high, NOT_REPRODUCED if outside else INCONCLUSIVE))
+        low_end, high_end = claim.equivalence_range
+        confidence = confidences[low_end <= ratio.ratio <= high_end]
+        low, high = simultaneous_interval(ratio, confidence)
+        judged.append(Judgement(confidence, low, high, verdict(low, high, low_end, high_end)))
     return judged
 
 

@@ -8,6 +8,7 @@ from bench.analysis import allocation, estimators, findings
 from bench.analysis.claims import INCONCLUSIVE
 from bench.analysis.tables import Tables
 from bench.formatting import duration, percent, ratio_text
+from bench.report.answer import confidence_text
 from bench.results.folder import Results
 
 BUDGET_TITLE = "What the budget bought"
@@ -64,10 +65,7 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     if claims.empty:
         return []
     decided = (claims.verdict != INCONCLUSIVE).sum()
-    head = (
-        f"Claims: {decided} of {len(claims)} claim x API verdicts decided on their simultaneous "
-        f"intervals."
-    )
+    head = f"Claims: {decided} of {len(claims)} claim x API verdicts decided."
     shown = allocation.Shown(tables.ratios, claims, tables.readings)
     candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
@@ -75,14 +73,17 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     if not found:
         return [("p", head)]
     folder = results.folder.path
-    return [("p", head + " Undecided:"), ("ul", [_undecided_line(one, folder) for one in found])]
+    return [
+        ("p", head + " Undecided, each with the interval that would decide it:"),
+        ("ul", [_undecided_line(one, folder) for one in found]),
+    ]
 
 
 def _undecided_line(one: allocation.Undecided, folder) -> str:
     row, claim = one.row, one.row.claim
     low, high = claim.equivalence_range
     interval = (
-        f"simultaneous [{row.verdict_low:.2f}, {row.verdict_high:.2f}]"
+        f"{confidence_text(row.verdict_confidence)} [{row.verdict_low:.2f}, {row.verdict_high:.2f}]"
         if math.isfinite(row.verdict_high)
         else "no interval yet"
     )
