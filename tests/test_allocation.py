@@ -209,14 +209,14 @@ def prior_of(priors, simulation):
 
 def claims_just_missed(truth) -> list:
     """A claim per ratio whose range its true ratio (``truth``: logs) lies just outside, below it
-    for the even ones and above it for the odd: where a "reproduced" verdict is wrong most often
-    (a "not reproduced" is wrong only where the simultaneous interval misses the truth)."""
+    for the even ones and above it for the odd, each range open on its far side: where a
+    "reproduced" verdict is wrong most often, with its one-sided error at its nominal
+    0.05 / k (a "not reproduced" is wrong only where the simultaneous interval misses the
+    truth)."""
     edge = 1e-9  # outside, by less than any interval can tell
     found = []
     for k, true in enumerate(np.exp(truth)):
-        low, high = (
-            (true * (1 + edge), true * 1.2) if k % 2 == 0 else (true / 1.2, true / (1 + edge))
-        )
+        low, high = (true * (1 + edge), math.inf) if k % 2 == 0 else (0.0, true / (1 + edge))
         found.append(claims.Claim(f"r{k}", "floor", low, high, 0.0, "", "", "", ""))
     return found
 
@@ -226,7 +226,7 @@ def coverage(blocks, processes, counts, truth):
     each ratio's median half-width, the moderated interval's against the t-interval on its
     processes alone, the share of benchmarks in which ``claims.judge_family`` reproduces a claim
     its true ratio lies just outside (``claims_just_missed``)): the analysis's own
-    ``moderation.interval`` and ``claims.simultaneous_interval`` at Bonferroni's confidence for
+    ``moderation.interval`` and ``claims.interval_at`` at Bonferroni's confidence for
     the family."""
     simulations, ratios = counts.shape
     priors, predicted = family_priors(blocks, processes, counts)
@@ -248,7 +248,7 @@ def coverage(blocks, processes, counts, truth):
             plain = moderation.interval(np.exp(logs), moderation.NO_PRIOR, math.nan)
             alone[simulation, k] = plain["half_width"]
             row = SimpleNamespace(**found, method=step_ratios.PAIRED)
-            low, high = claims.simultaneous_interval(row, confidence)
+            low, high = claims.interval_at(row, confidence)
             together &= low <= true <= high
             rows.append(row)
         family += together
@@ -297,7 +297,8 @@ def test_each_moderated_interval_and_the_simultaneous_family_keep_their_coverage
     95% interval covers its true ratio in at least 93% of them, and the family's simultaneous
     intervals cover all six together in at least 93% (so its "not reproduced" verdicts are all
     right), however the process effect is shared; where every true ratio lies just outside its
-    claim's range, the family reproduces none of them in at least 93%; the moderated intervals
+    claim's range, the family reproduces none of them in at least 95% (each "reproduced" errs
+    with at most 0.05 / k); the moderated intervals
     are narrower, on average, than the t-intervals on each ratio's processes alone (a ratio whose
     processes spread less than the family's may come out wider)."""
     shape = FAMILIES[family]
@@ -311,7 +312,7 @@ def test_each_moderated_interval_and_the_simultaneous_family_keep_their_coverage
     each, together, widths, alone, wrongly_reproduced = coverage(blocks, processes, counts, truth)
     assert each.min() >= 0.93, each
     assert together >= 0.93, together
-    assert wrongly_reproduced <= 0.07, wrongly_reproduced
+    assert wrongly_reproduced <= 0.05, wrongly_reproduced
     assert widths.mean() < 0.9 * alone.mean(), (widths, alone)
 
 
@@ -320,7 +321,7 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     from ``predicted_half_width`` (with each family's prior) until the budget is spent; every
     ratio's moderated 95% interval (``moderation.interval``) must cover the true ratio in at
     least 93% of them, the family's simultaneous intervals all its ratios in 93%, and the family
-    reproduces no claim its true ratio lies just outside in 93%."""
+    reproduces no claim its true ratio lies just outside in 95%."""
     rng = np.random.default_rng(0)
     scales = np.array(SPREAD_SCALES)
     ratios, slots = len(scales), 40
@@ -360,4 +361,4 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     assert average[-1] > 2 * average[0]  # the budget went to the widest
     assert each.min() >= 0.93, each
     assert together >= 0.93, together
-    assert wrongly_reproduced <= 0.07, wrongly_reproduced
+    assert wrongly_reproduced <= 0.05, wrongly_reproduced

@@ -1,5 +1,6 @@
 """bench.analysis.claims' verdicts on constructed ratios: each claim's margin, the family's
-simultaneous intervals, and the lines the answer prints of them."""
+intervals (two one-sided tests to reproduce a claim, a simultaneous interval to refute it), and
+the lines the answer prints of them."""
 
 import dataclasses
 import math
@@ -65,7 +66,7 @@ def test_bonferroni_keeps_a_family_of_one_at_the_plain_confidence():
 def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confidence(family_size):
     ratio = of_processes(PROCESS_RATIOS)
     confidence = claims.simultaneous_confidence(family_size)
-    low, high = claims.simultaneous_interval(ratio, confidence)
+    low, high = claims.interval_at(ratio, confidence)
     direct = estimators.log_t_interval(PROCESS_RATIOS, confidence)
     assert (low, high) == pytest.approx((direct["ci_low"], direct["ci_high"]))
     assert low < ratio.ci_low and ratio.ci_high < high
@@ -75,14 +76,14 @@ def test_a_paired_simultaneous_interval_is_the_t_interval_at_the_familys_confide
 def test_a_family_of_one_decides_on_the_plain_interval(method):
     freedom = 4 if method == step_ratios.PAIRED else math.inf
     ratio = SimpleNamespace(ratio=1.1, ci_low=1.0, ci_high=1.3, n=5, method=method, df=freedom)
-    assert claims.simultaneous_interval(ratio, estimators.CONFIDENCE) == pytest.approx((1.0, 1.3))
-    low, high = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(3))
+    assert claims.interval_at(ratio, estimators.CONFIDENCE) == pytest.approx((1.0, 1.3))
+    low, high = claims.interval_at(ratio, claims.simultaneous_confidence(3))
     assert low < 1.0 and high > 1.3
 
 
 def test_a_ratio_without_a_ci_has_no_simultaneous_interval():
     lone = paired(1.4, math.nan, math.nan, n=1)
-    assert all(math.isnan(bound) for bound in claims.simultaneous_interval(lone, 0.99))
+    assert all(math.isnan(bound) for bound in claims.interval_at(lone, 0.99))
     assert judged_alone(NOTEBOOK, lone).verdict == "inconclusive"
 
 
@@ -154,7 +155,8 @@ def test_the_answers_claims_table_shows_the_margin_the_verdict_and_the_ratio():
         verdict for verdict in verdicts if verdict.api == "keras2" and verdict.claim == NOTEBOOK
     ]
     decided = re.search(
-        r"simultaneous \[([0-9.]+), ([0-9.]+)\]", claim_ratio_text(keras2.ratio, keras2.judgement)
+        r"96.7% two one-sided \[([0-9.]+), ([0-9.]+)\]",
+        claim_ratio_text(keras2.ratio, keras2.judgement),
     )
     assert decided and float(decided[1]) < 1.46 and float(decided[2]) > 1.56
 
@@ -198,9 +200,9 @@ def test_reproduced_is_two_one_sided_tests_at_the_familys_error(family_size):
     ratio = of_processes(PROCESS_RATIOS)
     reproducing = claims.reproducing_confidence(family_size)
     assert reproducing == pytest.approx(1 - 2 * 0.05 / family_size)
-    low, high = claims.simultaneous_interval(ratio, reproducing)
+    low, high = claims.interval_at(ratio, reproducing)
     claim = claims.Claim("a", "b", low / 1.001, high * 1.001, 0.0, "", "", "", "")
-    refuting = claims.simultaneous_interval(ratio, claims.simultaneous_confidence(family_size))
+    refuting = claims.interval_at(ratio, claims.simultaneous_confidence(family_size))
     assert refuting[0] < claim.low and claim.high < refuting[1]
     judged = claims.judge_family([(claim, ratio)] * family_size)
     assert {(found.verdict, found.verdict_confidence) for found in judged} == {
@@ -218,11 +220,12 @@ def test_reproduced_is_two_one_sided_tests_at_the_familys_error(family_size):
 def test_an_undecided_verdict_keeps_the_interval_that_would_decide_it():
     """Inside the claim's range, the reproducing interval (which reaches across a bound);
     outside it, the refuting one (which reaches into the range)."""
-    ratio = of_processes(PROCESS_RATIOS)  # 1.40x, its 99.6% interval across 1.25 and 1.55
+    ratio = of_processes(PROCESS_RATIOS)  # 1.40x: its 99.3% interval reaches past 1.55
     outside = dataclasses.replace(NOTEBOOK, low=1.5, high=1.6)  # 1.45-1.65x with its margin
     inside, beyond = claims.judge_family([(NOTEBOOK, ratio), (outside, ratio)] * 7)[:2]
     assert (inside.verdict, beyond.verdict) == ("inconclusive", "inconclusive")
     assert inside.verdict_confidence == claims.reproducing_confidence(14)
     assert beyond.verdict_confidence == claims.simultaneous_confidence(14)
+    assert (inside.verdict_test, beyond.verdict_test) == (claims.TWO_ONE_SIDED, claims.SIMULTANEOUS)
     assert inside.verdict_low < NOTEBOOK.equivalence_range[1] < inside.verdict_high
     assert beyond.verdict_low < outside.equivalence_range[0] < beyond.verdict_high

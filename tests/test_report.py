@@ -93,11 +93,11 @@ def section(markdown: str, title: str) -> str:
 
 
 # A claim's Keras 2 row in the report's claims section: its ratio, its CI and, where the verdict
-# was decided on a wider simultaneous interval, that one: "1.40x [a, b]; 97.5% simultaneous
-# [c, d] | reproduced |"
+# was decided on another interval, that one: "1.40x [a, b]; 95% two one-sided [c, d] |
+# reproduced |"
 VERDICT_ON_KERAS2 = re.compile(
     r"\| keras2 \| [^|]+ \| (?P<ratio>[0-9.]+)x \[(?P<ci_low>[0-9.]+), (?P<ci_high>[0-9.]+)\]"
-    r"(?:; [0-9.]+% simultaneous \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\])? \| "
+    r"(?:; [0-9.]+% (?:two one-sided|simultaneous) \[(?P<low>[0-9.]+), (?P<high>[0-9.]+)\])? \| "
     r"(?P<verdict>[a-z ]+) \|"
 )
 

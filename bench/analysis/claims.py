@@ -229,8 +229,9 @@ def reproducing_confidence(family_size: int) -> float:
     """The confidence of the interval a "reproduced" verdict needs inside the claim's range, in a
     family of ``family_size``: its two ends are two one-sided tests (Schuirmann's TOST), each
     wrong with at most (1 - estimators.CONFIDENCE) / family_size, and a ratio outside the range
-    lies beyond one end only, so the verdict errs no more often than that; two-sided, that is
-    the interval at 1 - 2 (1 - estimators.CONFIDENCE) / family_size (Berger and Hsu, 1996)."""
+    lies beyond one end only, so the verdict errs no more often than that (for a bootstrap ratio,
+    as far as its normal approximation holds); two-sided, that is the interval at
+    1 - 2 (1 - estimators.CONFIDENCE) / family_size (Berger and Hsu, 1996)."""
     return 1 - 2 * (1 - estimators.CONFIDENCE) / max(family_size, 1)
 
 
@@ -241,7 +242,7 @@ def _scale(freedom: float, confidence: float) -> float:
     return estimators.t_quantile(freedom, confidence) / estimators.t_quantile(freedom)
 
 
-def simultaneous_interval(ratio, confidence: float) -> tuple:
+def interval_at(ratio, confidence: float) -> tuple:
     """(low, high): ``ratio``'s CI (a row with ratio_between's fields, at estimators.CONFIDENCE) at
     ``confidence``, each side stretched in log units about the ratio, keeping its degrees of
     freedom (``df``). Exact for a paired ratio (a t-interval on the logs of n processes' ratios,
@@ -257,6 +258,10 @@ def simultaneous_interval(ratio, confidence: float) -> tuple:
     )
 
 
+# What decided a verdict, or would decide an undecided one: its interval's kind.
+TWO_ONE_SIDED, SIMULTANEOUS = "two one-sided", "simultaneous"
+
+
 @dataclass(frozen=True)
 class Judgement:
     """A claim's verdict on one ratio and its interval: the one it was decided on, or, undecided,
@@ -267,6 +272,7 @@ class Judgement:
     verdict_low: float
     verdict_high: float
     verdict: str
+    verdict_test: str  # TWO_ONE_SIDED (reproducing) or SIMULTANEOUS (refuting)
 
 
 def judge_family(claim_ratios: list) -> list:
@@ -274,17 +280,23 @@ def judge_family(claim_ratios: list) -> list:
     verdicts of one slice): reproduced where its ratio's interval at ``reproducing_confidence``
     lies inside the claim's range widened by its margin, not reproduced where its interval at
     ``simultaneous_confidence`` lies wholly outside it, else inconclusive; each verdict errs with
-    at most (1 - estimators.CONFIDENCE) / k, all k together with at most 1 - CONFIDENCE."""
-    confidences = {
-        True: reproducing_confidence(len(claim_ratios)),  # the ratio inside the range
-        False: simultaneous_confidence(len(claim_ratios)),
-    }
+    at most (1 - estimators.CONFIDENCE) / k, all k together with at most 1 - CONFIDENCE (for a
+    bootstrap ratio, as far as its normal approximation holds)."""
+    reproducing = reproducing_confidence(len(claim_ratios))
+    refuting = simultaneous_confidence(len(claim_ratios))
     judged = []
     for claim, ratio in claim_ratios:
         low_end, high_end = claim.equivalence_range
-        confidence = confidences[low_end <= ratio.ratio <= high_end]
-        low, high = simultaneous_interval(ratio, confidence)
-        judged.append(Judgement(confidence, low, high, verdict(low, high, low_end, high_end)))
+        inner = Judgement(
+            reproducing, *interval_at(ratio, reproducing), INCONCLUSIVE, TWO_ONE_SIDED
+        )
+        outer = Judgement(refuting, *interval_at(ratio, refuting), INCONCLUSIVE, SIMULTANEOUS)
+        if verdict(inner.verdict_low, inner.verdict_high, low_end, high_end) == REPRODUCED:
+            judged.append(dataclasses.replace(inner, verdict=REPRODUCED))
+        elif verdict(outer.verdict_low, outer.verdict_high, low_end, high_end) == NOT_REPRODUCED:
+            judged.append(dataclasses.replace(outer, verdict=NOT_REPRODUCED))
+        else:
+            judged.append(inner if low_end <= ratio.ratio <= high_end else outer)
     return judged
 
 

@@ -211,15 +211,13 @@ def confidence_text(confidence: float) -> str:
 
 
 def claim_ratio_text(ratio, judgement) -> str:
-    """Our ratio with its plain CI and, where the verdict was decided on another interval, that
-    one too: '1.51x [1.47, 1.55]; 99.6% simultaneous [1.45, 1.57]'. ``ratio`` has
+    """Our ratio with its plain CI and, where the verdict was (or would be) decided on another
+    interval, that one too, named by its test: '1.51x [1.47, 1.55]; 99.8% simultaneous [1.45,
+    1.57]', '...; 99.6% two one-sided [1.31, 1.50]'. ``ratio`` has
     ratio_between's fields, ``judgement`` a claims.Judgement's (a claim table's row has both)."""
     plain = ratio_text(ratio)
     confidence = judgement.verdict_confidence
     if math.isclose(confidence, estimators.CONFIDENCE) or not math.isfinite(judgement.verdict_low):
         return plain
     interval = f"[{number(judgement.verdict_low, 2)}, {number(judgement.verdict_high, 2)}]"
-    # Narrower than the plain CI only in a family of one, whose "reproduced" is two one-sided
-    # tests at the plain CI's error each.
-    kind = "simultaneous" if confidence > estimators.CONFIDENCE else "two one-sided"
-    return f"{plain}; {confidence_text(confidence)} {kind} {interval}"
+    return f"{plain}; {confidence_text(confidence)} {judgement.verdict_test} {interval}"

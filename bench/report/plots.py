@@ -145,8 +145,8 @@ def plot_gap(ratios, process_ratios, compat, folder) -> Path:
 
 
 def plot_claims(claim_rows, folder) -> Path:
-    """Each claim of the posts: our ratio with its 95% CI and the verdict's simultaneous interval
-    against the claimed range, its margin drawn lighter on either side."""
+    """Each claim of the posts: our ratio with its 95% CI and the interval its verdict was (or
+    would be) decided on, against the claimed range, its margin drawn lighter on either side."""
     labels = [
         f"{row.claim.recipe} / {row.claim.baseline}\n({row.api}, post {row.claim.post})"
         for row in claim_rows.itertuples()
@@ -180,7 +180,7 @@ def _claimed_band(ax, y: int, row, first: bool) -> None:
 
 
 def _our_intervals(ax, y: int, row, first: bool) -> None:
-    """Our ratio with its 95% CI, over the interval its verdict was decided on."""
+    """Our ratio with its 95% CI, over the interval its verdict was (or would be) decided on."""
     if math.isfinite(row.verdict_low):
         ax.plot(
             [row.verdict_low, row.verdict_high],

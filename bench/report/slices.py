@@ -127,8 +127,7 @@ def _sweep_claims_blocks(claims_table: pd.DataFrame) -> list:
         (
             "p",
             "Each variant's claim x API verdicts are a family of their own, each verdict decided "
-            "on its simultaneous interval as in 'The posts' claims' (Bonferroni over the "
-            "variant's verdicts).",
+            "as in 'The posts' claims' (Bonferroni over the variant's verdicts).",
         ),
         ("table", claims_table),
     ]
