@@ -190,6 +190,7 @@ def test_the_family_sentence_names_its_size_its_error_and_both_intervals():
     assert "✓ where the ratio's 99.3% interval (two one-sided tests) lies inside" in sentence
     assert "✗ where its 99.6% one lies wholly outside" in sentence
     assert "at most 0.05: ✓ where the ratio's 90% interval" in family_clause(1)
+    assert family_clause(1, "each cell: the verdict").endswith("; each cell: the verdict")
 
 
 @pytest.mark.parametrize("family_size", [1, 14])

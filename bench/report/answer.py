@@ -147,9 +147,9 @@ def family_clause(family_size: int, shown: str = "") -> str:
         f"one-sided tests) lies inside the range, {VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
         f"its {refuting} one lies wholly outside it"
     )
-    if family_size == 1:
-        return f"the one claim x API verdict errs with at most {error:g}: {rule}"
     shown = shown or f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
+    if family_size == 1:
+        return f"the one claim x API verdict errs with at most {error:g}: {rule}; {shown}"
     return (
         f"the {family_size} claim x API verdicts each err with at most {error:g}/{family_size} "
         f"(Bonferroni), so all are right together with at least {estimators.CONFIDENCE:.0%}: "
