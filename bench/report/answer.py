@@ -118,42 +118,25 @@ SHARED_LABEL = "shared"  # a claims column's verdicts measured on a shared machi
 
 
 def _claims_intro(verdicts: list, shared: bool = False) -> str:
+    """What the claims table shows and what its verdicts hold to; how they are decided is the
+    report's claims section (``claim_section.family_clause``) and docs/method.md."""
     evaluated = sum(verdict.judgement is not None for verdict in verdicts)
     marks = ", ".join(f"{mark} {verdict}" for verdict, mark in VERDICT_MARKS.items())
-    shown = f"each cell: the verdict ({marks}) and our ratio; the intervals are the report's"
     caveat = (
         "Measured on a shared machine: each verdict below (its column marked "
         f"{SHARED_LABEL}) holds for it with its other work, not for the machine quiet. "
         if shared
         else ""
     )
+    held = (
+        f"all {evaluated} right together with at least {estimators.CONFIDENCE:.0%} (docs/method.md)"
+        if evaluated
+        else "no claim has a ratio to decide on"
+    )
     return (
         f"{caveat}The posts' speed claims, each range ± the precision the post stated it with; "
-        f"{family_clause(evaluated, shown)}:"
-    )
-
-
-def family_clause(family_size: int, shown: str = "") -> str:
-    """How the claims' verdicts are decided and what error the family keeps: 'the 14 claim x API
-    verdicts each err with at most 0.05/14 (Bonferroni), ...: ✓ where ..., ✗ where ...';
-    ``shown`` says where the intervals are shown (by default after each ratio's own CI)."""
-    if family_size == 0:
-        return "no claim has a ratio to decide on"
-    reproducing = confidence_text(claims.reproducing_confidence(family_size))
-    refuting = confidence_text(claims.simultaneous_confidence(family_size))
-    error = 1 - estimators.CONFIDENCE
-    rule = (
-        f"{VERDICT_MARKS[claims.REPRODUCED]} where the ratio's {reproducing} interval (two "
-        f"one-sided tests) lies inside the range, {VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
-        f"its {refuting} one lies wholly outside it"
-    )
-    shown = shown or f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
-    if family_size == 1:
-        return f"the one claim x API verdict errs with at most {error:g}: {rule}; {shown}"
-    return (
-        f"the {family_size} claim x API verdicts each err with at most {error:g}/{family_size} "
-        f"(Bonferroni), so all are right together with at least {estimators.CONFIDENCE:.0%}: "
-        f"{rule}; {shown}"
+        f"each cell: the verdict ({marks}) and our ratio, {held}; the intervals are the "
+        "report's:"
     )
 
 

@@ -1,8 +1,8 @@
 """The report's "The posts' claims": each claim's ratio here against the post's, and its verdict."""
 
-from bench.analysis import estimators
+from bench.analysis import claims, estimators
 from bench.analysis.tables import Tables
-from bench.report.answer import claim_ratio_text, family_clause
+from bench.report.answer import VERDICT_MARKS, claim_ratio_text, confidence_text
 from bench.report.conditions import conditions_text
 from bench.report.table_cells import table_block
 from bench.results.folder import Results
@@ -59,3 +59,26 @@ def _family_blocks(tables: Tables) -> list:
             f"controlled is this table's: {family_clause(len(tables.claims))}.",
         )
     ]
+
+
+def family_clause(family_size: int) -> str:
+    """How the claims' verdicts are decided and what error the family keeps: 'the 14 claim x API
+    verdicts each err with at most 0.05/14 (Bonferroni), ...: ✓ where ..., ✗ where ...'."""
+    if family_size == 0:
+        return "no claim has a ratio to decide on"
+    reproducing = confidence_text(claims.reproducing_confidence(family_size))
+    refuting = confidence_text(claims.simultaneous_confidence(family_size))
+    error = 1 - estimators.CONFIDENCE
+    rule = (
+        f"{VERDICT_MARKS[claims.REPRODUCED]} where the ratio's {reproducing} interval (two "
+        f"one-sided tests) lies inside the range, {VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
+        f"its {refuting} one lies wholly outside it"
+    )
+    shown = f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
+    if family_size == 1:
+        return f"the one claim x API verdict errs with at most {error:g}: {rule}; {shown}"
+    return (
+        f"the {family_size} claim x API verdicts each err with at most {error:g}/{family_size} "
+        f"(Bonferroni), so all are right together with at least {estimators.CONFIDENCE:.0%}: "
+        f"{rule}; {shown}"
+    )
