@@ -111,3 +111,11 @@ def text_table(header, rows) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
     ]
     return "\n".join([text[0], "-" * max(len(line) for line in text), *text[1:]])
+
+
+def confidence_text(confidence: float) -> str:
+    """'99.6%', '97.5%', '90%': a confidence with enough decimals to tell it from 100%, and no
+    trailing zero."""
+    shortfall = 100 * (1 - confidence)
+    digits = f"{100 * confidence:.{max(1, math.ceil(-math.log10(shortfall)))}f}"
+    return digits.rstrip("0").rstrip(".") + "%"

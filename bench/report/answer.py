@@ -13,7 +13,7 @@ import pandas as pd
 from bench.analysis import claims, estimators
 from bench.analysis.answer_data import Answer, Source
 from bench.config import injection
-from bench.formatting import number, ratio_text
+from bench.formatting import confidence_text, number, ratio_text
 from bench.report import render
 from bench.report.answer_table import PORT, answer_table, error_notes
 from bench.report.conditions import other_work_text
@@ -183,14 +183,6 @@ def _claim_cell(verdict, mark_port: bool = True) -> str:
     port = f" {PORT}" if mark_port and is_port(verdict.api) else ""
     mark = VERDICT_MARKS.get(verdict.verdict, verdict.verdict)
     return f"{mark} {number(verdict.ratio.ratio, 2)}x{port}"
-
-
-def confidence_text(confidence: float) -> str:
-    """'99.6%', '97.5%', '90%': a confidence with enough decimals to tell it from 100%, and no
-    trailing zero."""
-    shortfall = 100 * (1 - confidence)
-    digits = f"{100 * confidence:.{max(1, math.ceil(-math.log10(shortfall)))}f}"
-    return digits.rstrip("0").rstrip(".") + "%"
 
 
 def claim_ratio_text(ratio, judgement) -> str:

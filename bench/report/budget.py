@@ -8,7 +8,7 @@ from bench.analysis import allocation, estimators, findings
 from bench.analysis.claims import INCONCLUSIVE
 from bench.analysis.tables import Tables
 from bench.formatting import duration, percent, ratio_text
-from bench.report.answer import confidence_text
+from bench.report.answer import claim_ratio_text
 from bench.results.folder import Results
 
 BUDGET_TITLE = "What the budget bought"
@@ -82,15 +82,12 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
 def _undecided_line(one: allocation.Undecided, folder) -> str:
     row, claim = one.row, one.row.claim
     low, high = claim.equivalence_range
-    interval = (
-        f"{confidence_text(row.verdict_confidence)} [{row.verdict_low:.2f}, {row.verdict_high:.2f}]"
+    measured = (
+        claim_ratio_text(row, row)
         if math.isfinite(row.verdict_high)
-        else "no interval yet"
+        else f"{ratio_text(row)}, no interval yet"
     )
-    head = (
-        f"{claim.recipe} / {claim.baseline} ({row.api}): {ratio_text(row)}, {interval}, "
-        f"against {low:g}-{high:g}x"
-    )
+    head = f"{claim.recipe} / {claim.baseline} ({row.api}): {measured}, against {low:g}-{high:g}x"
     if one.processes == 0:
         return f"{head}: the ratio lies on a bound of the claim; no precision decides it."
     if one.processes + int(row.n) >= allocation.MOST_PROCESSES:

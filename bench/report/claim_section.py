@@ -2,7 +2,8 @@
 
 from bench.analysis import claims, estimators
 from bench.analysis.tables import Tables
-from bench.report.answer import VERDICT_MARKS, claim_ratio_text, confidence_text
+from bench.formatting import confidence_text
+from bench.report.answer import VERDICT_MARKS, claim_ratio_text
 from bench.report.conditions import conditions_text
 from bench.report.table_cells import table_block
 from bench.results.folder import Results
@@ -70,8 +71,9 @@ def family_clause(family_size: int) -> str:
     refuting = confidence_text(claims.simultaneous_confidence(family_size))
     error = 1 - estimators.CONFIDENCE
     rule = (
-        f"{VERDICT_MARKS[claims.REPRODUCED]} where the ratio's {reproducing} interval (two "
-        f"one-sided tests) lies inside the range, {VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
+        f"{VERDICT_MARKS[claims.REPRODUCED]} where the ratio's {reproducing} interval "
+        f"({claims.TWO_ONE_SIDED} tests) lies inside the range, "
+        f"{VERDICT_MARKS[claims.NOT_REPRODUCED]} where "
         f"its {refuting} one lies wholly outside it"
     )
     shown = f"shown after each ratio's own {estimators.CONFIDENCE:.0%} CI"
