@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from bench.__main__ import main
+from bench.analysis import claims
 from bench.config import plan
 from bench.config import settings as config
 from bench.results.folder import ResultsFolder
@@ -273,19 +274,21 @@ def test_a_fit_on_arrays_and_a_kernel_run_are_paired_with_their_floor_on_both_ke
         assert timed.loc["notebook_numpy_fit", api][
             ["notebook_numpy_fit", "notebook_globals", "plain_ae"]
         ].tolist() == [steps, steps, 2 * steps]
-        # in the kernel: beside its floor only
+        # in the kernel: beside its floor, and in the same blocks, by the worker that started
+        # the kernel, the claim's baseline and the reading's variant: three models beside the
+        # floor, two floor visits a block
         of_run = results.blocks[(results.blocks.recipe == "notebook_kernel")]
         steps = timed_blocks(of_run[of_run.api == api], training) * training.paired_block_steps
-        assert (
-            timed.loc["notebook_kernel", api][["notebook_kernel", "plain_ae"]].tolist()
-            == [steps] * 2
-        )
         assert timed.loc["notebook_kernel", api][
-            ["model_add_loss", "notebook_numpy_fit"]
-        ].tolist() == [0, 0]
+            ["notebook_kernel", "plain_ae", "model_add_loss", "notebook_numpy_fit"]
+        ].tolist() == [steps, 2 * steps, steps, steps]
     ratios = pd.read_csv(results.folder.path / "ratios.csv")
-    across = (ratios.recipe == "notebook_kernel") & (ratios.compared_with != "plain_ae")
-    assert set(ratios.recipe) == {"notebook_numpy_fit", "notebook_kernel"} and across.sum() == 2
-    assert (ratios.method[~across] == "paired").all() and (
-        ratios.method[across] == "bootstrap"
-    ).all()
+    assert set(ratios.recipe) == {"notebook_numpy_fit", "notebook_kernel"}
+    assert (ratios.method == "paired").all()
+    runs = results.runs.set_index(["recipe", "api"])
+    # the post's claim on the kernel: paired across the kernel and its worker
+    claims_table = claims.claim_table(results.runs, results.blocks)
+    kernel_claim = claims_table[[claim.recipe == "notebook_kernel" for claim in claims_table.claim]]
+    assert set(kernel_claim.api) == {"keras2", "keras3-port"}
+    assert (kernel_claim.method == "paired").all() and (kernel_claim.n == 1).all()
+    assert runs.loc[("notebook_kernel", "keras2"), "reference_error"] == ""

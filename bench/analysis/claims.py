@@ -164,14 +164,25 @@ def references(recipe: str, api: str) -> tuple:
     baseline of each claim about the recipe, and the variant its reading differs from, each
     where it runs on the same API. A run in a Jupyter kernel gets its floor only: its reading
     differs from its variant in the process itself (a kernel's instead of a worker's), which
-    timing both in one process would cancel, so its comparisons go across processes, and each
-    model built in the kernel costs seconds of a budget that buys precision for every ratio."""
+    timing both in one process would cancel, so its variants are timed ``beside`` it."""
     found = [(registry.FLOOR, verdicts.floor_api_of(api))] if recipes.includes_kl(recipe) else []
     if recipes.kernel_of(recipe):
         return tuple(found)
+    return tuple(dict.fromkeys([*found, *_compared_with(recipe, api)]))
+
+
+def beside(recipe: str, api: str) -> tuple:
+    """What a run of ``recipe`` in a Jupyter kernel is timed against by the worker that starts
+    the kernel, in turns with it (``bench.measure.beside``): the baseline of each claim about the
+    recipe and the variant its reading differs from, where they run on the same API; nothing for
+    a recipe run in a worker."""
+    return _compared_with(recipe, api) if recipes.kernel_of(recipe) else ()
+
+
+def _compared_with(recipe: str, api: str) -> tuple:
     others = [claim.baseline for claim in CLAIMS if claim.recipe == recipe]
     others += [reading.undone for reading in READINGS if reading.recipe == recipe]
-    found += [(other, api) for other in others if recipes.status(other, api) == registry.WORKS]
+    found = [(other, api) for other in others if recipes.status(other, api) == registry.WORKS]
     return tuple(dict.fromkeys(found))
 
 

@@ -3,7 +3,8 @@
 Paired: the geometric mean of the processes' ratios (``pairing.process_ratios``) with a 95%
 t-interval on their logs, its variance moderated by the other ratios its processes measured
 (``moderation.interval``; ``df`` its degrees of freedom). Where the two recipes never shared a
-process (a Jupyter kernel reading, a folder from before the blocks), each run is one sample (its
+process (a folder from before the blocks, or from before a Jupyter kernel's worker timed the
+kernel reading's variants in turns with it: ``bench.measure.beside``), each run is one sample (its
 median train step in its blocks, else fit's ms/step) and the ratio of medians gets a 95%
 percentile-bootstrap CI and a Mann-Whitney U p-value (``estimators.ratio_ci``).
 ``ratio_between`` picks the method; ``METHODS`` words both for the report.
@@ -26,7 +27,8 @@ from vae_impls.keras_api import floor_api
 PAIRED, BOOTSTRAP = "paired", "bootstrap"
 METHODS = {
     PAIRED: "paired in-process blocks (the recipes of a round and Keras package share a worker "
-    "process); 95% t-interval on the log of the per-process ratios of median step times, its "
+    "process; a Jupyter kernel's run and the worker that started it take turns in its blocks); "
+    "95% t-interval on the log of the per-process ratios of median step times, its "
     "variance moderated by the other ratios its processes measured (docs/method.md)",
     BOOTSTRAP: "separate processes; 95% percentile bootstrap of the ratio of median step times "
     "over runs (a run's median train step in its paired blocks; fit's ms/step where a side has "

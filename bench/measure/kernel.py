@@ -9,7 +9,9 @@ output capture) is part of the measurement. The notebook opens the worker's sess
 recipe with the worker's builder (a reading's cells run in the kernel's globals), trains the
 post's way, ``fit`` on numpy arrays, and measures each epoch as the worker does; then it times
 the VAE's train step against the run's references (its floor) in alternating blocks, as the
-worker does, so that those ratios are paired inside the kernel.
+worker does, so that those ratios are paired inside the kernel, and against the variants its
+reading differs from, which this process builds and times in turns with the kernel
+(``bench.measure.beside``), so that those ratios are paired across the two processes.
 
 The kernel's Python is this interpreter, ``sys.executable`` (the project's venv): the name
 "python3" is resolved by a kernel spec manager that searches no kernel folders, so it falls back
@@ -48,6 +50,7 @@ from nbclient.exceptions import CellExecutionError
 from bench.config.settings import TrainingSettings
 from bench.errors import summarize_exception
 from bench.measure import phases
+from bench.measure.beside import Address, Beside, serving
 from bench.measure.session import LEGACY_KERAS, backend_environment
 from bench.processes import PROJECT_ROOT, worker_environment
 from bench.results.records import (
@@ -67,17 +70,32 @@ PARAMETERS_TAG, INJECTED_TAG = "parameters", "injected-parameters"
 RESULT_FILE = "result.json"
 
 
-def run_in_kernel(spec: RunSpec, references=(), *, fit_verbose: int | str = 0) -> RunResult:
+def run_in_kernel(
+    spec: RunSpec,
+    references=(),
+    *,
+    beside: Beside = None,
+    chains=(),
+    fit_verbose: int | str = 0,
+) -> RunResult:
     """Train ``spec``'s run in a fresh kernel, then time its train step against ``references``
-    ((recipe, api) pairs) there; never raises for a problem of the recipe or kernel.
+    ((recipe, api) pairs) there and against ``beside``'s models here (``beside.prepare``), in
+    turns, a block visiting ``chains`` first (``timing.visiting_order``); never raises for a
+    problem of the recipe or kernel.
 
     ``fit_verbose`` is ``fit``'s ``verbose``: 0, as the worker fits, by default; the post's call
     leaves Keras' default ``"auto"``, a progress bar streamed through the kernel's output channel.
     """
+    beside = beside or Beside()
     timeout_seconds = TrainingSettings(**spec.training).timeout_seconds
-    with tempfile.TemporaryDirectory(prefix="klbench-kernel-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="klbench-kernel-") as scratch,
+        serving(beside, Path(scratch)) as address,
+    ):
         result_path = Path(scratch) / RESULT_FILE
-        notebook = parameterized_notebook(spec, result_path, references, fit_verbose)
+        notebook = parameterized_notebook(
+            spec, result_path, references, fit_verbose, address, chains
+        )
         shutdown = {}
         try:
             asyncio.run(_execute(notebook, kernel_environment(spec), timeout_seconds, shutdown))
@@ -87,11 +105,18 @@ def run_in_kernel(spec: RunSpec, references=(), *, fit_verbose: int | str = 0) -
             return RunResult(FAILED, summarize_exception(_kernel_exception(error)))
         except Exception as error:  # the kernel would not start or died
             return RunResult(FAILED, summarize_exception(error))
-        return replace(_read_result(result_path), teardown_seconds=shutdown.get("seconds"))
+        result = replace(_read_result(result_path), teardown_seconds=shutdown.get("seconds"))
+    errors = filter(None, (result.reference_error, beside.error))
+    return replace(result, reference_error="; ".join(errors))
 
 
 def parameterized_notebook(
-    spec: RunSpec, result_path: Path, references=(), fit_verbose: int | str = 0
+    spec: RunSpec,
+    result_path: Path,
+    references=(),
+    fit_verbose: int | str = 0,
+    beside_address: Address = None,
+    chains=(),
 ):
     """The notebook with a cell setting the run's values inserted after its parameters cell."""
     notebook = nbformat.reads(NOTEBOOK.read_text(encoding="utf-8"), as_version=4)
@@ -105,6 +130,8 @@ def parameterized_notebook(
         "references": [list(pair) for pair in references],
         "fit_verbose": fit_verbose,
         "result_path": str(result_path),
+        "beside_address": beside_address.to_json() if beside_address else None,
+        "chains": [[list(model) for model in chain] for chain in chains],
     }
     # The spec's values came from JSON, so their reprs are Python literals.
     source = "\n".join(f"{name} = {value!r}" for name, value in values.items())

@@ -36,10 +36,12 @@ WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the
 MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
 
-def time_paired(session, models: dict, references, chains=()) -> tuple:
+def time_paired(session, models: dict, references, chains=(), beside=None) -> tuple:
     """(every model's timed steps, why a reference could not be timed): the train steps of the
     trained ``models`` ((recipe, api) -> built) and of the ``references`` ((recipe, api) pairs,
-    built here with the settings and seed of the session's first run), in alternating blocks.
+    built here with the settings and seed of the session's first run), in alternating blocks;
+    ``beside``: (recipe, api) -> [stepper] of models another process times in turns with this
+    one (``bench.measure.beside``, for a kernel), visited right after ``models``.
 
     The floor runs as several instances (``floor_instances``), their steps pooled under its
     name. A reference that fails to build or train is left out and named; the runs' own results
@@ -52,6 +54,7 @@ def time_paired(session, models: dict, references, chains=()) -> tuple:
     steppers = {
         model: [session.backend.stepper(session, built, seed)] for model, built in models.items()
     }
+    steppers.update(beside or {})
     errors = [_add_instance(session, steppers, model) for model in references]
     floor = next((model for model in steppers if model[0] == registry.FLOOR), None)
     if floor:  # one Keras, one floor
@@ -233,13 +236,22 @@ def _time_block(steppers: dict, order: list, block: int, steps: int) -> list:
         visits[model] += 1
         for index in range(visit * steps + 1, (visit + 1) * steps + 1):
             waited = pressure.waited_seconds()
-            began = time.perf_counter()
-            step()
-            seconds = time.perf_counter() - began
+            seconds = _step_seconds(step)
             now_waited = pressure.waited_seconds()
             waited = None if waited is None or now_waited is None else now_waited - waited
             timed.append(BlockStep(block, *model, index, seconds, waited))
     return timed
+
+
+def _step_seconds(step) -> float:
+    """One step's seconds, by this process's clock unless the stepper times its step where it
+    takes it (``bench.measure.beside``: another process's, the messages' time left out)."""
+    own_clock = getattr(step, "timed", None)
+    if own_clock is not None:
+        return own_clock()
+    began = time.perf_counter()
+    step()
+    return time.perf_counter() - began
 
 
 def visiting_order(instances: dict, chains=()) -> list:

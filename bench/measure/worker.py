@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import recipes
 from bench.errors import summarize_exception
-from bench.measure import artifacts, phases, profiling, timing
+from bench.measure import artifacts, beside, phases, profiling, timing
 from bench.measure.phases import Phases
 from bench.measure.session import open_session
 from bench.measure.stall import StallWatch
@@ -43,10 +43,24 @@ def run(spec: ProcessSpec, report=lambda results: None, stall_notes=None) -> dic
     if recipes.kernel_of(first.run.recipe):  # such a run has its process to itself (plan)
         from bench.measure import kernel  # the Jupyter client: only for a run in a kernel
 
+        prepared = _prepared_beside(first, spec.beside)
         own_startup = phases.process_age() or 0.0
-        result = kernel.run_in_kernel(first, spec.references)
+        result = kernel.run_in_kernel(first, spec.references, beside=prepared, chains=spec.chains)
         return {first.run.run_id: phases.with_own_startup(result, own_startup)}
     return _run_here(spec, report, stall_notes)
+
+
+def _prepared_beside(first: RunSpec, models) -> beside.Beside:
+    """The models this process times in turns with its kernel, built in a session of its own
+    (part of its start-up); none, with why, where the session cannot open."""
+    if not models:
+        return beside.Beside()
+    try:
+        session = open_session(first)
+    except Exception as error:
+        names = ", ".join(f"{recipe} ({api})" for recipe, api in models)
+        return beside.Beside(error=f"{names}: {summarize_exception(error)}")
+    return beside.prepare(session, models)
 
 
 def _run_here(spec: ProcessSpec, report, stall_notes=None) -> dict:

@@ -58,6 +58,9 @@ class ProcessSpec:
 
     runs: tuple  # of RunSpec
     references: tuple = ()  # (recipe, api) models timed beside the runs' that no run trains
+    # (recipe, api) models this process times in turns with the Jupyter kernel its run starts
+    # (bench/measure/beside.py): a kernel reading's variants.
+    beside: tuple = ()
     timeout_seconds: int = 0  # for the whole process, start-up included
     # The models ((recipe, api)) in the order a block visits them, as chains: the models of one
     # chain one right after the other (a claim's two recipes: bench/analysis/neighbours.py).
@@ -80,6 +83,7 @@ class ProcessSpec:
         return cls(
             runs=tuple(RunSpec.from_json(run) for run in data["runs"]),
             references=tuple(tuple(pair) for pair in data.get("references", ())),
+            beside=tuple(tuple(pair) for pair in data.get("beside", ())),
             timeout_seconds=data.get("timeout_seconds", 0),
             chains=tuple(
                 tuple(tuple(model) for model in chain) for chain in data.get("chains", ())

@@ -362,11 +362,16 @@ def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict
     wanted = [reference for run in runs for reference in claims.references(run.recipe, run.api)]
     references = [reference for reference in dict.fromkeys(wanted) if reference not in trained]
     references = tuple(references) if config.training.paired_blocks else ()
+    wanted = [model for run in runs for model in claims.beside(run.recipe, run.api)]
+    beside = tuple(dict.fromkeys(wanted)) if config.training.paired_blocks else ()
     return ProcessSpec(
         tuple(_spec(config, run, folder, injected) for run in runs),
         references=references,
+        beside=beside,
         timeout_seconds=config.training.timeout_seconds * len(runs),
-        chains=neighbours.visit_order([*((run.recipe, run.api) for run in runs), *references]),
+        chains=neighbours.visit_order(
+            [*((run.recipe, run.api) for run in runs), *references, *beside]
+        ),
     )
 
 
