@@ -176,3 +176,28 @@ def test_a_process_whose_session_cannot_open_still_says_how_long_it_took_to_star
     assert [result.error for result in results.values()] == ["RuntimeError: no TensorFlow here"] * 2
     assert all(result.startup_seconds > 0 for result in results.values())
     assert all(result.stalled_seconds == 0 for result in results.values())
+
+
+def test_a_kernels_worker_whose_session_cannot_open_names_the_variants_it_could_not_time(
+    monkeypatch,
+):
+    def cannot_open(first):
+        raise RuntimeError("no TensorFlow here")
+
+    passed = {}
+
+    def run_in_kernel(first, references, beside, chains):
+        passed.update(beside=beside, references=references)
+        return RunResult()
+
+    monkeypatch.setattr(worker, "open_session", cannot_open)
+    monkeypatch.setattr("bench.measure.kernel.run_in_kernel", run_in_kernel)
+    run = RunSpec(
+        PlannedRun("notebook_kernel-keras2-r1", "notebook_kernel", "keras2", 1, 1), {}, {}, {}
+    )
+    variants = (("model_add_loss", "keras2"), ("notebook_numpy_fit", "keras2"))
+    worker.run(ProcessSpec((run,), references=(("plain_ae", "keras2"),), beside=variants))
+    assert passed["beside"].steppers == {} and passed["references"] == (("plain_ae", "keras2"),)
+    assert passed["beside"].error == (
+        "model_add_loss (keras2), notebook_numpy_fit (keras2): RuntimeError: no TensorFlow here"
+    )
