@@ -94,9 +94,9 @@ def notebook_blocks(results: Results, tables: Tables) -> list:
             "p",
             "Post VII describes its notebook in words only. Each reading of those words is a "
             "recipe, timed against the variant that differs from it in one choice, in the same "
-            "processes (the Jupyter kernel reading, whose choice is the process, across "
-            "processes); op counts are of the traced train step. The batch size is a condition of "
-            "the run: see the claims' conditions above.",
+            "processes (the Jupyter kernel reading, whose choice is the process, in turns with "
+            "the worker that started its kernel); op counts are of the traced train step. The "
+            "batch size is a condition of the run: see the claims' conditions above.",
         ),
         table_block(
             tables.readings,
