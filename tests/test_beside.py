@@ -54,6 +54,20 @@ def test_the_kernels_blocks_visit_the_workers_models_as_their_own(tmp_path, monk
     ] * 3
 
 
+def test_a_step_that_raises_in_the_worker_raises_in_the_kernel_with_its_error(tmp_path):
+    def broken():
+        raise MemoryError("out of memory")
+
+    prepared = beside.Beside({("model_add_loss", "keras2"): broken})
+    with beside.serving(prepared, tmp_path) as address:
+        ((remote,),) = beside.connect(address.to_json()).values()
+        with pytest.raises(RuntimeError) as raised:
+            remote.timed()
+    assert str(raised.value) == (
+        "model_add_loss (keras2), timed by the kernel's worker: MemoryError: out of memory"
+    )
+
+
 def test_nothing_to_time_beside_opens_no_socket(tmp_path):
     with beside.serving(beside.Beside(), tmp_path) as address:
         assert address is None and beside.connect(None) == {}

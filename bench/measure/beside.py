@@ -103,33 +103,46 @@ def _answer(listener: Listener, steppers: list) -> None:
                 verb, index = connection.recv()
             except (EOFError, OSError):
                 return
-            stepper = steppers[index]
-            if verb == STEP:
-                began = time.perf_counter()
-                stepper()
-                connection.send(time.perf_counter() - began)
-            else:
-                stepper.settle()
-                connection.send(None)
+            connection.send(_answer_one(steppers[index], verb))
+
+
+def _answer_one(stepper, verb: str) -> tuple:
+    """(True, the step's seconds or None for a settle), or (False, why it raised): the kernel
+    raises that, so that its run fails with the worker's error, not a closed socket."""
+    try:
+        if verb == STEP:
+            began = time.perf_counter()
+            stepper()
+            return True, time.perf_counter() - began
+        stepper.settle()
+        return True, None
+    except Exception as error:
+        return False, summarize_exception(error)
 
 
 class RemoteStepper:
     """A stepper, for ``timing.time_paired`` in the kernel, of a model the worker times: each
     call is one step there; ``timed()`` returns its seconds by the worker's clock."""
 
-    def __init__(self, connection, index: int):
-        self.connection, self.index = connection, index
+    def __init__(self, connection, index: int, model: tuple):
+        self.connection, self.index, self.model = connection, index, model
 
     def timed(self) -> float:
-        self.connection.send((STEP, self.index))
-        return self.connection.recv()
+        return self._ask(STEP)
 
     def __call__(self):
         self.timed()
 
     def settle(self):
-        self.connection.send((SETTLE, self.index))
-        self.connection.recv()
+        self._ask(SETTLE)
+
+    def _ask(self, verb: str):
+        self.connection.send((verb, self.index))
+        answered, value = self.connection.recv()
+        if not answered:
+            recipe, api = self.model
+            raise RuntimeError(f"{recipe} ({api}), timed by the kernel's worker: {value}")
+        return value
 
 
 def connect(address: dict | None) -> dict:
@@ -139,6 +152,6 @@ def connect(address: dict | None) -> dict:
         return {}
     connection = Client(address["path"], family="AF_UNIX", authkey=bytes.fromhex(address["key"]))
     return {
-        tuple(model): [RemoteStepper(connection, index)]
+        tuple(model): [RemoteStepper(connection, index, tuple(model))]
         for index, model in enumerate(address["models"])
     }
