@@ -9,7 +9,7 @@ starts the kernel builds the variants itself (``prepare``), and the kernel's pai
 ``RemoteStepper``: each of its steps is a message to the worker, which takes the step and answers
 with its seconds (``serving``). The two processes take turns, block by block, so a disturbance
 of the machine falls on both sides of a block's ratio, as it does within one process; what is
-left is what the kernel itself costs.
+left is what the kernel itself costs and what sets two processes apart while they take turns.
 
 A step is timed where it is taken, by that process's clock, so the messages' time is left out.
 The worker answers on a Unix socket in the run's scratch folder, open to the kernel alone (an
@@ -31,7 +31,7 @@ STEP, SETTLE = "step", "settle"
 SOCKET_NAME = "beside.sock"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Beside:
     """The models ((recipe, api) -> their stepper) this process times for a kernel, and why any
     other it was asked for could not be built."""
@@ -43,20 +43,19 @@ class Beside:
 def prepare(session, models) -> Beside:
     """Build and trace each of ``models`` ((recipe, api) pairs) in this process, as a worker
     builds its references (``timing.reference_stepper``); one that cannot be built is named."""
-    prepared, errors = Beside(), []
+    steppers, errors = {}, []
     for recipe, api in models:
         try:
-            prepared.steppers[recipe, api] = timing.reference_stepper(session, recipe, api)
+            steppers[recipe, api] = timing.reference_stepper(session, recipe, api)
         except Exception as error:
             errors.append(f"{recipe} ({api}): {summarize_exception(error)}")
-    prepared.error = "; ".join(errors)
-    return prepared
+    return Beside(steppers, "; ".join(errors))
 
 
 @contextlib.contextmanager
 def serving(prepared: Beside, folder: Path):
-    """Answer one kernel's steps of ``prepared``'s models while the block runs: yields what the
-    kernel needs to reach them (``Address``), or None where there is nothing to time."""
+    """Answer one kernel's steps of ``prepared``'s models until the ``with`` ends: yields what
+    the kernel needs to reach them (``Address``), or None where there is nothing to time."""
     if not prepared.steppers:
         yield None
         return
