@@ -119,9 +119,12 @@ def record(
     recipe, api, repeat=1, status=OK, ms_per_step=None, final_loss=150.0, **values
 ) -> RunRecord:
     """A runs.csv row with plausible defaults: ``final_bce`` 90%, ``final_kl`` 10% of the loss;
-    the run its own worker process unless ``process`` says otherwise."""
+    the run its own worker process unless ``process`` says otherwise; a run ``timed_only`` has no
+    numbers of a fit."""
     ok = status == OK
+    fitted = ok and not values.get("timed_only")
     run_id = values.pop("run_id", f"{recipe}-{api}-r{repeat}")
+    first_epoch_seconds = values.pop("first_epoch_seconds", 3.0)
     values.setdefault("process", run_id)
     return RunRecord(
         run_id,
@@ -129,13 +132,13 @@ def record(
         api,
         repeat,
         status,
-        ms_per_step=ms_per_step if ok else None,
-        first_epoch_seconds=3.0 if ok else None,
+        ms_per_step=ms_per_step if fitted else None,
+        first_epoch_seconds=first_epoch_seconds if fitted else None,
         trace_count=2 if ok else None,
         graph_ops=400 if ok else None,
-        final_loss=final_loss if ok else None,
-        final_bce=0.9 * final_loss if ok else None,
-        final_kl=0.1 * final_loss if ok and recipes.includes_kl(recipe) else None,
+        final_loss=final_loss if fitted else None,
+        final_bce=0.9 * final_loss if fitted else None,
+        final_kl=0.1 * final_loss if fitted and recipes.includes_kl(recipe) else None,
         **values,
     )
 

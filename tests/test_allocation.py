@@ -59,6 +59,37 @@ def test_a_process_costs_its_start_up_and_a_run_its_training_and_blocks():
     assert unknown == pytest.approx((20.0 + 12.0) * allocation.COST_MARGIN)
 
 
+def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
+    trained = dict(process="keras2-r1", wall_seconds=60.0, build_seconds=1.0)
+    records = [
+        record("kl_layer", "keras2", 1, first_epoch_seconds=5.0, **trained),
+        record("plain_ae", "keras2", 1, first_epoch_seconds=4.0, **trained),
+    ]
+    runs = runs_frame(records)
+    epochs = pd.DataFrame(
+        [("kl_layer-keras2-r1", 10.0), ("plain_ae-keras2-r1", 8.0)], columns=["run_id", "seconds"]
+    )
+    blocks = pd.DataFrame(
+        [("kl_layer-keras2-r1", "kl_layer", 3.0), ("plain_ae-keras2-r1", "plain_ae", 2.0)],
+        columns=["run_id", "recipe", "seconds"],
+    ).assign(api="keras2", model=lambda frame: frame.recipe, model_api="keras2")
+    pair = [("kl_layer", "keras2")]
+    costs = Costs.of(runs, epochs, blocks)
+    assert costs.run_seconds[pair[0]] == 14.0  # building, epochs, blocks
+    assert costs.process_seconds == {"keras2-r0": 60.0 - 14.0 - 11.0}
+    # Before any run was timed only: its blocks, its building and its warm-up epoch for the trace.
+    timed = costs.round_seconds(pair, timed_only={"kl_layer"})
+    assert timed == pytest.approx((35.0 + 9.0) * allocation.COST_MARGIN)
+    assert costs.round_seconds(pair) == pytest.approx((35.0 + 14.0) * allocation.COST_MARGIN)
+    # Once runs timed only say what they cost, theirs.
+    later = dict(process="keras2-r2", wall_seconds=30.0, build_seconds=2.5, timed_only=True)
+    runs = runs_frame([*records, record("kl_layer", "keras2", 2, **later)])
+    blocks = pd.concat([blocks, blocks.iloc[:1].assign(run_id="kl_layer-keras2-r2")])
+    costs = Costs.of(runs, epochs, blocks)
+    assert costs.timed_seconds[pair[0]] == 5.5
+    assert costs.run_seconds[pair[0]] == 14.0  # a run timed only says nothing of a fit's cost
+
+
 def wanted(name, half_width, n=3, target=0.02):
     return Wanted(name, half_width, n, target, ((name, "keras2"),))
 

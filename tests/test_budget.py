@@ -59,7 +59,7 @@ def test_a_budget_plans_the_first_round_only_and_repeats_alone_turn_it_off():
 
 class SimulatedExecutor:
     """Workers that take no time: each model's step lasts its recipe's ``step_seconds``, with
-    lognormal ``noise`` from ``rng``; every run trains 2 epochs."""
+    lognormal ``noise`` from ``rng``; every run trains 2 epochs, but one the plan times only."""
 
     parallel_runs = 1
 
@@ -70,13 +70,13 @@ class SimulatedExecutor:
         for spec in specs:
             self.processes.append([run.run.recipe for run in spec.runs])
             models = [(run.run.recipe, run.run.api) for run in spec.runs] + list(spec.references)
-            results = {run.run.run_id: self._result(run.run.recipe, models) for run in spec.runs}
+            results = {run.run.run_id: self._result(run.run, models) for run in spec.runs}
             yield spec, Outcome(results, 30.0, FIXED_TIME.timestamp(), 0.5, {})
 
     def where(self, outcome):
         return ""
 
-    def _result(self, recipe, models):
+    def _result(self, run, models):
         blocks = tuple(
             BlockStep(
                 block, model, api, 1, self.step_seconds[model] * self.rng.lognormal(0, self.noise)
@@ -84,13 +84,19 @@ class SimulatedExecutor:
             for block in range(1, 6)
             for model, api in models
         )
-        epochs = epochs_falling_to(100.0, 50.0, self.rng, epochs=2, steps=5)
+        epochs = (
+            () if run.timed_only else epochs_falling_to(100.0, 50.0, self.rng, epochs=2, steps=5)
+        )
         return RunResult(OK, "", epochs, blocks, trace_count=2, graph_ops=400)
 
 
-def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(tmp_path, monkeypatch):
-    config = config_module.load(str(tiny_config(tmp_path, ["plain_ae", "kl_layer"])))
-    config = config_module.with_overrides(config, budget="10m")
+@pytest.mark.parametrize("train_later_rounds", [True, False])
+def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(
+    tmp_path, monkeypatch, train_later_rounds
+):
+    path = tiny_config(tmp_path, ["plain_ae", "kl_layer"])
+    path.write_text(path.read_text() + f"train_later_rounds = {str(train_later_rounds).lower()}\n")
+    config = config_module.with_overrides(config_module.load(str(path)), budget="10m")
     folder = ResultsFolder.create(tmp_path / "results", config.name, FIXED_TIME)
     runs = plan.make_plan(config)
     folder.save_plan(config, runs)
@@ -107,6 +113,10 @@ def test_rounds_follow_while_the_budget_lasts_and_it_is_recorded(tmp_path, monke
     # A round after the first trains the recipes whose ratio is still wide; their process
     # times the floor beside them without training it.
     assert all(recipes == ["kl_layer"] for recipes in executor.processes[1:])
+    # Trained again, or timed only (docs/budget.md, "A later round times, it does not train").
+    later = folder.read().runs.query("repeat > 1")
+    assert later.timed_only.tolist() == [not train_later_rounds] * len(later)
+    assert later.ms_per_step.isna().all() != train_later_rounds
     entry = folder.read_env()["budgets"][-1]
     assert entry["seconds"] == 600.0 and entry["rounds_added"] == repeats[1:]
     assert entry["ended"] in (budget_clock.OUT_OF_TIME, budget_clock.TARGET_REACHED)

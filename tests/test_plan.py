@@ -68,3 +68,34 @@ def test_pairs_that_fail_as_written_run_in_round_one_unless_asked():
     assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 1}
     runs = plan_of(["plain_ae", "closure_loss"], ["keras3"], 3, repeat_expected_failures=True)
     assert collections.Counter(run.recipe for run in runs) == {"plain_ae": 3, "closure_loss": 3}
+
+
+def timed_only_config(train_later_rounds, paired_blocks=15):
+    return config.from_dict(
+        {
+            "training": {"paired_blocks": paired_blocks},
+            "matrix": {
+                "recipes": ["plain_ae", "kl_layer", "notebook_kernel"],
+                "apis": ["keras2"],
+                "repeats": 3,
+                "train_later_rounds": train_later_rounds,
+            },
+        }
+    )
+
+
+def added_round(settings):
+    pairs = [("", (recipe, "keras2")) for recipe in settings.matrix.recipes]
+    return plan.round_runs(settings, 2, pairs, added=True)
+
+
+def test_a_round_a_budget_adds_times_its_runs_without_training_unless_asked_or_in_a_kernel():
+    timed = {run.recipe for run in added_round(timed_only_config(False)) if run.timed_only}
+    assert timed == {"plain_ae", "kl_layer"}
+    assert not any(run.timed_only for run in added_round(timed_only_config(True)))
+    # Without blocks nothing would time a run that does not train: every round trains.
+    assert not any(run.timed_only for run in added_round(timed_only_config(False, 0)))
+    # A plan of fixed repeats is made before round 1 says what works: every round trains.
+    assert not any(run.timed_only for run in plan.make_plan(timed_only_config(False)))
+    # A config that does not say trains every round, as configs always did.
+    assert config.from_dict({}).matrix.train_later_rounds

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bench.analysis import selection
 from bench.config import plan
 from bench.errors import UsageError
 from bench.results.folder import ResultsFolder
@@ -65,6 +66,30 @@ def test_where_the_time_went_round_trips_and_an_older_runs_csv_without_it_still_
     assert list(runs.ms_per_step) == [500.0]
     with pytest.raises(UsageError, match="build_seconds = '-1' is out of range"):
         parse_row(["build_seconds"], ["-1"], ["build_seconds"], "runs.csv:2")
+
+
+def test_a_run_timed_only_reads_back_ok_without_ms_per_step_and_older_folders_read_as_trained(
+    tmp_path,
+):
+    folder = ResultsFolder.create(tmp_path, "tiny")
+    trained = plan.PlannedRun("a-keras3-r1", "a", "keras3", 1, 1)
+    timed = plan.PlannedRun("a-keras3-r2", "a", "keras3", 2, 2, timed_only=True)
+    epoch = Epoch(1, 1.0, 2, 500.0, False, 1.0, 1.0, 0.1)
+    folder.append(RunRecord.of(trained, RunResult("ok", "", (epoch,)), "h", 30.0), [])
+    folder.append(RunRecord.of(timed, RunResult("ok"), "h", 30.0), [])
+    runs = folder.read().runs.set_index("repeat")
+    assert runs.timed_only.to_dict() == {1: False, 2: True}
+    assert runs.ms_per_step.isna().to_dict() == {1: False, 2: True}
+    assert selection.ms_per_step(folder.read().runs, "a", "keras3").tolist() == [500.0]
+    # An ok run without ms/step that the plan trained is still refused.
+    with pytest.raises(UsageError, match="an ok run without ms_per_step"):
+        parse_row(["status", "ms_per_step"], ["ok", ""], ["status", "ms_per_step"], "runs.csv:2")
+    _drop_columns(folder.path / "runs.csv", ["timed_only"])  # as a folder written before it
+    with pytest.raises(UsageError, match="runs.csv:3: an ok run without ms_per_step"):
+        folder.read()
+    rows = folder.path.joinpath("runs.csv").read_text().splitlines()
+    folder.path.joinpath("runs.csv").write_text("\n".join(rows[:2]) + "\n")
+    assert folder.read().runs.timed_only.tolist() == [False]
 
 
 def _drop_columns(path, columns) -> None:

@@ -225,6 +225,34 @@ def timed_blocks(blocks, training) -> int:
 
 
 @pytest.mark.slow
+def test_a_round_a_budget_adds_times_its_runs_without_training_them(tmp_path):
+    path = tiny_config(tmp_path, ["plain_ae", "kl_layer"], apis=["keras3-port"])
+    path.write_text(path.read_text() + "train_later_rounds = false\n")
+    done = run_bench("--config", path, "--results-dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    folder = ResultsFolder(only_folder(tmp_path / "results"))
+    # Round 2 as a budget adds it (bench/run/budget.py), then run by --resume: the plan lacks it.
+    settings, planned = folder.load_plan()
+    added = plan.round_runs(settings, 2, [("", ("kl_layer", "keras3-port"))], added=True)
+    folder.save_plan(settings, [*planned, *added])
+    done = run_bench("--resume", folder.path)
+    assert done.returncode == 0, done.stderr
+    results = folder.read()
+    runs = results.runs.set_index("run_id")
+    (later,) = runs[runs.repeat == 2].itertuples()
+    assert later.status == "ok" and later.timed_only, later
+    assert np.isnan([later.ms_per_step, later.final_loss, later.first_epoch_seconds]).all()
+    assert later.train_seconds == 0 and later.trace_count >= 1
+    assert not runs[runs.repeat == 1].timed_only.any()
+    assert set(results.epochs.run_id) == set(runs.index[runs.repeat == 1])
+    # Timed in its process's blocks beside the floor, as round 1's were: the ratio has both.
+    assert set(results.blocks[results.blocks.repeat == 2].model) == {"kl_layer", "plain_ae"}
+    ratios = pd.read_csv(folder.path / "ratios.csv").set_index("recipe")
+    assert ratios.loc["kl_layer", ["method", "n"]].tolist() == ["paired", 2]
+    assert re.search(r"kl_layer keras3-port rep 2: ok, timed only: [0-9.]+ ms/step", done.stdout)
+
+
+@pytest.mark.slow
 def test_a_paired_run_times_the_recipe_and_its_floor_alike(tmp_path):
     done = run_bench(
         "--config",

@@ -23,17 +23,19 @@ and their intervals then cover less. A simulation with this project's spread tes
 (tests/test_allocation.py); docs/budget.md gives the argument.
 
 How long a round takes comes from what the folder measured (``Costs``): each worker process's
-wall time, less what its runs' training and timed blocks took, is the process's fixed cost (its
-start-up); a run costs its training and its own blocks. Medians over the folder's processes,
-times a margin for the machine's drift.
+wall time, less what its runs' building, training and timed blocks took, is the process's fixed
+cost (its start-up); a run costs its building, its training and its own blocks. A run the plan
+times only (``PlannedRun.timed_only``) costs its building and its blocks, and for its trace what a
+trained run's first (warm-up) epoch took, until runs timed only say what they cost. Medians over
+the folder's processes, times a margin for the machine's drift.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.analysis import claims, estimators, moderation, step_ratios
+from bench.analysis import claims, estimators, moderation, selection, step_ratios
 from bench.config import plan
 
 CLAIM_PRECISION_TARGET = 0.015
@@ -95,14 +97,17 @@ def group_of(recipe: str, api: str, variant: str = "") -> str:
 
 @dataclass(frozen=True)
 class Costs:
-    """Seconds a worker process of each kind costs before its runs, and each run's own."""
+    """Seconds a worker process of each kind costs before its runs, and each run's own: as a run
+    that trains, and as one timed only."""
 
     process_seconds: dict  # group_of(...) -> seconds
-    run_seconds: dict  # (recipe, api) -> seconds
+    run_seconds: dict  # (recipe, api) -> seconds of a run that trains
+    timed_seconds: dict = field(default_factory=dict)  # (recipe, api) -> of a run timed only
 
     @classmethod
     def of(cls, runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> "Costs":
-        own = _run_costs(runs, epochs, blocks)
+        parts = _run_parts(runs, epochs, blocks)
+        own = parts.build + parts.epochs + parts.blocks
         kinds = [group_of(recipe, api) for recipe, api in zip(runs.recipe, runs.api)]
         processes = (
             runs.assign(own=own, kind=kinds)
@@ -110,16 +115,23 @@ class Costs:
             .agg(wall=("wall_seconds", "first"), own=("own", "sum"), kind=("kind", "first"))
         )
         fixed = (processes.wall - processes.own).clip(lower=0).groupby(processes.kind).median()
-        per_run = own.groupby([runs.recipe, runs.api]).median()
-        return cls(fixed.to_dict(), per_run.to_dict())
+        trained = selection.trained(runs)
+        per_run = own[trained].groupby([runs.recipe[trained], runs.api[trained]]).median()
+        return cls(fixed.to_dict(), per_run.to_dict(), _timed_only_costs(runs, parts).to_dict())
 
-    def round_seconds(self, pairs) -> float:
-        """The estimate of a round of the (recipe, api) ``pairs``: one process per kind."""
+    def round_seconds(self, pairs, timed_only=frozenset()) -> float:
+        """The estimate of a round of the (recipe, api) ``pairs``: one process per kind; the runs
+        of the recipes in ``timed_only`` timed only (``PlannedRun.timed_only``)."""
         pairs = list(dict.fromkeys(pairs))
         groups = {group_of(recipe, api) for recipe, api in pairs}
         fixed = sum(self._known(self.process_seconds, group) for group in groups)
-        own = sum(self._known(self.run_seconds, pair) for pair in pairs)
+        own = sum(self._known(self._own_seconds(pair[0], timed_only), pair) for pair in pairs)
         return (fixed + own) * COST_MARGIN
+
+    def _own_seconds(self, recipe: str, timed_only) -> dict:
+        if recipe in timed_only and self.timed_seconds:
+            return self.timed_seconds
+        return self.run_seconds
 
     @staticmethod
     def _known(seconds: dict, key) -> float:
@@ -129,15 +141,41 @@ class Costs:
         return max(seconds.values(), default=0.0)
 
 
-def _run_costs(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> pd.Series:
-    """Per runs.csv row: its epochs' seconds and its own model's seconds in its process's
-    blocks."""
+def _run_parts(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> pd.DataFrame:
+    """Per runs.csv row, in seconds: its building (for a run timed only, its trace too), its
+    epochs, its first epoch (the warm-up: the trace and a few steps) and its own model's share of
+    its process's blocks."""
     trained = epochs.groupby("run_id").seconds.sum() if len(epochs) else pd.Series(dtype=float)
     timed = pd.Series(0.0, index=runs.index)
     if len(blocks):
         own = blocks[(blocks.model == blocks.recipe) & (blocks.model_api == blocks.api)]
         timed = runs.run_id.map(own.groupby("run_id").seconds.sum()).fillna(0.0)
-    return runs.run_id.map(trained).fillna(0.0) + timed
+    return pd.DataFrame(
+        {
+            "build": _column(runs, "build_seconds"),
+            "epochs": runs.run_id.map(trained).fillna(0.0),
+            "first": _column(runs, "first_epoch_seconds"),
+            "blocks": timed,
+        }
+    )
+
+
+def _timed_only_costs(runs: pd.DataFrame, parts: pd.DataFrame) -> pd.Series:
+    """(recipe, api) -> what a run of it timed only costs: the median of its runs timed only where
+    there are any, else of its trained runs' cost with their epochs replaced by the first
+    (warm-up) epoch, which holds the trace and more steps than a trace takes."""
+    timed = ~selection.trained(runs)
+    estimate = parts.build + parts.blocks + parts["first"].where(~timed, 0.0)
+    measured = estimate[timed].groupby([runs.recipe[timed], runs.api[timed]]).median()
+    guessed = estimate[~timed].groupby([runs.recipe[~timed], runs.api[~timed]]).median()
+    return pd.concat([guessed[~guessed.index.isin(measured.index)], measured])
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A runs.csv column of seconds, 0 where empty or absent (older folders)."""
+    if name not in runs:
+        return pd.Series(0.0, index=runs.index)
+    return pd.to_numeric(runs[name], errors="coerce").fillna(0.0)
 
 
 @dataclass(frozen=True)
@@ -272,12 +310,15 @@ class Undecided:
     seconds: float  # what the rule's rounds would take to give them; nan when it would not
 
 
-def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
+def undecided(
+    claim_rows: pd.DataFrame, candidates: list, costs: Costs, timed_only=frozenset()
+) -> list:
     """Each inconclusive row of ``claim_rows``, with the processes its verdict interval needs to
     clear the nearer bound (its half-width shrinks as 1/sqrt(processes)) and the seconds of the
-    rounds that would give them: every ratio still over its target rides along, as the rule
-    would take it. Seconds are nan where the ratio is at its target already (the rule spends
-    nothing more on it) and both are 0 where the ratio lies on a bound."""
+    rounds that would give them (the runs of the recipes in ``timed_only`` timed only): every
+    ratio still over its target rides along, as the rule would take it. Seconds are nan where
+    the ratio is at its target already (the rule spends nothing more on it) and both are 0 where
+    the ratio lies on a bound."""
     over = [pair for wanted in candidates if wanted.priority > 1 for pair in wanted.pairs]
     found = []
     for row in claim_rows.itertuples(index=False):
@@ -288,7 +329,8 @@ def undecided(claim_rows: pd.DataFrame, candidates: list, costs: Costs) -> list:
         if processes == 0 or not any(pair in over for pair in pairs):
             found.append(Undecided(row, processes, math.nan if processes else 0.0))
             continue
-        found.append(Undecided(row, processes, processes * costs.round_seconds([*over, *pairs])))
+        seconds = costs.round_seconds([*over, *pairs], timed_only)
+        found.append(Undecided(row, processes, processes * seconds))
     return found
 
 

@@ -2,7 +2,9 @@
 recipe's ratio to the floor moved over a series of folders.
 
 Two folders from the same host are compared in ms/step: the change is B/A, a ratio of medians
-with a 95% bootstrap CI and a Mann-Whitney p-value (``estimators.ratio_ci``). Across hosts
+over their ok runs with a 95% bootstrap CI and a Mann-Whitney p-value (``estimators.ratio_ci``);
+each run's train step in its process's blocks where every ok run of the pair in both folders has
+them (a run a budget timed only has no ``fit`` to time), else its ms/step of ``fit``. Across hosts
 ms/step says more about the machines than about the code, so each recipe's ratio to the floor,
 measured within its own folder (``step_ratios.ratio_table``: paired where the folder has blocks),
 is compared instead: the change is ratio_B / ratio_A, and its CI combines the two ratios' CIs on
@@ -18,6 +20,7 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import estimators, selection, step_ratios, verdicts
+from bench.analysis.pairing import own_step_ms
 from bench.errors import UsageError
 from bench.results.env import env_value, same_host
 from vae_impls import registry
@@ -63,7 +66,7 @@ def compare(a, b) -> Comparison:
     if not common:
         raise UsageError(f"{a.folder} and {b.folder} have no recipe x API in common")
     if same_host(a.env, b.env):
-        changes = [_ms_change(a.runs, b.runs, recipe, api) for recipe, api in common]
+        changes = [_ms_change(a, b, recipe, api) for recipe, api in common]
         basis = ABSOLUTE
     else:
         ratios_a, ratios_b = (
@@ -87,14 +90,23 @@ def _in_registry_order(pairs: set) -> list:
 
 
 def _ok_count(runs: pd.DataFrame, recipe: str, api: str) -> int:
-    return len(selection.ms_per_step(runs, recipe, api))
+    ok = selection.ok_runs(runs)
+    return int(((ok.recipe == recipe) & (ok.api == api)).sum())
 
 
-def _ms_change(runs_a, runs_b, recipe: str, api: str) -> Change:
-    sample_a, sample_b = (
-        selection.ms_per_step(runs_a, recipe, api),
-        selection.ms_per_step(runs_b, recipe, api),
-    )
+def _step_samples(a, b, recipe: str, api: str) -> tuple:
+    """Each ok run's ms/step of (recipe, api) in folders ``a`` and ``b``: in its blocks where
+    every one of them has blocks, else of ``fit`` (module docstring)."""
+    mine = [selection.ok_runs(results.runs) for results in (a, b)]
+    mine = [ok[(ok.recipe == recipe) & (ok.api == api)] for ok in mine]
+    step_ms = [own_step_ms(results.blocks).dropna() for results in (a, b)]
+    if all(len(ok) and ok.run_id.isin(ms.index).all() for ok, ms in zip(mine, step_ms)):
+        return tuple(ms.reindex(ok.run_id).reset_index(drop=True) for ok, ms in zip(mine, step_ms))
+    return tuple(selection.ms_per_step(results.runs, recipe, api) for results in (a, b))
+
+
+def _ms_change(a, b, recipe: str, api: str) -> Change:
+    sample_a, sample_b = _step_samples(a, b, recipe, api)
     ratio = estimators.ratio_ci(sample_b, sample_a)
     a, b = float(sample_a.median()), float(sample_b.median())
     low, high = ratio["ci_low"], ratio["ci_high"]

@@ -9,7 +9,7 @@ import pandas as pd
 from bench import recipes
 from bench.analysis import verdicts
 from bench.analysis.estimators import finite
-from bench.analysis.selection import by_recipe_and_api, kl_recipes, ok_runs
+from bench.analysis.selection import by_recipe_and_api, kl_recipes, ok_runs, trained
 from vae_impls import keras_api, registry
 from vae_impls.keras_api import comparable_apis
 
@@ -228,7 +228,7 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
     ok = ok_runs(runs)
     rows = []
     for recipe, api, group in by_recipe_and_api(ok):
-        row = {"recipe": recipe, "api": api, "n": len(group)}
+        row = {"recipe": recipe, "api": api, "n": len(group), "trained": int(trained(group).sum())}
         for column in ("final_loss", "final_bce", "final_kl"):
             row.update(
                 {f"{column}_{key}": value for key, value in _median_and_iqr(group[column]).items()}
@@ -262,6 +262,7 @@ def quality_table(runs: pd.DataFrame) -> pd.DataFrame:
             "recipe",
             "api",
             "n",
+            "trained",
             *measures,
             "reference",
             "tolerance",

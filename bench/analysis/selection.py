@@ -23,14 +23,23 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs.status == OK]
 
 
+def trained(runs: pd.DataFrame) -> pd.Series:
+    """Which runs trained: all but those a budget's round timed only (``PlannedRun.timed_only``),
+    which have no ms/step of ``fit``, first epoch or losses."""
+    if "timed_only" not in runs:
+        return pd.Series(True, index=runs.index)
+    return ~runs.timed_only.fillna(False).astype(bool)
+
+
 def kl_recipes(names: pd.Series) -> pd.Series:
     """Which of the recipe ``names`` add a KL term (all but the floor)."""
     return names.map(recipes.includes_kl).astype(bool)
 
 
 def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
+    """The ms/step of fit of each ok run of ``recipe`` x ``api`` that trained (``trained``)."""
     ok = ok_runs(runs)
-    return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api)]
+    return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api) & trained(ok)]
 
 
 def process_walls(runs: pd.DataFrame) -> pd.Series:

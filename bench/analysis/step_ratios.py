@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench import recipes
 from bench.analysis import moderation
-from bench.analysis.estimators import ratio_ci
+from bench.analysis.estimators import finite, ratio_ci
 from bench.analysis.pairing import or_empty, own_step_ms
 from bench.analysis.selection import by_recipe_and_api, ok_runs
 from bench.results.records import YARDSTICK
@@ -92,7 +92,9 @@ def ratio_between(measured: Measured, model: tuple, other: tuple):
         step_ms.reindex(side.run_id) if by_blocks else side.ms_per_step for side in sides
     )
     # A bootstrap interval is taken as normal on logs: infinite degrees of freedom.
-    return {**ratio_ci(sample, reference), "method": BOOTSTRAP, "n": len(sample), "df": math.inf}
+    # n: the runs with a number (a run timed only has no ms/step of fit).
+    found = ratio_ci(sample, reference)
+    return {**found, "method": BOOTSTRAP, "n": len(finite(sample)), "df": math.inf}
 
 
 def ratio_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:

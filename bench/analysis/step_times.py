@@ -4,15 +4,16 @@ import pandas as pd
 
 from bench.analysis.estimators import median_ci
 from bench.analysis.pairing import own_step_ms
-from bench.analysis.selection import by_recipe_and_api, ok_runs
+from bench.analysis.selection import by_recipe_and_api, ok_runs, trained
 from bench.results.records import OP_COUNT_COLUMNS
 
 OP_COLUMNS = ["graph_ops", *OP_COUNT_COLUMNS.values(), "ops_convolutions"]
 
 
 def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame:
-    """Per recipe x API (ok runs): ms/step of fit and first-epoch seconds with CIs, the train step's
-    time in the paired blocks, trace and op counts."""
+    """Per recipe x API (ok runs; ``trained``: those that trained): ms/step of fit and
+    first-epoch seconds with CIs (of the runs that trained), the train step's time in the paired
+    blocks, trace and op counts."""
     step_ms = own_step_ms(blocks)
     rows = []
     for recipe, api, group in by_recipe_and_api(ok_runs(runs)):
@@ -22,6 +23,7 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
                 "recipe": recipe,
                 "api": api,
                 "n": len(group),
+                "trained": int(trained(group).sum()),
                 "ms_per_step": ms[0],
                 "ms_low": ms[1],
                 "ms_high": ms[2],
@@ -39,6 +41,7 @@ def speed_table(runs: pd.DataFrame, blocks: pd.DataFrame = None) -> pd.DataFrame
             "recipe",
             "api",
             "n",
+            "trained",
             "ms_per_step",
             "ms_low",
             "ms_high",

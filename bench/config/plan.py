@@ -4,6 +4,12 @@ Rounds are interleaved (repeat 1 of every recipe x API, then repeat 2, ...) and 
 order is shuffled by a seeded RNG, so slow drifts of the machine (thermal, other load) spread
 over all recipes instead of piling onto whichever ran last. Pairs the registry marks "fails"
 run in the first round only unless ``[matrix] repeat_expected_failures`` asks for every round.
+Under ``[matrix] train_later_rounds = false`` the runs of a round a budget adds are timed only
+(``PlannedRun.timed_only``): built and traced, then timed in their process's blocks beside the
+floor, not trained, since what such a round is for is its ratios (round 1's ``fit`` gives each
+pair's epochs, ms/step and losses, and a budget adds a run only of a pair with a ratio, so one that
+trained); a run in a Jupyter kernel runs its notebook whole in every round. A plan of fixed
+repeats trains every round: its later rounds are planned before round 1 says what works.
 The plan is fixed before the first run and stored with the results, which is what makes a
 benchmark resumable.
 
@@ -43,6 +49,10 @@ class PlannedRun:
     process: str = (
         ""  # the worker process the run shares with others ("": its own, as plans before it)
     )
+    # Built and traced, then timed in its process's blocks without training: no epochs, ms/step
+    # or losses (a later round under ``[matrix] train_later_rounds = false``; plans before it
+    # trained every run).
+    timed_only: bool = False
 
     @property
     def process_id(self) -> str:
@@ -134,9 +144,10 @@ def make_plan(config, variants=("",)) -> list:
     ]
 
 
-def round_runs(config, repeat: int, pairs: list) -> list:
+def round_runs(config, repeat: int, pairs: list, added: bool = False) -> list:
     """The runs of round ``repeat``: each (variant, (recipe, api)) of ``pairs`` once, in the
-    round's seeded order, under the round's seed."""
+    round's seeded order, under the round's seed; ``added``: a round a budget adds, whose runs
+    may be timed only (``timed_only``)."""
     seed = config.training.seed
     return [
         PlannedRun(
@@ -147,9 +158,22 @@ def round_runs(config, repeat: int, pairs: list) -> list:
             repeat_seed(seed, repeat),
             variant,
             process_id(recipe, api, repeat, variant),
+            added and timed_only(config, recipe),
         )
         for variant, (recipe, api) in round_order(pairs, seed, repeat)
     ]
+
+
+def timed_only(config, recipe: str) -> bool:
+    """Whether a run of ``recipe`` in a round a budget adds is timed without training: unless
+    ``[matrix] train_later_rounds`` asks for every round to train, the recipe runs in a Jupyter
+    kernel (its notebook trains as the post's did) or no blocks would time it (``[training]
+    paired_blocks = 0``)."""
+    return (
+        not config.matrix.train_later_rounds
+        and bool(config.training.paired_blocks)
+        and not recipes.kernel_of(recipe)
+    )
 
 
 def run_id(recipe: str, api: str, repeat: int, variant: str = "") -> str:

@@ -96,6 +96,9 @@ class MatrixSettings:
     # Pairs the registry marks "fails" raise the same error every time, yet each run costs a
     # worker start-up: by default they run in the first round only.
     repeat_expected_failures: bool = False
+    # false: a round a budget adds times its runs without training them (bench.config.plan):
+    # its ratios are what it is for, and a fit costs a slow backend as much as its blocks.
+    train_later_rounds: bool = True
     save_artifacts: bool = False
     # Users' own recipes (bench.recipes): .py files or module names, whose recipes then join the
     # recipes above by name; files are kept as absolute paths (relative ones: to the cwd).

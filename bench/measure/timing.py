@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from bench.errors import summarize_exception
 from bench.measure import phases, pressure
-from bench.measure.training import build, slow_down_if_asked
+from bench.measure.training import build, slow_down_if_asked, trace
 from bench.results import contention
 from bench.results.records import YARDSTICK, BlockStep, ProcessSpec
 from vae_impls import registry
@@ -31,7 +31,6 @@ from vae_impls.keras_api import floor_api
 # which doubles as the iterator lives, up to a minute (docs/failures.md). Dropping the steppers
 # left workers idle for up to a minute after their timing; their memory is the timing's own.
 _KEPT_UNTIL_EXIT = []
-PAIRED_TRACING_STEPS = 2  # a reference's untimed steps: its trace and its optimizer's variables
 WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
 MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
@@ -131,12 +130,7 @@ def reference_stepper(session, recipe: str, api: str):
     first = session.first
     reference = build(session, recipe, api, first.run.seed)
     slow_down_if_asked(session, reference, first.injected_ms(recipe, api))
-    reference.model.fit(
-        session.backend.fit_data(session, reference, first.run.seed),
-        epochs=1,
-        steps_per_epoch=PAIRED_TRACING_STEPS,
-        verbose=0,
-    )
+    trace(session, reference, first.run.seed)
     return session.backend.stepper(session, reference, first.run.seed)
 
 

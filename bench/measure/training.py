@@ -3,7 +3,8 @@
 Each run trains with ``fit(verbose=0)`` while a callback times each epoch at its boundaries only
 (the posts' per-epoch figures) and a wrapper counts the traces and ops of its train step. A
 recipe that raises or diverges is a result too (``failed`` / ``diverged``): the process goes on
-with its other runs.
+with its other runs. A run the plan times only (``PlannedRun.timed_only``) is built the same way
+and traced by a few untimed steps (``trace``), as a reference is, and has no epochs.
 """
 
 import math
@@ -18,16 +19,23 @@ from bench.measure.backends import numpy_data
 from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
 
+# Untimed steps of ``fit`` that trace a model's train step and create its optimizer's state,
+# where a model is timed without training: a reference's, or a run's the plan times only.
+TRACING_STEPS = 2
+
 
 def train_run(session, spec: RunSpec) -> tuple:
-    """(RunResult, the built recipe or None) of one run's ``fit``, with the seconds it took to
-    build and to train (``phases.of_run``)."""
+    """(RunResult, the built recipe or None) of one run's ``fit`` (or, for a run the plan times
+    only, its trace), with the seconds it took to build and to train (``phases.of_run``)."""
     started = time.perf_counter()
     result = RunResult(dataset=session.data.name, dataset_origin=session.data.origin)
     built = None
     try:
         built = build(session, spec.run.recipe, spec.run.api, spec.run.seed)
-        result = _train(session, built, spec, result)
+        if spec.run.timed_only:
+            result = _traced_only(session, built, spec, result)
+        else:
+            result = _train(session, built, spec, result)
     except Exception as error:  # a recipe's failure is a result; the process goes on
         result = replace(result, error=explain(error))
     result = replace(result, device_settings=session.read_back(built.model if built else None))
@@ -86,6 +94,29 @@ def _train(session, built, spec: RunSpec, result: RunResult) -> RunResult:
         epochs=epochs,
         noise_draws=None if error else _draws_per_step(session, built, draws_before, epochs),
         **_traced(tracer),
+    )
+
+
+def _traced_only(session, built, spec: RunSpec, result: RunResult) -> RunResult:
+    """``result`` of a run timed only: ``ok`` once its train step is traced (``trace``), with its
+    traces and ops counted; no epochs. An error of the trace is the run's ``failed`` status."""
+    tracer = TraceCounter(session.tf, built.model) if session.tf else None
+    slow_down_if_asked(session, built, spec.injected_ms(spec.run.recipe, spec.run.api))
+    try:
+        trace(session, built, spec.run.seed)
+    except Exception as exc:
+        return replace(result, status=FAILED, error=explain(exc))
+    return replace(result, status=OK, **_traced(tracer))
+
+
+def trace(session, built, seed: int) -> None:
+    """``TRACING_STEPS`` untimed steps of ``fit`` on the harness' batches: the train step traced
+    and the optimizer's state created, before a model is timed without training."""
+    built.model.fit(
+        session.backend.fit_data(session, built, seed),
+        epochs=1,
+        steps_per_epoch=TRACING_STEPS,
+        verbose=0,
     )
 
 

@@ -7,6 +7,8 @@ import math
 from bench.analysis import allocation, estimators, findings
 from bench.analysis.claims import INCONCLUSIVE
 from bench.analysis.tables import Tables
+from bench.config import plan
+from bench.errors import UsageError
 from bench.formatting import duration, percent, ratio_text
 from bench.report.answer import claim_ratio_text
 from bench.results.folder import Results
@@ -60,6 +62,18 @@ def _precision_line(results: Results, tables: Tables) -> str:
     )
 
 
+def _timed_only(results: Results) -> set:
+    """The recipes whose runs a round that ``--resume --budget`` adds would time only
+    (``plan.timed_only``): as the folder's config says, or, without its plan, as its later rounds
+    did."""
+    runs = results.runs
+    try:
+        config, _ = results.folder.load_plan()
+    except UsageError:
+        return set(runs.recipe[runs.timed_only])
+    return {recipe for recipe in set(runs.recipe) if plan.timed_only(config, recipe)}
+
+
 def _claim_blocks(results: Results, tables: Tables) -> list:
     claims = tables.claims
     if claims.empty:
@@ -69,7 +83,7 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     shown = allocation.Shown(tables.ratios, claims, tables.readings)
     candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
-    found = allocation.undecided(claims, candidates, costs)
+    found = allocation.undecided(claims, candidates, costs, _timed_only(results))
     if not found:
         return [("p", head)]
     folder = results.folder.path

@@ -8,7 +8,7 @@ from bench import recipes
 from bench.analysis import findings, quality_guard
 from bench.analysis.tables import Tables
 from bench.formatting import MISSING, number, significant, significant_with_ci, with_ci
-from bench.report.table_cells import NO_OK_RUNS, RECIPE_API, table_block
+from bench.report.table_cells import NO_OK_RUNS, RECIPE_API, ok_runs_text, table_block
 from bench.results.folder import Results
 from vae_impls import registry
 
@@ -187,7 +187,7 @@ def _flag_cell(row) -> str:
 def quality_blocks(tables: Tables) -> list:
     columns = {
         **RECIPE_API,
-        "ok runs": lambda row: str(row.n),
+        "ok runs": ok_runs_text,
         "final loss": _median_iqr_cell("final_loss"),
         "final BCE": _median_iqr_cell("final_bce"),
         "final KL": _median_iqr_cell("final_kl"),

@@ -9,6 +9,7 @@ from bench.report.table_cells import (
     OPS_HEADER,
     RECIPE_API,
     ms_text,
+    ok_runs_text,
     op_counts_of,
     table_block,
 )
@@ -23,14 +24,15 @@ def speed_blocks(tables: Tables) -> list:
         (
             "p",
             "ms/step of fit: an epoch's wall time over its steps (epoch overheads included, as the "
-            "posts timed), median over runs. Train step: the median time of one call of the train "
-            "function in the paired blocks (no epoch overhead), median over runs.",
+            "posts timed), median over the runs that trained. Train step: the median time of one "
+            "call of the train function in the paired blocks (no epoch overhead), median over "
+            "runs.",
         ),
         table_block(
             tables.speed,
             {
                 **RECIPE_API,
-                "ok runs": lambda row: str(row.n),
+                "ok runs": ok_runs_text,
                 "ms/step of fit, median [95% CI]": ms_text,
                 "train step, ms": lambda row: number(row.step_ms),
             },

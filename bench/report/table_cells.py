@@ -23,6 +23,13 @@ def table_block(frame: pd.DataFrame, columns: dict, empty: str) -> tuple:
     )
 
 
+def ok_runs_text(row) -> str:
+    """A table's "ok runs": how many, and how many of them trained where a budget's round timed
+    some only (their fit's numbers are those of the runs that trained)."""
+    trained = getattr(row, "trained", row.n)
+    return str(row.n) if trained == row.n else f"{row.n} ({trained} trained)"
+
+
 def compared_text(row) -> str:
     return f"{row.compared_with} ({row.compared_api})"
 

@@ -488,6 +488,8 @@ def _planned_run(stored) -> PlannedRun:
     for field in ("run_id", "recipe", "api", "variant", "process"):
         if not isinstance(getattr(run, field), str):
             raise TypeError(f"a run's {field} is {quoted(getattr(run, field))}, not text")
+    if not isinstance(run.timed_only, bool):
+        raise TypeError(f"a run's timed_only is {quoted(run.timed_only)}, not true or false")
     return run
 
 

@@ -265,6 +265,9 @@ class RunRecord:
     ops_convolutions: int | None = None  # CONVOLUTION_OPS in the traced train step
     noise_draws: float | None = None  # RunResult.noise_draws; empty: unknown
     compiled_ops: int | None = None  # RunResult.compiled_ops; empty: not counted
+    # PlannedRun.timed_only: timed in its process's blocks without training, so an ok run with no
+    # ms/step, first epoch or losses (round 1 has them); False in folders from before it.
+    timed_only: bool = False
 
     @classmethod
     def of(
@@ -302,6 +305,7 @@ class RunRecord:
             compiled_ops=result.compiled_ops,
             variant=run.variant,
             process=run.process_id,
+            timed_only=run.timed_only,
             **{column: getattr(result, column) for column in PHASE_COLUMNS},
             **timing,
             **{
@@ -394,8 +398,9 @@ def parse_row(header: list, line: list, columns: list, where: str) -> dict:
         parsed.get("status") == OK
         and parsed.get("ms_per_step") is None
         and "ms_per_step" in columns
+        and not parsed.get("timed_only")
     ):
-        raise UsageError(f"{where}: an ok run without ms_per_step")
+        raise UsageError(f"{where}: an ok run without ms_per_step (and not timed only)")
     return parsed
 
 

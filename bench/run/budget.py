@@ -56,7 +56,10 @@ def next_round(folder: ResultsFolder, config, runs: list, budget: Budget) -> lis
     shown = allocation.Shown.of(results.runs, results.blocks)
     candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
-    pairs = allocation.choose(candidates, costs.round_seconds, budget.left())
+    timed_only = {recipe for recipe in set(results.runs.recipe) if plan.timed_only(config, recipe)}
+    pairs = allocation.choose(
+        candidates, lambda chosen: costs.round_seconds(chosen, timed_only), budget.left()
+    )
     repeat = max(run.repeat for run in runs) + 1
     if not pairs:
         over = [candidate for candidate in candidates if candidate.priority > 1]
@@ -65,7 +68,7 @@ def next_round(folder: ResultsFolder, config, runs: list, budget: Budget) -> lis
     if repeat > budget_config.MAX_BUDGET_ROUNDS:
         budget.ended = ROUNDS_USED
         return []
-    added = plan.round_runs(config, repeat, [("", pair) for pair in pairs])
+    added = plan.round_runs(config, repeat, [("", pair) for pair in pairs], added=True)
     if len(runs) + len(added) > plan.MAX_PLANNED_RUNS:
         budget.ended = PLAN_FULL
         return []

@@ -21,6 +21,7 @@ rounds to a folder, finished or not.
 """
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +332,7 @@ def _run_pending(job: Job, out, executor) -> None:
                 for count, run in enumerate(answered, start=done + 1):
                     say(
                         f"[{count}/{len(runs)}] {run.recipe} {run.api} "
-                        f"rep {run.repeat}: {_verdict(outcome.results[run.run_id])}"
+                        f"rep {run.repeat}: {_verdict(outcome.results[run.run_id], run)}"
                         f"{executor.where(outcome)} ({eta})",
                         out,
                     )
@@ -344,7 +345,10 @@ def _eta_text(job: Job, unfinished: list, executor) -> str:
     results = job.folder.read()
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
     seconds = sum(
-        costs.round_seconds([(run.recipe, run.api) for run in process])
+        costs.round_seconds(
+            [(run.recipe, run.api) for run in process],
+            {run.recipe for run in process if run.timed_only},
+        )
         for process in plan.processes(unfinished)
     )
     eta = f"ETA {duration(seconds / executor.parallel_runs)}"
@@ -425,7 +429,15 @@ def _note_node(folder: ResultsFolder, outcome: Outcome) -> None:
         folder.update_env(nodes={**nodes, outcome.host: outcome.node})
 
 
-def _verdict(result: RunResult) -> str:
+def _verdict(result: RunResult, run: plan.PlannedRun) -> str:
+    if result.status == OK and run.timed_only:  # no fit to time: its blocks say its pace
+        own = [
+            step.seconds
+            for step in result.blocks
+            if (step.model, step.model_api) == (run.recipe, run.api)
+        ]
+        pace = f" {statistics.median(own) * 1000:.1f} ms/step in its blocks" if own else ""
+        return f"ok, timed only:{pace}".rstrip(":")
     if result.status == OK:
         return f"ok {result.ms_per_step:.1f} ms/step"
     error = (
