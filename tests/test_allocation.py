@@ -180,6 +180,22 @@ def test_a_ratio_without_an_interval_comes_first():
     assert allocation.choose(candidates, per_pair_seconds, 10) == [("single", "keras2")]
 
 
+def test_of_the_ratios_without_an_interval_those_in_fewest_processes_come_first():
+    """A JAX ratio measured once goes before TensorFlow ratios measured twice, though dearer:
+    its second process gives it an interval, their third only narrows theirs."""
+    once = Wanted("j", math.nan, 1, 0.015, (("j", "keras3-jax-port"),))
+    twice = [Wanted(name, 0.3, 2, 0.015, ((name, "keras2"),)) for name in ("a", "b", "c")]
+
+    def seconds(pairs):
+        return sum(60.0 if api == "keras3-jax-port" else 10.0 for _, api in pairs)
+
+    assert allocation.choose([*twice, once], seconds, 80) == [
+        ("j", "keras3-jax-port"),
+        ("a", "keras2"),
+        ("b", "keras2"),
+    ]
+
+
 def simulated_blocks(rng, shape, scales, blocks=BLOCKS, process_spreads=None):
     """The log of each block's ratio minus the true one, per simulation, ratio and process: its
     process's offset and its own noise, some blocks hit by a burst. Each ratio's process offsets

@@ -1,7 +1,8 @@
 """Where a budget's remaining time goes: the next round's runs, chosen by precision and cost.
 
 After the first round, each round a budget buys holds the runs of every ratio measured in too
-few processes for an interval (``MIN_PROCESSES``) that fit in the time left, cheapest first,
+few processes for an interval (``MIN_PROCESSES``) that fit in the time left, those in fewest
+processes first, then cheapest first,
 then runs of the ratios whose confidence interval is still wider than its target: those that
 buy most per second first (how far over its target a ratio is, per second its run adds to the
 round: a TensorFlow claim's run far over its target before a JAX process that costs minutes for
@@ -241,21 +242,23 @@ def _needs(method: str, model: tuple, other: tuple) -> tuple:
 
 def choose(candidates: list, round_seconds, available: float) -> list:
     """The (recipe, api) pairs of the next round (``round_seconds(pairs)`` estimates a round):
-    first every ratio measured in too few processes for an interval, the one that adds fewest
-    seconds to the round first (``_cheapest``), each while the round still fits in the
-    ``available`` seconds; then, of the others over their target, the one that buys most per
-    second (``_worth``), then the next, each while the second part still fits in ``ROUND_SHARE``
-    of the time the first left, or in all of it where the round would otherwise be empty. Empty
-    when none is over its target or none fits.
+    first every ratio measured in too few processes for an interval, those in fewest processes
+    first and of them the one that adds fewest seconds to the round (``_fewest_then_cheapest``),
+    each while the round still fits in the ``available`` seconds; then, of the others over
+    their target, the one that buys most per second (``_worth``), then the next, each while the
+    second part still fits in ``ROUND_SHARE`` of the time the first left, or in all of it where
+    the round would otherwise be empty. Empty when none is over its target or none fits.
 
     Cheapest first: where the time left holds only some of the ratios without an interval, a
     round takes them greedily by cost, so that a process of minutes (JAX's on a CPU) does not
     take the place of a dozen runs of seconds (TensorFlow's), and the claims' recipes, listed
-    last, are not the ones left with a single process."""
+    last, are not the ones left with a single process. Fewest processes before that: a second
+    process gives a ratio its first interval, a third only narrows one, so a JAX ratio with one
+    process goes before a TensorFlow ratio with two, where the time holds it."""
     over = [candidate for candidate in candidates if candidate.priority > 1]
     unmeasured = [candidate for candidate in over if math.isinf(candidate.priority)]
     measured = [candidate for candidate in over if not math.isinf(candidate.priority)]
-    chosen = _fill([], unmeasured, round_seconds, available, _cheapest)
+    chosen = _fill([], unmeasured, round_seconds, available, _fewest_then_cheapest)
     first = round_seconds(chosen) if chosen else 0.0
     chosen = _fill(chosen, measured, round_seconds, first + (available - first) * ROUND_SHARE)
     return chosen or _fill([], measured, round_seconds, available)
@@ -289,9 +292,10 @@ def _fill(chosen: list, candidates: list, round_seconds, limit: float, worth=Non
     return chosen
 
 
-def _cheapest(candidate: Wanted, seconds: float) -> float:
-    """A ratio without an interval is worth more the fewer seconds its run adds to the round."""
-    return -max(seconds, MIN_ROUND_SECONDS)
+def _fewest_then_cheapest(candidate: Wanted, seconds: float) -> tuple:
+    """A ratio without an interval is worth more the fewer processes it has, then the fewer
+    seconds its run adds to the round."""
+    return (-candidate.n, -max(seconds, MIN_ROUND_SECONDS))
 
 
 def _worth(candidate: Wanted, seconds: float) -> tuple:
