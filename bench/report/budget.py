@@ -4,11 +4,9 @@ minutes that would decide it at the spread measured and the command that buys th
 
 import math
 
-from bench.analysis import allocation, estimators, findings
+from bench.analysis import allocation, estimators, findings, selection
 from bench.analysis.claims import INCONCLUSIVE
 from bench.analysis.tables import Tables
-from bench.config import plan
-from bench.errors import UsageError
 from bench.formatting import duration, percent, ratio_text
 from bench.report.answer import claim_ratio_text
 from bench.results.folder import Results
@@ -63,15 +61,11 @@ def _precision_line(results: Results, tables: Tables) -> str:
 
 
 def _timed_only(results: Results) -> set:
-    """The recipes whose runs a round that ``--resume --budget`` adds would time only
-    (``plan.timed_only``): as the folder's config says, or, without its plan, as its later rounds
-    did."""
+    """The recipes whose runs a round that ``--resume --budget`` adds would time only, as the
+    folder's own later rounds did (its config is not loaded: a config may name recipe files,
+    and reading a folder runs no code from it)."""
     runs = results.runs
-    try:
-        config, _ = results.folder.load_plan()
-    except UsageError:
-        return set(runs.recipe[runs.timed_only])
-    return {recipe for recipe in set(runs.recipe) if plan.timed_only(config, recipe)}
+    return set(runs.recipe[~selection.trained(runs)])
 
 
 def _claim_blocks(results: Results, tables: Tables) -> list:
