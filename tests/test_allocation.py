@@ -90,6 +90,34 @@ def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
     assert costs.run_seconds[pair[0]] == 14.0  # a run timed only says nothing of a fit's cost
 
 
+def test_a_round_of_every_pair_times_only_the_recipes_the_later_rounds_timed_only():
+    trained = dict(process="keras2-r1", wall_seconds=60.0, build_seconds=1.0)
+    later = dict(process="keras2-r2", wall_seconds=30.0, build_seconds=2.5, timed_only=True)
+    failed = dict(process="keras2-r1", wall_seconds=60.0, status="failed")
+    runs = runs_frame(
+        [
+            record("kl_layer", "keras2", 1, first_epoch_seconds=5.0, **trained),
+            record("plain_ae", "keras2", 1, first_epoch_seconds=4.0, **trained),
+            record("closure_loss", "keras2", 1, **failed),
+            record("kl_layer", "keras2", 2, **later),
+        ]
+    )
+    epochs = pd.DataFrame(
+        [("kl_layer-keras2-r1", 10.0), ("plain_ae-keras2-r1", 8.0)], columns=["run_id", "seconds"]
+    )
+    blocks = pd.DataFrame(
+        [("kl_layer-keras2-r1", "kl_layer", 3.0), ("plain_ae-keras2-r1", "plain_ae", 2.0)],
+        columns=["run_id", "recipe", "seconds"],
+    ).assign(api="keras2", model=lambda frame: frame.recipe, model_api="keras2")
+    costs = Costs.of(runs, epochs, blocks)
+    pairs = [("kl_layer", "keras2"), ("plain_ae", "keras2")]  # the failed pair is not repeated
+    assert allocation.every_pair_round_seconds(runs, epochs, blocks) == pytest.approx(
+        costs.round_seconds(pairs, timed_only={"kl_layer"})
+    )
+    assert costs.round_seconds(pairs, {"kl_layer"}) < costs.round_seconds(pairs)
+    assert math.isnan(allocation.every_pair_round_seconds(runs.iloc[2:3], epochs, blocks))
+
+
 def wanted(name, half_width, n=3, target=0.02):
     return Wanted(name, half_width, n, target, ((name, "keras2"),))
 

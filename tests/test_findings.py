@@ -191,16 +191,6 @@ def test_one_process_per_recipe_decides_nothing():
 
 # --- precision of the ratios --------------------------------------------------------------------
 
-# six runs of 10 s, each its own process, over three rounds: 20 s a round
-RUNS = pd.DataFrame(
-    {
-        "run_id": [f"run-{index}" for index in range(6)],
-        "process": [f"run-{index}" for index in range(6)],
-        "wall_seconds": [10.0] * 6,
-        "repeat": [1, 2, 3] * 2,
-    }
-)
-
 
 def half_widths(*values) -> pd.DataFrame:
     return pd.DataFrame(
@@ -213,17 +203,18 @@ def half_widths(*values) -> pd.DataFrame:
 
 
 def test_precision_is_the_widest_and_the_median_half_width_and_what_the_target_takes():
-    precision = findings.precision(RUNS, half_widths(0.10, 0.04, 0.03))
+    precision = findings.precision(half_widths(0.10, 0.04, 0.03), round_seconds=20.0)
     assert (precision.widest.half_width, precision.median.half_width) == (0.10, 0.04)
     assert not precision.within_target
     assert precision.runs_needed == estimators.repeats_needed(0.04, 3)
-    assert precision.hours_needed == pytest.approx(20 * precision.runs_needed / 3600)
+    more_rounds = precision.runs_needed - 3  # the median pair has 3 runs already
+    assert precision.hours_needed == pytest.approx(20 * more_rounds / 3600)
 
 
 def test_precision_within_target_needs_no_runs_and_without_a_ci_there_is_none():
-    precision = findings.precision(RUNS, half_widths(0.03, 0.02, 0.01))
+    precision = findings.precision(half_widths(0.03, 0.02, 0.01))
     assert precision.within_target and precision.runs_needed == 0
-    assert findings.precision(RUNS, half_widths(math.nan)) is None
+    assert findings.precision(half_widths(math.nan)) is None
 
 
 # --- time to quality ----------------------------------------------------------------------------

@@ -303,15 +303,7 @@ def test_folder_without_runs_csv_is_a_usage_error(tmp_path):
 
 
 def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_of_the_target():
-    # three ratios, six 10 s processes in three rounds: 20 s a round
-    runs = pd.DataFrame(
-        {
-            "run_id": [f"run-{index}" for index in range(6)],
-            "process": [f"run-{index}" for index in range(6)],
-            "wall_seconds": [10.0] * 6,
-            "repeat": [1, 2, 3] * 2,
-        }
-    )
+    # three ratios of 3 runs; a round of the matrix takes 40 s
     ratios = pd.DataFrame(
         {
             "recipe": ["vae_loss_layer", "kl_layer", "gradient_tape"],
@@ -322,14 +314,14 @@ def test_precision_sentence_gives_the_widest_and_median_half_width_and_the_cost_
             "method": ["paired"] * 3,
         }
     )
-    sentence = precision_sentence(findings.precision(runs, ratios))
+    sentence = precision_sentence(findings.precision(ratios, round_seconds=40.0))
     assert sentence == (
         "Ratio CIs are at most ±10.0% wide (vae_loss_layer vs plain_ae, keras2, paired), "
         "±4.0% at the median, against the ±2% target: over. A half-width shrinks ~1/sqrt(runs) "
         "(faster while the t-quantile of few runs falls), so the median pair's 3 runs would have "
-        "to become about 12, about 0.1 h for this matrix."
+        "to become about 12: 9 more round(s) of this matrix, about 0.1 h."
     )
-    within = findings.precision(runs, ratios.assign(half_width=[0.03, 0.02, 0.01]))
+    within = findings.precision(ratios.assign(half_width=[0.03, 0.02, 0.01]))
     assert precision_sentence(within).endswith("against the ±2% target: the median within target.")
     assert precision_sentence(None) == "No ratio has a CI (it takes 2 or more ok runs)."
 

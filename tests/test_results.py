@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bench.analysis import selection
+from bench.analysis import selection, step_times
 from bench.config import plan
 from bench.errors import UsageError
 from bench.results.folder import ResultsFolder
@@ -75,12 +75,17 @@ def test_a_run_timed_only_reads_back_ok_without_ms_per_step_and_older_folders_re
     trained = plan.PlannedRun("a-keras3-r1", "a", "keras3", 1, 1)
     timed = plan.PlannedRun("a-keras3-r2", "a", "keras3", 2, 2, timed_only=True)
     epoch = Epoch(1, 1.0, 2, 500.0, False, 1.0, 1.0, 0.1)
-    folder.append(RunRecord.of(trained, RunResult("ok", "", (epoch,)), "h", 30.0), [])
-    folder.append(RunRecord.of(timed, RunResult("ok"), "h", 30.0), [])
+    fitted = RunResult("ok", "", (epoch,), trace_count=3)  # it retraced in its second epoch
+    folder.append(RunRecord.of(trained, fitted, "h", 30.0), [])
+    folder.append(RunRecord.of(timed, RunResult("ok", trace_count=1), "h", 30.0), [])
     runs = folder.read().runs.set_index("repeat")
     assert runs.timed_only.to_dict() == {1: False, 2: True}
     assert runs.ms_per_step.isna().to_dict() == {1: False, 2: True}
     assert selection.ms_per_step(folder.read().runs, "a", "keras3").tolist() == [500.0]
+    assert selection.timed_only_recipes(folder.read().runs) == {"a"}
+    # The speed table counts its runs, and a fit's traces: a trace of two steps never retraces.
+    (row,) = step_times.speed_table(folder.read().runs).itertuples()
+    assert (row.n, row.trained, row.ms_per_step, row.trace_count) == (2, 1, 500.0, 3)
     # An ok run without ms/step that the plan trained is still refused.
     with pytest.raises(UsageError, match="an ok run without ms_per_step"):
         parse_row(["status", "ms_per_step"], ["ok", ""], ["status", "ms_per_step"], "runs.csv:2")

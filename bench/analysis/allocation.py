@@ -142,6 +142,18 @@ class Costs:
         return max(seconds.values(), default=0.0)
 
 
+def every_pair_round_seconds(runs: pd.DataFrame, epochs: pd.DataFrame, blocks) -> float:
+    """What one more round of every recipe x API with an ok run would take (``Costs``), the
+    recipes a budget's rounds timed only (``selection.timed_only_recipes``) timed only again."""
+    pairs = selection.ok_runs(runs)[["recipe", "api"]].drop_duplicates()
+    if pairs.empty:
+        return math.nan
+    costs = Costs.of(runs, epochs, blocks)
+    return costs.round_seconds(
+        list(pairs.itertuples(index=False, name=None)), selection.timed_only_recipes(runs)
+    )
+
+
 def _run_parts(runs: pd.DataFrame, epochs: pd.DataFrame, blocks: pd.DataFrame) -> pd.DataFrame:
     """Per runs.csv row, in seconds: its building (for a run timed only, its trace too), its
     epochs, its first epoch (the warm-up: the trace and a few steps) and its own model's share of

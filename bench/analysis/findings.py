@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.analysis import causes, estimators, selection, step_times, verdicts
+from bench.analysis import causes, estimators, step_times, verdicts
 from bench.analysis.tables import side_by_side
 from bench.results.env import env_value
 from vae_impls import registry
@@ -133,15 +133,16 @@ class Precision:
     widest: object  # the ratio row with the widest CI
     median: object  # the ratio row with the median half-width
     runs_needed: int  # for the median pair to reach the target; 0 when it already does
-    hours_needed: float  # that many runs of the whole matrix, in hours; NaN or 0: unknown
+    hours_needed: float  # the rounds that would add them, in hours; NaN or 0: unknown
 
     @property
     def within_target(self) -> bool:
         return self.median.half_width <= estimators.PRECISION_TARGET
 
 
-def precision(runs: pd.DataFrame, ratios: pd.DataFrame):
-    """The ``Precision`` of ``ratios`` (of the folder's ``runs``); None when no ratio has a CI."""
+def precision(ratios: pd.DataFrame, round_seconds: float = math.nan):
+    """The ``Precision`` of ``ratios``, where one more round of the whole matrix takes
+    ``round_seconds`` (``allocation.every_pair_round_seconds``); None when no ratio has a CI."""
     finite = ratios.dropna(subset=["half_width"])
     if finite.empty:
         return None
@@ -150,8 +151,8 @@ def precision(runs: pd.DataFrame, ratios: pd.DataFrame):
     if median.half_width <= estimators.PRECISION_TARGET:
         return Precision(widest, median, 0, 0.0)
     needed = estimators.repeats_needed(median.half_width, int(median.n))
-    hours_per_round = selection.process_walls(runs).sum() / 3600 / max(runs.repeat.max(), 1)
-    return Precision(widest, median, needed, hours_per_round * needed)
+    more_rounds = max(needed - int(median.n), 0)
+    return Precision(widest, median, needed, more_rounds * round_seconds / 3600)
 
 
 # --- gaps across a sweep ------------------------------------------------------------------------

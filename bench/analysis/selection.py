@@ -31,6 +31,13 @@ def trained(runs: pd.DataFrame) -> pd.Series:
     return ~runs.timed_only.fillna(False).astype(bool)
 
 
+def timed_only_recipes(runs: pd.DataFrame) -> set:
+    """The recipes some of whose runs a budget's round timed only: a further round would time
+    theirs only, as the folder's own later rounds did (read from its rows, not its config: a
+    config may name recipe files, and reading a folder runs no code from it)."""
+    return set(runs.recipe[~trained(runs)])
+
+
 def kl_recipes(names: pd.Series) -> pd.Series:
     """Which of the recipe ``names`` add a KL term (all but the floor)."""
     return names.map(recipes.includes_kl).astype(bool)

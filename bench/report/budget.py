@@ -48,7 +48,7 @@ def _budget_line(entry: dict) -> str:
 
 
 def _precision_line(results: Results, tables: Tables) -> str:
-    precision = findings.precision(results.runs, tables.ratios)
+    precision = findings.precision(tables.ratios)
     if precision is None:
         return "No ratio to the floor has a CI yet: it takes 2 or more processes."
     within = (tables.ratios.half_width <= estimators.PRECISION_TARGET).sum()
@@ -60,14 +60,6 @@ def _precision_line(results: Results, tables: Tables) -> str:
     )
 
 
-def _timed_only(results: Results) -> set:
-    """The recipes whose runs a round that ``--resume --budget`` adds would time only, as the
-    folder's own later rounds did (its config is not loaded: a config may name recipe files,
-    and reading a folder runs no code from it)."""
-    runs = results.runs
-    return set(runs.recipe[~selection.trained(runs)])
-
-
 def _claim_blocks(results: Results, tables: Tables) -> list:
     claims = tables.claims
     if claims.empty:
@@ -77,7 +69,9 @@ def _claim_blocks(results: Results, tables: Tables) -> list:
     shown = allocation.Shown(tables.ratios, claims, tables.readings)
     candidates = allocation.wanted(shown, results.blocks)
     costs = allocation.Costs.of(results.runs, results.epochs, results.blocks)
-    found = allocation.undecided(claims, candidates, costs, _timed_only(results))
+    found = allocation.undecided(
+        claims, candidates, costs, selection.timed_only_recipes(results.runs)
+    )
     if not found:
         return [("p", head)]
     folder = results.folder.path

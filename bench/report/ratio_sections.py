@@ -1,6 +1,6 @@
 """The report's "Ratios to the floor", with their precision, and "Disturbed runs"."""
 
-from bench.analysis import estimators, findings, pairing, step_ratios
+from bench.analysis import allocation, estimators, findings, pairing, step_ratios
 from bench.analysis.tables import Tables
 from bench.formatting import number, percent, ratio_text
 from bench.report.conditions import config_of
@@ -46,8 +46,9 @@ def precision_sentence(precision) -> str:
     )
     if precision.within_target:
         return head + ": the median within target."
+    more = precision.runs_needed - int(median.n)
     cost = (
-        f", about {precision.hours_needed:.1f} h for this matrix"
+        f": {more} more round(s) of this matrix, about {precision.hours_needed:.1f} h"
         if precision.hours_needed > 0
         else ""
     )
@@ -59,7 +60,9 @@ def precision_sentence(precision) -> str:
 
 
 def precision_of(results: Results, tables: Tables) -> str:
-    return precision_sentence(findings.precision(results.runs, tables.ratios))
+    runs, epochs, blocks = results.runs, results.epochs, results.blocks
+    round_seconds = allocation.every_pair_round_seconds(runs, epochs, blocks)
+    return precision_sentence(findings.precision(tables.ratios, round_seconds))
 
 
 def outlier_blocks(results: Results, tables: Tables) -> list:
