@@ -59,20 +59,29 @@ def test_a_process_costs_its_start_up_and_a_run_its_training_and_blocks():
     assert unknown == pytest.approx((20.0 + 12.0) * allocation.COST_MARGIN)
 
 
-def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
-    trained = dict(process="keras2-r1", wall_seconds=60.0, build_seconds=1.0)
-    records = [
-        record("kl_layer", "keras2", 1, first_epoch_seconds=5.0, **trained),
-        record("plain_ae", "keras2", 1, first_epoch_seconds=4.0, **trained),
+# Two runs of round 1 in one Keras 2 process that trained: their epochs and their blocks.
+TRAINED = dict(process="keras2-r1", wall_seconds=60.0, build_seconds=1.0)
+TRAINED_EPOCHS = pd.DataFrame(
+    [("kl_layer-keras2-r1", 10.0), ("plain_ae-keras2-r1", 8.0)], columns=["run_id", "seconds"]
+)
+TRAINED_BLOCKS = pd.DataFrame(
+    [("kl_layer-keras2-r1", "kl_layer", 3.0), ("plain_ae-keras2-r1", "plain_ae", 2.0)],
+    columns=["run_id", "recipe", "seconds"],
+).assign(api="keras2", model=lambda frame: frame.recipe, model_api="keras2")
+LATER = dict(process="keras2-r2", wall_seconds=30.0, build_seconds=2.5, timed_only=True)
+
+
+def trained_records() -> list:
+    return [
+        record("kl_layer", "keras2", 1, first_epoch_seconds=5.0, **TRAINED),
+        record("plain_ae", "keras2", 1, first_epoch_seconds=4.0, **TRAINED),
     ]
+
+
+def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
+    records = trained_records()
     runs = runs_frame(records)
-    epochs = pd.DataFrame(
-        [("kl_layer-keras2-r1", 10.0), ("plain_ae-keras2-r1", 8.0)], columns=["run_id", "seconds"]
-    )
-    blocks = pd.DataFrame(
-        [("kl_layer-keras2-r1", "kl_layer", 3.0), ("plain_ae-keras2-r1", "plain_ae", 2.0)],
-        columns=["run_id", "recipe", "seconds"],
-    ).assign(api="keras2", model=lambda frame: frame.recipe, model_api="keras2")
+    epochs, blocks = TRAINED_EPOCHS, TRAINED_BLOCKS
     pair = [("kl_layer", "keras2")]
     costs = Costs.of(runs, epochs, blocks)
     assert costs.run_seconds[pair[0]] == 14.0  # building, epochs, blocks
@@ -82,8 +91,7 @@ def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
     assert timed == pytest.approx((35.0 + 9.0) * allocation.COST_MARGIN)
     assert costs.round_seconds(pair) == pytest.approx((35.0 + 14.0) * allocation.COST_MARGIN)
     # Once runs timed only say what they cost, theirs.
-    later = dict(process="keras2-r2", wall_seconds=30.0, build_seconds=2.5, timed_only=True)
-    runs = runs_frame([*records, record("kl_layer", "keras2", 2, **later)])
+    runs = runs_frame([*records, record("kl_layer", "keras2", 2, **LATER)])
     blocks = pd.concat([blocks, blocks.iloc[:1].assign(run_id="kl_layer-keras2-r2")])
     costs = Costs.of(runs, epochs, blocks)
     assert costs.timed_seconds[pair[0]] == 5.5
@@ -91,24 +99,15 @@ def test_a_run_timed_only_costs_its_building_blocks_and_trace_not_its_epochs():
 
 
 def test_a_round_of_every_pair_times_only_the_recipes_the_later_rounds_timed_only():
-    trained = dict(process="keras2-r1", wall_seconds=60.0, build_seconds=1.0)
-    later = dict(process="keras2-r2", wall_seconds=30.0, build_seconds=2.5, timed_only=True)
     failed = dict(process="keras2-r1", wall_seconds=60.0, status="failed")
     runs = runs_frame(
         [
-            record("kl_layer", "keras2", 1, first_epoch_seconds=5.0, **trained),
-            record("plain_ae", "keras2", 1, first_epoch_seconds=4.0, **trained),
+            *trained_records(),
             record("closure_loss", "keras2", 1, **failed),
-            record("kl_layer", "keras2", 2, **later),
+            record("kl_layer", "keras2", 2, **LATER),
         ]
     )
-    epochs = pd.DataFrame(
-        [("kl_layer-keras2-r1", 10.0), ("plain_ae-keras2-r1", 8.0)], columns=["run_id", "seconds"]
-    )
-    blocks = pd.DataFrame(
-        [("kl_layer-keras2-r1", "kl_layer", 3.0), ("plain_ae-keras2-r1", "plain_ae", 2.0)],
-        columns=["run_id", "recipe", "seconds"],
-    ).assign(api="keras2", model=lambda frame: frame.recipe, model_api="keras2")
+    epochs, blocks = TRAINED_EPOCHS, TRAINED_BLOCKS
     costs = Costs.of(runs, epochs, blocks)
     pairs = [("kl_layer", "keras2"), ("plain_ae", "keras2")]  # the failed pair is not repeated
     assert allocation.every_pair_round_seconds(runs, epochs, blocks) == pytest.approx(

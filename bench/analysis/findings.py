@@ -7,6 +7,7 @@ VII's notebook changes in its traced train step, and whether the runs trained lo
 time to quality to mean anything. Each is returned as data; the report only words it.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -139,6 +140,11 @@ class Precision:
     def within_target(self) -> bool:
         return self.median.half_width <= estimators.PRECISION_TARGET
 
+    @property
+    def more_rounds(self) -> int:
+        """The rounds of the whole matrix that would add ``runs_needed`` to the median pair's."""
+        return max(self.runs_needed - int(self.median.n), 0)
+
 
 def precision(ratios: pd.DataFrame, round_seconds: float = math.nan):
     """The ``Precision`` of ``ratios``, where one more round of the whole matrix takes
@@ -151,8 +157,8 @@ def precision(ratios: pd.DataFrame, round_seconds: float = math.nan):
     if median.half_width <= estimators.PRECISION_TARGET:
         return Precision(widest, median, 0, 0.0)
     needed = estimators.repeats_needed(median.half_width, int(median.n))
-    more_rounds = max(needed - int(median.n), 0)
-    return Precision(widest, median, needed, more_rounds * round_seconds / 3600)
+    found = Precision(widest, median, needed, math.nan)
+    return dataclasses.replace(found, hours_needed=found.more_rounds * round_seconds / 3600)
 
 
 # --- gaps across a sweep ------------------------------------------------------------------------

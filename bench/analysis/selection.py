@@ -47,8 +47,3 @@ def ms_per_step(runs: pd.DataFrame, recipe: str, api: str) -> pd.Series:
     """The ms/step of fit of each ok run of ``recipe`` x ``api`` that trained (``trained``)."""
     ok = ok_runs(runs)
     return ok.ms_per_step[(ok.recipe == recipe) & (ok.api == api) & trained(ok)]
-
-
-def process_walls(runs: pd.DataFrame) -> pd.Series:
-    """Wall seconds of each worker process (every run of a process records the process's)."""
-    return runs.groupby("process").wall_seconds.first()

@@ -46,12 +46,9 @@ def precision_sentence(precision) -> str:
     )
     if precision.within_target:
         return head + ": the median within target."
-    more = precision.runs_needed - int(median.n)
-    cost = (
-        f": {more} more round(s) of this matrix, about {precision.hours_needed:.1f} h"
-        if precision.hours_needed > 0
-        else ""
-    )
+    hours = precision.hours_needed
+    cost = f": {precision.more_rounds} more round(s) of this matrix, about {hours:.1f} h"
+    cost = cost if hours > 0 else ""
     return (
         f"{head}: over. A half-width shrinks ~1/sqrt(runs) (faster while the t-quantile of few "
         f"runs falls), so the median pair's {int(median.n)} runs would have to become about "
