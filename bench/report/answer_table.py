@@ -34,6 +34,8 @@ FLOOR_WHY = "the floor: no KL term"
 PORT = "port"  # what a cell showing the port's ratio says after it
 NO_COST = "within noise"  # no cost the measurements tell from their noise
 ENCODER_TWICE = "encoder twice"
+# a gap that no count explains, in words short enough for a 120-column row
+UNEXPLAINED = "unexplained gap"
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -213,7 +215,7 @@ def short_reason(found: why.Why) -> str:
     if repeated:
         outside = set(repeated) == {OUTSIDE_LAYERS}
         return f"more {OUTSIDE_LAYERS_TEXT.removeprefix('the ')}" if outside else "layers rerun"
-    return "unexplained gap"  # short: the row fits a 120-column terminal
+    return UNEXPLAINED
 
 
 def why_clause(row) -> str:
