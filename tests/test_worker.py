@@ -2,10 +2,13 @@
 block, and the steps each visit times (with stand-in steps: no TensorFlow); and where a worker
 process's time went, phase by phase."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from bench.config.plan import PlannedRun
 from bench.measure import phases, pressure, timing, worker
+from bench.measure.backends.interface import OpCounts
 from bench.measure.stall import StallWatch
 from bench.measure.timing import MoreBlocks, floor_instances, time_blocks, visiting_order
 from bench.results.records import OK, Epoch, ProcessSpec, RunResult, RunSpec
@@ -201,3 +204,26 @@ def test_a_kernels_worker_whose_session_cannot_open_names_the_variants_it_could_
     assert passed["beside"].error == (
         "model_add_loss (keras2), notebook_numpy_fit (keras2): RuntimeError: no TensorFlow here"
     )
+
+
+def test_a_run_timed_only_is_not_counted_again_its_trained_run_has_its_ops():
+    counted = []
+
+    def count_ops(session, built, seed):
+        counted.append(built)
+        return OpCounts(7, {"Conv2D": 3}, {})
+
+    session = SimpleNamespace(backend=SimpleNamespace(count_ops=count_ops))
+
+    def after(built, **run):
+        spec = RunSpec(
+            PlannedRun(f"kl_layer-keras3-jax-r{run['repeat']}", "kl_layer", "keras3-jax", **run),
+            {},
+            {},
+            {},
+        )
+        return worker._after_timing(session, RunResult(status=OK), built, spec)
+
+    assert after("trained", repeat=1, seed=1).graph_ops == 7
+    assert after("timed", repeat=2, seed=2, timed_only=True).graph_ops is None
+    assert counted == ["trained"]

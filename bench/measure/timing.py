@@ -31,7 +31,11 @@ from vae_impls.keras_api import floor_api
 # which doubles as the iterator lives, up to a minute (docs/failures.md). Dropping the steppers
 # left workers idle for up to a minute after their timing; their memory is the timing's own.
 _KEPT_UNTIL_EXIT = []
-WARMING_STEPS = 2  # each model's untimed steps on its fresh iterator before the blocks
+# Each instance's untimed steps on its fresh iterator before the blocks. Every model has taken
+# steps of ``fit`` already (a run's epochs, or the trace of a reference or of a run timed only):
+# what a stepper adds is a fresh iterator, which slows its first step only, and a JAX step of
+# seconds on a CPU makes every further one cost (docs/budget.md, "Outside the blocks").
+WARMING_STEPS = 1
 MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
 

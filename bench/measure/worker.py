@@ -123,14 +123,16 @@ def _train_each(session, spec: ProcessSpec, report) -> tuple:
 
 def _after_timing(session, result: RunResult, built, spec: RunSpec) -> RunResult:
     """A profile, pictures and, on a backend whose graph is not counted as it traces, the train
-    step's ops: taken once every timing is done (counting may take a step)."""
+    step's ops: taken once every timing is done (counting may take a step). A run the plan
+    times only is not counted again: the same recipe's trained run of round 1 has its ops, as
+    it has its ms/step of fit, and counting costs JAX a compile of the step, seconds a run."""
     if result.status == OK and spec.profile_dir:
         result = profiling.profile_or_say_why(session, built, spec, result)
     if result.status == OK and spec.artifacts_path:
         result = artifacts.save_artifacts_or_say_why(
             result, built, session.data, spec.artifacts_path
         )
-    if result.status == OK:
+    if result.status == OK and not spec.run.timed_only:
         result = _ops_counted(session, result, built, spec)
     return result
 
