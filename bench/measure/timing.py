@@ -33,8 +33,8 @@ from vae_impls.keras_api import floor_api
 _KEPT_UNTIL_EXIT = []
 # Each instance's untimed steps on its fresh iterator before the blocks. Every model has taken
 # steps of ``fit`` already (a run's epochs, or the trace of a reference or of a run timed only):
-# what a stepper adds is a fresh iterator, which slows its first step only, and a JAX step of
-# seconds on a CPU makes every further one cost (docs/budget.md, "Outside the blocks").
+# what a stepper adds is a fresh iterator, which slows its first step most, and a JAX step of
+# most of a second on a CPU makes every further one cost (docs/budget.md, "Outside the blocks").
 WARMING_STEPS = 1
 MIN_BLOCKS = 2  # under [training] paired_seconds: one block in each visiting order
 
