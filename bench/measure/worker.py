@@ -125,7 +125,8 @@ def _after_timing(session, result: RunResult, built, spec: RunSpec) -> RunResult
     """A profile, pictures and, on a backend whose graph is not counted as it traces, the train
     step's ops: taken once every timing is done (counting may take a step). A run the plan
     times only is not counted again: the same recipe's trained run of round 1 has its ops, as
-    it has its ms/step of fit, and counting costs JAX a compile of the step, seconds a run."""
+    it has its ms/step of fit, and counting costs JAX a compile of the step (docs/budget.md,
+    "Outside the blocks")."""
     if result.status == OK and spec.profile_dir:
         result = profiling.profile_or_say_why(session, built, spec, result)
     if result.status == OK and spec.artifacts_path:
