@@ -66,10 +66,12 @@ def open_session(first: RunSpec) -> Session:
 def backend_environment(first: RunSpec) -> dict:
     """The environment variables the backend reads while it is imported, for ``first``'s
     process, and under Keras 2 ``tf.keras`` as tf_keras, as in the TensorFlow the posts used;
-    TensorFlow then also skips importing Keras 3 at start-up."""
+    TensorFlow then also skips importing Keras 3 at start-up. Where ``first`` has a compile
+    cache (its process times runs only), the backend keeps and loads its compiled steps there."""
     legacy = {LEGACY_KERAS: "1"} if keras_api.package_for(first.run.api) == "tf_keras" else {}
     backend = backends.of(first.run.api)
-    return {**backend.environment(DeviceSettings(**first.device)), **legacy}
+    cache = backend.compile_cache_environment(first.compile_cache) if first.compile_cache else {}
+    return {**backend.environment(DeviceSettings(**first.device)), **legacy, **cache}
 
 
 def apply_precision(backend, runtime, keras, device: Device) -> None:

@@ -20,8 +20,11 @@ from bench.measure.instruments import TraceCounter, epoch_timer, timed_epochs
 from bench.results.records import DIVERGED, FAILED, OK, RunResult, RunSpec
 
 # Untimed steps of ``fit`` that trace a model's train step and create its optimizer's state,
-# where a model is timed without training: a reference's, or a run's the plan times only.
-TRACING_STEPS = 2
+# where a model is timed without training: a reference's, or a run's the plan times only. One
+# does both; the step after it, the timing's warm step (``timing.WARMING_STEPS``), is as slow
+# as a fresh iterator's first step on TensorFlow, not a second trace (docs/budget.md, "Outside
+# the blocks").
+TRACING_STEPS = 1
 
 
 def train_run(session, spec: RunSpec) -> tuple:

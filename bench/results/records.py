@@ -34,6 +34,9 @@ class RunSpec:
     network: dict
     artifacts_path: str | None = None
     profile_dir: str | None = None  # where to keep a profiler trace of the run's train step
+    # Where the backend may keep the steps it compiles, for this benchmark's later processes:
+    # given to runs timed only, whose trace no figure reads (bench/run/runner.py).
+    compile_cache: str | None = None
     injected: dict = field(
         default_factory=dict
     )  # "recipe/api" -> ms added to each step (gate tests)

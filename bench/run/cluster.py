@@ -308,15 +308,20 @@ def _write_whole(path: Path, data: bytes) -> None:
 
 def _run_on_node(spec: ProcessSpec) -> tuple:
     """A Ray task: (Outcome, run_id -> the run's pictures as bytes). Scratch and pictures live on
-    the node; the pictures travel back with the outcome, since the results folder is on the head."""
+    the node; the pictures travel back with the outcome, since the results folder is on the head.
+    The head's compile cache is not the node's: a node's process compiles its own steps."""
     _normal_priority()
     with tempfile.TemporaryDirectory(prefix="klbench-") as scratch:
         on_node = dataclasses.replace(
             spec,
             runs=tuple(
-                dataclasses.replace(run, artifacts_path=str(Path(scratch, f"{run.run.run_id}.npz")))
-                if run.artifacts_path
-                else run
+                dataclasses.replace(
+                    run,
+                    artifacts_path=(
+                        str(Path(scratch, f"{run.run.run_id}.npz")) if run.artifacts_path else None
+                    ),
+                    compile_cache=None,
+                )
                 for run in spec.runs
             ),
         )

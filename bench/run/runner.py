@@ -22,6 +22,7 @@ rounds to a folder, finished or not.
 
 import contextlib
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,9 @@ class Job:
     config: object
     runs: list
     budget: budget_clock.Budget | None = None
+    # A folder outside the results folder, for as long as the job runs: where the processes that
+    # only time their runs keep the steps their backend compiles (``compile_cache``).
+    compile_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,7 @@ def _execute(job: Job, out, executor) -> int:
     folder, config = job.folder, job.config
     started = time.perf_counter()
     try:
-        with sigterm_raises():
+        with sigterm_raises(), compile_cache(job):
             _run_rounds(job, out, executor)
     except (KeyboardInterrupt, Terminated) as stop:
         say(
@@ -290,6 +294,21 @@ def _measured_status(results: Results, config, out) -> int:
     return NOTHING_MEASURED
 
 
+@contextlib.contextmanager
+def compile_cache(job: Job):
+    """A compile cache for the job's processes that only time their runs (a later round's), made
+    here and deleted with the job. Only those: a trained run's first epoch is its trace and its
+    compile, a figure the report shows, and two recipes with the same graph compile to the same
+    step, which the cache would hand the second. Outside the results folder: reading a folder
+    never runs code from it, and compiled steps are code."""
+    with tempfile.TemporaryDirectory(prefix="kl-bench-compiled-") as path:
+        job.compile_cache = path
+        try:
+            yield path
+        finally:
+            job.compile_cache = None
+
+
 def _run_rounds(job: Job, out, executor) -> None:
     """The plan's missing runs; under a budget, then each round it allows, added to the plan."""
     _run_pending(job, out, executor)
@@ -317,7 +336,8 @@ def _run_pending(job: Job, out, executor) -> None:
     unfinished = {run.run_id: run for run in pending}
     while pending:
         specs = [
-            _process_spec(config, process, folder, injected) for process in plan.processes(pending)
+            _process_spec(config, process, folder, injected, job.compile_cache)
+            for process in plan.processes(pending)
         ]
         with (
             folder.scratch() as scratch,
@@ -358,10 +378,13 @@ def _eta_text(job: Job, unfinished: list, executor) -> str:
     return f"round {eta}, the budget ends in {duration(ends)}"
 
 
-def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict) -> ProcessSpec:
+def _process_spec(
+    base_config, runs: list, folder: ResultsFolder, injected: dict, cache: str | None = None
+) -> ProcessSpec:
     """A worker process's runs, what they are timed against that none of them trains, and the
-    order its blocks visit them in."""
+    order its blocks visit them in; ``cache`` (``compile_cache``) where none of its runs trains."""
     config = sweep.config_of(base_config, runs[0].variant)
+    cache = cache if all(run.timed_only for run in runs) else None
     trained = {(run.recipe, run.api) for run in runs}
     wanted = [reference for run in runs for reference in claims.references(run.recipe, run.api)]
     references = [reference for reference in dict.fromkeys(wanted) if reference not in trained]
@@ -369,7 +392,7 @@ def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict
     wanted = [model for run in runs for model in claims.beside(run.recipe, run.api)]
     beside = tuple(dict.fromkeys(wanted)) if config.training.paired_blocks else ()
     return ProcessSpec(
-        tuple(_spec(config, run, folder, injected) for run in runs),
+        tuple(_spec(config, run, folder, injected, cache) for run in runs),
         references=references,
         beside=beside,
         timeout_seconds=config.training.timeout_seconds * len(runs),
@@ -379,7 +402,7 @@ def _process_spec(base_config, runs: list, folder: ResultsFolder, injected: dict
     )
 
 
-def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
+def _spec(config, run, folder: ResultsFolder, injected: dict, cache: str | None) -> RunSpec:
     settings = config.to_dict()
     wants_pictures = config.matrix.save_artifacts and run.repeat == 1
     return RunSpec(
@@ -389,6 +412,7 @@ def _spec(config, run, folder: ResultsFolder, injected: dict) -> RunSpec:
         settings["network"],
         artifacts_path=str(folder.artifact_path(run.run_id)) if wants_pictures else None,
         profile_dir=str(folder.profile_dir(run.run_id)) if config.training.profile_steps else None,
+        compile_cache=cache,
         injected=injected,
     )
 

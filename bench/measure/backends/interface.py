@@ -43,6 +43,10 @@ class Backend(Protocol):
     def environment(self, settings) -> dict:
         """The environment variables the backend reads while it is imported."""
 
+    def compile_cache_environment(self, path: str) -> dict:
+        """The environment variables that have the backend keep the steps it compiles in the
+        folder ``path`` and load them from there in a later process ({}: nothing to keep)."""
+
     def start(self, device):
         """Import the backend and apply the [device] settings it takes at run time, before any
         Keras layer; returns the backend's module."""

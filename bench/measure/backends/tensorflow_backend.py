@@ -19,6 +19,12 @@ from vae_impls import keras_api
 environment = tf_device.environment
 
 
+def compile_cache_environment(path: str) -> dict:
+    """Nothing: a ``tf.function`` is traced again in each process, and TensorFlow keeps no
+    compiled graph across processes."""
+    return {}
+
+
 def start(device):
     import tensorflow as tf
 

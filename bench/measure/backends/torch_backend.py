@@ -29,6 +29,11 @@ def environment(settings) -> dict:
     return {"CUDA_VISIBLE_DEVICES": ""} if settings.device == "cpu" else {}
 
 
+def compile_cache_environment(path: str) -> dict:
+    """Nothing: eager PyTorch compiles nothing, and torch.compile keeps its own cache."""
+    return {}
+
+
 def start(device):
     import torch
 
