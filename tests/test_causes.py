@@ -60,6 +60,15 @@ def test_another_repeated_layer_is_named_without_claiming_the_encoder():
     )
 
 
+def test_a_layer_that_runs_a_fraction_more_often_is_said_to_three_figures():
+    more_ops = {**KL, "decoder_dense": {"MatMul": 14}, "mu": {"MatMul": 3}}
+    floor = {**FLOOR, "decoder_dense": {"MatMul": 11}}
+    cause = causes.find("mine", "keras3", {"plain_ae": floor, "mine": more_ops}, math.nan)
+    assert cause_words.cause_text(cause, slower=False) == (
+        "decoder_dense run 1.27 times as often as in the floor"
+    )
+
+
 def test_no_cause_without_counts_of_the_recipe_or_the_floor():
     assert causes.find("mine", "keras2", {"mine": KL}) is None
     assert causes.find("mine", "keras2", scopes()) is None

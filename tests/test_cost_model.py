@@ -121,6 +121,17 @@ def test_convolutions_explain_an_arithmetic_bound_step():
     assert records["kl_layer"].regime == cost_model.ARITHMETIC_BOUND
 
 
+def test_a_later_rounds_run_timed_only_and_not_counted_keeps_its_first_runs_counts():
+    runs, ratios = frames(lambda ops, convs: 15.0 * convs + 0.1)
+    later = runs[runs.recipe != registry.FLOOR].assign(
+        repeat=2, timed_only=True, graph_ops=math.nan, ops_convolutions=math.nan
+    )
+    model = cost_model.model_of(pd.concat([runs, later], ignore_index=True), ratios, FLOOR_API)
+    assert model.regime == cost_model.ARITHMETIC_BOUND and model.best.count == "ops_convolutions"
+    extra = by_recipe(model)["vae_loss_layer"].extra_units
+    assert extra == {"graph_ops": 163, "ops_convolutions": 6}
+
+
 def test_gaps_no_count_follows_are_unexplained():
     gaps = {"kl_layer": 3.0, "model_add_loss": 0.1, "gradient_tape": 2.5, "tensor_transfer": 0.0}
     steps = {recipe: STEPS[recipe] for recipe in gaps}

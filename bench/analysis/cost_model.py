@@ -152,14 +152,16 @@ def _ok(runs: pd.DataFrame, recipe: str, api: str) -> pd.DataFrame:
 
 
 def counts_of(frame: pd.DataFrame, backend: str) -> dict:
-    """count -> the median of the COUNTS columns that every ok run of ``frame`` recorded and
-    that count what runs on ``backend``."""
+    """count -> the median of each COUNTS column that counts what runs on ``backend``, over the
+    ok runs of ``frame`` that recorded it: a later round's run timed only is not counted again
+    where its backend counts after the timing (JAX, PyTorch), its round-1 run has the count."""
     found = {}
     for column in COUNTS:
-        if column in NOT_LAUNCHED.get(backend, ()):
+        if column in NOT_LAUNCHED.get(backend, ()) or column not in frame:
             continue
-        if column in frame and len(frame) and frame[column].notna().all():
-            found[column] = float(frame[column].median())
+        counted = frame[column].dropna()
+        if len(counted):
+            found[column] = float(counted.median())
     return found
 
 

@@ -38,7 +38,8 @@ def layer_list(layers) -> str:
 
 
 def _times(value: float) -> str:
-    return "twice" if value == 2 else f"{value:g} times"
+    """'twice', '3 times', '1.27 times': a ratio of op counts, to three figures."""
+    return "twice" if value == 2 else f"{value:.3g} times"
 
 
 def _cost_text(extra_ms: float) -> str:
