@@ -52,8 +52,8 @@ def environment(settings) -> dict:
 
 def compile_cache_environment(path: str) -> dict:
     """JAX's persistent compilation cache in ``path``, for every compiled function however fast
-    it compiled: a train step compiles in a second or two on a CPU, under the cache's default
-    threshold, and a later round's JAX process compiles one per model it times."""
+    it compiled (JAX's default keeps only those that took a second or more, which would leave
+    out some train steps on a CPU; docs/budget.md, "Outside the blocks"), and however small."""
     return {
         "JAX_COMPILATION_CACHE_DIR": path,
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
