@@ -390,9 +390,24 @@ def test_each_moderated_interval_and_the_simultaneous_family_keep_their_coverage
     assert widths.mean() < 0.9 * alone.mean(), (widths, alone)
 
 
-def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
+def rule_half_width(spread, blocks, processes, prior, predicted_variance):
+    """The half-width ``allocation.wanted`` gives a simulated paired ratio: the wider of what its
+    blocks and prior predict and its moderated interval's on its ``processes`` (logs)."""
+    predicted = allocation.predicted_half_width(spread, blocks, len(processes), prior)
+    found = moderation.interval(np.exp(processes), prior, predicted_variance)
+    return allocation.rule_half_width(predicted, found.get("half_width", math.nan))
+
+
+BUDGET_FAMILIES = {
+    "process effect in proportion": None,
+    "process effect partly each ratio's own": specific_process_spreads(BLOCKS),
+}
+
+
+@pytest.mark.parametrize("family", BUDGET_FAMILIES)
+def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest(family):
     """2,000 simulated benchmarks: a first round, then rounds chosen by ``allocation.choose``
-    from ``predicted_half_width`` (with each family's prior) until the budget is spent; every
+    from ``rule_half_width`` (with each family's prior) until the budget is spent; every
     ratio's moderated 95% interval (``moderation.interval``) must cover the true ratio in at
     least 93% of them, the family's simultaneous intervals all its ratios in 93%, and the family
     reproduces no claim its true ratio lies just outside in 95%."""
@@ -400,7 +415,9 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     scales = np.array(SPREAD_SCALES)
     ratios, slots = len(scales), 40
     truth = np.linspace(0.0, 0.5, ratios)  # where the ratios lie does not enter the rule
-    blocks = simulated_blocks(rng, (SIMULATIONS, ratios, slots), scales)
+    blocks = simulated_blocks(
+        rng, (SIMULATIONS, ratios, slots), scales, BLOCKS, BUDGET_FAMILIES[family]
+    )
     processes = np.median(blocks, axis=-1)
     counts = np.ones((SIMULATIONS, ratios), dtype=int)  # the first round: every ratio once
     budget = np.full(SIMULATIONS, 60 * 10.0)  # then 60 ratio-processes of 10 s each
@@ -411,14 +428,18 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     while (budget >= 10.0).any():
         measured = np.arange(slots) < counts[..., None]
         spreads = pooled_block_spread(blocks, measured)
-        priors, _ = family_priors(blocks, processes, counts, spreads)
+        priors, predicted = family_priors(blocks, processes, counts, spreads)
         for simulation in np.flatnonzero(budget >= 10.0):
             prior = prior_of(priors, simulation)
             candidates = [
                 Wanted(
                     str(k),
-                    allocation.predicted_half_width(
-                        spreads[simulation, k], BLOCKS, counts[simulation, k], prior
+                    rule_half_width(
+                        spreads[simulation, k],
+                        BLOCKS,
+                        processes[simulation, k, : counts[simulation, k]],
+                        prior,
+                        predicted[simulation, k],
                     ),
                     counts[simulation, k],
                     TARGET,
@@ -436,3 +457,19 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest():
     assert each.min() >= 0.93, each
     assert together >= 0.93, together
     assert wrongly_reproduced <= 0.05, wrongly_reproduced
+
+
+def test_a_ratio_whose_processes_spread_more_than_its_blocks_predict_stays_over_its_target():
+    """The rule takes the wider of the blocks' prediction and the ratio's own interval: a ratio
+    whose processes disagree is measured again though its blocks alone say it is precise, and
+    one whose processes agree by chance is not stopped before its blocks say it may be."""
+    prior = moderation.Prior(1.0, 2.0, 40.0)
+    spread, blocks = 0.015, 7
+    variance = float(moderation.predicted_variance(spread, blocks))
+    agreeing = np.log([1.20, 1.20, 1.2001])
+    disagreeing = np.log([1.10, 1.20, 1.32])
+    predicted = allocation.predicted_half_width(spread, blocks, 3, prior)
+    wide = rule_half_width(spread, blocks, disagreeing, prior, variance)
+    narrow = rule_half_width(spread, blocks, agreeing, prior, variance)
+    assert predicted < allocation.CLAIM_PRECISION_TARGET < wide
+    assert narrow == predicted

@@ -12,16 +12,17 @@ A ratio's target is fixed in advance: ``estimators.PRECISION_TARGET`` for a rati
 and for a reading against its variant, ``CLAIM_PRECISION_TARGET`` for a ratio a claim of the
 posts is about, since a verdict needs its interval clear of the claim's bounds.
 
-The rule never looks at where a ratio lies, nor at the spread of its own processes' ratios, from
-which its interval is computed: it predicts the interval's half-width from the spread of the
-ratio's blocks within their processes, times how much the processes of its family spread beyond
-their blocks, with the degrees of freedom the moderated interval will have
-(``predicted_half_width``, ``moderation.Prior``). Within-process and between-process spread are
-independent (for normal data, Cochran's theorem: one-way analysis of variance), so choosing by
-the first leaves the t-interval on the second at its nominal coverage; choosing by the
-between-process spread itself stops early the ratios whose spread was underestimated by chance,
-and their intervals then cover less. A simulation with this project's spread tests the coverage
-(tests/test_allocation.py); docs/budget.md gives the argument.
+The rule never looks at where a ratio lies. It takes a paired ratio's half-width as the wider
+of two (``rule_half_width``): what the spread of the ratio's blocks within their processes
+predicts, times how much the processes of its family spread beyond their blocks, with the
+degrees of freedom the moderated interval will have (``predicted_half_width``,
+``moderation.Prior``), and its moderated interval's own half-width, which weighs the spread of
+its processes' ratios with that prior. Within-process and between-process spread are independent
+(for normal data, Cochran's theorem: one-way analysis of variance), so the first never stops a
+ratio whose processes happen to agree closely, which would leave its interval too narrow; the
+second keeps measuring a ratio whose processes spread more than its family's, where the first
+alone would stop it with its interval (and its claim's verdict) wide. A simulation with this
+project's spread tests the coverage (tests/test_allocation.py); docs/budget.md gives the argument.
 
 How long a round takes comes from what the folder measured (``Costs``): each worker process's
 wall time, less what its runs' building, training and timed blocks took, is the process's fixed
@@ -89,6 +90,14 @@ def predicted_half_width(
     variance = prior.expected_variance(moderation.predicted_variance(block_spread, blocks))
     quantile = estimators.t_quantile(float(prior.interval_freedom(processes)))
     return math.sinh(quantile * math.sqrt(variance / processes))  # as moderation.interval
+
+
+def rule_half_width(predicted: float, measured: float) -> float:
+    """The half-width the rule takes for a paired ratio: its ``predicted_half_width``
+    (``predicted``) or its moderated interval's (``measured``), whichever is wider: a ratio stops
+    no earlier than its blocks say it may, nor than its own interval says it does; nan where its
+    blocks predict nothing (it then counts as measured too little, as without the interval)."""
+    return max(predicted, measured) if math.isfinite(measured) else predicted
 
 
 def group_of(recipe: str, api: str, variant: str = "") -> str:
@@ -211,9 +220,9 @@ class Shown:
 
 def wanted(shown: Shown, blocks: pd.DataFrame) -> list:
     """Every ratio ``shown``, as a ``Wanted``: each KL recipe to its floor, each claim and each
-    reading on every API where both sides have numbers. A paired ratio's half-width is predicted
-    from its ``blocks`` and its family's prior (``predicted_half_width``); one across processes has
-    its interval's."""
+    reading on every API where both sides have numbers. A paired ratio's half-width is the wider of
+    what its ``blocks`` and its family's prior predict and its own interval's
+    (``rule_half_width``); one across processes has its interval's."""
     _, spreads, priors = moderation.measured(blocks)
     rows = [
         (
@@ -242,7 +251,8 @@ def _wanted(model: tuple, other: tuple, row, target: float, spreads: dict, prior
         return Wanted(name, row.half_width, row.n, target, (model, other))
     spread, blocks = spreads.get((*model, *other), (math.nan, math.nan))
     prior = priors.get(model[1], moderation.NO_PRIOR)
-    half_width = predicted_half_width(spread, blocks, row.n, prior)
+    predicted = predicted_half_width(spread, blocks, row.n, prior)
+    half_width = rule_half_width(predicted, row.half_width)
     return Wanted(name, half_width, row.n, target, (model,))
 
 
