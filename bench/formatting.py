@@ -82,7 +82,8 @@ def ratio_spread_text(row) -> str:
     if low <= 0:  # no relative side below the ratio: its ends say it
         return ratio_text(row)
     side = 100 * max(ratio / low - 1, high / ratio - 1)
-    spread = f"{math.ceil(side * 10 - 1e-9) / 10:.1f}" if side < 1 else f"{math.ceil(side - 1e-9)}"
+    tenths = math.ceil(side * 10 - 1e-9) / 10
+    spread = f"{tenths:.1f}" if tenths < 1 else f"{math.ceil(side - 1e-9)}"  # never "1.0"
     return f"{number(ratio, 2)}x ±{spread}%"
 
 

@@ -44,6 +44,7 @@ def test_a_ratio_spread_holds_its_whole_interval():
     assert spread(0.98, 0.78, 1.24) == "0.98x ±27%"
     assert spread(1.0, 0.98, 1.02) == "1.00x ±3%"  # 1/0.98 is +2.04%
     assert spread(1.25, 1.245, 1.254) == "1.25x ±0.5%"  # below 1%: tenths
+    assert spread(1.0, 0.9905, 1.0097) == "1.00x ±1%"  # 0.97% rounds up to 1: a whole number
     assert spread(1.2, math.nan, math.nan) == "1.20x [no CI: 1 run]"
     assert spread(math.nan, 1.0, 1.1) == formatting.MISSING
     assert spread(1.0, 0.0, 2.0) == "1.00x [0.00, 2.00]"  # no relative side to give
