@@ -17,12 +17,14 @@ of two (``rule_half_width``): what the spread of the ratio's blocks within their
 predicts, times how much the processes of its family spread beyond their blocks, with the
 degrees of freedom the moderated interval will have (``predicted_half_width``,
 ``moderation.Prior``), and its moderated interval's own half-width, which weighs the spread of
-its processes' ratios with that prior. Within-process and between-process spread are independent
-(for normal data, Cochran's theorem: one-way analysis of variance), so the first never stops a
-ratio whose processes happen to agree closely, which would leave its interval too narrow; the
-second keeps measuring a ratio whose processes spread more than its family's, where the first
-alone would stop it with its interval (and its claim's verdict) wide. A simulation with this
-project's spread tests the coverage (tests/test_allocation.py); docs/budget.md gives the argument.
+its processes' ratios with that prior. Within-process and between-process spread are
+independent (for normal data, Cochran's theorem: one-way analysis of variance), so a stop the
+first allows is not biased towards processes that happen to agree closely, as one chosen by
+their spread alone would be (their intervals then cover less). The second can only keep a ratio
+measured longer: one whose processes spread more than its family's is measured until its own
+interval reaches the target, where the first alone would stop it with its interval (and its
+claim's verdict) wide. A simulation with this project's spread tests the coverage of the two
+together (tests/test_allocation.py); docs/budget.md gives the argument.
 
 How long a round takes comes from what the folder measured (``Costs``): each worker process's
 wall time, less what its runs' building, training and timed blocks took, is the process's fixed
