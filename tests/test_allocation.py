@@ -390,7 +390,7 @@ def test_each_moderated_interval_and_the_simultaneous_family_keep_their_coverage
     assert widths.mean() < 0.9 * alone.mean(), (widths, alone)
 
 
-def rule_half_width(spread, blocks, processes, prior, predicted_variance):
+def simulated_rule_half_width(spread, blocks, processes, prior, predicted_variance):
     """The half-width ``allocation.wanted`` gives a simulated paired ratio: the wider of what its
     blocks and prior predict and its moderated interval's on its ``processes`` (logs)."""
     predicted = allocation.predicted_half_width(spread, blocks, len(processes), prior)
@@ -434,7 +434,7 @@ def test_intervals_keep_their_coverage_when_the_budget_goes_to_the_widest(family
             candidates = [
                 Wanted(
                     str(k),
-                    rule_half_width(
+                    simulated_rule_half_width(
                         spreads[simulation, k],
                         BLOCKS,
                         processes[simulation, k, : counts[simulation, k]],
@@ -469,7 +469,7 @@ def test_a_ratio_whose_processes_spread_more_than_its_blocks_predict_stays_over_
     agreeing = np.log([1.20, 1.20, 1.2001])
     disagreeing = np.log([1.10, 1.20, 1.32])
     predicted = allocation.predicted_half_width(spread, blocks, 3, prior)
-    wide = rule_half_width(spread, blocks, disagreeing, prior, variance)
-    narrow = rule_half_width(spread, blocks, agreeing, prior, variance)
+    wide = simulated_rule_half_width(spread, blocks, disagreeing, prior, variance)
+    narrow = simulated_rule_half_width(spread, blocks, agreeing, prior, variance)
     assert predicted < allocation.CLAIM_PRECISION_TARGET < wide
     assert narrow == predicted
