@@ -8,6 +8,7 @@ fake recipes of ``tests/fake_recipes.py`` on synthetic data; no timing is assert
 import json
 import math
 import os
+import shutil
 import signal
 import string
 import subprocess
@@ -25,6 +26,7 @@ from bench.analysis.tables import compute_tables
 from bench.config import settings as config
 from bench.errors import NOTHING_MEASURED, UsageError
 from bench.report import sections as report
+from bench.results import folder as folder_module
 from bench.results.folder import ResultsFolder
 from bench.results.records import RUN_COLUMNS, RunResult
 from bench.run import environment, executors, runner
@@ -93,6 +95,36 @@ def test_a_file_as_results_dir_is_refused_before_the_preflight(tmp_path, capsys,
         ROOT / "README.md" / "sub",
         fragment="is not a folder",
     )
+
+
+def disk_with_free_mb(monkeypatch, free_mb: float) -> None:
+    """Every disk reports ``free_mb`` free to the results folder's check."""
+    usage = shutil.disk_usage(ROOT)
+    free = int(free_mb * 2**20)
+    monkeypatch.setattr(folder_module.shutil, "disk_usage", lambda path: usage._replace(free=free))
+
+
+def test_a_nearly_full_disk_is_refused_naming_it_before_the_preflight(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(environment, "preflight", lambda config: pytest.fail("the preflight ran"))
+    disk_with_free_mb(monkeypatch, folder_module.MIN_FREE_MB - 1)
+    tiny = tiny_config(tmp_path, ["plain_ae"])
+    err = refused(
+        capsys, "run", "--config", tiny, "--results-dir", tmp_path / "results", fragment="MB free"
+    )
+    assert f"{folder_module.MIN_FREE_MB - 1} MB free" in err and "free some space" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_resume_on_a_nearly_full_disk_is_refused_and_changes_nothing(tmp_path, capsys, monkeypatch):
+    folder = folder_with_runs(tmp_path, repeats=3)
+    before = file_bytes(folder)
+    disk_with_free_mb(monkeypatch, 10)
+    refused(capsys, "run", "--resume", folder.path, fragment="cannot resume")
+    assert file_bytes(folder) == before
+    disk_with_free_mb(monkeypatch, folder_module.MIN_FREE_MB)  # enough: the check lets it pass
+    folder_module.check_free_space(folder.path, "cannot resume")
 
 
 def test_a_report_that_cannot_be_written_is_one_line_and_keeps_the_data(tmp_path, capsys):

@@ -64,6 +64,11 @@ PLANNED_FIELDS = tuple(field.name for field in fields(PlannedRun))  # a run of p
 # A run that ended ok, failed or diverged measured its recipe (a recipe that raises as written is a
 # result); one killed or timed out says nothing of it, which is why --resume runs it again.
 MEASURED = tuple(status for status in STATUSES if status not in RETRIED_ON_RESUME)
+# A benchmark is refused where the disk that holds its results has less free than this: its
+# records, pictures and reports, its workers' scratch (compiled steps, traces) and room to spare.
+# A full disk mid-run would stop it where its first write fails, and a backend installed on a
+# full disk fails to import with an error that never names the disk.
+MIN_FREE_MB = 256
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,20 @@ class Results:
         """How the folder's runs ended, counted: "1 killed, 3 timeout"; "" for none."""
         counts = self.runs.status.value_counts().to_dict()
         return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+
+
+def check_free_space(path: Path, refusal: str) -> None:
+    """A UsageError starting with ``refusal`` where the disk holding ``path`` has less than
+    ``MIN_FREE_MB`` free; nothing where the system cannot tell."""
+    try:
+        free_mb = shutil.disk_usage(path).free / 2**20
+    except OSError:
+        return
+    if free_mb < MIN_FREE_MB:
+        raise UsageError(
+            f"{refusal}: the disk holding {path} has {free_mb:.0f} MB free, less than the "
+            f"{MIN_FREE_MB} MB a benchmark needs; free some space"
+        )
 
 
 class ResultsFolder:
@@ -130,6 +149,8 @@ class ResultsFolder:
             raise UsageError(
                 f"cannot create results under {results_dir}: {existing} is not writable"
             )
+        if existing is not None:
+            check_free_space(existing, f"cannot create results under {results_dir}")
 
     @classmethod
     def create(
