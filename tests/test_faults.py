@@ -124,7 +124,7 @@ def test_resume_on_a_nearly_full_disk_is_refused_and_changes_nothing(tmp_path, c
     refused(capsys, "run", "--resume", folder.path, fragment="cannot resume")
     assert file_bytes(folder) == before
     disk_with_free_mb(monkeypatch, folder_module.MIN_FREE_MB)  # enough: the check lets it pass
-    folder_module.check_free_space(folder.path, "cannot resume")
+    ResultsFolder.check_free_space(folder.path, "cannot resume")
 
 
 def test_a_report_that_cannot_be_written_is_one_line_and_keeps_the_data(tmp_path, capsys):

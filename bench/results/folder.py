@@ -66,8 +66,8 @@ PLANNED_FIELDS = tuple(field.name for field in fields(PlannedRun))  # a run of p
 MEASURED = tuple(status for status in STATUSES if status not in RETRIED_ON_RESUME)
 # A benchmark is refused where the disk that holds its results has less free than this: its
 # records, pictures and reports, its workers' scratch (compiled steps, traces) and room to spare.
-# A full disk mid-run would stop it where its first write fails, and a backend installed on a
-# full disk fails to import with an error that never names the disk.
+# Refused up front, the disk is named; found mid-run, it stops the benchmark at the first write
+# that fails, and a backend whose install ran out of space fails to import without naming it.
 MIN_FREE_MB = 256
 
 
@@ -96,20 +96,6 @@ class Results:
         """How the folder's runs ended, counted: "1 killed, 3 timeout"; "" for none."""
         counts = self.runs.status.value_counts().to_dict()
         return ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-
-
-def check_free_space(path: Path, refusal: str) -> None:
-    """A UsageError starting with ``refusal`` where the disk holding ``path`` has less than
-    ``MIN_FREE_MB`` free; nothing where the system cannot tell."""
-    try:
-        free_mb = shutil.disk_usage(path).free / 2**20
-    except OSError:
-        return
-    if free_mb < MIN_FREE_MB:
-        raise UsageError(
-            f"{refusal}: the disk holding {path} has {free_mb:.0f} MB free, less than the "
-            f"{MIN_FREE_MB} MB a benchmark needs; free some space"
-        )
 
 
 class ResultsFolder:
@@ -150,7 +136,21 @@ class ResultsFolder:
                 f"cannot create results under {results_dir}: {existing} is not writable"
             )
         if existing is not None:
-            check_free_space(existing, f"cannot create results under {results_dir}")
+            ResultsFolder.check_free_space(existing, f"cannot create results under {results_dir}")
+
+    @staticmethod
+    def check_free_space(path: Path, refusal: str) -> None:
+        """A UsageError starting with ``refusal`` where the disk holding ``path`` has less than
+        ``MIN_FREE_MB`` free; nothing where the system cannot tell."""
+        try:
+            free_mb = shutil.disk_usage(path).free / 2**20
+        except OSError:
+            return
+        if free_mb < MIN_FREE_MB:
+            raise UsageError(
+                f"{refusal}: the disk holding {path} has {free_mb:.0f} MB free, less than the "
+                f"{MIN_FREE_MB} MB a benchmark needs; free some space"
+            )
 
     @classmethod
     def create(

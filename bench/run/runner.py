@@ -45,14 +45,7 @@ from bench.errors import (
 from bench.errors import TERMINATED as TERMINATED
 from bench.formatting import duration
 from bench.report import sections as report
-from bench.results.folder import (
-    PLAN_JSON,
-    RUNS_CSV,
-    Results,
-    ResultsFolder,
-    check_free_space,
-    read_json,
-)
+from bench.results.folder import PLAN_JSON, RUNS_CSV, Results, ResultsFolder, read_json
 from bench.results.records import (
     OK,
     ProcessSpec,
@@ -151,7 +144,7 @@ def resumable(
     if not ResultsFolder.is_folder(path):
         raise UsageError(f"cannot resume {path}: no such folder")
     folder = ResultsFolder(path)
-    check_free_space(folder.path, f"cannot resume {folder}")
+    ResultsFolder.check_free_space(folder.path, f"cannot resume {folder}")
     changed = resumed_recipes(folder, accept_changed, out)
     config, runs = folder.load_plan()
     if given_config is not None and given_config.settings_hash != config.settings_hash:
